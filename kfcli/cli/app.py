@@ -1,0 +1,134 @@
+"""The root `kfcli` command: global options, the command groups, and the one place that turns
+exceptions into messages and exit codes (DESIGN.md §5)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from kfcli import __version__
+from kfcli.cli import account, auth, config, link, media, sandbox
+from kfcli.cli.context import JsonOpt, OutputOpt, reset_state, state
+from kfcli.core.errors import KfError
+
+try:  # Typer 0.28 vendors Click; older releases use the click package.
+    from typer._click import exceptions as click_exceptions
+except ImportError:  # pragma: no cover
+    from click import exceptions as click_exceptions
+
+HELP = """kfcli: administer WeChat Customer Service (微信客服) on WeCom from the command line.
+
+Try it without a WeCom corp: every command runs against a local simulator with --sandbox.
+
+Examples:
+
+  kfcli --sandbox account add --name Support --avatar examples/avatar.png
+
+  kfcli --sandbox account list -o json
+
+  kfcli config set corp_id ww0123456789abcdef && kfcli config set secret
+"""
+
+app = typer.Typer(
+    name="kfcli",
+    help=HELP,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(config.app, name="config")
+app.add_typer(auth.app, name="auth")
+app.add_typer(account.app, name="account")
+app.add_typer(link.app, name="link")
+app.add_typer(media.app, name="media")
+app.add_typer(sandbox.app, name="sandbox")
+
+
+def _version(value: bool) -> None:
+    if value:
+        state().out.stdout.write(f"kfcli {__version__}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", "-V", callback=_version, is_eager=True,
+                     help="Show the version and exit."),
+    ] = False,
+    profile: Annotated[
+        str | None,
+        typer.Option("--profile", "-p", help="Profile to use. [env: KFCLI_PROFILE]",
+                     show_default=False),
+    ] = None,
+    sandbox_: Annotated[
+        bool,
+        typer.Option("--sandbox", envvar="KFCLI_SANDBOX",
+                     help="Run against the embedded WeCom simulator (state kept in the user "
+                     "data dir)."),
+    ] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Trace HTTP requests on stderr (secrets redacted).")
+    ] = False,
+    output: OutputOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    st = state()
+    st.profile = profile
+    st.sandbox = sandbox_
+    st.debug = debug
+    st.set_output(output, json_)
+
+
+def run(args: list[str]) -> int:
+    """Run the CLI; returns the exit code. Expected failures never show a traceback."""
+    st = reset_state()
+    try:
+        rv = app(args=args, prog_name="kfcli", standalone_mode=False)
+        return rv if isinstance(rv, int) else 0
+    except KfError as exc:
+        _report(exc.to_dict())
+        return exc.exit_code
+    except click_exceptions.UsageError as exc:
+        hint = None
+        if exc.ctx is not None:
+            hint = f"see `{exc.ctx.command_path} --help`"
+        _report({"type": "usage", "errcode": None, "errmsg": None,
+                 "message": exc.format_message(), "hint": hint})
+        return 2
+    except click_exceptions.ClickException as exc:
+        _report({"type": "usage", "errcode": None, "errmsg": None,
+                 "message": exc.format_message(), "hint": None})
+        return exc.exit_code
+    except (typer.Exit, click_exceptions.Exit) as exc:
+        return exc.exit_code
+    except (typer.Abort, click_exceptions.Abort, KeyboardInterrupt):
+        sys.stderr.write("\ninterrupted\n")
+        return 130
+    except BrokenPipeError:
+        # The reader went away (`kfcli … | head`): not an error worth a message.
+        _silence_stdout()
+        return 0
+    finally:
+        st.close()
+
+
+def _report(err: dict) -> None:
+    try:
+        out = state().out
+    except KfError:  # a bad KFCLI_OUTPUT must still get its message out
+        from kfcli.render import Output
+
+        out = Output("tsv")
+    out.error(err)
+
+
+def _silence_stdout() -> None:
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())

@@ -1,0 +1,102 @@
+"""`kfcli auth`: where the credentials come from, and the cached access token."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from kfcli.cli.context import state, with_output
+from kfcli.core.config import FIELDS, SECRET_FIELDS
+from kfcli.core.redact import mask
+
+app = typer.Typer(help="Inspect credentials and the access-token cache.", no_args_is_help=True)
+
+
+@app.command("status", epilog="Examples:\n\n  kfcli auth status\n\n  kfcli -p prod auth status -o json")
+@with_output
+def status() -> None:
+    """Show each setting, where it comes from (flag, env, profile, default), and the token cache.
+
+    Makes no network request. Secrets are masked.
+    """
+    from kfcli.core.tokens import TokenCache
+
+    st = state()
+    settings = st.settings()
+    rows = []
+    for key in FIELDS:
+        setting = settings.values[key]
+        value = mask(setting.value) if key in SECRET_FIELDS else (setting.value or "")
+        rows.append({"setting": key, "value": value, "source": setting.source})
+    token = {"cached": False, "expires_in": None}
+    if settings.corp_id and settings.secret:
+        cached = TokenCache(settings.corp_id, settings.secret, _no_fetch).read()
+        if cached is not None:
+            token = {"cached": cached.remaining > 0, "expires_in": cached.remaining}
+    out = st.out
+    if out.machine:
+        out.obj({
+            "profile": settings.profile,
+            "profile_source": settings.profile_source,
+            "config_file": str(settings.config_path),
+            "settings": {r["setting"]: {"value": r["value"], "source": r["source"]}
+                         for r in rows},
+            "token": token,
+        })
+        return
+    rows.insert(0, {"setting": "profile", "value": settings.profile,
+                    "source": settings.profile_source})
+    left = token["expires_in"]
+    rows.append({"setting": "access_token",
+                 "value": f"cached, expires in {left} s" if token["cached"] else "not cached",
+                 "source": "cache"})
+    out.rows(rows, ["setting", "value", "source"])
+
+
+def _no_fetch() -> tuple[str, int]:  # pragma: no cover - status never fetches
+    raise AssertionError("auth status must not fetch a token")
+
+
+@app.command("token", epilog="Examples:\n\n  kfcli auth token\n\n  kfcli auth token --refresh")
+@with_output
+def token(
+    refresh: Annotated[bool, typer.Option("--refresh", help="Fetch a new token even if the "
+                                          "cached one is still valid.")] = False,
+) -> None:
+    """Get an access token (from the cache, or gettoken) and show it masked with its expiry.
+
+    The token itself is never printed: use `kfcli api` for raw calls.
+    """
+    client = state().client()
+    value = client.access_token(refresh=refresh)
+    cached = client.tokens.read()
+    state().out.obj({
+        "access_token": mask(value),
+        "expires_in": cached.remaining if cached else None,
+        "source": client.tokens.last_source,
+    })
+
+
+@app.command("logout", epilog="Examples:\n\n  kfcli auth logout\n\n  kfcli auth logout --all")
+@with_output
+def logout(
+    all_: Annotated[bool, typer.Option("--all", help="Drop every cached token, of every "
+                                       "profile.")] = False,
+) -> None:
+    """Drop the cached access token (the profile itself is kept)."""
+    from kfcli.core.tokens import TokenCache, drop_all
+
+    out = state().out
+    if all_:
+        count = drop_all()
+        out.info(f"dropped {count} cached token(s)")
+        if out.machine:
+            out.obj({"dropped": count})
+        return
+    settings = state().settings()
+    settings.require("corp_id", "secret")
+    dropped = TokenCache(settings.corp_id, settings.secret, _no_fetch).drop()
+    out.info("dropped the cached token" if dropped else "no cached token to drop")
+    if out.machine:
+        out.obj({"dropped": int(dropped)})

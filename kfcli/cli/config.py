@@ -1,0 +1,174 @@
+"""`kfcli config`: profiles of credentials in the user config directory."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+
+from kfcli.cli.context import YesOpt, confirm, read_secret, state, with_output
+from kfcli.core.config import (
+    DEFAULT_PROFILE,
+    FIELDS,
+    SECRET_FIELDS,
+    ConfigFile,
+    check_field,
+    check_profile_name,
+)
+from kfcli.core.errors import ConfigError, UsageError
+from kfcli.core.redact import mask
+
+app = typer.Typer(
+    help="Manage profiles: corp id, secret, callback token and key, base URL.",
+    no_args_is_help=True,
+)
+
+KeyArg = Annotated[str, typer.Argument(help=f"One of: {', '.join(FIELDS)}.", show_default=False)]
+
+
+def _target_profile(cfg: ConfigFile) -> str:
+    return state().profile or os.environ.get("KFCLI_PROFILE") or cfg.current
+
+
+def _shown(key: str, value: str | None) -> str:
+    return mask(value) if key in SECRET_FIELDS else (value or "")
+
+
+@app.command("set", epilog="""Examples:
+
+  kfcli config set corp_id ww0123456789abcdef
+
+  kfcli config set secret                      # prompts, input hidden
+
+  printf '%s' "$KF_SECRET" | kfcli -p prod config set secret
+
+  kfcli config set base_url http://127.0.0.1:8765
+""")
+@with_output
+def set_(
+    key: KeyArg,
+    value: Annotated[
+        str | None,
+        typer.Argument(help="The value (not for secret, token, aes_key: those are prompted or "
+                       "read from stdin).", show_default=False),
+    ] = None,
+) -> None:
+    """Set a value in the current profile (created if missing)."""
+    if key not in FIELDS:
+        raise UsageError(f"unknown setting {key!r}; settings are: {', '.join(FIELDS)}")
+    cfg = ConfigFile.load()
+    name = check_profile_name(_target_profile(cfg))
+    if key in SECRET_FIELDS:
+        if value is not None:
+            raise UsageError(
+                f"{key} is never taken as an argument (it would stay in shell history and "
+                f"process lists); run `kfcli config set {key}` and type it, or pipe it on stdin",
+            )
+        value = read_secret(key)
+    elif value is None:
+        raise UsageError(f"config set {key}: missing VALUE")
+    value = check_field(key, value)
+    first = not cfg.exists
+    cfg.profiles.setdefault(name, {})[key] = value
+    if first:
+        cfg.current = name
+    cfg.save()
+    out = state().out
+    if out.machine:
+        out.obj({"profile": name, "key": key, "value": _shown(key, value)})
+    else:
+        out.info(f"set {key} = {_shown(key, value)} in profile {name!r} ({cfg.path})")
+
+
+@app.command("get", epilog="Example:\n\n  kfcli config get corp_id")
+@with_output
+def get(key: KeyArg) -> None:
+    """Print one value of the current profile (secrets masked)."""
+    if key not in FIELDS:
+        raise UsageError(f"unknown setting {key!r}; settings are: {', '.join(FIELDS)}")
+    cfg = ConfigFile.load()
+    name = _target_profile(cfg)
+    prof = cfg.profile(name) if (cfg.profiles or name != DEFAULT_PROFILE) else {}
+    if key not in prof:
+        raise ConfigError(f"{key} is not set in profile {name!r}",
+                          hint=f"kfcli config set {key}")
+    state().out.obj({key: _shown(key, prof[key])}, [key])
+
+
+@app.command("unset", epilog="Example:\n\n  kfcli config unset base_url")
+@with_output
+def unset(key: KeyArg) -> None:
+    """Remove one value from the current profile."""
+    if key not in FIELDS:
+        raise UsageError(f"unknown setting {key!r}; settings are: {', '.join(FIELDS)}")
+    cfg = ConfigFile.load()
+    name = _target_profile(cfg)
+    prof = cfg.profile(name)
+    if key not in prof:
+        raise ConfigError(f"{key} is not set in profile {name!r}")
+    del prof[key]
+    cfg.save()
+    state().out.info(f"unset {key} in profile {name!r}")
+
+
+@app.command("list", epilog="Example:\n\n  kfcli config list -o json")
+@with_output
+def list_() -> None:
+    """List profiles; the current one is marked."""
+    cfg = ConfigFile.load()
+    current = _target_profile(cfg)
+    rows = [
+        {
+            "profile": name,
+            "current": name == current,
+            "corp_id": prof.get("corp_id", ""),
+            "secret": mask(prof.get("secret")),
+            "base_url": prof.get("base_url", ""),
+        }
+        for name, prof in sorted(cfg.profiles.items())
+    ]
+    state().out.rows(rows, ["profile", "current", "corp_id", "secret", "base_url"],
+                     empty=f"no profiles yet ({cfg.path}); start with `kfcli config set corp_id`")
+
+
+@app.command("show", epilog="Examples:\n\n  kfcli config show\n\n  kfcli config show prod -o json")
+@with_output
+def show(
+    name: Annotated[str | None, typer.Argument(help="Profile (default: the current one).",
+                                               show_default=False)] = None,
+) -> None:
+    """Show every value of a profile (secrets masked)."""
+    cfg = ConfigFile.load()
+    name = name or _target_profile(cfg)
+    prof = cfg.profile(name)
+    doc = {"profile": name, "current": name == cfg.current, "path": str(cfg.path)}
+    doc.update({k: _shown(k, prof.get(k)) for k in FIELDS})
+    state().out.obj(doc)
+
+
+@app.command("use", epilog="Example:\n\n  kfcli config use prod")
+@with_output
+def use(name: Annotated[str, typer.Argument(help="Profile to make current.")]) -> None:
+    """Make a profile the current one."""
+    cfg = ConfigFile.load()
+    cfg.profile(name)  # must exist
+    cfg.current = name
+    cfg.save()
+    state().out.info(f"current profile is now {name!r}")
+
+
+@app.command("remove", epilog="Example:\n\n  kfcli config remove staging --yes")
+@with_output
+def remove(name: Annotated[str, typer.Argument(help="Profile to delete.")], yes: YesOpt = False
+           ) -> None:
+    """Delete a profile and everything stored in it."""
+    cfg = ConfigFile.load()
+    cfg.profile(name)
+    confirm(f"Delete profile {name!r} (its secret cannot be recovered)?", yes=yes)
+    del cfg.profiles[name]
+    if cfg.current == name:
+        cfg.current = DEFAULT_PROFILE
+    cfg.save()
+    state().out.info(f"removed profile {name!r}")
+

@@ -1,0 +1,165 @@
+"""What every command shares: the invocation state, the output options, confirmation.
+
+`AppState` is the one explicit environment object of an invocation (global flags, streams,
+resolved settings, the client). Commands reach it with `state()`; tests get a fresh one per run.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from kfcli.core.errors import UsageError
+from kfcli.render import FORMATS, Output
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass
+class AppState:
+    profile: str | None = None
+    sandbox: bool = False
+    debug: bool = False
+    output_format: str | None = None
+    _output: Output | None = field(default=None, repr=False)
+    _settings: Any = field(default=None, repr=False)
+    _client: Any = field(default=None, repr=False)
+    _sandbox_server: Any = field(default=None, repr=False)
+
+    def set_output(self, output: str | None, as_json: bool) -> None:
+        if as_json:
+            output = "json"
+        if output is not None:
+            if output not in FORMATS:
+                raise UsageError(f"--output: {output!r} is not one of {', '.join(FORMATS)}")
+            self.output_format = output
+            self._output = None
+
+    @property
+    def out(self) -> Output:
+        if self._output is None:
+            fmt = self.output_format
+            env = os.environ.get("KFCLI_OUTPUT")
+            if fmt is None and env:
+                if env not in FORMATS:
+                    raise UsageError(f"KFCLI_OUTPUT: {env!r} is not one of {', '.join(FORMATS)}")
+                fmt = env
+            self._output = Output(fmt)
+        return self._output
+
+    def settings(self, **flags: str | None):
+        """Credentials and base URL: the embedded sandbox's with --sandbox, else resolved."""
+        from kfcli.core.config import resolve
+
+        if self._settings is None or flags:
+            overrides = None
+            if self.sandbox:
+                server = self.sandbox_server()
+                overrides = {**server.credentials, "base_url": server.base_url}
+            self._settings = resolve(profile=self.profile, flags=flags, overrides=overrides)
+        return self._settings
+
+    def sandbox_server(self):
+        if self._sandbox_server is None:
+            from kfcli.core import paths
+            from kfcli.sandbox import start
+
+            self._sandbox_server = start(paths.sandbox_db())
+        return self._sandbox_server
+
+    def client(self):
+        if self._client is None:
+            from kfcli.core.client import KfClient
+
+            trace = self.trace if self.debug else None
+            self._client = KfClient.from_settings(self.settings(), trace=trace)
+        return self._client
+
+    def trace(self, line: str) -> None:
+        self.out.info(line)
+
+    def close(self) -> None:
+        if self._sandbox_server is not None:
+            self._sandbox_server.stop()
+            self._sandbox_server = None
+
+
+_current = AppState()
+
+
+def state() -> AppState:
+    return _current
+
+
+def reset_state(**kwargs: Any) -> AppState:
+    global _current
+    _current.close()
+    _current = AppState(**kwargs)
+    return _current
+
+
+# ---------------------------------------------------------------------- shared options
+
+OutputOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--output",
+        "-o",
+        help="Output format: table, tsv, json or jsonl. Default: table on a terminal, tsv "
+        "otherwise. [env: KFCLI_OUTPUT]",
+        show_default=False,
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Short for --output json.")]
+YesOpt = Annotated[
+    bool, typer.Option("--yes", "-y", help="Do not ask for confirmation (needed in scripts).")
+]
+
+
+def with_output(func: F) -> F:
+    """Give a command the `-o/--output` and `--json` options (accepted after the command)."""
+    sig = inspect.signature(func, eval_str=True)
+    extra = [
+        inspect.Parameter("output", inspect.Parameter.KEYWORD_ONLY, default=None,
+                          annotation=OutputOpt),
+        inspect.Parameter("json_", inspect.Parameter.KEYWORD_ONLY, default=False,
+                          annotation=JsonOpt),
+    ]
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, output: str | None = None, json_: bool = False, **kwargs: Any):
+        state().set_output(output, json_)
+        return func(*args, **kwargs)
+
+    wrapper.__signature__ = sig.replace(parameters=[*sig.parameters.values(), *extra])
+    wrapper.__annotations__ = {}
+    return wrapper  # type: ignore[return-value]
+
+
+def confirm(question: str, *, yes: bool) -> None:
+    """Ask before a destructive action; without a terminal, demand --yes (exit 2)."""
+    if yes:
+        return
+    if not (sys.stdin.isatty() and sys.stderr.isatty()):
+        raise UsageError(f"{question} needs confirmation: pass --yes (no terminal to ask on)")
+    answer = typer.confirm(question, default=False, err=True)
+    if not answer:
+        raise typer.Exit(1)
+
+
+def read_secret(prompt: str) -> str:
+    """A secret from a hidden prompt on a terminal, else the first line of stdin."""
+    if sys.stdin.isatty():
+        value = typer.prompt(prompt, hide_input=True, err=True)
+    else:
+        value = sys.stdin.readline().rstrip("\r\n")
+    if not value:
+        raise UsageError(f"{prompt}: no value given (type it at the prompt or pipe it on stdin)")
+    return value

@@ -1,0 +1,403 @@
+"""`KfClient`: one typed method per KF endpoint over one retrying, redacting HTTP layer.
+
+Retry rules (DESIGN.md §3):
+
+* 40014 / 42001 (and 40001 from a call other than gettoken): drop the token, fetch a new one,
+  retry once.
+* -1 / 45009 / 45033: bounded exponential backoff with full jitter, then `RateLimitError`.
+* Connection failures before the request was sent: always retried. Timeouts, dropped
+  connections and HTTP 5xx: retried only where a retry is safe, i.e. reads and message sends
+  (which always carry a msgid that WeCom keeps unique per account).
+
+`requests` is imported on the first request, not at import time, so the CLI starts fast.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kfcli.core import limits
+from kfcli.core.config import DEFAULT_BASE_URL, Settings
+from kfcli.core.errors import (
+    ApiError,
+    NetworkError,
+    RateLimitError,
+    TokenError,
+    api_error,
+)
+from kfcli.core.models import Account, MediaUpload
+from kfcli.core.redact import redact, register_secret
+from kfcli.core.tokens import TokenCache
+
+if TYPE_CHECKING:
+    import requests
+
+TOKEN_ERRCODES = frozenset({40014, 42001, 40001})
+BACKOFF_ERRCODES = frozenset({-1, 45009, 45033})
+
+#: Trace sink for `--debug`: receives already-redacted lines.
+Trace = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how long to retry. Delays are `base * 2**n` capped, with full jitter."""
+
+    max_retries: int = 3
+    base_delay: float = 0.5
+    max_delay: float = 8.0
+
+    def delay(self, attempt: int) -> float:
+        ceiling = min(self.max_delay, self.base_delay * (2**attempt))
+        return random.uniform(ceiling / 2, ceiling)
+
+
+@dataclass(frozen=True)
+class Timeout:
+    connect: float = 5.0
+    read: float = 30.0
+
+
+class KfClient:
+    """A client for one WeCom app (corp id + secret).
+
+    >>> client = KfClient("ww0123456789abcdef", secret)          # doctest: +SKIP
+    >>> [a.name for a in client.iter_accounts()]                  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        corp_id: str,
+        secret: str,
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        token_cache: TokenCache | None = None,
+        timeout: Timeout | None = None,
+        retry: RetryPolicy | None = None,
+        trace: Trace | None = None,
+        session: requests.Session | None = None,
+    ) -> None:
+        register_secret(secret)
+        self.corp_id = corp_id
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout or Timeout()
+        self.retry = retry or RetryPolicy()
+        self.trace = trace
+        self._secret = secret
+        self._session = session
+        self.tokens = token_cache or TokenCache(corp_id, secret, self._fetch_token)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **kwargs: Any) -> KfClient:
+        settings.require("corp_id", "secret")
+        return cls(settings.corp_id or "", settings.secret or "", base_url=settings.base_url,
+                   **kwargs)
+
+    # ------------------------------------------------------------------ transport
+
+    @property
+    def session(self) -> requests.Session:
+        if self._session is None:
+            import requests
+
+            self._session = requests.Session()
+            self._session.headers["User-Agent"] = _user_agent()
+        return self._session
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any],
+        body: dict[str, Any] | None,
+        files: dict[str, Any] | None,
+        retry_safe: bool,
+    ) -> requests.Response:
+        """One HTTP exchange with network-level retries. Raises NetworkError."""
+        import requests
+
+        url = self.base_url + path
+        data = None
+        headers = {}
+        if body is not None:
+            data = json.dumps(body, ensure_ascii=False).encode("utf-8")
+            headers["Content-Type"] = "application/json; charset=utf-8"
+        attempt = 0
+        while True:
+            started = time.perf_counter()
+            self._trace_request(method, url, params, data, files)
+            try:
+                resp = self.session.request(
+                    method,
+                    url,
+                    params=params,
+                    data=data,
+                    files=files,
+                    headers=headers,
+                    timeout=(self.timeout.connect, self.timeout.read),
+                )
+            except requests.RequestException as exc:
+                never_sent = isinstance(exc, requests.ConnectTimeout) or (
+                    isinstance(exc, requests.ConnectionError) and _refused(exc)
+                )
+                reason = _describe(exc)
+                self._trace(f"! {reason}")
+                if (retry_safe or never_sent) and attempt < self.retry.max_retries:
+                    self._sleep(attempt)
+                    attempt += 1
+                    _rewind(files)
+                    continue
+                hint = None if (retry_safe or never_sent) else (
+                    "the request may have reached WeCom before the connection failed; "
+                    "check the result before repeating it"
+                )
+                raise NetworkError(
+                    redact(f"{method} {path}: {reason}"), hint=hint
+                ) from None
+            self._trace_response(resp, started)
+            if resp.status_code >= 500 and retry_safe and attempt < self.retry.max_retries:
+                self._sleep(attempt)
+                attempt += 1
+                _rewind(files)
+                continue
+            if resp.status_code >= 500:
+                raise NetworkError(f"{method} {path}: HTTP {resp.status_code} from server")
+            return resp
+
+    def _sleep(self, attempt: int) -> None:
+        delay = self.retry.delay(attempt)
+        self._trace(f"! retrying in {delay:.2f} s")
+        time.sleep(delay)
+
+    def _trace(self, line: str) -> None:
+        if self.trace is not None:
+            self.trace(redact(line))
+
+    def _trace_request(self, method, url, params, data, files) -> None:
+        if self.trace is None:
+            return
+        from urllib.parse import urlencode
+
+        query = ("?" + urlencode(params)) if params else ""
+        self._trace(f"> {method} {url}{query}")
+        if data:
+            self._trace("> " + _clip(data.decode("utf-8", "replace")))
+        if files:
+            self._trace(f"> multipart: {', '.join(files)}")
+
+    def _trace_response(self, resp: requests.Response, started: float) -> None:
+        if self.trace is None:
+            return
+        ms = (time.perf_counter() - started) * 1000
+        self._trace(f"< {resp.status_code} {resp.reason} ({ms:.0f} ms)")
+        ctype = resp.headers.get("Content-Type", "")
+        if "json" in ctype or "text" in ctype:
+            self._trace("< " + _clip(resp.text))
+        else:
+            self._trace(f"< [{len(resp.content)} bytes of {ctype or 'data'}]")
+
+    # ------------------------------------------------------------------ tokens
+
+    def _fetch_token(self) -> tuple[str, int]:
+        attempt = 0
+        while True:
+            resp = self._send(
+                "GET",
+                "/cgi-bin/gettoken",
+                params={"corpid": self.corp_id, "corpsecret": self._secret},
+                body=None,
+                files=None,
+                retry_safe=True,
+            )
+            doc = _json(resp, "/cgi-bin/gettoken")
+            errcode = doc.get("errcode", 0)
+            if errcode == 0:
+                token = str(doc["access_token"])
+                register_secret(token)
+                return token, int(doc.get("expires_in", 7200))
+            if errcode in BACKOFF_ERRCODES and attempt < self.retry.max_retries:
+                self._sleep(attempt)
+                attempt += 1
+                continue
+            # 40001/40013 here are configuration errors: stop at once (repeated wrong secrets
+            # can get the IP banned, kf-api.md §1.2).
+            raise api_error(errcode, str(doc.get("errmsg", "")), gettoken=True)
+
+    def access_token(self, *, refresh: bool = False) -> str:
+        return self.tokens.get(force=refresh)
+
+    # ------------------------------------------------------------------ calls
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        *,
+        params: dict[str, Any] | None = None,
+        files: dict[str, Any] | None = None,
+        retry_safe: bool | None = None,
+        raw: bool = False,
+    ) -> Any:
+        """An authenticated call; returns the JSON object (or the response when `raw`).
+
+        `retry_safe` defaults to True for GET. Raises an `ApiError` subclass on errcode != 0.
+        """
+        if retry_safe is None:
+            retry_safe = method.upper() == "GET"
+        token = self.tokens.get()
+        token_retried = False
+        attempt = 0
+        while True:
+            query = {**(params or {}), "access_token": token}
+            resp = self._send(
+                method, path, params=query, body=body, files=files, retry_safe=retry_safe
+            )
+            if raw and "json" not in resp.headers.get("Content-Type", ""):
+                return resp
+            doc = _json(resp, path)
+            errcode = doc.get("errcode", 0)
+            if not isinstance(errcode, int) or errcode == 0:
+                return resp if raw else doc
+            if errcode in TOKEN_ERRCODES and not token_retried:
+                token_retried = True
+                self._trace(f"! token rejected ({errcode}), fetching a new one")
+                token = self.tokens.get(rejected=token)
+                _rewind(files)
+                continue
+            if errcode in BACKOFF_ERRCODES and attempt < self.retry.max_retries:
+                self._sleep(attempt)
+                attempt += 1
+                _rewind(files)
+                continue
+            raise api_error(errcode, str(doc.get("errmsg", "")))
+
+    # ------------------------------------------------------------------ accounts
+
+    def account_add(self, name: str, media_id: str) -> str:
+        """Create a KF account; returns its open_kfid."""
+        limits.check_account_name(name)
+        limits.check_media_id(media_id)
+        doc = self.call("POST", "/cgi-bin/kf/account/add", {"name": name, "media_id": media_id})
+        return str(doc["open_kfid"])
+
+    def account_delete(self, open_kfid: str) -> None:
+        limits.check_open_kfid(open_kfid)
+        self.call("POST", "/cgi-bin/kf/account/del", {"open_kfid": open_kfid})
+
+    def account_update(
+        self, open_kfid: str, *, name: str | None = None, media_id: str | None = None
+    ) -> None:
+        limits.check_open_kfid(open_kfid)
+        body: dict[str, Any] = {"open_kfid": open_kfid}
+        if name is not None:
+            body["name"] = limits.check_account_name(name)
+        if media_id is not None:
+            body["media_id"] = limits.check_media_id(media_id)
+        self.call("POST", "/cgi-bin/kf/account/update", body)
+
+    def account_list(self, *, offset: int = 0, limit: int = 100) -> list[Account]:
+        """One page of accounts (POST with offset/limit: the GET form never pages)."""
+        limits.check_offset(offset)
+        limits.check_limit(limit, limits.ACCOUNT_LIST_LIMIT)
+        doc = self.call(
+            "POST",
+            "/cgi-bin/kf/account/list",
+            {"offset": offset, "limit": limit},
+            retry_safe=True,
+        )
+        return [Account.from_api(a) for a in doc.get("account_list", [])]
+
+    def iter_accounts(self, *, page_size: int = 100) -> Iterator[Account]:
+        """Every account, paging until a short page."""
+        offset = 0
+        while True:
+            page = self.account_list(offset=offset, limit=page_size)
+            yield from page
+            if len(page) < page_size:
+                return
+            offset += len(page)
+
+    def add_contact_way(self, open_kfid: str, scene: str | None = None) -> str:
+        """The contact URL of an account (optionally for a scene); returns the URL."""
+        limits.check_open_kfid(open_kfid)
+        body: dict[str, Any] = {"open_kfid": open_kfid}
+        if scene:  # empty optional fields are omitted, never sent as "" (kf-api.md §1.1)
+            body["scene"] = limits.check_scene(scene)
+        doc = self.call("POST", "/cgi-bin/kf/add_contact_way", body)
+        return str(doc["url"])
+
+    # ------------------------------------------------------------------ media
+
+    def media_upload(self, path: Path | str, media_type: str | None = None) -> MediaUpload:
+        """Upload a file as temporary media (valid 3 days). Type inferred when not given."""
+        path = Path(path)
+        media_type, _ = limits.check_media_file(path, media_type)
+        with open(path, "rb") as fh:
+            files = {"media": (path.name, fh, _content_type(media_type, path))}
+            doc = self.call(
+                "POST", "/cgi-bin/media/upload", params={"type": media_type}, files=files
+            )
+        return MediaUpload.from_api(doc)
+
+
+def _json(resp: requests.Response, path: str) -> dict[str, Any]:
+    try:
+        doc = resp.json()
+    except ValueError:
+        raise ApiError(
+            -2, f"HTTP {resp.status_code}, not JSON", message=f"{path}: the server did not "
+            f"answer with JSON (HTTP {resp.status_code})", hint="check base_url"
+        ) from None
+    if not isinstance(doc, dict):
+        raise ApiError(-2, "not a JSON object", message=f"{path}: unexpected answer")
+    return doc
+
+
+def _rewind(files: dict[str, Any] | None) -> None:
+    for value in (files or {}).values():
+        if isinstance(value, tuple) and hasattr(value[1], "seek"):
+            value[1].seek(0)
+
+
+def _refused(exc: Exception) -> bool:
+    text = repr(exc)
+    return any(s in text for s in ("NewConnectionError", "Connection refused", "NameResolution"))
+
+
+def _describe(exc: Exception) -> str:
+    import requests
+
+    if isinstance(exc, requests.Timeout):
+        return "timed out"
+    if isinstance(exc, requests.ConnectionError):
+        if _refused(exc):
+            return "connection failed (server unreachable)"
+        return "connection dropped before a response arrived"
+    return type(exc).__name__
+
+
+def _clip(text: str, limit: int = 2000) -> str:
+    return text if len(text) <= limit else text[:limit] + f"… [{len(text) - limit} more chars]"
+
+
+def _content_type(media_type: str, path: Path) -> str:
+    if media_type == "image":
+        return "image/png" if path.suffix.lower() == ".png" else "image/jpeg"
+    return {"voice": "audio/amr", "video": "video/mp4"}.get(media_type, "application/octet-stream")
+
+
+def _user_agent() -> str:
+    from kfcli import __version__
+
+    return f"kfcli/{__version__}"
+
+
+__all__ = ["KfClient", "RetryPolicy", "Timeout", "TokenError", "RateLimitError"]

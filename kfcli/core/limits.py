@@ -1,0 +1,143 @@
+"""WeCom's documented limits, checked locally before anything is sent (kf-api.md §2, §8.3).
+
+Every check raises `ValidationError` whose message names the field and the limit. Bytes are
+counted in UTF-8, characters as Unicode code points, as WeCom does.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from kfcli.core.errors import ValidationError
+
+ACCOUNT_NAME_CHARS = 16
+MEDIA_ID_BYTES = 128
+OPEN_KFID_BYTES = 64
+SCENE_BYTES = 32
+SCENE_PARAM_BYTES = 128
+ACCOUNT_LIST_LIMIT = 100
+
+_SCENE = re.compile(r"[0-9a-zA-Z_-]*")
+
+#: Temporary media: largest size per type, and the formats WeCom accepts (kf-api.md §2.12).
+MEDIA_MAX_BYTES = {
+    "image": 10 * 1024 * 1024,
+    "voice": 2 * 1024 * 1024,
+    "video": 10 * 1024 * 1024,
+    "file": 20 * 1024 * 1024,
+}
+MEDIA_MIN_BYTES = 6  # "all files > 5 bytes"
+#: Older KF pages said 2 MB for images; WeCom accepts 10 MB now, but warn.
+IMAGE_WARN_BYTES = 2 * 1024 * 1024
+MEDIA_TYPES = tuple(MEDIA_MAX_BYTES)
+
+
+def utf8_len(value: str) -> int:
+    return len(value.encode("utf-8"))
+
+
+def check_text(
+    field: str,
+    value: str,
+    *,
+    max_bytes: int | None = None,
+    max_chars: int | None = None,
+    min_len: int = 1,
+) -> str:
+    if len(value) < min_len:
+        raise ValidationError(field, "must not be empty")
+    if max_chars is not None and len(value) > max_chars:
+        raise ValidationError(
+            field, f"{len(value)} characters, the limit is {max_chars} characters"
+        )
+    if max_bytes is not None and utf8_len(value) > max_bytes:
+        raise ValidationError(
+            field, f"{utf8_len(value)} bytes in UTF-8, the limit is {max_bytes} bytes"
+        )
+    return value
+
+
+def check_account_name(name: str) -> str:
+    return check_text("name", name, max_chars=ACCOUNT_NAME_CHARS)
+
+
+def check_media_id(media_id: str, field: str = "media_id") -> str:
+    return check_text(field, media_id, max_bytes=MEDIA_ID_BYTES)
+
+
+def check_open_kfid(open_kfid: str) -> str:
+    return check_text("open_kfid", open_kfid, max_bytes=OPEN_KFID_BYTES)
+
+
+def check_scene(scene: str) -> str:
+    check_text("scene", scene, max_bytes=SCENE_BYTES, min_len=0)
+    if not _SCENE.fullmatch(scene):
+        raise ValidationError(
+            "scene", f"{scene!r} may contain only [0-9a-zA-Z_-] (at most {SCENE_BYTES} bytes)"
+        )
+    return scene
+
+
+def check_scene_param(scene_param: str, scene: str | None) -> str:
+    if not scene:
+        raise ValidationError(
+            "scene_param", "needs a non-empty --scene (WeCom returns it only with a scene)"
+        )
+    return check_text("scene_param", scene_param, max_bytes=SCENE_PARAM_BYTES)
+
+
+def check_limit(value: int, maximum: int, field: str = "limit") -> int:
+    if not 1 <= value <= maximum:
+        raise ValidationError(field, f"{value} is out of range 1..{maximum}")
+    return value
+
+
+def check_offset(value: int) -> int:
+    if not 0 <= value < 2**32:
+        raise ValidationError("offset", f"{value} is out of range 0..{2**32 - 1}")
+    return value
+
+
+def sniff_media_type(head: bytes, name: str) -> str:
+    """The media type a file's first bytes say it is: image, voice, video or file."""
+    if head.startswith(b"\x89PNG\r\n\x1a\n") or head.startswith(b"\xff\xd8\xff"):
+        return "image"
+    if head.startswith(b"#!AMR"):
+        return "voice"
+    if head[4:8] == b"ftyp":
+        return "video"
+    return "file"
+
+
+def check_media_file(path: Path, media_type: str | None = None) -> tuple[str, int]:
+    """Check a file is readable and within the limits for its type; returns (type, size).
+
+    `media_type` None means "infer from the content". A declared type must match the content
+    for image, voice and video, which WeCom checks by format.
+    """
+    field = str(path)
+    if media_type is not None and media_type not in MEDIA_MAX_BYTES:
+        raise ValidationError("type", f"{media_type!r} is not one of {', '.join(MEDIA_TYPES)}")
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(16)
+            size = fh.seek(0, 2)
+    except IsADirectoryError:
+        raise ValidationError(field, "is a directory, not a file") from None
+    except OSError as exc:
+        raise ValidationError(field, f"cannot read file ({exc.strerror})") from None
+    sniffed = sniff_media_type(head, path.name)
+    if media_type is None:
+        media_type = sniffed
+    elif media_type != "file" and sniffed != media_type:
+        formats = {"image": "JPG or PNG", "voice": "AMR", "video": "MP4"}[media_type]
+        raise ValidationError(field, f"is not a {formats} file, which {media_type} media must be")
+    if size < MEDIA_MIN_BYTES:
+        raise ValidationError(field, f"{size} bytes; WeCom rejects files of 5 bytes or less")
+    limit = MEDIA_MAX_BYTES[media_type]
+    if size > limit:
+        raise ValidationError(
+            field, f"{size} bytes, the limit for {media_type} is {limit // (1024 * 1024)} MB"
+        )
+    return media_type, size

@@ -1,0 +1,47 @@
+"""Where kfcli keeps its files: config, token cache, sync state, sandbox data.
+
+Platform directories come from platformdirs (which honours XDG_CONFIG_HOME, XDG_CACHE_HOME,
+XDG_STATE_HOME and XDG_DATA_HOME on Linux); `KFCLI_CONFIG_DIR` overrides the config directory.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+APP = "kfcli"
+
+
+def config_dir() -> Path:
+    override = os.environ.get("KFCLI_CONFIG_DIR")
+    if override:
+        return Path(override).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir(APP, appauthor=False))
+
+
+def cache_dir() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir(APP, appauthor=False))
+
+
+def state_dir() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_state_dir(APP, appauthor=False))
+
+
+def data_dir() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir(APP, appauthor=False))
+
+
+def config_file() -> Path:
+    return config_dir() / "config.json"
+
+
+def sandbox_db() -> Path:
+    return data_dir() / "sandbox.db"

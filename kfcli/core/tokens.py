@@ -1,0 +1,128 @@
+"""The on-disk access-token cache shared by every kfcli process (DESIGN.md §3).
+
+One JSON file per app: `<cache>/tokens/<corp_id>-<sha256(secret)[:16]>.json`. The key includes
+a hash of the secret because each app of a corp has its own token (kf-api.md §7, complaint #1:
+peers keyed by corp id alone and the apps kept invalidating each other's tokens).
+
+Reads take no lock. A process that needs a new token takes a file lock, looks again (another
+process may have fetched one meanwhile), and only then calls gettoken, so any number of cold
+processes call gettoken once between them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from kfcli.core import paths
+from kfcli.core.files import ensure_private_dir, write_private
+from kfcli.core.redact import register_secret
+
+#: Refresh this long before WeCom's expiry, so a token never dies in flight.
+REFRESH_MARGIN = 300
+#: How long a process waits for another one that is fetching a token.
+LOCK_TIMEOUT = 60
+
+
+@dataclass(frozen=True)
+class CachedToken:
+    access_token: str
+    expires_at: float
+    fetched_at: float
+
+    def fresh(self, now: float | None = None) -> bool:
+        return self.expires_at - (now if now is not None else time.time()) > REFRESH_MARGIN
+
+    @property
+    def remaining(self) -> int:
+        return max(0, int(self.expires_at - time.time()))
+
+
+def cache_key(corp_id: str, secret: str) -> str:
+    digest = hashlib.sha256(secret.encode("utf-8")).hexdigest()[:16]
+    safe_corp = "".join(c if c.isalnum() or c in "-_" else "_" for c in corp_id)
+    return f"{safe_corp}-{digest}"
+
+
+class TokenCache:
+    """Cache of one app's token. `fetch` calls gettoken and returns (token, expires_in)."""
+
+    def __init__(
+        self,
+        corp_id: str,
+        secret: str,
+        fetch: Callable[[], tuple[str, int]],
+        *,
+        directory: Path | None = None,
+    ) -> None:
+        self.directory = directory or paths.cache_dir() / "tokens"
+        key = cache_key(corp_id, secret)
+        self.path = self.directory / f"{key}.json"
+        self.lock_path = self.directory / f"{key}.lock"
+        self._fetch = fetch
+        self.last_source = "cache"
+
+    def read(self) -> CachedToken | None:
+        try:
+            doc = json.loads(self.path.read_bytes())
+            token = CachedToken(
+                str(doc["access_token"]), float(doc["expires_at"]), float(doc["fetched_at"])
+            )
+        except (OSError, ValueError, KeyError, TypeError):
+            # Missing or damaged (e.g. a crash of an older version): a cache can be rebuilt.
+            return None
+        register_secret(token.access_token)
+        return token
+
+    def get(self, *, rejected: str | None = None, force: bool = False) -> str:
+        """A valid token. `rejected`: the token WeCom just refused, so never return it again."""
+        cached = self.read()
+        if cached and cached.fresh() and not force and cached.access_token != rejected:
+            self.last_source = "cache"
+            return cached.access_token
+        import filelock
+
+        ensure_private_dir(self.directory)
+        with filelock.FileLock(str(self.lock_path), timeout=LOCK_TIMEOUT, mode=0o600):
+            cached = self.read()
+            usable = cached and cached.fresh() and cached.access_token != rejected
+            # With force, a token fetched by someone else after our request started still counts.
+            if usable and (not force or rejected is not None):
+                self.last_source = "cache"
+                return cached.access_token
+            token, expires_in = self._fetch()
+            register_secret(token)
+            now = time.time()
+            self._write(CachedToken(token, now + expires_in, now))
+            self.last_source = "gettoken"
+            return token
+
+    def _write(self, token: CachedToken) -> None:
+        doc = {
+            "access_token": token.access_token,
+            "expires_at": token.expires_at,
+            "fetched_at": token.fetched_at,
+        }
+        write_private(self.path, json.dumps(doc))
+
+    def drop(self) -> bool:
+        """Forget the cached token (`auth logout`). Returns whether there was one."""
+        try:
+            self.path.unlink()
+        except FileNotFoundError:
+            return False
+        # The lock file stays: unlinking it could let two processes hold "the" lock at once.
+        return True
+
+
+def drop_all(directory: Path | None = None) -> int:
+    directory = directory or paths.cache_dir() / "tokens"
+    count = 0
+    for path in directory.glob("*.json") if directory.exists() else ():
+        path.unlink(missing_ok=True)
+        count += 1
+    return count

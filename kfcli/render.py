@@ -1,0 +1,176 @@
+"""The only code that writes to stdout: tables, TSV, JSON and JSON lines (DESIGN.md §4).
+
+* `table`: a rich table on a terminal. Text from customers or the API is shown as plain
+  text (no markup) with control characters removed, so `[/bold]` or an ANSI escape in a
+  nickname cannot restyle or hijack the terminal.
+* `tsv`: the default when stdout is not a terminal; no header, no borders, no truncation; tabs,
+  newlines and backslashes in values are escaped as `\\t`, `\\n`, `\\\\` so that one record is one
+  line, and other control characters are removed.
+* `json`: one document; lists are arrays of objects with the API's own field names.
+* `jsonl`: one object per line, flushed as written.
+
+Progress, warnings and errors go to stderr; every message passes through `redact()`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from collections.abc import Iterable, Sequence
+from typing import IO, Any
+
+from kfcli.core.redact import redact
+
+FORMATS = ("table", "tsv", "json", "jsonl")
+
+# C0 controls except tab/newline, DEL and C1 controls (which include the 8-bit CSI).
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_CONTROL_ALL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# Unicode bidi overrides can reorder what a terminal shows.
+_BIDI = re.compile("[\u202a-\u202e\u2066-\u2069]")
+
+
+def clean(text: str, *, keep_newlines: bool = False) -> str:
+    """Text safe to show a human: no control characters (newlines kept only if asked)."""
+    pattern = _CONTROL if keep_newlines else _CONTROL_ALL
+    return _BIDI.sub("", pattern.sub("", text))
+
+
+def tsv_field(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        value = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    text = str(value)
+    text = text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    return _BIDI.sub("", _CONTROL_ALL.sub("", text))
+
+
+def _human(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False)
+    return clean(str(value), keep_newlines=True)
+
+
+class Output:
+    """Renders results in one format to one pair of streams."""
+
+    def __init__(
+        self,
+        fmt: str | None = None,
+        *,
+        stdout: IO[str] | None = None,
+        stderr: IO[str] | None = None,
+    ) -> None:
+        self.stdout = stdout or sys.stdout
+        self.stderr = stderr or sys.stderr
+        self.fmt = fmt or self.default_format()
+
+    def default_format(self) -> str:
+        env = os.environ.get("KFCLI_OUTPUT")
+        if env in FORMATS:
+            return env
+        return "table" if _isatty(self.stdout) else "tsv"
+
+    @property
+    def machine(self) -> bool:
+        return self.fmt in ("json", "jsonl")
+
+    # ------------------------------------------------------------------ data (stdout)
+
+    def rows(
+        self,
+        rows: Sequence[dict[str, Any]],
+        columns: Sequence[str],
+        *,
+        headers: Sequence[str] | None = None,
+        empty: str | None = None,
+    ) -> None:
+        """A list of objects: all fields in JSON, `columns` in table and TSV."""
+        if self.fmt == "json":
+            self._json(list(rows))
+        elif self.fmt == "jsonl":
+            for row in rows:
+                self.line(row)
+        elif self.fmt == "tsv":
+            out = self.stdout
+            for row in rows:
+                out.write("\t".join(tsv_field(row.get(c)) for c in columns) + "\n")
+            out.flush()
+        else:
+            if not rows and empty:
+                self.info(empty)
+                return
+            self._table([[_human(r.get(c)) for c in columns] for r in rows], headers or columns)
+
+    def obj(self, obj: dict[str, Any], fields: Sequence[str] | None = None) -> None:
+        """One object: JSON as is; TSV as one row of `fields`; a table as field/value lines."""
+        fields = list(fields or obj.keys())
+        if self.fmt in ("json", "jsonl"):
+            self._json(obj) if self.fmt == "json" else self.line(obj)
+        elif self.fmt == "tsv":
+            self.stdout.write("\t".join(tsv_field(obj.get(f)) for f in fields) + "\n")
+            self.stdout.flush()
+        else:
+            self._table([[f, _human(obj.get(f))] for f in fields], None)
+
+    def line(self, obj: Any) -> None:
+        """One JSON line, flushed at once (streams)."""
+        self.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+        self.stdout.flush()
+
+    def _json(self, doc: Any) -> None:
+        self.stdout.write(json.dumps(doc, ensure_ascii=False, indent=2) + "\n")
+        self.stdout.flush()
+
+    def _table(self, cells: Iterable[Sequence[str]], headers: Sequence[str] | None) -> None:
+        from rich.console import Console
+        from rich.table import Table
+        from rich.text import Text
+
+        console = Console(file=self.stdout, highlight=False, markup=False, emoji=False)
+        table = Table(show_header=headers is not None, box=None if headers is None else None,
+                      pad_edge=False, header_style="bold")
+        for h in headers or ("", ""):
+            table.add_column(Text(h), overflow="fold")
+        for row in cells:
+            table.add_row(*(Text(c) for c in row))
+        console.print(table)
+
+    # ------------------------------------------------------------------ messages (stderr)
+
+    def info(self, text: str) -> None:
+        self._err(text)
+
+    def warning(self, text: str) -> None:
+        self._err(f"warning: {text}")
+
+    def error(self, err: dict[str, Any]) -> None:
+        """Report a failure: `error: …` / `hint: …`, or one JSON object in machine formats."""
+        safe = {k: redact(v) if isinstance(v, str) else v for k, v in err.items()}
+        if self.machine:
+            self.stderr.write(json.dumps({"error": safe}, ensure_ascii=False) + "\n")
+        else:
+            self._err(f"error: {safe['message']}")
+            if safe.get("hint"):
+                self._err(f"hint: {safe['hint']}")
+        self.stderr.flush()
+
+    def _err(self, text: str) -> None:
+        self.stderr.write(clean(redact(text), keep_newlines=True) + "\n")
+        self.stderr.flush()
+
+
+def _isatty(stream: IO[str]) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False

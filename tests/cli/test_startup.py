@@ -1,0 +1,27 @@
+import subprocess
+import sys
+
+
+def test_importing_the_cli_does_not_import_requests_rich_or_the_sandbox():
+    code = (
+        "import sys, kfcli.cli.app; "
+        "heavy = [m for m in ('requests', 'rich', 'kfcli.sandbox', 'Crypto', 'sqlite3') "
+        "if m in sys.modules]; print(heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_version_fast_path_does_not_import_typer():
+    code = "import sys; from kfcli.__main__ import main; sys.argv=['kfcli','--version']\n" \
+           "try:\n main()\nexcept SystemExit: pass\nprint('typer' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines() == ["kfcli 0.1.0", "False"]
+
+
+def test_version_and_help(run):
+    assert run("--version").out == "kfcli 0.1.0\n"
+    r = run("--help")
+    assert r.code == 0 and "Examples" in r.out
+    r = run("account", "lst")
+    assert r.code == 2 and "error:" in r.err and "Traceback" not in r.err

@@ -1,0 +1,151 @@
+"""Shared fixtures: an isolated home for every test, a sandbox over real HTTP, and runners that
+drive the installed `kfcli` entry point as a user does."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+KFCLI = shutil.which("kfcli") or ""
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    def json(self):
+        return json.loads(self.out)
+
+    @property
+    def text(self) -> str:
+        return self.out + self.err
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Config, cache, state and data directories private to the test."""
+    root = tmp_path / "home"
+    env = {
+        "HOME": str(root),
+        "KFCLI_CONFIG_DIR": str(root / "config"),
+        "XDG_CONFIG_HOME": str(root / "xdg-config"),
+        "XDG_CACHE_HOME": str(root / "cache"),
+        "XDG_STATE_HOME": str(root / "state"),
+        "XDG_DATA_HOME": str(root / "data"),
+    }
+    for key in list(os.environ):
+        if key.startswith("KFCLI_") or key == "NO_COLOR":
+            monkeypatch.delenv(key)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return root
+
+
+class Sandbox:
+    def __init__(self, server) -> None:
+        self.server = server
+        self.base_url: str = server.base_url
+        self.creds: dict[str, str] = server.credentials
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            "KFCLI_BASE_URL": self.base_url,
+            "KFCLI_CORP_ID": self.creds["corp_id"],
+            "KFCLI_SECRET": self.creds["secret"],
+        }
+
+    def get(self, path: str, **params):
+        resp = requests.get(self.base_url + path, params=params, timeout=10)
+        return resp.json()
+
+    def post(self, path: str, body: dict):
+        resp = requests.post(self.base_url + path, json=body, timeout=10)
+        return resp.json()
+
+    def stats(self) -> dict[str, int]:
+        return self.get("/sandbox/stats")["requests"]
+
+    def fault(self, **body) -> None:
+        resp = requests.post(self.base_url + "/sandbox/faults", json=body, timeout=10)
+        assert resp.status_code == 200, resp.text
+
+    def api(self, method: str, path: str, body: dict | None = None, **params):
+        """An authenticated call made directly, to inspect the simulator's state."""
+        token = self.get(
+            "/cgi-bin/gettoken", corpid=self.creds["corp_id"], corpsecret=self.creds["secret"]
+        )["access_token"]
+        resp = requests.request(
+            method, self.base_url + path, params={"access_token": token, **params}, json=body,
+            timeout=10,
+        )
+        return resp.json()
+
+    def accounts(self) -> list[dict]:
+        return self.api("POST", "/cgi-bin/kf/account/list", {"limit": 100})["account_list"]
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path):
+    from kfcli.sandbox import start
+
+    server = start(tmp_path / "sandbox.db")
+    try:
+        yield Sandbox(server)
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def run(home: Path):
+    """Run the installed `kfcli` in a subprocess; stdin is not a terminal, nor is stdout."""
+
+    def _run(*args: str, input: str | None = None, env: dict[str, str] | None = None,
+             timeout: float = 60) -> Result:
+        cmd = [KFCLI] if KFCLI else [sys.executable, "-m", "kfcli"]
+        proc = subprocess.run(
+            [*cmd, *args],
+            input=input if input is not None else "",
+            capture_output=True,
+            text=True,
+            env={**os.environ, **(env or {})},
+            timeout=timeout,
+        )
+        return Result(proc.returncode, proc.stdout, proc.stderr)
+
+    return _run
+
+
+@pytest.fixture
+def kf(run, sandbox: Sandbox):
+    """`kfcli` wired to the test's sandbox through the environment, as a CI script would."""
+
+    def _kf(*args: str, **kwargs) -> Result:
+        env = {**sandbox.env, **kwargs.pop("env", {})}
+        return run(*args, env=env, **kwargs)
+
+    return _kf
+
+
+# A valid 1x1 PNG (69 bytes).
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010802000000907753de0000000c49444154"
+    "78da63f8cfc0000003010100f70341430000000049454e44ae426082"
+)
+
+
+@pytest.fixture
+def avatar(tmp_path: Path) -> Path:
+    path = tmp_path / "avatar.png"
+    path.write_bytes(PNG)
+    return path

@@ -1,0 +1,22 @@
+from kfcli.core.redact import mask, redact, register_secret
+
+
+def test_mask_keeps_only_last_four():
+    assert mask("abcdefghijklmnop") == "****mnop"
+    assert mask("short") == "****"
+    assert mask("") == "" and mask(None) == ""
+
+
+def test_redacts_query_parameters_by_name():
+    url = "https://qyapi.weixin.qq.com/cgi-bin/gettoken?corpid=ww1&corpsecret=S3CRETVALUE12345"
+    assert "S3CRETVALUE12345" not in redact(url)
+    assert "corpsecret=****2345" in redact(url)
+    text = "POST /cgi-bin/kf/account/list?access_token=TOKENTOKENTOKEN999 failed"
+    assert "TOKENTOKENTOKEN999" not in redact(text)
+
+
+def test_redacts_json_fields_and_registered_values_anywhere():
+    assert "tok-value-123456" not in redact('{"access_token": "tok-value-123456"}')
+    register_secret("registered-secret-xyz-0001")
+    assert "registered-secret-xyz-0001" not in redact("boom registered-secret-xyz-0001 boom")
+    assert redact("nothing secret here") == "nothing secret here"
