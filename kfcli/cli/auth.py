@@ -13,7 +13,9 @@ from kfcli.core.redact import mask
 app = typer.Typer(help="Inspect credentials and the access-token cache.", no_args_is_help=True)
 
 
-@app.command("status", epilog="Examples:\n\n  kfcli auth status\n\n  kfcli -p prod auth status -o json")
+@app.command(
+    "status", epilog="Examples:\n\n  kfcli auth status\n\n  kfcli -p prod auth status -o json"
+)
 @with_output
 def status() -> None:
     """Show each setting, where it comes from (flag, env, profile, default), and the token cache.

@@ -65,7 +65,10 @@ def serve(
 
 
 def _control(method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-    import requests
+    import json
+
+    from kfcli import __version__
+    from kfcli.core.http import Http, HttpError
 
     st = state()
     base = st.settings().base_url
@@ -74,19 +77,23 @@ def _control(method: str, path: str, body: dict[str, Any] | None = None) -> dict
             "sandbox commands need a simulator: use `kfcli --sandbox sandbox …` or set "
             "KFCLI_BASE_URL to a `kfcli sandbox serve` address"
         )
-    url = base + path
+    data = json.dumps(body).encode() if body is not None else None
     if st.debug:
-        st.trace(f"> {method} {url} {body or ''}")
+        st.trace(f"> {method} {base}{path} {data.decode() if data else ''}")
+    http = Http(base, connect_timeout=5, read_timeout=60, user_agent=f"kfcli/{__version__}")
     try:
-        resp = requests.request(method, url, json=body, timeout=30)
-    except requests.RequestException as exc:
-        raise NetworkError(f"sandbox at {base} unreachable ({type(exc).__name__})") from None
+        resp = http.request(method, path, body=data,
+                            headers={"Content-Type": "application/json"} if data else None)
+    except HttpError as exc:
+        raise NetworkError(f"sandbox at {base}: {exc.reason}") from None
+    finally:
+        http.close()
     try:
         doc = resp.json()
     except ValueError:
-        raise NetworkError(f"{base}{path}: not a kfcli sandbox (HTTP {resp.status_code})") from None
-    if resp.status_code >= 400 or doc.get("errcode", 0) != 0:
-        raise KfError(f"sandbox refused: {doc.get('errmsg', resp.status_code)}")
+        raise NetworkError(f"{base}{path}: not a kfcli sandbox (HTTP {resp.status})") from None
+    if resp.status >= 400 or doc.get("errcode", 0) != 0:
+        raise KfError(f"sandbox refused: {doc.get('errmsg', resp.status)}")
     return doc
 
 

@@ -11,25 +11,50 @@ Nothing here imports Typer or rich; `requests` is imported on the first request.
 
 from __future__ import annotations
 
-from kfcli.core.client import KfClient, RetryPolicy, Timeout
-from kfcli.core.config import ConfigFile, Settings, resolve
-from kfcli.core.errors import (
-    ERRCODES,
-    ApiError,
-    AuthError,
-    CallbackError,
-    ConfigError,
-    KfError,
-    NetworkError,
-    NotFoundError,
-    RateLimitError,
-    SessionStateError,
-    TokenError,
-    UsageError,
-    ValidationError,
-)
-from kfcli.core.models import Account, MediaUpload
-from kfcli.core.tokens import TokenCache
+import importlib
+from typing import Any
+
+# Names are imported on first use (PEP 562), so that `from kfcli.core.errors import …` in the
+# CLI does not pay for the whole library at start-up.
+_EXPORTS = {
+    "KfClient": "client",
+    "RetryPolicy": "client",
+    "Timeout": "client",
+    "ConfigFile": "config",
+    "Settings": "config",
+    "resolve": "config",
+    "ERRCODES": "errors",
+    "ApiError": "errors",
+    "AuthError": "errors",
+    "CallbackError": "errors",
+    "ConfigError": "errors",
+    "KfError": "errors",
+    "NetworkError": "errors",
+    "NotFoundError": "errors",
+    "RateLimitError": "errors",
+    "SessionStateError": "errors",
+    "TokenError": "errors",
+    "UsageError": "errors",
+    "ValidationError": "errors",
+    "Account": "models",
+    "MediaUpload": "models",
+    "TokenCache": "tokens",
+}
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module = _EXPORTS[name]
+    except KeyError:
+        raise AttributeError(f"module 'kfcli.core' has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(f"kfcli.core.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])
+
 
 __all__ = [
     "ERRCODES",

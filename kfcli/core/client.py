@@ -9,7 +9,8 @@ Retry rules (DESIGN.md §3):
   connections and HTTP 5xx: retried only where a retry is safe, i.e. reads and message sends
   (which always carry a msgid that WeCom keeps unique per account).
 
-`requests` is imported on the first request, not at import time, so the CLI starts fast.
+HTTP goes through `kfcli.core.http` (the standard library's http.client, imported on the
+first request), which keeps start-up within budget.
 """
 
 from __future__ import annotations
@@ -20,23 +21,15 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from kfcli.core import limits
 from kfcli.core.config import DEFAULT_BASE_URL, Settings
-from kfcli.core.errors import (
-    ApiError,
-    NetworkError,
-    RateLimitError,
-    TokenError,
-    api_error,
-)
+from kfcli.core.errors import ApiError, NetworkError, api_error
+from kfcli.core.http import Http, HttpError, Response, multipart
 from kfcli.core.models import Account, MediaUpload
 from kfcli.core.redact import redact, register_secret
 from kfcli.core.tokens import TokenCache
-
-if TYPE_CHECKING:
-    import requests
 
 TOKEN_ERRCODES = frozenset({40014, 42001, 40001})
 BACKOFF_ERRCODES = frozenset({-1, 45009, 45033})
@@ -81,7 +74,6 @@ class KfClient:
         timeout: Timeout | None = None,
         retry: RetryPolicy | None = None,
         trace: Trace | None = None,
-        session: requests.Session | None = None,
     ) -> None:
         register_secret(secret)
         self.corp_id = corp_id
@@ -90,7 +82,7 @@ class KfClient:
         self.retry = retry or RetryPolicy()
         self.trace = trace
         self._secret = secret
-        self._session = session
+        self._http: Http | None = None
         self.tokens = token_cache or TokenCache(corp_id, secret, self._fetch_token)
 
     @classmethod
@@ -102,13 +94,14 @@ class KfClient:
     # ------------------------------------------------------------------ transport
 
     @property
-    def session(self) -> requests.Session:
-        if self._session is None:
-            import requests
+    def http(self) -> Http:
+        if self._http is None:
+            from kfcli import __version__
 
-            self._session = requests.Session()
-            self._session.headers["User-Agent"] = _user_agent()
-        return self._session
+            self._http = Http(self.base_url, connect_timeout=self.timeout.connect,
+                              read_timeout=self.timeout.read,
+                              user_agent=f"kfcli/{__version__}")
+        return self._http
 
     def _send(
         self,
@@ -116,59 +109,35 @@ class KfClient:
         path: str,
         *,
         params: dict[str, Any],
-        body: dict[str, Any] | None,
-        files: dict[str, Any] | None,
+        body: bytes | None,
+        headers: dict[str, str] | None,
         retry_safe: bool,
-    ) -> requests.Response:
+    ) -> Response:
         """One HTTP exchange with network-level retries. Raises NetworkError."""
-        import requests
-
-        url = self.base_url + path
-        data = None
-        headers = {}
-        if body is not None:
-            data = json.dumps(body, ensure_ascii=False).encode("utf-8")
-            headers["Content-Type"] = "application/json; charset=utf-8"
         attempt = 0
         while True:
             started = time.perf_counter()
-            self._trace_request(method, url, params, data, files)
+            self._trace_request(method, path, params, body, headers)
             try:
-                resp = self.session.request(
-                    method,
-                    url,
-                    params=params,
-                    data=data,
-                    files=files,
-                    headers=headers,
-                    timeout=(self.timeout.connect, self.timeout.read),
-                )
-            except requests.RequestException as exc:
-                never_sent = isinstance(exc, requests.ConnectTimeout) or (
-                    isinstance(exc, requests.ConnectionError) and _refused(exc)
-                )
-                reason = _describe(exc)
-                self._trace(f"! {reason}")
-                if (retry_safe or never_sent) and attempt < self.retry.max_retries:
+                resp = self.http.request(method, path, params=params, body=body, headers=headers)
+            except HttpError as exc:
+                self._trace(f"! {exc.reason}")
+                if (retry_safe or exc.never_sent) and attempt < self.retry.max_retries:
                     self._sleep(attempt)
                     attempt += 1
-                    _rewind(files)
                     continue
-                hint = None if (retry_safe or never_sent) else (
+                hint = None if (retry_safe or exc.never_sent) else (
                     "the request may have reached WeCom before the connection failed; "
                     "check the result before repeating it"
                 )
-                raise NetworkError(
-                    redact(f"{method} {path}: {reason}"), hint=hint
-                ) from None
+                raise NetworkError(redact(f"{method} {path}: {exc.reason}"), hint=hint) from None
             self._trace_response(resp, started)
-            if resp.status_code >= 500 and retry_safe and attempt < self.retry.max_retries:
+            if resp.status >= 500 and retry_safe and attempt < self.retry.max_retries:
                 self._sleep(attempt)
                 attempt += 1
-                _rewind(files)
                 continue
-            if resp.status_code >= 500:
-                raise NetworkError(f"{method} {path}: HTTP {resp.status_code} from server")
+            if resp.status >= 500:
+                raise NetworkError(f"{method} {path}: HTTP {resp.status} from server")
             return resp
 
     def _sleep(self, attempt: int) -> None:
@@ -180,28 +149,29 @@ class KfClient:
         if self.trace is not None:
             self.trace(redact(line))
 
-    def _trace_request(self, method, url, params, data, files) -> None:
+    def _trace_request(self, method, path, params, body, headers) -> None:
         if self.trace is None:
             return
         from urllib.parse import urlencode
 
         query = ("?" + urlencode(params)) if params else ""
-        self._trace(f"> {method} {url}{query}")
-        if data:
-            self._trace("> " + _clip(data.decode("utf-8", "replace")))
-        if files:
-            self._trace(f"> multipart: {', '.join(files)}")
+        self._trace(f"> {method} {self.base_url}{path}{query}")
+        ctype = (headers or {}).get("Content-Type", "")
+        if body and ctype.startswith("application/json"):
+            self._trace("> " + _clip(body.decode("utf-8", "replace")))
+        elif body:
+            self._trace(f"> [{len(body)} bytes of {ctype.split(';')[0]}]")
 
-    def _trace_response(self, resp: requests.Response, started: float) -> None:
+    def _trace_response(self, resp: Response, started: float) -> None:
         if self.trace is None:
             return
         ms = (time.perf_counter() - started) * 1000
-        self._trace(f"< {resp.status_code} {resp.reason} ({ms:.0f} ms)")
-        ctype = resp.headers.get("Content-Type", "")
+        self._trace(f"< {resp.status} {resp.reason} ({ms:.0f} ms)")
+        ctype = resp.content_type
         if "json" in ctype or "text" in ctype:
             self._trace("< " + _clip(resp.text))
         else:
-            self._trace(f"< [{len(resp.content)} bytes of {ctype or 'data'}]")
+            self._trace(f"< [{len(resp.body)} bytes of {ctype or 'data'}]")
 
     # ------------------------------------------------------------------ tokens
 
@@ -213,7 +183,7 @@ class KfClient:
                 "/cgi-bin/gettoken",
                 params={"corpid": self.corp_id, "corpsecret": self._secret},
                 body=None,
-                files=None,
+                headers=None,
                 retry_safe=True,
             )
             doc = _json(resp, "/cgi-bin/gettoken")
@@ -242,40 +212,47 @@ class KfClient:
         body: dict[str, Any] | None = None,
         *,
         params: dict[str, Any] | None = None,
-        files: dict[str, Any] | None = None,
+        upload: tuple[bytes, str] | None = None,
         retry_safe: bool | None = None,
         raw: bool = False,
     ) -> Any:
-        """An authenticated call; returns the JSON object (or the response when `raw`).
+        """An authenticated call; returns the JSON object (or the `Response` when `raw` and
+        the answer is not JSON, e.g. a media download).
 
-        `retry_safe` defaults to True for GET. Raises an `ApiError` subclass on errcode != 0.
+        `upload` is a multipart (body, content type) pair instead of a JSON body. `retry_safe`
+        defaults to True for GET. Raises an `ApiError` subclass when errcode != 0.
         """
+        method = method.upper()
         if retry_safe is None:
-            retry_safe = method.upper() == "GET"
+            retry_safe = method == "GET"
+        data: bytes | None = None
+        headers: dict[str, str] = {}
+        if upload is not None:
+            data, headers["Content-Type"] = upload
+        elif body is not None:
+            data = json.dumps(body, ensure_ascii=False).encode("utf-8")
+            headers["Content-Type"] = "application/json; charset=utf-8"
         token = self.tokens.get()
         token_retried = False
         attempt = 0
         while True:
             query = {**(params or {}), "access_token": token}
-            resp = self._send(
-                method, path, params=query, body=body, files=files, retry_safe=retry_safe
-            )
-            if raw and "json" not in resp.headers.get("Content-Type", ""):
+            resp = self._send(method, path, params=query, body=data, headers=headers,
+                              retry_safe=retry_safe)
+            if raw and "json" not in resp.content_type:
                 return resp
             doc = _json(resp, path)
             errcode = doc.get("errcode", 0)
             if not isinstance(errcode, int) or errcode == 0:
-                return resp if raw else doc
+                return doc
             if errcode in TOKEN_ERRCODES and not token_retried:
                 token_retried = True
                 self._trace(f"! token rejected ({errcode}), fetching a new one")
                 token = self.tokens.get(rejected=token)
-                _rewind(files)
                 continue
             if errcode in BACKOFF_ERRCODES and attempt < self.retry.max_retries:
                 self._sleep(attempt)
                 attempt += 1
-                _rewind(files)
                 continue
             raise api_error(errcode, str(doc.get("errmsg", "")))
 
@@ -340,48 +317,23 @@ class KfClient:
         """Upload a file as temporary media (valid 3 days). Type inferred when not given."""
         path = Path(path)
         media_type, _ = limits.check_media_file(path, media_type)
-        with open(path, "rb") as fh:
-            files = {"media": (path.name, fh, _content_type(media_type, path))}
-            doc = self.call(
-                "POST", "/cgi-bin/media/upload", params={"type": media_type}, files=files
-            )
+        upload = multipart("media", path.name, path.read_bytes(), _content_type(media_type, path))
+        doc = self.call("POST", "/cgi-bin/media/upload", params={"type": media_type},
+                        upload=upload)
         return MediaUpload.from_api(doc)
 
 
-def _json(resp: requests.Response, path: str) -> dict[str, Any]:
+def _json(resp: Response, path: str) -> dict[str, Any]:
     try:
         doc = resp.json()
     except ValueError:
         raise ApiError(
-            -2, f"HTTP {resp.status_code}, not JSON", message=f"{path}: the server did not "
-            f"answer with JSON (HTTP {resp.status_code})", hint="check base_url"
+            -2, f"HTTP {resp.status}, not JSON", message=f"{path}: the server did not "
+            f"answer with JSON (HTTP {resp.status})", hint="check base_url"
         ) from None
     if not isinstance(doc, dict):
         raise ApiError(-2, "not a JSON object", message=f"{path}: unexpected answer")
     return doc
-
-
-def _rewind(files: dict[str, Any] | None) -> None:
-    for value in (files or {}).values():
-        if isinstance(value, tuple) and hasattr(value[1], "seek"):
-            value[1].seek(0)
-
-
-def _refused(exc: Exception) -> bool:
-    text = repr(exc)
-    return any(s in text for s in ("NewConnectionError", "Connection refused", "NameResolution"))
-
-
-def _describe(exc: Exception) -> str:
-    import requests
-
-    if isinstance(exc, requests.Timeout):
-        return "timed out"
-    if isinstance(exc, requests.ConnectionError):
-        if _refused(exc):
-            return "connection failed (server unreachable)"
-        return "connection dropped before a response arrived"
-    return type(exc).__name__
 
 
 def _clip(text: str, limit: int = 2000) -> str:
@@ -394,10 +346,4 @@ def _content_type(media_type: str, path: Path) -> str:
     return {"voice": "audio/amr", "video": "video/mp4"}.get(media_type, "application/octet-stream")
 
 
-def _user_agent() -> str:
-    from kfcli import __version__
-
-    return f"kfcli/{__version__}"
-
-
-__all__ = ["KfClient", "RetryPolicy", "Timeout", "TokenError", "RateLimitError"]
+__all__ = ["KfClient", "RetryPolicy", "Timeout"]

@@ -8,6 +8,7 @@ import pty
 import subprocess
 import sys
 
+
 def _add_hostile(sandbox, kf, avatar):
     media_id = kf("media", "upload", str(avatar)).out.strip()
     # The name goes straight to the simulator: the CLI itself would refuse 16+ characters.

@@ -1,0 +1,107 @@
+"""Start-up and per-command latency of kfcli, as ratios against the plain alternative.
+
+    python bench/startup.py [--runs 30]
+
+Prints two ratios, each measured in this one run with the two commands interleaved:
+
+1. `kfcli --version` vs `python -c pass` (target: within 6x);
+2. `kfcli account list` against a sandbox with a cached token vs a plain `requests` script
+   making the same call with the same token (target: within 1.3x).
+
+Medians of wall-clock time over --runs runs of fresh processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PLAIN = """
+import sys, requests
+resp = requests.post(sys.argv[1] + "/cgi-bin/kf/account/list",
+                     params={"access_token": sys.argv[2]}, json={"offset": 0, "limit": 100})
+for a in resp.json()["account_list"]:
+    print(a["open_kfid"], a["name"], sep="\\t")
+"""
+
+
+def timed(cmd: list[str], env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    return time.perf_counter() - start
+
+
+def compare(a: list[str], b: list[str], env: dict[str, str], runs: int) -> tuple[float, float]:
+    ta, tb = [], []
+    for cmd in (a, b):  # warm the OS caches
+        timed(cmd, env)
+    for _ in range(runs):
+        ta.append(timed(a, env))
+        tb.append(timed(b, env))
+    return statistics.median(ta), statistics.median(tb)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=30)
+    args = parser.parse_args()
+
+    kfcli = shutil.which("kfcli")
+    if not kfcli:
+        sys.exit("kfcli is not installed in this environment (pip install .)")
+    from kfcli.sandbox import start
+
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, "XDG_CACHE_HOME": f"{tmp}/cache", "KFCLI_CONFIG_DIR": f"{tmp}/cfg"}
+        env.pop("KFCLI_OUTPUT", None)
+        version, bare = compare([kfcli, "--version"], [sys.executable, "-c", "pass"], env,
+                                args.runs)
+        print(f"python -c pass           {bare * 1000:7.1f} ms")
+        print(f"kfcli --version          {version * 1000:7.1f} ms")
+        print(f"ratio                    {version / bare:7.2f}x   (target <= 6x)")
+
+        server = start(Path(tmp) / "bench.db")
+        try:
+            env.update(KFCLI_BASE_URL=server.base_url, KFCLI_CORP_ID=server.credentials["corp_id"],
+                       KFCLI_SECRET=server.credentials["secret"])
+            png = Path(__file__).resolve().parents[1] / "examples" / "avatar.png"
+            for i in range(5):
+                subprocess.run([kfcli, "account", "add", "--name", f"bench{i}", "--avatar",
+                                str(png)], env=env, check=True, stdout=subprocess.DEVNULL)
+            token = _cached_token(env)
+            plain = Path(tmp) / "plain.py"
+            plain.write_text(PLAIN)
+            ours, theirs = compare(
+                [kfcli, "account", "list"],
+                [sys.executable, str(plain), server.base_url, token],
+                env,
+                args.runs,
+            )
+        finally:
+            server.stop()
+        print(f"plain requests script    {theirs * 1000:7.1f} ms")
+        print(f"kfcli account list       {ours * 1000:7.1f} ms   (cached token, TSV to a pipe)")
+        print(f"ratio                    {ours / theirs:7.2f}x   (target <= 1.3x)")
+
+
+def _cached_token(env: dict[str, str]) -> str:
+    code = (
+        "from kfcli.core.tokens import TokenCache;"
+        "import os;"
+        "c = TokenCache(os.environ['KFCLI_CORP_ID'], os.environ['KFCLI_SECRET'], None);"
+        "print(c.read().access_token)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True)
+    return out.stdout.strip()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,209 @@
+"""A small HTTP/1.1 client on the standard library's `http.client`.
+
+Why not `requests`: importing it costs 40-100 ms on every invocation, more than kfcli's whole
+start-up budget (a command must stay within 1.3x of a plain `requests` script, see bench/).
+kfcli talks to one host with JSON and one multipart upload, which `http.client` covers; this
+module adds what a CLI needs on top: keep-alive with a stale-connection check, separate
+connect/read timeouts, HTTP(S)_PROXY / NO_PROXY, and errors that say whether the request can
+have reached the server (which decides whether a retry is safe).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+import select
+import socket
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote, urlencode, urlsplit
+
+
+class HttpError(Exception):
+    """`never_sent` is True when the server cannot have seen the request."""
+
+    def __init__(self, reason: str, *, never_sent: bool) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.never_sent = never_sent
+
+
+@dataclass
+class Response:
+    status: int
+    reason: str
+    headers: dict[str, str]  # lower-case names
+    body: bytes
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("content-type", "")
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def multipart(field: str, filename: str, data: bytes, content_type: str) -> tuple[bytes, str]:
+    """Encode one file part as multipart/form-data; returns (body, Content-Type header).
+
+    WeCom's media upload wants the part named `media` with `filename` and `filelength`
+    (kf-api.md §2.12).
+    """
+    boundary = "kfcli" + secrets.token_hex(12)
+    quoted = filename.replace("\\", "\\\\").replace('"', '\\"').replace("\r", "").replace("\n", "")
+    head = (
+        f"--{boundary}\r\n"
+        f'Content-Disposition: form-data; name="{field}"; filename="{quoted}"; '
+        f"filelength={len(data)}\r\n"
+        f"Content-Type: {content_type}\r\n\r\n"
+    ).encode()
+    return head + data + f"\r\n--{boundary}--\r\n".encode(), (
+        f"multipart/form-data; boundary={boundary}"
+    )
+
+
+class Http:
+    """Connections to one base URL, reused across requests."""
+
+    def __init__(self, base_url: str, *, connect_timeout: float, read_timeout: float,
+                 user_agent: str) -> None:
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"base URL must be http(s)://host[:port], not {base_url!r}")
+        self.scheme = parts.scheme
+        self.host = parts.hostname
+        self.port = parts.port or (443 if self.scheme == "https" else 80)
+        self.prefix = parts.path.rstrip("/")
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self.user_agent = user_agent
+        self.proxy = _proxy_for(self.scheme, self.host)
+        self._conn: Any = None
+
+    def request(self, method: str, path: str, *, params: dict[str, Any] | None = None,
+                body: bytes | None = None, headers: dict[str, str] | None = None) -> Response:
+        target = self.prefix + path + (("?" + urlencode(params)) if params else "")
+        all_headers = {"User-Agent": self.user_agent, "Accept": "application/json, */*",
+                       **(headers or {})}
+        if self.proxy and self.scheme == "http":
+            # A plain-HTTP proxy takes the absolute URL.
+            target = f"http://{self.host}:{self.port}{target}"
+            if self.proxy.auth:
+                all_headers["Proxy-Authorization"] = self.proxy.auth
+        conn = self._connection()
+        try:
+            conn.request(method, target, body=body, headers=all_headers)
+        except TimeoutError:
+            self.close()
+            raise HttpError("timed out", never_sent=False) from None
+        except OSError as exc:
+            self.close()
+            raise HttpError(f"connection failed while sending ({_os_reason(exc)})",
+                            never_sent=False) from None
+        try:
+            resp = conn.getresponse()
+            data = resp.read()
+        except TimeoutError:
+            self.close()
+            raise HttpError("timed out waiting for the response", never_sent=False) from None
+        except (OSError, ValueError) as exc:  # RemoteDisconnected, reset, IncompleteRead
+            import http.client
+
+            self.close()
+            if isinstance(exc, (http.client.HTTPException, ConnectionError)):
+                raise HttpError("connection dropped before a response arrived",
+                                never_sent=False) from None
+            raise HttpError(f"connection failed ({_os_reason(exc)})", never_sent=False) from None
+        if resp.will_close:
+            self.close()
+        headers = {k.lower(): v for k, v in resp.getheaders()}
+        return Response(resp.status, resp.reason, headers, data)
+
+    def _connection(self):
+        if self._conn is not None and not _dropped(self._conn):
+            return self._conn
+        self.close()
+        import http.client
+
+        host, port = (self.proxy.host, self.proxy.port) if self.proxy else (self.host, self.port)
+        if self.scheme == "https":
+            import ssl
+
+            conn = http.client.HTTPSConnection(host, port, timeout=self.connect_timeout,
+                                               context=ssl.create_default_context())
+            if self.proxy:
+                tunnel_headers = {"Proxy-Authorization": self.proxy.auth} if self.proxy.auth \
+                    else None
+                conn.set_tunnel(self.host, self.port, headers=tunnel_headers)
+        else:
+            conn = http.client.HTTPConnection(host, port, timeout=self.connect_timeout)
+        try:
+            conn.connect()
+        except TimeoutError:
+            conn.close()
+            raise HttpError("timed out connecting (server unreachable)", never_sent=True) from None
+        except OSError as exc:
+            conn.close()
+            raise HttpError(f"connection failed ({_os_reason(exc)}; server unreachable)",
+                            never_sent=True) from None
+        conn.sock.settimeout(self.read_timeout)
+        self._conn = conn
+        return conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+def _dropped(conn) -> bool:
+    """A kept-alive connection the server has closed (readable at EOF) must not be reused."""
+    sock = conn.sock
+    if sock is None:
+        return True
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
+
+
+def _os_reason(exc: BaseException) -> str:
+    if isinstance(exc, socket.gaierror):
+        return "host name not found"
+    return getattr(exc, "strerror", None) or type(exc).__name__
+
+
+@dataclass(frozen=True)
+class _Proxy:
+    host: str
+    port: int
+    auth: str | None
+
+
+def _proxy_for(scheme: str, host: str) -> _Proxy | None:
+    """The proxy from HTTPS_PROXY / HTTP_PROXY (either case) unless NO_PROXY covers `host`."""
+    env = os.environ
+    url = env.get(f"{scheme}_proxy") or env.get(f"{scheme.upper()}_PROXY") or \
+        env.get("all_proxy") or env.get("ALL_PROXY")
+    if not url:
+        return None
+    no_proxy = env.get("no_proxy") or env.get("NO_PROXY") or ""
+    for entry in (e.strip().lower() for e in no_proxy.split(",")):
+        if entry == "*" or (entry and (host == entry.lstrip(".") or
+                                       host.endswith("." + entry.lstrip(".")))):
+            return None
+    if host in ("localhost", "127.0.0.1", "::1"):
+        return None  # loopback never goes through a proxy
+    parts = urlsplit(url if "://" in url else "http://" + url)
+    auth = None
+    if parts.username:
+        creds = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+        auth = "Basic " + base64.b64encode(creds.encode()).decode()
+    return _Proxy(parts.hostname or "", parts.port or 80, auth)
