@@ -18,16 +18,24 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from kfcli.core import limits
 from kfcli.core.config import DEFAULT_BASE_URL, Settings
-from kfcli.core.errors import ApiError, NetworkError, api_error
+from kfcli.core.errors import ApiError, NetworkError, UsageError, api_error
 from kfcli.core.http import Http, HttpError, Response, multipart
-from kfcli.core.models import Account, MediaUpload
+from kfcli.core.models import (
+    Account,
+    CustomerBatch,
+    MediaUpload,
+    Servicer,
+    ServicerResult,
+    ServiceState,
+    SyncPage,
+)
 from kfcli.core.redact import redact, register_secret
 from kfcli.core.tokens import TokenCache
 
@@ -83,6 +91,8 @@ class KfClient:
         self.trace = trace
         self._secret = secret
         self._http: Http | None = None
+        #: True while the current call has retried after a failure that may have taken effect.
+        self.retried_after_ambiguous = False
         self.tokens = token_cache or TokenCache(corp_id, secret, self._fetch_token)
 
     @classmethod
@@ -123,6 +133,7 @@ class KfClient:
             except HttpError as exc:
                 self._trace(f"! {exc.reason}")
                 if (retry_safe or exc.never_sent) and attempt < self.retry.max_retries:
+                    self.retried_after_ambiguous |= not exc.never_sent
                     self._sleep(attempt)
                     attempt += 1
                     continue
@@ -133,6 +144,7 @@ class KfClient:
                 raise NetworkError(redact(f"{method} {path}: {exc.reason}"), hint=hint) from None
             self._trace_response(resp, started)
             if resp.status >= 500 and retry_safe and attempt < self.retry.max_retries:
+                self.retried_after_ambiguous = True
                 self._sleep(attempt)
                 attempt += 1
                 continue
@@ -232,6 +244,7 @@ class KfClient:
         elif body is not None:
             data = json.dumps(body, ensure_ascii=False).encode("utf-8")
             headers["Content-Type"] = "application/json; charset=utf-8"
+        self.retried_after_ambiguous = False
         token = self.tokens.get()
         token_retried = False
         attempt = 0
@@ -321,6 +334,262 @@ class KfClient:
         doc = self.call("POST", "/cgi-bin/media/upload", params={"type": media_type},
                         upload=upload)
         return MediaUpload.from_api(doc)
+
+
+    def media_get(self, media_id: str) -> tuple[bytes, str, str]:
+        """Download temporary media: (content, content type, filename from the server)."""
+        limits.check_media_id(media_id)
+        resp = self.call("GET", "/cgi-bin/media/get", params={"media_id": media_id}, raw=True)
+        if isinstance(resp, dict):  # a JSON body without errcode: unexpected, but not media
+            raise ApiError(-2, "no media in response", message="media/get returned JSON")
+        disposition = resp.headers.get("content-disposition", "")
+        filename = ""
+        if "filename=" in disposition:
+            filename = disposition.split("filename=", 1)[1].strip().strip('"')
+        return resp.body, resp.content_type, filename
+
+    # ------------------------------------------------------------------ servicers
+
+    def servicer_list(self, open_kfid: str) -> list[Servicer]:
+        limits.check_open_kfid(open_kfid)
+        doc = self.call("GET", "/cgi-bin/kf/servicer/list", params={"open_kfid": open_kfid})
+        return [Servicer.from_api(s) for s in doc.get("servicer_list", [])]
+
+    def servicer_add(self, open_kfid: str, userids: Sequence[str] = (),
+                     department_ids: Sequence[int] = ()) -> list[ServicerResult]:
+        """Add up to 100 userids and 100 departments; returns WeCom's per-item results."""
+        return self._servicer("add", open_kfid, userids, department_ids)
+
+    def servicer_delete(self, open_kfid: str, userids: Sequence[str] = (),
+                        department_ids: Sequence[int] = ()) -> list[ServicerResult]:
+        return self._servicer("del", open_kfid, userids, department_ids)
+
+    def _servicer(self, op: str, open_kfid: str, userids: Sequence[str],
+                  department_ids: Sequence[int]) -> list[ServicerResult]:
+        limits.check_open_kfid(open_kfid)
+        limits.check_servicer_batch(userids, department_ids)
+        body: dict[str, Any] = {"open_kfid": open_kfid}
+        if userids:
+            body["userid_list"] = list(userids)
+        if department_ids:
+            body["department_id_list"] = [int(d) for d in department_ids]
+        doc = self.call("POST", f"/cgi-bin/kf/servicer/{op}", body)
+        return [ServicerResult.from_api(r) for r in doc.get("result_list", [])]
+
+    # ------------------------------------------------------------------ session state
+
+    def service_state_get(self, open_kfid: str, external_userid: str) -> ServiceState:
+        limits.check_open_kfid(open_kfid)
+        limits.check_external_userid(external_userid)
+        doc = self.call("POST", "/cgi-bin/kf/service_state/get",
+                        {"open_kfid": open_kfid, "external_userid": external_userid},
+                        retry_safe=True)
+        return ServiceState.from_api(doc)
+
+    def service_state_trans(self, open_kfid: str, external_userid: str, service_state: int,
+                            servicer_userid: str | None = None) -> str:
+        """Move a session to another state; returns the msg_code ("" when none is issued)."""
+        limits.check_open_kfid(open_kfid)
+        limits.check_external_userid(external_userid)
+        limits.check_state_target(service_state, servicer_userid)
+        body: dict[str, Any] = {"open_kfid": open_kfid, "external_userid": external_userid,
+                                "service_state": service_state}
+        if servicer_userid:
+            body["servicer_userid"] = servicer_userid
+        doc = self.call("POST", "/cgi-bin/kf/service_state/trans", body)
+        return str(doc.get("msg_code", ""))
+
+    # ------------------------------------------------------------------ messages
+
+    def send_msg(self, touser: str, open_kfid: str, msgtype: str, content: dict[str, Any],
+                 *, msgid: str | None = None) -> str:
+        """Send one message; returns its msgid.
+
+        A msgid is always sent (generated when not given): WeCom keeps msgids unique per
+        account, so the network retry this enables can never deliver twice.
+        """
+        limits.check_open_kfid(open_kfid)
+        limits.check_external_userid(touser, field="touser")
+        msgid = limits.check_msgid(msgid) if msgid else new_msgid()
+        body = {"touser": touser, "open_kfid": open_kfid, "msgid": msgid, "msgtype": msgtype,
+                msgtype: content}
+        return self._send_idempotent("/cgi-bin/kf/send_msg", body)
+
+    def send_msg_on_event(self, code: str, msgtype: str, content: dict[str, Any], *,
+                          msgid: str | None = None) -> str:
+        """Answer an event code (welcome, queue, closing words); returns the msgid."""
+        limits.check_text("code", code, max_bytes=128)
+        msgid = limits.check_msgid(msgid) if msgid else new_msgid()
+        body = {"code": code, "msgid": msgid, "msgtype": msgtype, msgtype: content}
+        return self._send_idempotent("/cgi-bin/kf/send_msg_on_event", body)
+
+    def _send_idempotent(self, path: str, body: dict[str, Any]) -> str:
+        try:
+            doc = self.call("POST", path, body, retry_safe=True)
+        except ApiError as exc:
+            # After a dropped connection the retry carries the same msgid; WeCom refuses the
+            # repeat, which proves the first attempt was accepted. (verify) The code for a
+            # repeated msgid is not documented: we take 40058 naming the msgid, the only signal.
+            if self.retried_after_ambiguous and _is_duplicate_msgid(exc):
+                self._trace("! msgid already delivered by the first attempt")
+                return str(body["msgid"])
+            raise
+        return str(doc.get("msgid") or body["msgid"])
+
+    def sync_msg(self, open_kfid: str, *, cursor: str | None = None, token: str | None = None,
+                 limit: int = 1000, voice_format: int | None = None) -> SyncPage:
+        """One page of messages. Empty optional fields are omitted, never sent as ""."""
+        limits.check_open_kfid(open_kfid)
+        limits.check_limit(limit, limits.SYNC_LIMIT)
+        body: dict[str, Any] = {"open_kfid": open_kfid, "limit": limit}
+        if cursor:
+            body["cursor"] = limits.check_text("cursor", cursor, max_bytes=64)
+        if token:
+            body["token"] = limits.check_text("token", token, max_bytes=128)
+        if voice_format is not None:
+            body["voice_format"] = voice_format
+        doc = self.call("POST", "/cgi-bin/kf/sync_msg", body, retry_safe=True)
+        return SyncPage.from_api(doc)
+
+    # ------------------------------------------------------------------ customers
+
+    def customer_batchget(self, external_userids: Sequence[str], *,
+                          with_context: bool = False) -> CustomerBatch:
+        """Up to 100 customers; unknown ids come back in `invalid_external_userid`."""
+        ids = list(external_userids)
+        limits.check_batch("external_userid", ids, limits.BATCH_IDS)
+        for uid in ids:
+            limits.check_external_userid(uid)
+        body: dict[str, Any] = {"external_userid_list": ids}
+        if with_context:
+            body["need_enter_session_context"] = 1
+        doc = self.call("POST", "/cgi-bin/kf/customer/batchget", body, retry_safe=True)
+        return CustomerBatch.from_api(doc)
+
+    def upgrade_service_config(self) -> dict[str, Any]:
+        doc = self.call("GET", "/cgi-bin/kf/customer/get_upgrade_service_config")
+        return _strip(doc)
+
+    def upgrade_service(self, open_kfid: str, external_userid: str, *,
+                        member_userid: str | None = None, chat_id: str | None = None,
+                        wording: str | None = None) -> None:
+        """Recommend a dedicated member (type 1) or a customer group (type 2)."""
+        limits.check_open_kfid(open_kfid)
+        limits.check_external_userid(external_userid)
+        if (member_userid is None) == (chat_id is None):
+            raise UsageError("upgrade needs exactly one of a member userid or a group chat_id")
+        target: dict[str, Any] = {"userid": member_userid} if member_userid else \
+            {"chat_id": chat_id}
+        if wording:
+            target["wording"] = limits.check_text("wording", wording, max_bytes=1024)
+        body: dict[str, Any] = {"open_kfid": open_kfid, "external_userid": external_userid,
+                                "type": 1 if member_userid else 2,
+                                "member" if member_userid else "groupchat": target}
+        self.call("POST", "/cgi-bin/kf/customer/upgrade_service", body)
+
+    def cancel_upgrade_service(self, open_kfid: str, external_userid: str) -> None:
+        limits.check_open_kfid(open_kfid)
+        limits.check_external_userid(external_userid)
+        self.call("POST", "/cgi-bin/kf/customer/cancel_upgrade_service",
+                  {"open_kfid": open_kfid, "external_userid": external_userid})
+
+    # ------------------------------------------------------------------ corp, statistics
+
+    def corp_qualification(self) -> dict[str, Any]:
+        return _strip(self.call("GET", "/cgi-bin/kf/get_corp_qualification"))
+
+    def corp_statistic(self, open_kfid: str, start_time: int, end_time: int) -> list[dict]:
+        """Daily statistics of an account, [start_time, end_time] as unix midnights."""
+        limits.check_open_kfid(open_kfid)
+        body = {"open_kfid": open_kfid, "start_time": start_time, "end_time": end_time}
+        doc = self.call("POST", "/cgi-bin/kf/get_corp_statistic", body, retry_safe=True)
+        return list(doc.get("statistic_list", []))
+
+    def servicer_statistic(self, open_kfid: str, start_time: int, end_time: int, *,
+                           servicer_userid: str | None = None) -> list[dict]:
+        limits.check_open_kfid(open_kfid)
+        body: dict[str, Any] = {"open_kfid": open_kfid, "start_time": start_time,
+                                "end_time": end_time}
+        if servicer_userid:
+            body["servicer_userid"] = servicer_userid
+        doc = self.call("POST", "/cgi-bin/kf/get_servicer_statistic", body, retry_safe=True)
+        return list(doc.get("statistic_list", []))
+
+    # ------------------------------------------------------------------ knowledge base
+
+    def knowledge_group_add(self, name: str) -> str:
+        limits.check_text("name", name, max_chars=limits.KNOWLEDGE_GROUP_CHARS)
+        return str(self.call("POST", "/cgi-bin/kf/knowledge/add_group", {"name": name})
+                   ["group_id"])
+
+    def knowledge_group_delete(self, group_id: str) -> None:
+        self.call("POST", "/cgi-bin/kf/knowledge/del_group", {"group_id": group_id})
+
+    def knowledge_group_rename(self, group_id: str, name: str) -> None:
+        limits.check_text("name", name, max_chars=limits.KNOWLEDGE_GROUP_CHARS)
+        self.call("POST", "/cgi-bin/kf/knowledge/mod_group", {"group_id": group_id, "name": name})
+
+    def knowledge_groups(self, *, group_id: str | None = None,
+                         page_size: int = 500) -> Iterator[dict[str, Any]]:
+        """Every group (paging with the cursor)."""
+        extra = {"group_id": group_id} if group_id else {}
+        yield from self._pages("/cgi-bin/kf/knowledge/list_group", "group_list", extra,
+                               page_size)
+
+    def knowledge_intent_add(self, group_id: str, question: dict[str, Any],
+                             answers: list[dict[str, Any]],
+                             similar_questions: dict[str, Any] | None = None) -> str:
+        body: dict[str, Any] = {"group_id": group_id, "question": question, "answers": answers}
+        if similar_questions:
+            body["similar_questions"] = similar_questions
+        limits.check_intent(body)
+        return str(self.call("POST", "/cgi-bin/kf/knowledge/add_intent", body)["intent_id"])
+
+    def knowledge_intent_update(self, intent_id: str, **sections: Any) -> None:
+        """Replace whole sections (question, similar_questions, answers) of an intent."""
+        body = {"intent_id": intent_id, **{k: v for k, v in sections.items() if v is not None}}
+        if len(body) == 1:
+            raise UsageError("nothing to update: give a question, similar questions or answer")
+        limits.check_intent(body, partial=True)
+        self.call("POST", "/cgi-bin/kf/knowledge/mod_intent", body)
+
+    def knowledge_intent_delete(self, intent_id: str) -> None:
+        self.call("POST", "/cgi-bin/kf/knowledge/del_intent", {"intent_id": intent_id})
+
+    def knowledge_intents(self, *, group_id: str | None = None, intent_id: str | None = None,
+                          page_size: int = 500) -> Iterator[dict[str, Any]]:
+        extra = {k: v for k, v in (("group_id", group_id), ("intent_id", intent_id)) if v}
+        yield from self._pages("/cgi-bin/kf/knowledge/list_intent", "intent_list", extra,
+                               page_size)
+
+    def _pages(self, path: str, key: str, extra: dict[str, Any],
+               page_size: int) -> Iterator[dict[str, Any]]:
+        limits.check_limit(page_size, limits.KNOWLEDGE_LIST_LIMIT)
+        cursor = ""
+        while True:
+            body = {**extra, "limit": page_size}
+            if cursor:
+                body["cursor"] = cursor
+            doc = self.call("POST", path, body, retry_safe=True)
+            yield from doc.get(key, [])
+            cursor = str(doc.get("next_cursor", ""))
+            if not doc.get("has_more") or not cursor:
+                return
+
+
+def new_msgid() -> str:
+    """A client-generated msgid: 32 characters of [0-9a-zA-Z_-], unique in practice."""
+    import secrets
+
+    return "kfcli" + secrets.token_urlsafe(20)[:27]
+
+
+def _is_duplicate_msgid(exc: ApiError) -> bool:
+    return exc.errcode == 40058 and "msgid" in exc.errmsg.lower()
+
+
+def _strip(doc: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in doc.items() if k not in ("errcode", "errmsg")}
 
 
 def _json(resp: Response, path: str) -> dict[str, Any]:

@@ -17,6 +17,19 @@ OPEN_KFID_BYTES = 64
 SCENE_BYTES = 32
 SCENE_PARAM_BYTES = 128
 ACCOUNT_LIST_LIMIT = 100
+EXTERNAL_USERID_BYTES = 64
+MSGID_BYTES = 32
+SYNC_LIMIT = 1000
+#: Ids per call for servicer add/del and customer batchget: kfcli batches beyond this.
+BATCH_IDS = 100
+KNOWLEDGE_GROUP_CHARS = 12
+KNOWLEDGE_LIST_LIMIT = 1000
+KNOWLEDGE_QUESTION_CHARS = 200
+KNOWLEDGE_SIMILAR_MAX = 100
+KNOWLEDGE_ANSWER_CHARS = 500
+KNOWLEDGE_ATTACHMENTS_MAX = 4
+SERVICER_STATE = 3
+STATE_NAMES = {"new": 0, "assistant": 1, "pool": 2, "servicer": 3, "ended": 4}
 
 _SCENE = re.compile(r"[0-9a-zA-Z_-]*")
 
@@ -85,6 +98,86 @@ def check_scene_param(scene_param: str, scene: str | None) -> str:
             "scene_param", "needs a non-empty --scene (WeCom returns it only with a scene)"
         )
     return check_text("scene_param", scene_param, max_bytes=SCENE_PARAM_BYTES)
+
+
+def check_external_userid(value: str, field: str = "external_userid") -> str:
+    return check_text(field, value, max_bytes=EXTERNAL_USERID_BYTES)
+
+
+def check_msgid(msgid: str) -> str:
+    check_text("msgid", msgid, max_bytes=MSGID_BYTES)
+    if not _SCENE.fullmatch(msgid):
+        raise ValidationError("msgid", f"{msgid!r} may contain only [0-9a-zA-Z_-] "
+                              f"(at most {MSGID_BYTES} bytes)")
+    return msgid
+
+
+def check_batch(field: str, items: list, maximum: int) -> None:
+    if not items:
+        raise ValidationError(field, "give at least one")
+    if len(items) > maximum:
+        raise ValidationError(field, f"{len(items)} items, at most {maximum} per call")
+
+
+def check_servicer_batch(userids, department_ids) -> None:
+    if not userids and not department_ids:
+        raise ValidationError("servicer", "give at least one userid or department id")
+    for field, items in (("userid_list", userids), ("department_id_list", department_ids)):
+        if len(items) > BATCH_IDS:
+            raise ValidationError(field, f"{len(items)} items, at most {BATCH_IDS} per call")
+    for uid in userids:
+        check_text("userid", uid, max_bytes=64)
+    for dep in department_ids:
+        if not isinstance(dep, int) or dep < 1 or dep >= 2**32:
+            raise ValidationError("department_id", f"{dep!r} is not a positive integer")
+
+
+def parse_state(value: str) -> int:
+    """A session state given as 0-4 or as a name (new, assistant, pool, servicer, ended)."""
+    key = value.strip().lower()
+    if key in STATE_NAMES:
+        return STATE_NAMES[key]
+    if key.isdigit() and int(key) in STATE_NAMES.values():
+        return int(key)
+    names = ", ".join(f"{n} ({v})" for n, v in STATE_NAMES.items())
+    raise ValidationError("state", f"{value!r} is not a session state; use one of {names}")
+
+
+def check_state_target(state: int, servicer_userid: str | None) -> None:
+    if state not in STATE_NAMES.values():
+        raise ValidationError("service_state", f"{state} is out of range 0..4")
+    if state == SERVICER_STATE and not servicer_userid:
+        raise ValidationError("servicer_userid", "required when the target state is "
+                              "servicer (3): pass --servicer USERID")
+
+
+def check_intent(body: dict, *, partial: bool = False) -> None:
+    """Knowledge-base intent limits (kf-api.md §2.11)."""
+    question = body.get("question")
+    if question is not None or not partial:
+        text = ((question or {}).get("text") or {}).get("content", "")
+        check_text("question", text, max_chars=KNOWLEDGE_QUESTION_CHARS)
+    similar = body.get("similar_questions")
+    if similar is not None:
+        items = similar.get("items", [])
+        if len(items) > KNOWLEDGE_SIMILAR_MAX:
+            raise ValidationError("similar_questions",
+                                  f"{len(items)} items, at most {KNOWLEDGE_SIMILAR_MAX}")
+        for item in items:
+            check_text("similar question", (item.get("text") or {}).get("content", ""),
+                       max_chars=KNOWLEDGE_QUESTION_CHARS)
+    answers = body.get("answers")
+    if answers is not None or not partial:
+        answers = answers or []
+        if len(answers) != 1:
+            raise ValidationError("answers", f"{len(answers)} answers; WeCom supports exactly 1")
+        answer = answers[0]
+        check_text("answer", (answer.get("text") or {}).get("content", ""),
+                   max_chars=KNOWLEDGE_ANSWER_CHARS)
+        attachments = answer.get("attachments", [])
+        if len(attachments) > KNOWLEDGE_ATTACHMENTS_MAX:
+            raise ValidationError("attachments", f"{len(attachments)} attachments, at most "
+                                  f"{KNOWLEDGE_ATTACHMENTS_MAX}")
 
 
 def check_limit(value: int, maximum: int, field: str = "limit") -> int:

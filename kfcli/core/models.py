@@ -54,3 +54,75 @@ class MediaUpload(Model):
             media_id=doc.get("media_id", ""),
             created_at=str(doc.get("created_at", "")),
         )
+
+
+@dataclass(frozen=True)
+class Servicer(Model):
+    """A servicer: a member (`userid`, `status` 0 receiving / 1 stopped, `stop_type`) or a
+    department (`department_id`)."""
+
+    userid: str | None = None
+    department_id: int | None = None
+    status: int | None = None
+    stop_type: int | None = None
+
+    @classmethod
+    def from_api(cls, doc: dict[str, Any]) -> Servicer:
+        return cls(raw=doc, userid=doc.get("userid"), department_id=doc.get("department_id"),
+                   status=doc.get("status"), stop_type=doc.get("stop_type"))
+
+
+@dataclass(frozen=True)
+class ServicerResult(Model):
+    """One entry of servicer add/del `result_list`: its own errcode (0 = success)."""
+
+    userid: str | None = None
+    department_id: int | None = None
+    errcode: int = 0
+    errmsg: str = ""
+
+    @classmethod
+    def from_api(cls, doc: dict[str, Any]) -> ServicerResult:
+        return cls(raw=doc, userid=doc.get("userid"), department_id=doc.get("department_id"),
+                   errcode=int(doc.get("errcode", 0)), errmsg=str(doc.get("errmsg", "")))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.raw)  # per-item errcode/errmsg are the point here
+
+    @property
+    def ok(self) -> bool:
+        return self.errcode == 0
+
+
+@dataclass(frozen=True)
+class ServiceState(Model):
+    service_state: int = 0
+    servicer_userid: str = ""  # the API's name; one peer SDK reads "service_userid" by mistake
+
+    @classmethod
+    def from_api(cls, doc: dict[str, Any]) -> ServiceState:
+        return cls(raw=_without_status(doc), service_state=int(doc.get("service_state", 0)),
+                   servicer_userid=str(doc.get("servicer_userid", "")))
+
+
+@dataclass(frozen=True)
+class SyncPage(Model):
+    next_cursor: str = ""
+    has_more: bool = False
+    msg_list: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def from_api(cls, doc: dict[str, Any]) -> SyncPage:
+        return cls(raw=_without_status(doc), next_cursor=str(doc.get("next_cursor", "")),
+                   has_more=bool(doc.get("has_more", 0)), msg_list=list(doc.get("msg_list", [])))
+
+
+@dataclass(frozen=True)
+class CustomerBatch(Model):
+    customer_list: list[dict[str, Any]] = field(default_factory=list)
+    invalid_external_userid: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_api(cls, doc: dict[str, Any]) -> CustomerBatch:
+        return cls(raw=_without_status(doc), customer_list=list(doc.get("customer_list", [])),
+                   invalid_external_userid=list(doc.get("invalid_external_userid", [])))
