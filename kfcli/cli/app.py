@@ -18,6 +18,10 @@ try:  # Typer 0.28 vendors Click; older releases use the click package.
 except ImportError:  # pragma: no cover
     from click import exceptions as click_exceptions
 
+# Typer's Exit/Abort, and Click's where they are different classes.
+_EXIT = tuple({typer.Exit, getattr(click_exceptions, "Exit", typer.Exit)})
+_ABORT = tuple({typer.Abort, getattr(click_exceptions, "Abort", typer.Abort)})
+
 HELP = """kfcli: administer WeChat Customer Service (微信客服) on WeCom from the command line.
 
 Try it without a WeCom corp: every command runs against a local simulator with --sandbox.
@@ -104,15 +108,26 @@ def run(args: list[str]) -> int:
         _report({"type": "usage", "errcode": None, "errmsg": None,
                  "message": exc.format_message(), "hint": None})
         return exc.exit_code
-    except (typer.Exit, click_exceptions.Exit) as exc:
+    except _EXIT as exc:
         return exc.exit_code
-    except (typer.Abort, click_exceptions.Abort, KeyboardInterrupt):
+    except (*_ABORT, KeyboardInterrupt):
         sys.stderr.write("\ninterrupted\n")
         return 130
     except BrokenPipeError:
         # The reader went away (`kfcli … | head`): not an error worth a message.
         _silence_stdout()
         return 0
+    except Exception as exc:  # a bug: say so in one line; the traceback only with --debug
+        if st.debug:
+            import traceback
+
+            from kfcli.core.redact import redact
+
+            sys.stderr.write(redact(traceback.format_exc()))
+        _report({"type": "internal", "errcode": None, "errmsg": None,
+                 "message": f"internal error: {type(exc).__name__}: {exc}",
+                 "hint": "run again with --debug for the traceback, and please report it"})
+        return 1
     finally:
         st.close()
 
