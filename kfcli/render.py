@@ -122,6 +122,19 @@ class Output:
         else:
             self._table([[f, _human(obj.get(f))] for f in fields], None)
 
+    def binary(self, data: bytes) -> None:
+        """Raw bytes (a downloaded file) to stdout."""
+        self.stdout.flush()
+        stream = getattr(self.stdout, "buffer", None)
+        if stream is None:
+            raise TypeError("stdout cannot take bytes")
+        stream.write(data)
+        stream.flush()
+
+    def document(self, doc: Any) -> None:
+        """A JSON document whatever the format (request bodies shown by --dry-run)."""
+        self.line(doc) if self.fmt == "jsonl" else self._json(doc)
+
     def line(self, obj: Any) -> None:
         """One JSON line, flushed at once (streams)."""
         self.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")

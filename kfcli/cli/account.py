@@ -7,12 +7,12 @@ from typing import Annotated
 
 import typer
 
-from kfcli.cli.context import YesOpt, confirm, state, with_output
+from kfcli.cli.context import YesOpt, confirm, new_app, state, with_output
 from kfcli.cli.media import upload_file
 from kfcli.core import limits
 from kfcli.core.errors import UsageError
 
-app = typer.Typer(help="List, create, rename and delete KF accounts.", no_args_is_help=True)
+app = new_app("List, create, rename and delete KF accounts.")
 
 COLUMNS = ["open_kfid", "name", "manage_privilege", "avatar"]
 

@@ -7,9 +7,9 @@ import sys
 from typing import Annotated
 
 import typer
+from typer.core import TyperGroup
 
 from kfcli import __version__
-from kfcli.cli import account, auth, config, link, media, sandbox
 from kfcli.cli.context import JsonOpt, OutputOpt, reset_state, state
 from kfcli.core.errors import KfError
 
@@ -35,20 +35,53 @@ Examples:
   kfcli config set corp_id ww0123456789abcdef && kfcli config set secret
 """
 
+#: Command groups, each in its own module, imported only when the command line names it (or
+#: for --help and completion): a command pays start-up for its own group alone.
+GROUPS = {
+    "config": "kfcli.cli.config",
+    "auth": "kfcli.cli.auth",
+    "account": "kfcli.cli.account",
+    "link": "kfcli.cli.link",
+    "servicer": "kfcli.cli.servicer",
+    "state": "kfcli.cli.state",
+    "msg": "kfcli.cli.msg",
+    "customer": "kfcli.cli.customer",
+    "upgrade": "kfcli.cli.upgrade",
+    "corp": "kfcli.cli.corp",
+    "stats": "kfcli.cli.stats",
+    "knowledge": "kfcli.cli.knowledge",
+    "media": "kfcli.cli.media",
+    "api": "kfcli.cli.api",
+    "sandbox": "kfcli.cli.sandbox",
+}
+
+
+class LazyGroup(TyperGroup):
+    def list_commands(self, ctx) -> list[str]:
+        return list(GROUPS)
+
+    def get_command(self, ctx, name: str):
+        module = GROUPS.get(name)
+        if module is None:
+            return None
+        import importlib
+
+        import typer.main
+
+        command = typer.main.get_command(importlib.import_module(module).app)
+        command.name = name
+        return command
+
+
 app = typer.Typer(
     name="kfcli",
+    cls=LazyGroup,
     help=HELP,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-app.add_typer(config.app, name="config")
-app.add_typer(auth.app, name="auth")
-app.add_typer(account.app, name="account")
-app.add_typer(link.app, name="link")
-app.add_typer(media.app, name="media")
-app.add_typer(sandbox.app, name="sandbox")
 
 
 def _version(value: bool) -> None:

@@ -6,11 +6,11 @@ from typing import Annotated
 
 import typer
 
-from kfcli.cli.context import state, with_output
+from kfcli.cli.context import new_app, state, with_output
 from kfcli.core.config import FIELDS, SECRET_FIELDS
 from kfcli.core.redact import mask
 
-app = typer.Typer(help="Inspect credentials and the access-token cache.", no_args_is_help=True)
+app = new_app("Inspect credentials and the access-token cache.")
 
 
 @app.command(

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from kfcli.cli.context import YesOpt, confirm, read_secret, state, with_output
+from kfcli.cli.context import YesOpt, confirm, new_app, read_secret, state, with_output
 from kfcli.core.config import (
     DEFAULT_PROFILE,
     FIELDS,
@@ -19,10 +19,7 @@ from kfcli.core.config import (
 from kfcli.core.errors import ConfigError, UsageError
 from kfcli.core.redact import mask
 
-app = typer.Typer(
-    help="Manage profiles: corp id, secret, callback token and key, base URL.",
-    no_args_is_help=True,
-)
+app = new_app("Manage profiles: corp id, secret, callback token and key, base URL.")
 
 KeyArg = Annotated[str, typer.Argument(help=f"One of: {', '.join(FIELDS)}.", show_default=False)]
 

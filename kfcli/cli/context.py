@@ -163,3 +163,43 @@ def read_secret(prompt: str) -> str:
     if not value:
         raise UsageError(f"{prompt}: no value given (type it at the prompt or pipe it on stdin)")
     return value
+
+
+def read_ids(values: list[str] | None, source: str | None, what: str) -> list[str]:
+    """Ids from arguments plus, with `--from FILE|-`, one per line (blank lines and #-comments
+    skipped), in order, without duplicates."""
+    ids = list(values or [])
+    if source is not None:
+        if source == "-":
+            lines = sys.stdin.read().splitlines()
+        else:
+            try:
+                with open(source, encoding="utf-8") as fh:
+                    lines = fh.read().splitlines()
+            except OSError as exc:
+                raise UsageError(f"--from: cannot read {source} ({exc.strerror})") from None
+        ids.extend(line.strip() for line in lines)
+    ids = [i for i in ids if i and not i.startswith("#")]
+    return list(dict.fromkeys(ids))
+
+
+FromOpt = Annotated[
+    str | None,
+    typer.Option("--from", help="Also read ids from FILE, one per line ('-' for stdin).",
+                 show_default=False),
+]
+
+
+def new_app(help: str, *, group: bool = True) -> typer.Typer:
+    """A command-group app with kfcli's settings: plain help (no rich import), -h, and a
+    group even when it holds a single command (`kfcli corp qualification`)."""
+    app = typer.Typer(help=help, no_args_is_help=group, rich_markup_mode=None,
+                      add_completion=False, pretty_exceptions_enable=False,
+                      context_settings={"help_option_names": ["-h", "--help"]})
+    if group:
+        app.callback()(_group)
+    return app
+
+
+def _group() -> None:
+    pass

@@ -7,10 +7,10 @@ from urllib.parse import quote
 
 import typer
 
-from kfcli.cli.context import state, with_output
+from kfcli.cli.context import new_app, state, with_output
 from kfcli.core import limits
 
-app = typer.Typer(help="Create contact links for KF accounts.", no_args_is_help=True)
+app = new_app("Create contact links for KF accounts.")
 
 
 @app.command("create", epilog="""Examples:

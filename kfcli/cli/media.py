@@ -7,11 +7,13 @@ from typing import Annotated
 
 import typer
 
-from kfcli.cli.context import state, with_output
+from kfcli.cli.context import new_app, state, with_output
 from kfcli.core import limits
+from kfcli.core.errors import UsageError
+from kfcli.core.files import write_atomic
 from kfcli.core.models import MediaUpload
 
-app = typer.Typer(help="Upload temporary media.", no_args_is_help=True)
+app = new_app("Upload and download temporary media.")
 
 
 @app.command("upload", epilog="""Examples:
@@ -39,3 +41,34 @@ def upload_file(path: Path, media_type: str | None) -> MediaUpload:
     if media_type == "image" and size > limits.IMAGE_WARN_BYTES:
         state().out.warning(f"{path}: {size} bytes; older WeCom pages limit images to 2 MB")
     return state().client().media_upload(path, media_type)
+
+
+@app.command("get", epilog="""Examples:
+
+  kfcli media get MEDIA_ID -O photo.jpg
+
+  kfcli media get MEDIA_ID > photo.jpg
+
+Without -O the bytes go to stdout, which must not be a terminal. An existing file is never
+overwritten without --force.""")
+def get(
+    media_id: Annotated[str, typer.Argument(help="The media_id (from an upload or a message).")],
+    output_file: Annotated[Path | None, typer.Option(
+        "-O", "--output-file", help="Write to this file.", dir_okay=False,
+        show_default=False)] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+) -> None:
+    """Download temporary media (valid 3 days after upload)."""
+    limits.check_media_id(media_id)
+    out = state().out
+    if output_file is None and out.stdout.isatty():
+        raise UsageError("refusing to write binary data to a terminal: use -O FILE or a pipe")
+    if output_file is not None and output_file.exists() and not force:
+        raise UsageError(f"{output_file} exists; pass --force to overwrite it")
+    data, content_type, filename = state().client().media_get(media_id)
+    if output_file is None:
+        out.binary(data)
+        return
+    write_atomic(output_file, data)
+    out.info(f"wrote {len(data)} bytes ({content_type or 'unknown type'}"
+             f"{', ' + filename if filename else ''}) to {output_file}")

@@ -11,14 +11,11 @@ from typing import Annotated, Any
 
 import typer
 
-from kfcli.cli.context import YesOpt, confirm, state, with_output
+from kfcli.cli.context import YesOpt, confirm, new_app, state, with_output
 from kfcli.core.config import DEFAULT_BASE_URL
 from kfcli.core.errors import KfError, NetworkError, UsageError
 
-app = typer.Typer(
-    help="The local WeCom KF simulator: serve it, make customers talk, inject faults.",
-    no_args_is_help=True,
-)
+app = new_app("The local WeCom KF simulator: serve it, make customers talk, inject faults.")
 
 FAULTS = ("errcode", "http_status", "disconnect", "delay", "expire_tokens")
 

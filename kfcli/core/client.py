@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kfcli.core import limits
+from kfcli.core import limits, messages
 from kfcli.core.config import DEFAULT_BASE_URL, Settings
 from kfcli.core.errors import ApiError, NetworkError, UsageError, api_error
 from kfcli.core.http import Http, HttpError, Response, multipart
@@ -410,6 +410,7 @@ class KfClient:
         """
         limits.check_open_kfid(open_kfid)
         limits.check_external_userid(touser, field="touser")
+        messages.validate(msgtype, content)
         msgid = limits.check_msgid(msgid) if msgid else new_msgid()
         body = {"touser": touser, "open_kfid": open_kfid, "msgid": msgid, "msgtype": msgtype,
                 msgtype: content}
@@ -419,6 +420,7 @@ class KfClient:
                           msgid: str | None = None) -> str:
         """Answer an event code (welcome, queue, closing words); returns the msgid."""
         limits.check_text("code", code, max_bytes=128)
+        messages.validate(msgtype, content, on_event=True)
         msgid = limits.check_msgid(msgid) if msgid else new_msgid()
         body = {"code": code, "msgid": msgid, "msgtype": msgtype, msgtype: content}
         return self._send_idempotent("/cgi-bin/kf/send_msg_on_event", body)

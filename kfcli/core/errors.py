@@ -65,6 +65,16 @@ class NetworkError(KfError):
     kind = "network"
 
 
+class PartialError(KfError):
+    """Some items of a batch failed (the others succeeded and were reported)."""
+
+    kind = "partial"
+
+    def __init__(self, message: str, *, exit_code: int = 1, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.exit_code = exit_code
+
+
 class CallbackError(KfError):
     """A callback failed verification; `reason` is one of the names in DESIGN.md §7."""
 

@@ -21,13 +21,22 @@ def ensure_private_dir(path: Path) -> Path:
 
 
 def write_private(path: Path, data: bytes | str) -> None:
-    """Atomically replace `path` with `data`, mode 0600."""
+    """Atomically replace `path` with `data`, mode 0600, in a private directory."""
+    ensure_private_dir(path.parent)
+    write_atomic(path, data, mode=0o600)
+
+
+def write_atomic(path: Path, data: bytes | str, *, mode: int | None = None) -> None:
+    """Atomically replace `path` with `data` (a reader never sees half a file)."""
     if isinstance(data, str):
         data = data.encode("utf-8")
-    ensure_private_dir(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        os.fchmod(fd, 0o600)
+        if mode is None:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()

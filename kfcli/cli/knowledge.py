@@ -1,0 +1,238 @@
+"""`kfcli knowledge`: the assistant's knowledge base: groups and intents (kf-api.md §2.11)."""
+
+from __future__ import annotations
+
+from itertools import islice
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from kfcli.cli.context import YesOpt, confirm, new_app, state, with_output
+from kfcli.cli.media import upload_file
+from kfcli.core import limits, messages
+from kfcli.core.errors import UsageError, ValidationError
+
+app = new_app("Knowledge base: groups and intents (self-built apps only).")
+group_app = new_app("Knowledge groups.")
+intent_app = new_app("Intents: a question, similar questions and one answer.")
+app.add_typer(group_app, name="group")
+app.add_typer(intent_app, name="intent")
+
+AllOpt = Annotated[bool, typer.Option("--all", help="Every item (default: the first --limit).")]
+LimitOpt = Annotated[int, typer.Option("--limit", help="Items to show without --all "
+                                       "(also the page size, 1-1000).")]
+
+
+def _list(items, limit: int, all_: bool) -> list[dict]:
+    limits.check_limit(limit, limits.KNOWLEDGE_LIST_LIMIT)
+    rows = list(items) if all_ else list(islice(items, limit + 1))
+    if not all_ and len(rows) > limit:
+        rows = rows[:limit]
+        state().out.info(f"showing {limit}; there are more (use --all)")
+    return rows
+
+
+@group_app.command("list", epilog="Examples:\n\n  kfcli knowledge group list\n\n"
+                   "  kfcli knowledge group list --all -o json\n\n"
+                   "TSV columns: group_id, name, is_default.")
+@with_output
+def group_list(all_: AllOpt = False, limit: LimitOpt = 500) -> None:
+    """List knowledge groups (the default group is marked)."""
+    client = state().client()
+    rows = _list(client.knowledge_groups(page_size=limit), limit, all_)
+    state().out.rows(rows, ["group_id", "name", "is_default"])
+
+
+@group_app.command("add", epilog="Example:\n\n  kfcli knowledge group add 售后问题")
+@with_output
+def group_add(name: Annotated[str, typer.Argument(help="Group name, 1-12 characters.")]
+              ) -> None:
+    """Create a group; prints its group_id."""
+    limits.check_text("name", name, max_chars=limits.KNOWLEDGE_GROUP_CHARS)
+    group_id = state().client().knowledge_group_add(name)
+    state().out.obj({"group_id": group_id, "name": name}, ["group_id"])
+
+
+@group_app.command("rename", epilog="Example:\n\n  kfcli knowledge group rename GROUP_ID 退换货")
+@with_output
+def group_rename(group_id: Annotated[str, typer.Argument(help="The group.")],
+                 name: Annotated[str, typer.Argument(help="New name, 1-12 characters.")]
+                 ) -> None:
+    """Rename a group (not the default group)."""
+    limits.check_text("name", name, max_chars=limits.KNOWLEDGE_GROUP_CHARS)
+    state().client().knowledge_group_rename(group_id, name)
+    _done({"group_id": group_id, "name": name}, f"renamed group {group_id}")
+
+
+@group_app.command("delete", epilog="Example:\n\n  kfcli knowledge group delete GROUP_ID --yes")
+@with_output
+def group_delete(group_id: Annotated[str, typer.Argument(help="The group.")],
+                 yes: YesOpt = False) -> None:
+    """Delete a group and its intents (not the default group)."""
+    confirm(f"Delete knowledge group {group_id} and all its intents?", yes=yes)
+    state().client().knowledge_group_delete(group_id)
+    _done({"group_id": group_id, "deleted": True}, f"deleted group {group_id}")
+
+
+def _done(doc: dict, message: str) -> None:
+    out = state().out
+    if out.machine:
+        out.obj(doc)
+    else:
+        out.info(message)
+
+
+# ---------------------------------------------------------------------- intents
+
+SimilarOpt = Annotated[list[str] | None, typer.Option(
+    "--similar", help="A similar question (repeatable; replaces all of them on update).",
+    show_default=False)]
+AttachOpt = Annotated[list[str] | None, typer.Option(
+    "--attachment", help='Attachment JSON, e.g. {"msgtype":"link","link":{…}} or @FILE '
+    "(repeatable, up to 4).", show_default=False)]
+ImageOpt = Annotated[list[Path] | None, typer.Option(
+    "--image", help="Image file to attach (uploaded; repeatable).", dir_okay=False,
+    show_default=False)]
+
+
+def _question(text: str) -> dict[str, Any]:
+    limits.check_text("question", text, max_chars=limits.KNOWLEDGE_QUESTION_CHARS)
+    return {"text": {"content": text}}
+
+
+def _similar(items: list[str]) -> dict[str, Any]:
+    return {"items": [{"text": {"content": q}} for q in items]}
+
+
+def _answer(text: str, attachments: list[str], images: list[Path]) -> list[dict[str, Any]]:
+    parsed = [messages.load_json(a, "--attachment") for a in attachments]
+    for item in parsed:
+        if not isinstance(item, dict) or item.get("msgtype") not in (
+                "image", "video", "link", "miniprogram"):
+            raise ValidationError("--attachment", 'must be {"msgtype": image|video|link|'
+                                  'miniprogram, <msgtype>: {…}}')
+    total = len(parsed) + len(images)
+    if total > limits.KNOWLEDGE_ATTACHMENTS_MAX:
+        raise ValidationError("attachments", f"{total} attachments, at most "
+                              f"{limits.KNOWLEDGE_ATTACHMENTS_MAX}")
+    for path in images:
+        limits.check_media_file(path, "image")
+    answer: dict[str, Any] = {"text": {"content": text}}
+    if total:
+        answer["attachments"] = parsed  # images are uploaded once everything is checked
+    return [answer]
+
+
+def _upload_images(answers: list[dict[str, Any]], images: list[Path]) -> None:
+    for path in images:
+        media_id = upload_file(path, "image").media_id
+        answers[0].setdefault("attachments", []).append(
+            {"msgtype": "image", "image": {"media_id": media_id}})
+
+
+@intent_app.command("list", epilog="""Examples:
+
+  kfcli knowledge intent list --group GROUP_ID
+
+  kfcli knowledge intent list --all -o json
+
+TSV columns: intent_id, group_id, question, answer.""")
+@with_output
+def intent_list(
+    group: Annotated[str | None, typer.Option("--group", help="Only this group.",
+                                              show_default=False)] = None,
+    intent: Annotated[str | None, typer.Option("--intent", help="Only this intent.",
+                                               show_default=False)] = None,
+    all_: AllOpt = False,
+    limit: LimitOpt = 500,
+) -> None:
+    """List intents with their question and answer."""
+    client = state().client()
+    rows = _list(client.knowledge_intents(group_id=group, intent_id=intent, page_size=limit),
+                 limit, all_)
+    out = state().out
+    if out.machine:
+        out.rows(rows, [])
+        return
+    flat = [{"intent_id": r.get("intent_id"), "group_id": r.get("group_id"),
+             "question": ((r.get("question") or {}).get("text") or {}).get("content", ""),
+             "answer": (((r.get("answers") or [{}])[0].get("text") or {}).get("content", ""))}
+            for r in rows]
+    out.rows(flat, ["intent_id", "group_id", "question", "answer"])
+
+
+@intent_app.command("add", epilog="""Examples:
+
+  kfcli knowledge intent add --group GROUP_ID --question "如何退货？" --answer "七天内可退。"
+
+  kfcli knowledge intent add --group G --question "营业时间" --similar "几点开门" \\
+      --answer "9:00-18:00" --image hours.png
+
+Prints the intent_id. Limits: question and similar questions 200 characters, up to 100 similar
+questions, answer 500 characters, up to 4 attachments.""")
+@with_output
+def intent_add(
+    group: Annotated[str, typer.Option("--group", help="The group.")],
+    question: Annotated[str, typer.Option("--question", help="The question.")],
+    answer: Annotated[str, typer.Option("--answer", help="The answer text.")],
+    similar: SimilarOpt = None,
+    attachment: AttachOpt = None,
+    image: ImageOpt = None,
+) -> None:
+    """Add an intent to a group."""
+    body = {"question": _question(question), "similar_questions": _similar(similar or []),
+            "answers": _answer(answer, attachment or [], image or [])}
+    limits.check_intent(body)
+    _upload_images(body["answers"], image or [])
+    intent_id = state().client().knowledge_intent_add(
+        group, body["question"], body["answers"], body["similar_questions"] if similar else None)
+    state().out.obj({"intent_id": intent_id, "group_id": group}, ["intent_id"])
+
+
+@intent_app.command("update", epilog="""Examples:
+
+  kfcli knowledge intent update INTENT_ID --answer "十天内可退。"
+
+  kfcli knowledge intent update INTENT_ID --similar "怎么退" --similar "退货流程"
+
+Each section given (question, similar questions, answer with its attachments) replaces that
+section wholesale, as WeCom does.""")
+@with_output
+def intent_update(
+    intent_id: Annotated[str, typer.Argument(help="The intent.")],
+    question: Annotated[str | None, typer.Option("--question", help="New question.",
+                                                 show_default=False)] = None,
+    answer: Annotated[str | None, typer.Option("--answer", help="New answer text.",
+                                               show_default=False)] = None,
+    similar: SimilarOpt = None,
+    attachment: AttachOpt = None,
+    image: ImageOpt = None,
+) -> None:
+    """Replace the question, the similar questions or the answer of an intent."""
+    if (attachment or image) and answer is None:
+        raise UsageError("attachments belong to the answer: give --answer with them")
+    sections: dict[str, Any] = {}
+    if question is not None:
+        sections["question"] = _question(question)
+    if similar is not None:
+        sections["similar_questions"] = _similar(similar)
+    if answer is not None:
+        sections["answers"] = _answer(answer, attachment or [], image or [])
+    if not sections:
+        raise UsageError("nothing to update: give --question, --similar or --answer")
+    limits.check_intent(sections, partial=True)
+    if answer is not None:
+        _upload_images(sections["answers"], image or [])
+    state().client().knowledge_intent_update(intent_id, **sections)
+    _done({"intent_id": intent_id, "updated": sorted(sections)}, f"updated intent {intent_id}")
+
+
+@intent_app.command("delete", epilog="Example:\n\n  kfcli knowledge intent delete INTENT_ID --yes")
+@with_output
+def intent_delete(intent_id: Annotated[str, typer.Argument(help="The intent.")],
+                  yes: YesOpt = False) -> None:
+    """Delete an intent."""
+    confirm(f"Delete intent {intent_id}?", yes=yes)
+    state().client().knowledge_intent_delete(intent_id)
+    _done({"intent_id": intent_id, "deleted": True}, f"deleted intent {intent_id}")
