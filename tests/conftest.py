@@ -94,6 +94,39 @@ class Sandbox:
     def accounts(self) -> list[dict]:
         return self.api("POST", "/cgi-bin/kf/account/list", {"limit": 100})["account_list"]
 
+    def upload(self, data: bytes = b"", media_type: str = "image", name: str = "a.png") -> str:
+        token = self.get("/cgi-bin/gettoken", corpid=self.creds["corp_id"],
+                         corpsecret=self.creds["secret"])["access_token"]
+        resp = requests.post(self.base_url + "/cgi-bin/media/upload",
+                             params={"access_token": token, "type": media_type},
+                             files={"media": (name, data or PNG)}, timeout=10)
+        doc = resp.json()
+        assert doc["errcode"] == 0, doc
+        return doc["media_id"]
+
+    def account(self, name: str = "Support") -> str:
+        doc = self.api("POST", "/cgi-bin/kf/account/add", {"name": name,
+                                                           "media_id": self.upload()})
+        assert doc["errcode"] == 0, doc
+        return doc["open_kfid"]
+
+    def say(self, open_kfid: str, text: str = "hello", external_userid: str | None = None
+            ) -> str:
+        body = {"open_kfid": open_kfid, "text": text}
+        if external_userid:
+            body["external_userid"] = external_userid
+        doc = self.post("/sandbox/customer_message", body)
+        assert doc["errcode"] == 0, doc
+        return doc["external_userid"]
+
+    def sent(self, open_kfid: str) -> list[dict]:
+        return self.get("/sandbox/sent_messages", open_kfid=open_kfid)["messages"]
+
+    def state(self, open_kfid: str, external_userid: str) -> int:
+        doc = self.api("POST", "/cgi-bin/kf/service_state/get",
+                       {"open_kfid": open_kfid, "external_userid": external_userid})
+        return doc["service_state"]
+
 
 @pytest.fixture
 def sandbox(tmp_path: Path):
@@ -137,7 +170,7 @@ def kf(run, sandbox: Sandbox):
     return _kf
 
 
-# A valid 1x1 PNG (69 bytes).
+# A valid 1x1 PNG (69 bytes).  (defined below the fixtures that use it at call time)
 PNG = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010802000000907753de0000000c49444154"
     "78da63f8cfc0000003010100f70341430000000049454e44ae426082"

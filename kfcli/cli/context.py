@@ -54,6 +54,14 @@ class AppState:
             self._output = Output(fmt)
         return self._output
 
+    def stream_out(self) -> Output:
+        """Output for message streams: like `out`, but JSON lines (not TSV) when piped."""
+        if self.output_format is None and not os.environ.get("KFCLI_OUTPUT") \
+                and not sys.stdout.isatty():
+            self.output_format = "jsonl"
+            self._output = None
+        return self.out
+
     def settings(self, **flags: str | None):
         """Credentials and base URL: the embedded sandbox's with --sandbox, else resolved."""
         from kfcli.core.config import resolve

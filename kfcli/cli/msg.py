@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import sys
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from kfcli.cli.context import new_app, state, with_output
+from kfcli.cli.context import JsonOpt, OutputOpt, new_app, state, with_output
 from kfcli.cli.media import upload_file
 from kfcli.core import limits, messages
 from kfcli.core.errors import UsageError, ValidationError
+from kfcli.core.sync import ORIGINS, Message
 
 app = new_app("Send messages (and, with `msg sync`, read them).")
 
@@ -221,3 +225,184 @@ def send_on_event(
         return
     sent = state().client().send_msg_on_event(code, msgtype, body, msgid=msgid)
     out.obj({"msgid": sent, "msgtype": msgtype}, ["msgid"])
+
+
+# ---------------------------------------------------------------------- sync
+
+VOICE_FORMATS = {"amr": 0, "silk": 1}
+
+
+class _Emitter:
+    """Writes messages as they arrive in the chosen format, flushing each one."""
+
+    def __init__(self, out) -> None:
+        self.out = out
+        self.count = 0
+        self._console = None
+
+    def start(self) -> None:
+        if self.out.fmt == "json":
+            self.out.stdout.write("[")
+
+    def emit(self, message) -> None:
+        from kfcli.render import tsv_field
+
+        fmt, stream = self.out.fmt, self.out.stdout
+        if fmt == "jsonl":
+            stream.write(json.dumps(message.raw, ensure_ascii=False) + "\n")
+        elif fmt == "json":
+            stream.write(("\n" if not self.count else ",\n")
+                         + json.dumps(message.raw, ensure_ascii=False))
+        elif fmt == "tsv":
+            fields = (_when(message.send_time), ORIGINS.get(message.origin, message.origin),
+                      message.sender, message.event_type or message.msgtype, message.summary(),
+                      message.msgid)
+            stream.write("\t".join(tsv_field(f) for f in fields) + "\n")
+        else:
+            self._human(message)
+        stream.flush()
+        self.count += 1
+
+    def _human(self, message) -> None:
+        from rich.console import Console
+        from rich.text import Text
+
+        from kfcli.render import clean
+
+        if self._console is None:
+            self._console = Console(file=self.out.stdout, highlight=False, markup=False,
+                                    emoji=False)
+        line = Text(f"{_when(message.send_time)}  ", style="dim")
+        line.append(f"{ORIGINS.get(message.origin, message.origin):<8} ", style="cyan")
+        line.append(clean(message.sender)[:34].ljust(34) + " ", style="bold")
+        line.append(f"{message.event_type or message.msgtype:<10} ", style="magenta")
+        line.append(clean(message.summary(), keep_newlines=True))
+        self._console.print(line)
+
+    def end(self) -> None:
+        if self.out.fmt == "json":
+            self.out.stdout.write(("\n" if self.count else "") + "]\n")
+            self.out.stdout.flush()
+
+
+def _when(ts: int) -> str:
+    from datetime import datetime
+
+    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else ""
+
+
+def _callback_tokens(source: str, open_kfid: str):
+    """Tokens from `kfcli callback serve` JSON lines for this account, as they arrive."""
+    stream = sys.stdin if source == "-" else open(source, encoding="utf-8")  # noqa: SIM115
+    with stream:
+        for line in stream:
+            try:
+                doc = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(doc, dict) and doc.get("OpenKfId") == open_kfid and doc.get("Token"):
+                yield str(doc["Token"])
+
+
+@app.command("sync", epilog="""Examples:
+
+  kfcli msg sync wkAbC123                       # new messages since the last run
+
+  kfcli msg sync wkAbC123 --all -o jsonl > all.jsonl   # everything WeCom still has (3 days)
+
+  kfcli msg sync wkAbC123 --follow --interval 5
+
+  kfcli callback serve | kfcli msg sync wkAbC123 --tokens-from -
+
+Output: a live list on a terminal; JSON lines when piped (one message per line, flushed);
+-o tsv columns: time, origin, sender, type, summary, msgid. The cursor is saved per profile
+and account after each page is written, and msgids already written are skipped, so a crashed
+or interrupted run can simply be started again.""")
+def sync(
+    open_kfid: Annotated[str, typer.Argument(help="The account's open_kfid.")],
+    token: Annotated[str | None, typer.Option(
+        "--token", help="Token from the latest kf_msg_or_event callback (valid 10 minutes); "
+        "without one WeCom rate-limits sync_msg strictly.", show_default=False)] = None,
+    cursor: Annotated[str | None, typer.Option(
+        "--cursor", help="Start at this cursor instead of the saved one.", show_default=False)
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", help="Messages per request, 1-1000.")] = 1000,
+    all_: Annotated[bool, typer.Option(
+        "--all", help="Start from the earliest message WeCom keeps (3 days), ignoring the "
+        "saved cursor.")] = False,
+    follow: Annotated[bool, typer.Option(
+        "--follow", "-f", help="Keep polling for new messages until interrupted.")] = False,
+    interval: Annotated[float, typer.Option(
+        "--interval", help="Seconds between polls with --follow (backs off up to 60 s while "
+        "idle).", min=0.1)] = 2.0,
+    tokens_from: Annotated[str | None, typer.Option(
+        "--tokens-from", help="Read `kfcli callback serve` lines from FILE or - and pull "
+        "right away with each callback's Token.", show_default=False)] = None,
+    voice_format: Annotated[str | None, typer.Option(
+        "--voice-format", help="amr (default) or silk.", show_default=False)] = None,
+    no_save: Annotated[bool, typer.Option(
+        "--no-save", help="Do not read or update the saved cursor.")] = False,
+    output: OutputOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Pull messages and events with sync_msg, exactly once across runs."""
+    from kfcli.core.sync import SyncState
+
+    st = state()
+    st.set_output(output, json_)
+    out = st.stream_out()
+    limits.check_open_kfid(open_kfid)
+    limits.check_limit(limit, limits.SYNC_LIMIT)
+    if voice_format is not None and voice_format not in VOICE_FORMATS:
+        raise ValidationError("--voice-format", f"{voice_format!r} is not amr or silk")
+    if cursor is not None and all_:
+        raise UsageError("give --cursor or --all, not both")
+    if cursor is not None:
+        limits.check_text("cursor", cursor, max_bytes=64)
+    if token is not None:
+        limits.check_text("token", token, max_bytes=128)
+    client = st.client()
+    settings = st.settings()
+    saved = None
+    if not no_save:
+        saved = SyncState(settings.profile, settings.corp_id or "", open_kfid).load()
+        if all_:
+            saved.reset()
+    start = cursor if cursor is not None else ("" if all_ or saved is None else saved.cursor)
+    stream = client.sync_messages(open_kfid, cursor=start or None, token=token, limit=limit,
+                                  voice_format=VOICE_FORMATS.get(voice_format or "amr"))
+    emitter = _Emitter(out)
+    tokens = _callback_tokens(tokens_from, open_kfid) if tokens_from else None
+    delay = interval
+    emitter.start()
+    try:
+        while True:
+            before = emitter.count
+            for page in stream.pages():
+                for doc in page.msg_list:
+                    message = Message.from_api(doc)
+                    if saved is not None and not saved.is_new(message.msgid):
+                        continue
+                    emitter.emit(message)
+                    if saved is not None:
+                        saved.emitted(message.msgid)
+                # Only now is every message the new cursor covers written and flushed.
+                if saved is not None:
+                    saved.save(page.next_cursor or stream.cursor)
+            if tokens is not None:
+                next_token = next(tokens, None)
+                if next_token is None:
+                    break
+                stream.token = next_token
+                continue
+            if not follow:
+                break
+            delay = interval if emitter.count > before else min(delay * 2, 60.0)
+            time.sleep(delay)
+            stream.token = None  # callback tokens expire after 10 minutes
+    finally:
+        emitter.end()
+        if saved is not None:
+            saved.close()
+    if out.fmt in ("table", "tsv") and not follow:
+        out.info(f"{emitter.count} new message(s)")

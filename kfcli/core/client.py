@@ -21,12 +21,16 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kfcli.core import limits, messages
 from kfcli.core.config import DEFAULT_BASE_URL, Settings
 from kfcli.core.errors import ApiError, NetworkError, UsageError, api_error
 from kfcli.core.http import Http, HttpError, Response, multipart
+
+if TYPE_CHECKING:
+    from kfcli.core.sync import MessageStream
+
 from kfcli.core.models import (
     Account,
     CustomerBatch,
@@ -452,6 +456,16 @@ class KfClient:
             body["voice_format"] = voice_format
         doc = self.call("POST", "/cgi-bin/kf/sync_msg", body, retry_safe=True)
         return SyncPage.from_api(doc)
+
+    def sync_messages(self, open_kfid: str, *, cursor: str | None = None,
+                      token: str | None = None, limit: int = 1000,
+                      voice_format: int | None = None) -> MessageStream:
+        """Every message from `cursor` on (see `kfcli.core.sync.MessageStream`)."""
+        from kfcli.core.sync import MessageStream
+
+        limits.check_limit(limit, limits.SYNC_LIMIT)
+        return MessageStream(self, open_kfid, cursor=cursor, token=token, limit=limit,
+                             voice_format=voice_format)
 
     # ------------------------------------------------------------------ customers
 
