@@ -10,8 +10,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from . import ids, rules
+
 if TYPE_CHECKING:
     from .server import SandboxServer
+    from .store import Tx
 
 
 def callback_config(server: SandboxServer) -> dict[str, str] | None:
@@ -34,3 +37,18 @@ def notify_new_messages(server: SandboxServer, open_kfid: str) -> None:
     sync_msg token into ``sync_tokens`` and post the encrypted callback from a worker thread.
     """
     return None
+
+
+def issue_sync_token(db: Tx, open_kfid: str, now: int) -> str:
+    """A callback ``Token`` for ``open_kfid``, accepted by sync_msg for 10 minutes (§2.5).
+
+    The control endpoints that create messages issue one and return it, so that callers can
+    pass a valid ``token`` to sync_msg before callbacks are delivered.
+    """
+    token = ids.sync_token()
+    db.execute("DELETE FROM sync_tokens WHERE expires_at <= ?", (now,))
+    db.execute(
+        "INSERT INTO sync_tokens (token, open_kfid, expires_at) VALUES (?, ?, ?)",
+        (token, open_kfid, now + rules.SYNC_TOKEN_TTL),
+    )
+    return token

@@ -4,6 +4,10 @@ JSON in and out, no access token. A request that makes no sense is HTTP 400 with
 ``{"errcode": 40058, "errmsg": ...}`` (or the WeCom code that fits, e.g. 95004 for an
 unknown open_kfid). POST answers carry ``errcode: 0``; GET answers are exactly the documented
 objects.
+
+Customers and servicers: customer_message, seed_messages, enter_session, servicer_message
+(each returns a sync_msg ``token``), servicer_status. Corp: directory, corp. Inspection:
+stats, sent_messages. Test machinery: faults, callback, clock.
 """
 
 from __future__ import annotations
@@ -12,10 +16,12 @@ import json
 import re
 from typing import Any
 
-from . import callbacks, customers, directory
+from . import callbacks, customers, directory, messages, rules, sessions
 from .errors import ControlError, WeComError
 from .faults import KINDS
 from .handlers.common import account_by_id
+from .handlers.corp import CHANNELS_BINDING_KEY
+from .handlers.sync import PATH as SYNC_PATH
 from .routing import CONTROL, Request
 from .store import Tx
 
@@ -52,8 +58,9 @@ def customer_message(request: Request) -> dict[str, Any]:
         external_userid = customers.ensure_customer(db, external_userid, now)
         customers.customer_spoke(db, open_kfid, external_userid, now)
         (msgid,) = customers.add_text_messages(db, open_kfid, [(external_userid, text)], now)
+        token = callbacks.issue_sync_token(db, open_kfid, now)
     callbacks.notify_new_messages(request.server, open_kfid)
-    return {"errcode": 0, "msgid": msgid, "external_userid": external_userid}
+    return {"errcode": 0, "msgid": msgid, "external_userid": external_userid, "token": token}
 
 
 @CONTROL.route("POST", "/sandbox/seed_messages")
@@ -76,8 +83,201 @@ def seed_messages(request: Request) -> dict[str, Any]:
             (senders[i % len(senders)], f"seed message {i + 1} of {count}") for i in range(count)
         )
         customers.add_text_messages(db, open_kfid, messages, now)
+        token = callbacks.issue_sync_token(db, open_kfid, now)
     callbacks.notify_new_messages(request.server, open_kfid)
-    return {"errcode": 0, "count": count, "external_userids": senders}
+    return {"errcode": 0, "count": count, "external_userids": senders, "token": token}
+
+
+@CONTROL.route("POST", "/sandbox/enter_session")
+def enter_session(request: Request) -> dict[str, Any]:
+    """A customer opens the account's chat (from a contact-way link): an enter_session event.
+
+    The event carries scene / scene_param (and wechat_channels when given) and, when the
+    customer has not messaged the account or been welcomed in the last 48 h, a welcome_code
+    valid 20 s (kf-api.md §1.6, §3.3). The session itself stays as it is (a customer who only
+    entered is in state 4); batchget reports the context for 48 h.
+    """
+    body = request.body
+    open_kfid = _required_str(body, "open_kfid")
+    external_userid = _external_userid(body)
+    scene = _optional_str(body, "scene")
+    if scene is not None and (
+        len(scene.encode()) > rules.MAX_SCENE_BYTES or not rules.SCENE_RE.fullmatch(scene)
+    ):
+        raise ControlError("scene must be at most 32 bytes of [0-9a-zA-Z_-]")
+    scene_param = _optional_str(body, "scene_param")
+    if scene_param is not None and len(scene_param.encode()) > rules.MAX_SCENE_PARAM_BYTES:
+        raise ControlError(f"scene_param exceeds {rules.MAX_SCENE_PARAM_BYTES} bytes")
+    channels = body.get("wechat_channels")
+    if channels is not None and not isinstance(channels, dict):
+        raise ControlError("wechat_channels must be an object")
+    now = request.now_int
+    with request.db.write() as db:
+        _account(db, open_kfid)
+        external_userid = customers.ensure_customer(db, external_userid, now)
+        welcome_code = ""
+        if sessions.welcome_allowed(db, open_kfid, external_userid, now):
+            state = sessions.effective_state(sessions.get(db, open_kfid, external_userid), now)
+            welcome_code = sessions.issue_code(
+                db, rules.CODE_WELCOME, open_kfid, external_userid, state, now
+            )
+        db.execute(
+            """
+            INSERT INTO sessions (open_kfid, external_userid, scene, scene_param, entered_at,
+                                  enter_channels)
+            VALUES (?, ?, ?, ?, ?, ?)
+            ON CONFLICT (open_kfid, external_userid) DO UPDATE SET
+                scene = excluded.scene, scene_param = excluded.scene_param,
+                entered_at = excluded.entered_at, enter_channels = excluded.enter_channels
+            """,
+            (
+                open_kfid,
+                external_userid,
+                scene or "",
+                scene_param or "",
+                now,
+                json.dumps(channels, ensure_ascii=False) if channels else None,
+            ),
+        )
+        event: dict[str, Any] = {
+            "event_type": "enter_session",
+            "open_kfid": open_kfid,
+            "external_userid": external_userid,
+            "scene": scene or "",
+            "scene_param": scene_param or "",
+        }
+        if welcome_code:
+            event["welcome_code"] = welcome_code
+        if channels:
+            event["wechat_channels"] = channels
+        messages.add_event(db, open_kfid, external_userid, event, now)
+        token = callbacks.issue_sync_token(db, open_kfid, now)
+    callbacks.notify_new_messages(request.server, open_kfid)
+    return {
+        "errcode": 0,
+        "external_userid": external_userid,
+        "welcome_code": welcome_code,
+        "token": token,
+    }
+
+
+@CONTROL.route("POST", "/sandbox/servicer_message")
+def servicer_message(request: Request) -> dict[str, Any]:
+    """A servicer writes to a customer from the WeCom client: an origin-5 text message.
+
+    The servicer takes the session (state 3) unless it already has it, and a
+    session_status_change event records how (kf-api.md §1.5, §3.3): change_type 4 when the
+    session had ended (re-opened; its 48 h restart), 1 when it was new, with the bot or
+    queued (picked; with a msg_code), 2 when another servicer had it (transferred).
+    """
+    body = request.body
+    open_kfid = _required_str(body, "open_kfid")
+    external_userid = _required_str(body, "external_userid")
+    userid = _required_str(body, "userid")
+    text = _required_str(body, "text")
+    now = request.now_int
+    with request.db.write() as db:
+        _account(db, open_kfid)
+        try:
+            sessions.require_customer(db, external_userid)
+        except WeComError as exc:
+            raise ControlError(
+                f"{external_userid!r} is not a customer", errcode=exc.errcode
+            ) from None
+        if sessions.servicer_status(db, open_kfid, userid) is None:
+            raise ControlError(f"{userid!r} is not a servicer of this account", errcode=95014)
+        row = sessions.get(db, open_kfid, external_userid)
+        state = sessions.effective_state(row, now)
+        old_servicer = row["servicer_userid"] if row is not None and state == 3 else ""
+        if state != 3 or old_servicer != userid:
+            event: dict[str, Any] = {
+                "event_type": "session_status_change",
+                "open_kfid": open_kfid,
+                "external_userid": external_userid,
+                "new_servicer_userid": userid,
+            }
+            if state == rules.STATE_ENDED:
+                event["change_type"] = 4
+                sessions.set_state(db, open_kfid, external_userid, 3, userid, reopened_at=now)
+            else:
+                sessions.set_state(db, open_kfid, external_userid, 3, userid)
+                if state == 3:
+                    event["change_type"] = 2
+                    event["old_servicer_userid"] = old_servicer
+                else:
+                    event["change_type"] = 1
+                    event["msg_code"] = sessions.issue_code(
+                        db, rules.CODE_SERVICER, open_kfid, external_userid, 3, now
+                    )
+            messages.add_event(db, open_kfid, external_userid, event, now)
+        msgid = messages.add(
+            db,
+            open_kfid,
+            external_userid,
+            messages.ORIGIN_SERVICER,
+            "text",
+            {"content": text},
+            now,
+            servicer_userid=userid,
+        )
+        token = callbacks.issue_sync_token(db, open_kfid, now)
+    callbacks.notify_new_messages(request.server, open_kfid)
+    return {"errcode": 0, "msgid": msgid, "token": token}
+
+
+# --- servicers, corp ----------------------------------------------------------------------
+
+
+@CONTROL.route("POST", "/sandbox/servicer_status")
+def servicer_status(request: Request) -> dict[str, Any]:
+    """Stop (stop_type 0) or suspend (1) a servicer, or set it receiving again (status 0).
+
+    ``status`` uses servicer/list's encoding (0 receiving, 1 stopped). Only servicers added
+    by userid carry a status; department members are always receiving. A
+    servicer_status_change event (which encodes status as 1 receiving / 2 stopped, §3.3) is
+    stored for sync_msg.
+    """
+    body = request.body
+    open_kfid = _required_str(body, "open_kfid")
+    userid = _required_str(body, "userid")
+    status = body.get("status")
+    if status not in (rules.SERVICER_RECEIVING, rules.SERVICER_STOPPED) or isinstance(status, bool):
+        raise ControlError("status must be 0 (receiving) or 1 (stopped)")
+    stop_type = body.get("stop_type", 0)
+    if stop_type not in (0, 1) or isinstance(stop_type, bool):
+        raise ControlError("stop_type must be 0 (stopped) or 1 (suspended)")
+    if status == rules.SERVICER_RECEIVING:
+        stop_type = 0
+    now = request.now_int
+    with request.db.write() as db:
+        _account(db, open_kfid)
+        updated = db.execute(
+            "UPDATE servicers SET status = ?, stop_type = ? WHERE open_kfid = ? AND userid = ?",
+            (status, stop_type, open_kfid, userid),
+        ).rowcount
+        if not updated:
+            raise ControlError(f"{userid!r} was not added to this account by userid", errcode=95014)
+        event = {
+            "event_type": "servicer_status_change",
+            "servicer_userid": userid,
+            "status": 1 if status == rules.SERVICER_RECEIVING else 2,
+            "stop_type": stop_type,
+            "open_kfid": open_kfid,
+        }
+        messages.add_event(db, open_kfid, None, event, now)
+    callbacks.notify_new_messages(request.server, open_kfid)
+    return {"errcode": 0}
+
+
+@CONTROL.route("POST", "/sandbox/corp")
+def set_corp(request: Request) -> dict[str, Any]:
+    """Corp facts that tests may change: ``wechat_channels_binding`` (get_corp_qualification)."""
+    binding = request.body.get("wechat_channels_binding")
+    if not isinstance(binding, bool):
+        raise ControlError("wechat_channels_binding must be true or false")
+    with request.db.write() as db:
+        db.set_meta(CHANNELS_BINDING_KEY, "true" if binding else "false")
+    return {"errcode": 0, "wechat_channels_binding": binding}
 
 
 @CONTROL.route("GET", "/sandbox/sent_messages")
@@ -106,6 +306,12 @@ def add_fault(request: Request) -> dict[str, Any]:
     if kind not in KINDS:
         raise ControlError(f"fault must be one of {', '.join((*KINDS, 'expire_tokens'))}")
     path = body.get("path")
+    if kind == "empty_page":
+        # Only sync_msg pages can be empty with has_more 1 (kf-api.md §2.5).
+        if path in (None, ""):
+            path = SYNC_PATH
+        if path != SYNC_PATH:
+            raise ControlError(f"the empty_page fault applies to {SYNC_PATH} only")
     if path in (None, ""):
         path = None
     elif not isinstance(path, str) or not path.startswith("/cgi-bin/"):
@@ -114,6 +320,11 @@ def add_fault(request: Request) -> dict[str, Any]:
     if isinstance(times, bool) or not isinstance(times, int) or times < 1:
         raise ControlError("times must be a positive integer")
     params: dict[str, Any] = {}
+    after = body.get("after", 0)
+    if isinstance(after, bool) or not isinstance(after, int) or after < 0:
+        raise ControlError("after must be an integer >= 0")
+    if after:
+        params["after"] = after
     if kind == "errcode":
         errcode = body.get("errcode")
         if isinstance(errcode, bool) or not isinstance(errcode, int) or errcode == 0:
@@ -209,6 +420,15 @@ def _required_str(body: dict[str, Any], field: str) -> str:
     value = body.get(field)
     if not isinstance(value, str) or not value:
         raise ControlError(f"{field} is required (a non-empty string)")
+    return value
+
+
+def _optional_str(body: dict[str, Any], field: str) -> str | None:
+    value = body.get(field)
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str):
+        raise ControlError(f"{field} must be a string")
     return value
 
 

@@ -9,33 +9,41 @@ message restarts the 48 h window and allows 5 more messages from the enterprise.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
-import secrets
 from collections.abc import Iterable, Sequence
 
 from . import ids, rules
 from .store import Tx
 
-_NICKNAMES = ("小明", "阿花", "Lucy", "王先生", "陈女士", "Tom", "李雷", "韩梅梅", "张三", "老周")
+_NICKNAMES = (
+    "小明", "阿花", "Lucy", "王先生", "陈女士", "Tom", "李雷", "韩梅梅", "张三", "老周",
+    "Amy", "小鱼儿", "Jack", "林小姐", "深夜食堂", "Kevin",
+)  # fmt: skip
 
 
 def ensure_customer(db: Tx, external_userid: str | None, now: int) -> str:
-    """The customer's id, creating the customer (with a fresh ``wm…`` id if none given)."""
+    """The customer's id, creating the customer (with a fresh ``wm…`` id if none given).
+
+    The profile (nickname, avatar, gender, unionid) is derived from the id, so a customer
+    looks the same in every database and test run.
+    """
     if external_userid is not None:
         if db.one("SELECT 1 FROM customers WHERE external_userid = ?", (external_userid,)):
             return external_userid
     else:
         external_userid = ids.external_userid()
-    digest = secrets.token_hex(16)
+    digest = hashlib.sha256(external_userid.encode()).digest()
     db.execute(
         "INSERT INTO customers (external_userid, nickname, avatar, gender, unionid, created_at) "
         "VALUES (?, ?, ?, ?, ?, ?)",
         (
             external_userid,
-            secrets.choice(_NICKNAMES),
-            f"http://wx.qlogo.cn/mmhead/{digest}/0",
-            secrets.randbelow(3),  # 0 unknown, 1 male, 2 female
-            ids.unionid(),
+            _NICKNAMES[digest[0] % len(_NICKNAMES)],
+            f"http://wx.qlogo.cn/mmhead/{digest[:16].hex()}/0",
+            digest[1] % 3,  # 0 unknown, 1 male, 2 female
+            "o" + base64.urlsafe_b64encode(digest[2:23]).decode()[:27],
             now,
         ),
     )
@@ -47,17 +55,21 @@ def customer_spoke(db: Tx, open_kfid: str, external_userid: str, now: int) -> No
     expired_before = now - rules.SESSION_WINDOW
     db.execute(
         """
-        INSERT INTO sessions (open_kfid, external_userid, service_state, window_start)
-        VALUES (:kf, :user, 0, :now)
+        INSERT INTO sessions (open_kfid, external_userid, service_state, window_start,
+                              active_at)
+        VALUES (:kf, :user, 0, :now, :now)
         ON CONFLICT (open_kfid, external_userid) DO UPDATE SET
-            service_state = CASE WHEN service_state = 4 OR window_start IS NULL
-                                   OR window_start <= :expired THEN 0
+            service_state = CASE WHEN service_state = 4
+                                   OR COALESCE(active_at, window_start) IS NULL
+                                   OR COALESCE(active_at, window_start) <= :expired THEN 0
                                  ELSE service_state END,
-            servicer_userid = CASE WHEN service_state = 4 OR window_start IS NULL
-                                     OR window_start <= :expired THEN ''
+            servicer_userid = CASE WHEN service_state = 4
+                                     OR COALESCE(active_at, window_start) IS NULL
+                                     OR COALESCE(active_at, window_start) <= :expired THEN ''
                                    ELSE servicer_userid END,
             window_start = :now,
-            window_sent = 0
+            window_sent = 0,
+            active_at = :now
         """,
         {"kf": open_kfid, "user": external_userid, "now": now, "expired": expired_before},
     )

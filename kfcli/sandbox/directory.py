@@ -39,3 +39,19 @@ def is_member(userid: str) -> bool:
 @lru_cache(maxsize=1)
 def _member_set() -> frozenset[str]:
     return frozenset(userids())
+
+
+# The corp's 升级服务 configuration (customer/get_upgrade_service_config, kf-api.md §2.8):
+# fixed, like the directory, so that scripts can name targets without asking first.
+UPGRADE_MEMBER_USERIDS = ("user001", "user002", "user003")
+UPGRADE_MEMBER_DEPARTMENTS = (3,)  # every member of department 3 may be recommended too
+UPGRADE_GROUPCHAT_IDS = (
+    "wrSandboxGroupChat000000000001",
+    "wrSandboxGroupChat000000000002",
+)
+
+
+def upgrade_member_allowed(userid: str) -> bool:
+    if userid in UPGRADE_MEMBER_USERIDS:
+        return True
+    return is_member(userid) and department_of(userid) in UPGRADE_MEMBER_DEPARTMENTS

@@ -18,14 +18,14 @@ from urllib.parse import parse_qsl, urlsplit
 
 from . import control, handlers  # noqa: F401  (importing registers the routes)
 from .errors import ControlError, WeComError, decorate_errmsg
-from .routing import API, CONTROL, Request, Route
+from .routing import API, CONTROL, JSON_TYPE, RawResponse, Request, Route
 
 if TYPE_CHECKING:
     from email.message import Message
 
     from .server import SandboxServer
 
-JSON_TYPE = "application/json; charset=UTF-8"
+__all__ = ["JSON_TYPE", "Response", "handle", "json_response"]
 
 
 @dataclass
@@ -122,6 +122,8 @@ def _run_api(request: Request) -> Response:
         server = request.server
         (server.log or _stderr)(traceback.format_exc())
         return _wecom_error(request, WeComError(-1))
+    if isinstance(result, RawResponse):
+        return Response(result.status, result.body, result.content_type, list(result.headers))
     return json_response({"errcode": 0, "errmsg": "ok", **result})
 
 

@@ -77,3 +77,18 @@ def contact_way_path(corp_id: str, open_kfid: str) -> str:
 def enc_scene(aes_key: str, open_kfid: str, scene: str) -> str:
     """An opaque, stable token standing for ``scene`` in a contact-way link."""
     return "ENC" + hashlib.sha256(f"{aes_key}/{open_kfid}/{scene}".encode()).hexdigest()[:40]
+
+
+def event_code() -> str:
+    """A welcome_code / msg_code for send_msg_on_event."""
+    return _random(_URLSAFE, 43)
+
+
+def sync_token() -> str:
+    """A kf_msg_or_event callback Token (sync_msg ``token``; WeCom's are ``ENC…``, ≤128 B)."""
+    return "ENC" + _random(_ALNUM, 44)
+
+
+def knowledge_id() -> str:
+    """A knowledge-base group_id or intent_id."""
+    return _random(_ALNUM, 32)

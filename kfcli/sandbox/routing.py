@@ -2,7 +2,8 @@
 
 An API handler is a function ``(Request) -> dict`` registered with ``@API.route(method,
 path)``; the framework (`dispatch`) adds ``errcode: 0`` / ``errmsg: "ok"`` to what it returns
-and turns a raised `WeComError` into WeCom's error envelope. Control handlers register on
+and turns a raised `WeComError` into WeCom's error envelope. A handler that must control the
+bytes of a successful answer returns a `RawResponse` instead. Control handlers register on
 `CONTROL` and return their whole JSON answer. Adding an endpoint is one handler module entry:
 no edits to the server.
 """
@@ -19,7 +20,24 @@ if TYPE_CHECKING:
     from .server import SandboxServer
     from .store import Store
 
-Handler = Callable[["Request"], dict[str, Any]]
+JSON_TYPE = "application/json; charset=UTF-8"
+
+
+@dataclass
+class RawResponse:
+    """What a handler returns instead of a dict to answer with exact bytes on success.
+
+    media/get answers with the file itself, and sync_msg assembles its JSON from the stored
+    message texts without parsing them again. Errors are still raised as `WeComError`.
+    """
+
+    body: bytes
+    content_type: str = JSON_TYPE
+    status: int = 200
+    headers: list[tuple[str, str]] = field(default_factory=list)
+
+
+Handler = Callable[["Request"], "dict[str, Any] | RawResponse"]
 
 
 @dataclass(frozen=True)

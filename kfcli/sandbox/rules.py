@@ -389,12 +389,15 @@ MAX_SIMILAR_QUESTIONS = 100
 MAX_ANSWER_CHARS = 500
 MAX_ANSWERS = 1  # "exactly 1 supported"
 MAX_ATTACHMENTS = 4
+# Required fields per attachment type; a link's picurl and desc may be left out (the
+# reference lists the fields without saying which are required: verify).
 ATTACHMENT_FIELDS: dict[str, tuple[str, ...]] = {
     "image": ("media_id",),
     "video": ("media_id",),
-    "link": ("title", "picurl", "desc", "url"),
+    "link": ("title", "url"),
     "miniprogram": ("title", "thumb_media_id", "appid", "pagepath"),
 }
+ATTACHMENT_OPTIONAL_FIELDS: dict[str, tuple[str, ...]] = {"link": ("picurl", "desc")}
 KNOWLEDGE_LIST_DEFAULT = 500
 KNOWLEDGE_LIST_MAX = 1000
 
@@ -424,6 +427,10 @@ def check_attachment(attachment: object, where: str, media_ok: MediaCheck) -> di
     if not isinstance(obj, dict):
         raise WeComError(40058, f"field {where}.{kind} missing or not an object")
     values = {field: _required(obj, f"{where}.{kind}", field) for field in ATTACHMENT_FIELDS[kind]}
+    for field in ATTACHMENT_OPTIONAL_FIELDS.get(kind, ()):
+        value = _optional(obj, f"{where}.{kind}", field)
+        if value is not None:
+            values[field] = value
     if kind in ("image", "video"):
         media_ok(values["media_id"], kind)
     elif kind == "miniprogram":

@@ -23,9 +23,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-from . import ids
+from . import ids, rules
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Tables for the whole simulated API, including areas whose handlers come later, so that a
 # database created today keeps working when they arrive. New tables may be appended with
@@ -93,6 +93,8 @@ CREATE TABLE IF NOT EXISTS sessions (
     scene_param     TEXT,
     entered_at      INTEGER,
     upgrade         TEXT,              -- JSON of a pending upgrade_service recommendation
+    enter_channels  TEXT,              -- JSON of enter_session's wechat_channels, if any
+    active_at       INTEGER,           -- last (re)opening: the session ends 48 h after it
     PRIMARY KEY (open_kfid, external_userid)
 );
 CREATE TABLE IF NOT EXISTS messages (
@@ -131,10 +133,31 @@ CREATE TABLE IF NOT EXISTS sync_tokens (
     open_kfid  TEXT NOT NULL,
     expires_at INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS knowledge_groups (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,   -- list order and list cursors
+    group_id   TEXT NOT NULL UNIQUE,
+    name       TEXT NOT NULL UNIQUE,
+    is_default INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS knowledge_intents (
+    seq               INTEGER PRIMARY KEY AUTOINCREMENT,
+    intent_id         TEXT NOT NULL UNIQUE,
+    group_id          TEXT NOT NULL,
+    question          TEXT NOT NULL UNIQUE,   -- unique across groups (kf-api.md §2.11)
+    similar_questions TEXT NOT NULL,          -- JSON {"items": [...]}
+    answers           TEXT NOT NULL           -- JSON as list_intent shows it (media by name)
+);
+CREATE INDEX IF NOT EXISTS knowledge_intents_by_group ON knowledge_intents (group_id, seq);
 """
 
 # version -> statements that bring a database from version-1 to version.
-_MIGRATIONS: dict[int, list[str]] = {}
+_MIGRATIONS: dict[int, list[str]] = {
+    2: [
+        "ALTER TABLE sessions ADD COLUMN enter_channels TEXT",
+        "ALTER TABLE sessions ADD COLUMN active_at INTEGER",
+        "UPDATE sessions SET active_at = window_start",
+    ],
+}
 
 BUSY_TIMEOUT_SECONDS = 30.0
 
@@ -250,6 +273,12 @@ class Store:
 
     @staticmethod
     def _ensure_corp(db: Tx) -> None:
+        # The knowledge base's default group always exists (kf-api.md §2.11).
+        if db.one("SELECT 1 FROM knowledge_groups WHERE is_default = 1") is None:
+            db.execute(
+                "INSERT INTO knowledge_groups (group_id, name, is_default) VALUES (?, ?, 1)",
+                (ids.knowledge_id(), rules.DEFAULT_GROUP_NAME),
+            )
         if db.meta("corp_id") is not None:
             return
         db.set_meta("corp_id", ids.corp_id())

@@ -106,6 +106,65 @@ class Client:
     def advance(self, seconds: float) -> None:
         self.ok("POST", "/sandbox/clock", {"advance": seconds})
 
+    def later(self, seconds: float) -> None:
+        """Move the simulator clock and fetch a fresh access token (the old one may expire)."""
+        self.advance(seconds)
+        self._token = None
+
+    def say(self, open_kfid: str, text: str = "hi", external_userid: str | None = None) -> dict:
+        """A customer message (POST /sandbox/customer_message); returns the control answer."""
+        body = {"open_kfid": open_kfid, "text": text}
+        if external_userid is not None:
+            body["external_userid"] = external_userid
+        return self.ok("POST", "/sandbox/customer_message", body)
+
+    def customer(self, open_kfid: str, external_userid: str | None = None) -> str:
+        """A customer who has just written to ``open_kfid`` (session in state 0)."""
+        return self.say(open_kfid, "hi", external_userid)["external_userid"]
+
+    def add_servicers(
+        self, open_kfid: str, userids: list[str] = (), departments: list[int] = ()
+    ) -> list[dict[str, Any]]:
+        body: dict[str, Any] = {"open_kfid": open_kfid}
+        if userids:
+            body["userid_list"] = list(userids)
+        if departments:
+            body["department_id_list"] = list(departments)
+        answer = self.post("/cgi-bin/kf/servicer/add", body)
+        assert answer["errcode"] == 0, answer
+        return answer["result_list"]
+
+    def state(self, open_kfid: str, external_userid: str) -> dict[str, Any]:
+        body = {"open_kfid": open_kfid, "external_userid": external_userid}
+        return self.post("/cgi-bin/kf/service_state/get", body)
+
+    def trans(
+        self, open_kfid: str, external_userid: str, state: int, servicer: str | None = None
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "open_kfid": open_kfid,
+            "external_userid": external_userid,
+            "service_state": state,
+        }
+        if servicer is not None:
+            body["servicer_userid"] = servicer
+        return self.post("/cgi-bin/kf/service_state/trans", body)
+
+    def send_text(
+        self, open_kfid: str, touser: str, content: str = "hello", **extra: Any
+    ) -> dict[str, Any]:
+        body = {
+            "touser": touser,
+            "open_kfid": open_kfid,
+            "msgtype": "text",
+            "text": {"content": content},
+            **extra,
+        }
+        return self.post("/cgi-bin/kf/send_msg", body)
+
+    def sent(self, open_kfid: str) -> list[dict[str, Any]]:
+        return self.ok("GET", "/sandbox/sent_messages", open_kfid=open_kfid)["messages"]
+
 
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:

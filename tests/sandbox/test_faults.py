@@ -125,3 +125,21 @@ def test_bad_fault_requests(client: Client) -> None:
         assert response.status_code == 400, body
         assert response.json()["errcode"] == 40058
     assert client.ok("GET", "/sandbox/faults") == {"faults": []}
+
+
+def test_after_lets_requests_through_first(client: Client) -> None:
+    client.token()
+    answer = fault(
+        client, fault="errcode", errcode=-1, path="/cgi-bin/kf/account/list", times=2, after=2
+    )
+    assert answer["fault"]["after"] == 2
+    codes = [client.post("/cgi-bin/kf/account/list", {})["errcode"] for _ in range(5)]
+    assert codes == [0, 0, -1, -1, 0]
+    # Other paths do not count against `after`.
+    fault(client, fault="errcode", errcode=45009, path="/cgi-bin/kf/account/list", after=1)
+    client.get("/cgi-bin/kf/servicer/list", open_kfid="x")
+    codes = [client.post("/cgi-bin/kf/account/list", {})["errcode"] for _ in range(3)]
+    assert codes == [0, 45009, 0]
+    for bad in (-1, "1", True):
+        response = client.control("POST", "/sandbox/faults", {"fault": "disconnect", "after": bad})
+        assert response.status_code == 400, bad

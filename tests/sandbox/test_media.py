@@ -7,6 +7,7 @@ import re
 import sqlite3
 
 import pytest
+import requests
 
 from .conftest import AMR, JPG, MP4, PNG, Client
 
@@ -92,3 +93,75 @@ def test_size_limits(client: Client) -> None:
     assert client.upload(padded(AMR, 2 * MB + 1), "voice", "a.amr")["errcode"] == 40006
     assert client.upload(padded(MP4, 10 * MB + 1), "video", "a.mp4")["errcode"] == 40011
     assert client.upload(padded(b"f", 20 * MB + 1), "file", "big")["errcode"] == 40006
+
+
+# --- media/get ------------------------------------------------------------------------------
+
+
+def download(client: Client, media_id: str | None, **headers: str) -> requests.Response:
+    params = {"access_token": client.token()}
+    if media_id is not None:
+        params["media_id"] = media_id
+    return client.http.get(f"{client.base}/cgi-bin/media/get", params=params, headers=headers)
+
+
+def test_get_returns_the_bytes(client: Client) -> None:
+    data = os.urandom(5000)
+    media_id = client.upload(data, "file", "report.bin", content_type="application/x-thing")[
+        "media_id"
+    ]
+    response = download(client, media_id)
+    assert response.status_code == 200
+    assert response.content == data
+    assert response.headers["Content-Type"] == "application/x-thing"
+    assert response.headers["Content-Disposition"] == 'attachment; filename="report.bin"'
+    assert response.headers["Content-Length"] == "5000"
+    image = download(client, client.upload(PNG, "image", "a.png")["media_id"])
+    assert image.content == PNG
+
+
+def test_get_non_ascii_filename(client: Client) -> None:
+    media_id = client.upload(b"contents", "file", "报告 2024.txt")["media_id"]
+    disposition = download(client, media_id).headers["Content-Disposition"]
+    # Raw UTF-8 in filename= (as WeCom sends it) plus the RFC 6266 form.
+    raw = disposition.encode("latin-1").decode("utf-8")
+    assert raw.startswith('attachment; filename="报告 2024.txt"')
+    assert "filename*=UTF-8''%E6%8A%A5%E5%91%8A%202024.txt" in raw
+
+
+def test_get_errors_are_json(client: Client, db: sqlite3.Connection) -> None:
+    for media_id, errcode in (("3unknown", 40007), ("", 41006), (None, 41006)):
+        response = download(client, media_id)
+        assert response.status_code == 200
+        assert response.headers["Content-Type"].startswith("application/json")
+        assert response.json()["errcode"] == errcode, media_id
+    media_id = client.upload(PNG, "image", "a.png")["media_id"]
+    db.execute("UPDATE media SET created_at = created_at - 3 * 86400")  # 3 days old
+    response = download(client, media_id)
+    assert response.json()["errcode"] == 40007
+    assert response.json()["errmsg"].startswith("invalid media_id")
+
+
+@pytest.mark.parametrize(
+    ("header", "status", "part", "content_range"),
+    [
+        ("bytes=0-99", 206, slice(0, 100), "bytes 0-99/1000"),
+        ("bytes=900-", 206, slice(900, 1000), "bytes 900-999/1000"),
+        ("bytes=-10", 206, slice(990, 1000), "bytes 990-999/1000"),
+        ("bytes=990-5000", 206, slice(990, 1000), "bytes 990-999/1000"),
+        ("bytes=1000-", 416, slice(0, 0), "bytes */1000"),
+        ("bytes=0-1,5-6", 200, slice(0, 1000), None),  # several ranges: whole file
+        ("bytes=5-2", 200, slice(0, 1000), None),  # invalid: ignored
+        ("pages=1-2", 200, slice(0, 1000), None),
+    ],
+)
+def test_get_range(
+    client: Client, header: str, status: int, part: slice, content_range: str | None
+) -> None:
+    data = bytes(range(250)) * 4
+    media_id = client.upload(data, "file", "r.bin")["media_id"]
+    response = download(client, media_id, Range=header)
+    assert response.status_code == status
+    assert response.content == data[part]
+    assert response.headers.get("Content-Range") == content_range
+    assert response.headers["Accept-Ranges"] == "bytes"

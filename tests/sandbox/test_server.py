@@ -228,3 +228,44 @@ def test_oversized_body_is_refused_without_reading_it(client: Client) -> None:
         answer = sock.makefile("rb").read()
     assert answer.startswith(b"HTTP/1.1 413")
     assert b"Connection: close" in answer
+
+
+def test_schema_1_database_is_migrated(db_path: Path) -> None:
+    import sqlite3
+
+    # Make a database as the first release left it: schema 1, without the session columns
+    # and knowledge tables that arrived later, holding a session that is still open.
+    server = start(db_path)
+    client = Client(server)
+    open_kfid = client.add_account()
+    user = client.customer(open_kfid)
+    server.stop()
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    conn.executescript(
+        """
+        ALTER TABLE sessions DROP COLUMN enter_channels;
+        ALTER TABLE sessions DROP COLUMN active_at;
+        DROP TABLE knowledge_intents;
+        DROP TABLE knowledge_groups;
+        UPDATE meta SET value = '1' WHERE key = 'schema_version';
+        """
+    )
+    conn.close()
+
+    server = start(db_path)
+    try:
+        client = Client(server)
+        assert client.state(open_kfid, user)["service_state"] == 0  # active_at from the window
+        entered = client.ok(
+            "POST",
+            "/sandbox/enter_session",
+            {"open_kfid": open_kfid, "wechat_channels": {"nickname": "n", "scene": 1}},
+        )
+        assert entered["errcode"] == 0
+        groups = client.post("/cgi-bin/kf/knowledge/list_group", {})["group_list"]
+        assert [g["name"] for g in groups] == ["默认分组"]
+    finally:
+        server.stop()
+    conn = sqlite3.connect(db_path)
+    assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("2",)
+    conn.close()
