@@ -18,7 +18,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import IO, Any
 
 from kfcli.core.redact import redact
@@ -180,6 +180,53 @@ class Output:
     def _err(self, text: str) -> None:
         self.stderr.write(clean(redact(text), keep_newlines=True) + "\n")
         self.stderr.flush()
+
+
+class LineStream:
+    """Lines in whole-line chunks of up to PIPE_BUF (4 KiB), each handed to a sink together
+    with its record (the keys of its lines, one per line). With the default sink the chunk
+    is written to stdout after waiting with poll() for room, so one write() puts all of it in
+    a pipe or none of it; `kfcli.core.syncwriter` is the sink that makes this exactly-once."""
+
+    CHUNK = 4096
+
+    def __init__(self, stdout: IO[str], sink: Callable[[bytes, bytes], None] | None = None
+                 ) -> None:
+        stdout.flush()
+        self.fd = stdout.fileno()
+        self.sink = sink or self._write
+        self._parts: list[bytes] = []
+        self._keys: list[str] = []
+        self._size = 0
+        self._poll = None
+
+    def add(self, line: str, key: str | None = None) -> None:
+        data = line.encode("utf-8")
+        if self._size and self._size + len(data) > self.CHUNK:
+            self.flush()
+        self._parts.append(data)
+        if key is not None:
+            self._keys.append(key)
+        self._size += len(data)
+
+    def flush(self) -> None:
+        if not self._parts:
+            return
+        record = ("\n".join(self._keys) + "\n").encode("utf-8") if self._keys else b""
+        data = b"".join(self._parts)
+        self._parts, self._keys, self._size = [], [], 0
+        self.sink(data, record)
+
+    def _write(self, data: bytes, record: bytes) -> None:
+        if self._poll is None:
+            import select
+
+            self._poll = select.poll()
+            self._poll.register(self.fd, select.POLLOUT)
+        view = memoryview(data)
+        while view:
+            self._poll.poll()  # wait for room here, never inside write()
+            view = view[os.write(self.fd, view):]
 
 
 def _isatty(stream: IO[str]) -> bool:

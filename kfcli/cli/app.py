@@ -52,6 +52,8 @@ GROUPS = {
     "knowledge": "kfcli.cli.knowledge",
     "media": "kfcli.cli.media",
     "api": "kfcli.cli.api",
+    "callback-verify": "kfcli.cli.callback_verify",
+    "callback": "kfcli.cli.callback",
     "sandbox": "kfcli.cli.sandbox",
 }
 

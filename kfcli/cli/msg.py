@@ -233,35 +233,72 @@ VOICE_FORMATS = {"amr": 0, "silk": 1}
 
 
 class _Emitter:
-    """Writes messages as they arrive in the chosen format, flushing each one."""
+    """Writes messages as they arrive in the chosen format and saves cursors behind them.
 
-    def __init__(self, out) -> None:
+    Machine formats with a saved cursor go through the writer process of
+    `kfcli.core.syncwriter`, which owns stdout and the msgid journal (see there why); the
+    terminal view prints and journals one message at a time.
+    """
+
+    def __init__(self, out, saved=None) -> None:
         self.out = out
         self.count = 0
+        self._saved = saved
         self._console = None
+        self._lines = None
+        self._writer = None
+        if out.fmt != "table":
+            from kfcli.render import LineStream
+
+            sink = None
+            if saved is not None:
+                from kfcli.core.syncwriter import WriterProcess
+
+                self._writer = WriterProcess(saved.path, saved.journal_path)
+                sink = self._to_writer
+            self._lines = LineStream(out.stdout, sink)
+
+    def _to_writer(self, data: bytes, record: bytes) -> None:
+        self._writer.write(data, record)
+        self._saved.recorded(record.decode("utf-8").split())
 
     def start(self) -> None:
         if self.out.fmt == "json":
-            self.out.stdout.write("[")
+            self._lines.add("[")
 
     def emit(self, message) -> None:
         from kfcli.render import tsv_field
 
-        fmt, stream = self.out.fmt, self.out.stdout
+        fmt = self.out.fmt
         if fmt == "jsonl":
-            stream.write(json.dumps(message.raw, ensure_ascii=False) + "\n")
+            line = json.dumps(message.raw, ensure_ascii=False) + "\n"
         elif fmt == "json":
-            stream.write(("\n" if not self.count else ",\n")
-                         + json.dumps(message.raw, ensure_ascii=False))
+            line = ("\n" if not self.count else ",\n") + json.dumps(message.raw,
+                                                                     ensure_ascii=False)
         elif fmt == "tsv":
             fields = (_when(message.send_time), ORIGINS.get(message.origin, message.origin),
                       message.sender, message.event_type or message.msgtype, message.summary(),
                       message.msgid)
-            stream.write("\t".join(tsv_field(f) for f in fields) + "\n")
+            line = "\t".join(tsv_field(f) for f in fields) + "\n"
         else:
             self._human(message)
-        stream.flush()
+            if self._saved is not None:
+                self._saved.emitted([message.msgid])
+            self.count += 1
+            return
+        self._lines.add(line, message.msgid)
         self.count += 1
+
+    def checkpoint(self, cursor: str) -> None:
+        """Everything emitted so far is covered by `cursor`: write it out, then save it."""
+        if self._lines is not None:
+            self._lines.flush()
+        if self._saved is None:
+            return
+        if self._writer is not None:
+            self._writer.save(self._saved.state_bytes(cursor))
+        else:
+            self._saved.save(cursor)
 
     def _human(self, message) -> None:
         from rich.console import Console
@@ -281,8 +318,11 @@ class _Emitter:
 
     def end(self) -> None:
         if self.out.fmt == "json":
-            self.out.stdout.write(("\n" if self.count else "") + "]\n")
-            self.out.stdout.flush()
+            self._lines.add(("\n" if self.count else "") + "]\n")
+        if self._lines is not None:
+            self._lines.flush()
+        if self._writer is not None:
+            self._writer.close()
 
 
 def _when(ts: int) -> str:
@@ -371,7 +411,7 @@ def sync(
     start = cursor if cursor is not None else ("" if all_ or saved is None else saved.cursor)
     stream = client.sync_messages(open_kfid, cursor=start or None, token=token, limit=limit,
                                   voice_format=VOICE_FORMATS.get(voice_format or "amr"))
-    emitter = _Emitter(out)
+    emitter = _Emitter(out, saved)
     tokens = _callback_tokens(tokens_from, open_kfid) if tokens_from else None
     delay = interval
     emitter.start()
@@ -381,14 +421,10 @@ def sync(
             for page in stream.pages():
                 for doc in page.msg_list:
                     message = Message.from_api(doc)
-                    if saved is not None and not saved.is_new(message.msgid):
-                        continue
-                    emitter.emit(message)
-                    if saved is not None:
-                        saved.emitted(message.msgid)
-                # Only now is every message the new cursor covers written and flushed.
-                if saved is not None:
-                    saved.save(page.next_cursor or stream.cursor)
+                    if saved is None or saved.claim(message.msgid):
+                        emitter.emit(message)
+                # Every message the new cursor covers is handed over: now it may be saved.
+                emitter.checkpoint(page.next_cursor or stream.cursor)
             if tokens is not None:
                 next_token = next(tokens, None)
                 if next_token is None:

@@ -235,25 +235,36 @@ class SyncState:
         self.seen = set(self.recent)
         return self
 
-    def is_new(self, msgid: str) -> bool:
-        return msgid not in self.seen
+    def claim(self, msgid: str) -> bool:
+        """True the first time a msgid is seen (then it is about to be written)."""
+        if msgid in self.seen:
+            return False
+        self.seen.add(msgid)
+        return True
 
-    def emitted(self, msgid: str) -> None:
-        """Record a msgid right after its message was written (one unbuffered append)."""
+    def recorded(self, msgids: list[str]) -> None:
+        """Bookkeeping for msgids handed to the output (and so to the journal)."""
+        for msgid in msgids:
+            if len(self.recent) == self.recent.maxlen:
+                self.seen.discard(self.recent[0])
+            self.recent.append(msgid)
+
+    def emitted(self, msgids: list[str]) -> None:
+        """Journal msgids whose messages were just written (one unbuffered append)."""
         if self._journal_fd is None:
             ensure_private_dir(self.path.parent)
             self._journal_fd = os.open(self.journal_path,
                                        os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        os.write(self._journal_fd, msgid.encode("utf-8") + b"\n")
-        if len(self.recent) == self.recent.maxlen:
-            self.seen.discard(self.recent[0])
-        self.recent.append(msgid)
-        self.seen.add(msgid)
+        os.write(self._journal_fd, ("\n".join(msgids) + "\n").encode("utf-8"))
+        self.recorded(msgids)
+
+    def state_bytes(self, cursor: str) -> bytes:
+        self.cursor = cursor
+        return json.dumps({"cursor": cursor, "recent": list(self.recent)}).encode("utf-8")
 
     def save(self, cursor: str) -> None:
         """Persist the cursor with the recent msgids, then clear the journal they came from."""
-        self.cursor = cursor
-        write_private(self.path, json.dumps({"cursor": cursor, "recent": list(self.recent)}))
+        write_private(self.path, self.state_bytes(cursor))
         if self._journal_fd is not None:
             os.ftruncate(self._journal_fd, 0)
 

@@ -1,0 +1,66 @@
+"""The embedded HTTP server for the receiver: the standard library's `wsgiref`, one thread per
+connection, so that a slow request (or a slow consumer behind the queue) never delays another
+answer. Production deployments can use any WSGI server instead (see `kfcli.callback`).
+"""
+
+from __future__ import annotations
+
+import socket
+import socketserver
+from collections.abc import Callable
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
+
+
+class ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+    # Threads that outlive shutdown are daemons; do not keep a list of them (ThreadingMixIn
+    # would otherwise hold every finished thread until server_close()).
+    block_on_close = False
+    request_queue_size = 128
+    #: Where a failed connection (a client that timed out or sent garbage) is reported, in
+    #: one line; socketserver's default prints a traceback.
+    log: Callable[[str], None] | None = None
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        exc = sys.exc_info()[1]
+        if self.log is not None:
+            self.log(f"connection from {client_address[0]} failed: {type(exc).__name__}: {exc}")
+
+
+class _Handler(WSGIRequestHandler):
+    #: A client that stalls mid-request gives up its thread after this many seconds.
+    timeout = 10
+    log: Callable[[str], None] | None = None
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib signature)
+        if self.log is not None:
+            self.log(f"{self.client_address[0]} {format % args}")
+
+
+def make_server(host: str, port: int, app: Callable, *,
+                access_log: Callable[[str], None] | None = None,
+                log: Callable[[str], None] | None = None) -> ThreadingWSGIServer:
+    """Bind (port 0 picks a free port; `server.server_port` tells which) without serving yet.
+
+    `access_log` gets one line per request; `log` one line per connection that failed outside
+    the application (both default to silence)."""
+    server_class = ThreadingWSGIServer
+    if ":" in host:  # an IPv6 literal such as ::1
+        server_class = type("ThreadingWSGIServer6", (ThreadingWSGIServer,),
+                            {"address_family": socket.AF_INET6})
+    handler = type("Handler", (_Handler,), {"log": staticmethod(access_log) if access_log
+                                             else None})
+    server = server_class((host, port), handler)
+    server.set_app(app)
+    server.log = log
+    return server
+
+
+def url_of(server: ThreadingWSGIServer) -> str:
+    host, port = server.server_address[:2]
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}/"

@@ -1,0 +1,125 @@
+"""The writer process of `msg sync`: owns stdout and the msgid journal.
+
+Why a separate process: exactly-once output needs "these lines reached stdout" and "their
+msgids are in the journal" to happen together, and no process can promise that about itself
+under `kill -9`. Worse, writing to an empty pipe wakes its reader, which the scheduler often
+runs at once, so a reader that reacts to output by killing kfcli lands precisely between the
+two writes. Here the main process (network, parsing, formatting) hands framed commands to this
+small writer over a pipe. If the main process is killed, the writer still finishes every
+command it was handed (a command cut short by the kill is dropped whole, before anything of it
+is written), records it, and exits at end of input. So for a kill of the kfcli process the
+two outputs of a killed run and its rerun hold each message exactly once.
+
+Commands, each `kind (1 byte) | length (4 bytes, big-endian) | payload`:
+
+* `D`: `len(data) (4 bytes) | data | record`: write `data` to stdout (waiting with poll() for
+  room, so a full pipe never leaves half a chunk), then append `record` (msgids, one per line)
+  to the journal;
+* `S`: `payload` is the new state file: replace it atomically, then empty the journal.
+
+Run as `python -m kfcli.core.syncwriter STATE_FILE JOURNAL_FILE` with commands on stdin.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import signal
+import sys
+from pathlib import Path
+
+HEADER = 5
+
+
+def _read_exact(fd: int, size: int) -> bytes:
+    parts, need = [], size
+    while need:
+        chunk = os.read(fd, need)
+        if not chunk:
+            break
+        parts.append(chunk)
+        need -= len(chunk)
+    return b"".join(parts)
+
+
+def frame(kind: bytes, payload: bytes) -> bytes:
+    return kind + len(payload).to_bytes(4, "big") + payload
+
+
+def data_command(data: bytes, record: bytes) -> bytes:
+    return frame(b"D", len(data).to_bytes(4, "big") + data + record)
+
+
+def main(argv: list[str]) -> int:
+    from kfcli.core.files import write_private
+
+    state_path, journal_path = Path(argv[0]), Path(argv[1])
+    # Ctrl-C reaches the whole process group: the main process decides when to stop, and
+    # this process drains what it was given first.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    journal_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    journal = os.open(journal_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    out = sys.stdout.fileno()
+    poll = select.poll()
+    poll.register(out, select.POLLOUT)
+    while True:
+        header = _read_exact(0, HEADER)
+        if len(header) < HEADER:
+            return 0  # end of input: finished, or the main process is gone
+        kind, size = header[:1], int.from_bytes(header[1:], "big")
+        payload = _read_exact(0, size)
+        if len(payload) < size:
+            return 0  # cut short by a kill: nothing of it was written, so nothing is recorded
+        if kind == b"D":
+            length = int.from_bytes(payload[:4], "big")
+            data, record = payload[4:4 + length], payload[4 + length:]
+            view = memoryview(data)
+            try:
+                while view:
+                    poll.poll()
+                    view = view[os.write(out, view):]
+            except BrokenPipeError:
+                return 1  # the reader went away; what it did not get is not recorded
+            if record:
+                os.write(journal, record)
+        elif kind == b"S":
+            write_private(state_path, payload)
+            os.ftruncate(journal, 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
+
+
+class WriterProcess:
+    """The main process's end: starts the writer and sends it commands."""
+
+    def __init__(self, state_path: Path, journal_path: Path) -> None:
+        import subprocess
+
+        sys.stdout.flush()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "kfcli.core.syncwriter", str(state_path), str(journal_path)],
+            stdin=subprocess.PIPE, bufsize=0,
+        )
+        self.fd = self.proc.stdin.fileno()
+
+    def _send(self, command: bytes) -> None:
+        view = memoryview(command)
+        while view:
+            view = view[os.write(self.fd, view):]
+
+    def write(self, data: bytes, record: bytes) -> None:
+        self._send(data_command(data, record))
+
+    def save(self, state: bytes) -> None:
+        self._send(frame(b"S", state))
+
+    def close(self) -> None:
+        """Let the writer finish everything sent; BrokenPipeError if stdout's reader left."""
+        if self.proc.stdin is not None and not self.proc.stdin.closed:
+            with contextlib.suppress(BrokenPipeError):
+                self.proc.stdin.close()
+        if self.proc.wait() != 0:
+            raise BrokenPipeError("stdout was closed")

@@ -1,0 +1,130 @@
+"""`kfcli msg sync`: paging, saved cursors, exactly-once across crashes, faults."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+
+def msgids(out: str) -> list[str]:
+    return [json.loads(line)["msgid"] for line in out.splitlines() if line.strip()]
+
+
+@pytest.fixture
+def seeded(sandbox):
+    open_kfid = sandbox.account()
+    doc = sandbox.post("/sandbox/seed_messages", {"open_kfid": open_kfid, "count": 2500})
+    assert doc["errcode"] == 0, doc
+    return open_kfid
+
+
+def test_pages_through_everything_then_resumes_from_the_saved_cursor(kf, sandbox, seeded):
+    r = kf("msg", "sync", seeded, "--limit", "1000")
+    assert r.code == 0, r.err
+    first = msgids(r.out)
+    assert len(first) == 2500 and len(set(first)) == 2500
+    assert sandbox.stats()["/cgi-bin/kf/sync_msg"] == 3
+    assert kf("msg", "sync", seeded).out == ""  # nothing new
+    customer = sandbox.say(seeded, "one more")
+    r = kf("msg", "sync", seeded)
+    lines = [json.loads(line) for line in r.out.splitlines()]
+    assert len(lines) == 1 and lines[0]["text"]["content"] == "one more"
+    assert lines[0]["external_userid"] == customer and lines[0]["origin"] == 3
+    r = kf("msg", "sync", seeded, "--all")
+    assert len(msgids(r.out)) == 2501
+
+
+def test_empty_pages_with_has_more_are_followed(kf, sandbox, seeded):
+    sandbox.fault(fault="empty_page", path="/cgi-bin/kf/sync_msg", times=3)
+    r = kf("msg", "sync", seeded)
+    assert r.code == 0, r.err
+    assert len(set(msgids(r.out))) == 2500 == len(msgids(r.out))
+
+
+@pytest.mark.parametrize("fault", [
+    {"fault": "errcode", "errcode": 45009},
+    {"fault": "errcode", "errcode": 42001},
+    {"fault": "http_status", "status": 500},
+    {"fault": "disconnect"},
+])
+def test_faults_mid_stream_lose_and_duplicate_nothing(kf, sandbox, seeded, fault):
+    kf("msg", "sync", seeded, "--limit", "1", "--no-save")  # a token in the cache
+    # The first page goes through; the second request fails.
+    sandbox.fault(**fault, path="/cgi-bin/kf/sync_msg", after=1)
+    r = kf("msg", "sync", seeded, "--limit", "1000")
+    assert r.code == 0, r.err
+    ids = msgids(r.out)
+    assert len(ids) == 2500 == len(set(ids))
+
+
+def test_expired_tokens_mid_stream(kf, sandbox, seeded):
+    r = kf("msg", "sync", seeded, "--limit", "500")
+    assert r.code == 0
+    sandbox.post("/sandbox/seed_messages", {"open_kfid": seeded, "count": 10})
+    sandbox.fault(fault="expire_tokens")
+    r = kf("msg", "sync", seeded)
+    assert r.code == 0, r.err
+    assert len(msgids(r.out)) == 10
+
+
+def test_kill_during_output_then_rerun_is_exactly_once(sandbox, seeded, home):
+    env = {**os.environ, **sandbox.env}
+    cmd = [sys.executable, "-m", "kfcli", "msg", "sync", seeded, "--limit", "200"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    got = b""
+    while got.count(b"\n") < 700:  # mid-way through the fourth page
+        chunk = proc.stdout.read1(4096)
+        assert chunk, "sync ended early"
+        got += chunk
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    got += proc.stdout.read()  # whatever reached the pipe before the kill counts as output
+    proc.stdout.close()
+    first = [json.loads(line)["msgid"] for line in got.decode().splitlines()
+             if line.endswith("}")]
+    second = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
+    both = first + msgids(second)
+    assert 700 <= len(first) < 2500
+    assert sorted(both) == sorted(set(both)) and len(both) == 2500
+
+
+def test_formats_and_bad_input(kf, sandbox, seeded):
+    r = kf("msg", "sync", seeded, "-o", "json", "--limit", "1000", "--no-save")
+    assert len(r.json()) == 2500
+    r = kf("msg", "sync", seeded, "-o", "tsv", "--all", "--no-save")
+    first = r.out.splitlines()[0].split("\t")
+    assert first[1] == "customer" and first[3] == "text" and len(first) == 6
+    before = sandbox.stats()
+    for args, needle in [(["--limit", "1001"], "1..1000"), (["--voice-format", "mp3"], "amr"),
+                         (["--cursor", "c", "--all"], "not both"),
+                         (["--cursor", "x" * 65], "64 bytes")]:
+        r = kf("msg", "sync", seeded, *args)
+        assert r.code == 2 and needle in r.err, (args, r.err)
+    assert sandbox.stats() == before
+
+
+def test_events_are_typed(kf, sandbox):
+    open_kfid = sandbox.account()
+    sandbox.post("/sandbox/enter_session", {"open_kfid": open_kfid, "scene": "ad",
+                                            "scene_param": "x"})
+    r = kf("msg", "sync", open_kfid, "-o", "tsv")
+    fields = r.out.splitlines()[0].split("\t")
+    assert fields[1] == "system" and fields[3] == "enter_session"
+    assert "scene 'ad'" in fields[4]
+
+
+def test_library_iterator(sandbox, seeded, home):
+    from kfcli.core import KfClient
+
+    client = KfClient(sandbox.creds["corp_id"], sandbox.creds["secret"],
+                      base_url=sandbox.base_url)
+    stream = client.sync_messages(seeded, limit=1000)
+    ids = [m.msgid for m in stream]
+    assert len(ids) == 2500 and stream.cursor and not stream.has_more
+    again = client.sync_messages(seeded, cursor=stream.cursor)
+    assert list(again) == []
