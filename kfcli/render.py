@@ -190,9 +190,10 @@ class LineStream:
 
     CHUNK = 4096
 
-    def __init__(self, stdout: IO[str], sink: Callable[[bytes, bytes], None] | None = None
-                 ) -> None:
+    def __init__(self, stdout: IO[str], sink: Callable[[bytes, bytes], None] | None = None,
+                 *, chunk: int = CHUNK) -> None:
         stdout.flush()
+        self.chunk = chunk
         self.fd = stdout.fileno()
         self.sink = sink or self._write
         self._parts: list[bytes] = []
@@ -202,7 +203,7 @@ class LineStream:
 
     def add(self, line: str, key: str | None = None) -> None:
         data = line.encode("utf-8")
-        if self._size and self._size + len(data) > self.CHUNK:
+        if self._size and self._size + len(data) > self.chunk:
             self.flush()
         self._parts.append(data)
         if key is not None:

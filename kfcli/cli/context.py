@@ -87,7 +87,8 @@ class AppState:
             from kfcli.core.client import KfClient
 
             trace = self.trace if self.debug else None
-            self._client = KfClient.from_settings(self.settings(), trace=trace)
+            self._client = KfClient.from_settings(self.settings(), trace=trace,
+                                                  timeout=_timeout())
         return self._client
 
     def trace(self, line: str) -> None:
@@ -97,6 +98,23 @@ class AppState:
         if self._sandbox_server is not None:
             self._sandbox_server.stop()
             self._sandbox_server = None
+
+
+def _timeout():
+    """Connect/read timeouts; KFCLI_TIMEOUT (seconds) sets the read timeout."""
+    from kfcli.core.client import Timeout
+
+    value = os.environ.get("KFCLI_TIMEOUT")
+    if not value:
+        return Timeout()
+    try:
+        seconds = float(value)
+        if not 0 < seconds <= 600:
+            raise ValueError
+    except ValueError:
+        raise UsageError(f"KFCLI_TIMEOUT: {value!r} is not a number of seconds in (0, 600]"
+                         ) from None
+    return Timeout(connect=min(5.0, seconds), read=seconds)
 
 
 _current = AppState()

@@ -250,32 +250,38 @@ class _Emitter:
         if out.fmt != "table":
             from kfcli.render import LineStream
 
-            sink = None
+            sink, chunk = None, LineStream.CHUNK
             if saved is not None:
-                from kfcli.core.syncwriter import WriterProcess
+                from kfcli.core.syncwriter import COMMAND_BYTES, WriterProcess
 
+                # The writer finishes whatever it is handed, so its chunks need not be
+                # pipe-atomic: hand it large ones.
                 self._writer = WriterProcess(saved.path, saved.journal_path)
-                sink = self._to_writer
-            self._lines = LineStream(out.stdout, sink)
+                sink, chunk = self._to_writer, COMMAND_BYTES
+            self._lines = LineStream(out.stdout, sink, chunk=chunk)
 
     def _to_writer(self, data: bytes, record: bytes) -> None:
         self._writer.write(data, record)
-        self._saved.recorded(record.decode("utf-8").split())
 
     def start(self) -> None:
         if self.out.fmt == "json":
             self._lines.add("[")
 
+    def emit_raw(self, line: str, msgid: str) -> None:
+        """The fast path of the JSON formats: the message's JSON text as WeCom sent it."""
+        if "\n" in line:  # pretty-printed by the server: one message must stay one line
+            line = json.dumps(json.loads(line), ensure_ascii=False)
+        if self.out.fmt == "jsonl":
+            self._lines.add(line + "\n", msgid)
+        else:
+            self._lines.add(("\n" if not self.count else ",\n") + line, msgid)
+        self.count += 1
+
     def emit(self, message) -> None:
         from kfcli.render import tsv_field
 
         fmt = self.out.fmt
-        if fmt == "jsonl":
-            line = json.dumps(message.raw, ensure_ascii=False) + "\n"
-        elif fmt == "json":
-            line = ("\n" if not self.count else ",\n") + json.dumps(message.raw,
-                                                                     ensure_ascii=False)
-        elif fmt == "tsv":
+        if fmt == "tsv":
             fields = (_when(message.send_time), ORIGINS.get(message.origin, message.origin),
                       message.sender, message.event_type or message.msgtype, message.summary(),
                       message.msgid)
@@ -409,8 +415,10 @@ def sync(
         if all_:
             saved.reset()
     start = cursor if cursor is not None else ("" if all_ or saved is None else saved.cursor)
+    raw = out.fmt in ("json", "jsonl")
     stream = client.sync_messages(open_kfid, cursor=start or None, token=token, limit=limit,
                                   voice_format=VOICE_FORMATS.get(voice_format or "amr"))
+    stream.keep_text = raw
     emitter = _Emitter(out, saved)
     tokens = _callback_tokens(tokens_from, open_kfid) if tokens_from else None
     delay = interval
@@ -419,10 +427,15 @@ def sync(
         while True:
             before = emitter.count
             for page in stream.pages():
-                for doc in page.msg_list:
-                    message = Message.from_api(doc)
-                    if saved is None or saved.claim(message.msgid):
-                        emitter.emit(message)
+                texts = page.msg_texts or [None] * len(page.msg_list)
+                for doc, text in zip(page.msg_list, texts, strict=True):
+                    msgid = str(doc.get("msgid", ""))
+                    if saved is not None and not saved.claim(msgid):
+                        continue
+                    if raw:
+                        emitter.emit_raw(text or json.dumps(doc, ensure_ascii=False), msgid)
+                    else:
+                        emitter.emit(Message.from_api(doc))
                 # Every message the new cursor covers is handed over: now it may be saved.
                 emitter.checkpoint(page.next_cursor or stream.cursor)
             if tokens is not None:

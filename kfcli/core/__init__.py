@@ -39,6 +39,9 @@ _EXPORTS = {
     "Account": "models",
     "MediaUpload": "models",
     "TokenCache": "tokens",
+    "WeComCrypto": "crypto",
+    "MessageStream": "sync",
+    "Message": "sync",
 }
 
 
@@ -78,5 +81,8 @@ __all__ = [
     "TokenError",
     "UsageError",
     "ValidationError",
+    "WeComCrypto",
+    "MessageStream",
+    "Message",
     "resolve",
 ]

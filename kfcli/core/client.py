@@ -231,12 +231,14 @@ class KfClient:
         upload: tuple[bytes, str] | None = None,
         retry_safe: bool | None = None,
         raw: bool = False,
+        decode: Callable[[str], dict[str, Any]] | None = None,
     ) -> Any:
         """An authenticated call; returns the JSON object (or the `Response` when `raw` and
         the answer is not JSON, e.g. a media download).
 
         `upload` is a multipart (body, content type) pair instead of a JSON body. `retry_safe`
-        defaults to True for GET. Raises an `ApiError` subclass when errcode != 0.
+        defaults to True for GET. `decode` replaces `json.loads` for the answer's text.
+        Raises an `ApiError` subclass when errcode != 0.
         """
         method = method.upper()
         if retry_safe is None:
@@ -258,7 +260,7 @@ class KfClient:
                               retry_safe=retry_safe)
             if raw and "json" not in resp.content_type:
                 return resp
-            doc = _json(resp, path)
+            doc = _json(resp, path, decode)
             errcode = doc.get("errcode", 0)
             if not isinstance(errcode, int) or errcode == 0:
                 return doc
@@ -443,8 +445,11 @@ class KfClient:
         return str(doc.get("msgid") or body["msgid"])
 
     def sync_msg(self, open_kfid: str, *, cursor: str | None = None, token: str | None = None,
-                 limit: int = 1000, voice_format: int | None = None) -> SyncPage:
-        """One page of messages. Empty optional fields are omitted, never sent as ""."""
+                 limit: int = 1000, voice_format: int | None = None,
+                 keep_text: bool = False) -> SyncPage:
+        """One page of messages. Empty optional fields are omitted, never sent as "".
+
+        `keep_text`: also keep each message's JSON text as sent (`SyncPage.msg_texts`)."""
         limits.check_open_kfid(open_kfid)
         limits.check_limit(limit, limits.SYNC_LIMIT)
         body: dict[str, Any] = {"open_kfid": open_kfid, "limit": limit}
@@ -454,7 +459,10 @@ class KfClient:
             body["token"] = limits.check_text("token", token, max_bytes=128)
         if voice_format is not None:
             body["voice_format"] = voice_format
-        doc = self.call("POST", "/cgi-bin/kf/sync_msg", body, retry_safe=True)
+        decode = None
+        if keep_text:
+            from kfcli.core.sync import split_page as decode
+        doc = self.call("POST", "/cgi-bin/kf/sync_msg", body, retry_safe=True, decode=decode)
         return SyncPage.from_api(doc)
 
     def sync_messages(self, open_kfid: str, *, cursor: str | None = None,
@@ -608,10 +616,11 @@ def _strip(doc: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in doc.items() if k not in ("errcode", "errmsg")}
 
 
-def _json(resp: Response, path: str) -> dict[str, Any]:
+def _json(resp: Response, path: str, decode: Callable[[str], Any] | None = None
+          ) -> dict[str, Any]:
     try:
-        doc = resp.json()
-    except ValueError:
+        doc = decode(resp.text) if decode else resp.json()
+    except (ValueError, IndexError):
         raise ApiError(
             -2, f"HTTP {resp.status}, not JSON", message=f"{path}: the server did not "
             f"answer with JSON (HTTP {resp.status})", hint="check base_url"

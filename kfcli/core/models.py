@@ -110,11 +110,15 @@ class SyncPage(Model):
     next_cursor: str = ""
     has_more: bool = False
     msg_list: list[dict[str, Any]] = field(default_factory=list)
+    #: Each message's JSON text as received, when asked for (`sync_msg(keep_text=True)`).
+    msg_texts: list[str] | None = None
 
     @classmethod
     def from_api(cls, doc: dict[str, Any]) -> SyncPage:
+        texts = doc.pop("msg_texts", None)
         return cls(raw=_without_status(doc), next_cursor=str(doc.get("next_cursor", "")),
-                   has_more=bool(doc.get("has_more", 0)), msg_list=list(doc.get("msg_list", [])))
+                   has_more=bool(doc.get("has_more", 0)), msg_list=list(doc.get("msg_list", [])),
+                   msg_texts=texts)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -161,7 +160,7 @@ class MessageStream:
 
     def __init__(self, client: KfClient, open_kfid: str, *, cursor: str | None = None,
                  token: str | None = None, limit: int = 1000, voice_format: int | None = None,
-                 all_pages: bool = True) -> None:
+                 all_pages: bool = True, keep_text: bool = False) -> None:
         self.client = client
         self.open_kfid = open_kfid
         self.cursor = cursor or ""
@@ -169,6 +168,7 @@ class MessageStream:
         self.limit = limit
         self.voice_format = voice_format
         self.all_pages = all_pages
+        self.keep_text = keep_text
         self.has_more = True
         self.pages_read = 0
 
@@ -178,7 +178,8 @@ class MessageStream:
         while True:
             page = self.client.sync_msg(self.open_kfid, cursor=self.cursor or None,
                                         token=self.token, limit=self.limit,
-                                        voice_format=self.voice_format)
+                                        voice_format=self.voice_format,
+                                        keep_text=self.keep_text)
             self.pages_read += 1
             yield page
             self.has_more = page.has_more
@@ -209,7 +210,7 @@ class SyncState:
         self.path = base / f"{name}.json"
         self.journal_path = base / f"{name}.journal"
         self.cursor = ""
-        self.recent: deque[str] = deque(maxlen=WINDOW)
+        self.recent: list[str] = []
         self.seen: set[str] = set()
         self._journal_fd: int | None = None
 
@@ -217,7 +218,7 @@ class SyncState:
         try:
             doc = json.loads(self.path.read_bytes())
             self.cursor = str(doc.get("cursor", ""))
-            self.recent.extend(str(m) for m in doc.get("recent", []))
+            self.recent.extend(str(m) for m in doc.get("recent", [])[-WINDOW:])
         except FileNotFoundError:
             pass
         except (OSError, ValueError) as exc:
@@ -236,31 +237,28 @@ class SyncState:
         return self
 
     def claim(self, msgid: str) -> bool:
-        """True the first time a msgid is seen (then it is about to be written)."""
+        """True the first time a msgid is seen; it is then about to be written."""
         if msgid in self.seen:
             return False
         self.seen.add(msgid)
+        self.recent.append(msgid)
         return True
 
-    def recorded(self, msgids: list[str]) -> None:
-        """Bookkeeping for msgids handed to the output (and so to the journal)."""
-        for msgid in msgids:
-            if len(self.recent) == self.recent.maxlen:
-                self.seen.discard(self.recent[0])
-            self.recent.append(msgid)
-
     def emitted(self, msgids: list[str]) -> None:
-        """Journal msgids whose messages were just written (one unbuffered append)."""
+        """Journal claimed msgids whose messages were just written (one unbuffered append)."""
         if self._journal_fd is None:
             ensure_private_dir(self.path.parent)
             self._journal_fd = os.open(self.journal_path,
                                        os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         os.write(self._journal_fd, ("\n".join(msgids) + "\n").encode("utf-8"))
-        self.recorded(msgids)
 
     def state_bytes(self, cursor: str) -> bytes:
+        """The state file for `cursor`; also trims the window so memory stays flat."""
         self.cursor = cursor
-        return json.dumps({"cursor": cursor, "recent": list(self.recent)}).encode("utf-8")
+        if len(self.recent) > WINDOW:
+            del self.recent[:-WINDOW]
+            self.seen = set(self.recent)
+        return json.dumps({"cursor": cursor, "recent": self.recent}).encode("utf-8")
 
     def save(self, cursor: str) -> None:
         """Persist the cursor with the recent msgids, then clear the journal they came from."""
@@ -279,3 +277,57 @@ class SyncState:
         if self._journal_fd is not None:
             os.close(self._journal_fd)
             self._journal_fd = None
+
+
+_DECODER = json.JSONDecoder()
+_WS = " \t\n\r"
+
+
+def split_page(text: str) -> dict[str, Any]:
+    """Parse a sync_msg answer, keeping each message's own JSON text as WeCom sent it.
+
+    Returns the object with `msg_list` parsed as usual plus `msg_texts`, the exact text of each
+    element, so JSON output can pass messages through without re-encoding them (faster, and
+    byte for byte what the API said). One pass with the standard decoder's `raw_decode`.
+    """
+    from json.decoder import scanstring
+
+    doc: dict[str, Any] = {}
+    texts: list[str] = []
+    i = _skip(text, 0)
+    if text[i:i + 1] != "{":
+        raise ValueError("not a JSON object")
+    i = _skip(text, i + 1)
+    while text[i] != "}":
+        if text[i] != '"':
+            raise ValueError(f"expected a key at {i}")
+        key, i = scanstring(text, i + 1)
+        i = _skip(text, i)
+        if text[i] != ":":
+            raise ValueError(f"expected ':' at {i}")
+        i = _skip(text, i + 1)
+        if key == "msg_list" and text[i] == "[":
+            items = []
+            i = _skip(text, i + 1)
+            while text[i] != "]":
+                value, end = _DECODER.raw_decode(text, i)
+                items.append(value)
+                texts.append(text[i:end])
+                i = _skip(text, end)
+                if text[i] == ",":
+                    i = _skip(text, i + 1)
+            doc[key] = items
+            i += 1
+        else:
+            doc[key], i = _DECODER.raw_decode(text, i)
+        i = _skip(text, i)
+        if text[i] == ",":
+            i = _skip(text, i + 1)
+    doc["msg_texts"] = texts
+    return doc
+
+
+def _skip(text: str, i: int) -> int:
+    while text[i] in _WS:
+        i += 1
+    return i

@@ -65,6 +65,7 @@ class TokenCache:
         self.lock_path = self.directory / f"{key}.lock"
         self._fetch = fetch
         self.last_source = "cache"
+        self._memo: CachedToken | None = None  # what this process last read or fetched
 
     def read(self) -> CachedToken | None:
         try:
@@ -76,10 +77,14 @@ class TokenCache:
             # Missing or damaged (e.g. a crash of an older version): a cache can be rebuilt.
             return None
         register_secret(token.access_token)
+        self._memo = token
         return token
 
     def get(self, *, rejected: str | None = None, force: bool = False) -> str:
         """A valid token. `rejected`: the token WeCom just refused, so never return it again."""
+        memo = self._memo
+        if memo and memo.fresh() and not force and memo.access_token != rejected:
+            return memo.access_token  # no file read per call in long runs (msg sync)
         cached = self.read()
         if cached and cached.fresh() and not force and cached.access_token != rejected:
             self.last_source = "cache"
@@ -97,7 +102,8 @@ class TokenCache:
             token, expires_in = self._fetch()
             register_secret(token)
             now = time.time()
-            self._write(CachedToken(token, now + expires_in, now))
+            self._memo = CachedToken(token, now + expires_in, now)
+            self._write(self._memo)
             self.last_source = "gettoken"
             return token
 

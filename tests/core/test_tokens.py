@@ -39,7 +39,11 @@ def test_refreshes_ahead_of_expiry(tmp_path):
     doc = json.loads(cache.path.read_text())
     doc["expires_at"] = time.time() + REFRESH_MARGIN - 1
     cache.path.write_text(json.dumps(doc))
-    assert cache.get() == "new-token-2" and len(calls) == 2
+    later, calls2 = make(tmp_path, ["new-token-2"])  # the next process
+    assert later.get() == "new-token-2" and len(calls2) == 1
+    # A long-running process notices expiry from its own memory too.
+    cache._memo = later._memo.__class__("old-token-1", time.time() + 10, time.time())
+    assert cache.get() == "new-token-2" and len(calls) == 1
 
 
 def test_rejected_token_is_replaced_but_a_newer_one_is_reused(tmp_path):
