@@ -128,3 +128,39 @@ def test_library_iterator(sandbox, seeded, home):
     assert len(ids) == 2500 and stream.cursor and not stream.has_more
     again = client.sync_messages(seeded, cursor=stream.cursor)
     assert list(again) == []
+
+
+def test_follow_picks_up_new_messages_and_ctrl_c_saves_the_cursor(sandbox, home):
+    open_kfid = sandbox.account()
+    sandbox.say(open_kfid, "before")
+    env = {**os.environ, **sandbox.env}
+    cmd = [sys.executable, "-m", "kfcli", "msg", "sync", open_kfid, "--follow",
+           "--interval", "0.2"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        first = json.loads(proc.stdout.readline())
+        assert first["text"]["content"] == "before"
+        sandbox.say(open_kfid, "during")
+        second = json.loads(proc.stdout.readline())
+        assert second["text"]["content"] == "during"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=10) == 130
+        proc.stdout.close()
+        proc.stderr.close()
+    sandbox.say(open_kfid, "after")
+    r = subprocess.run(cmd[:-3], env=env, capture_output=True, text=True)
+    assert [json.loads(x)["text"]["content"] for x in r.stdout.splitlines()] == ["after"]
+
+
+def test_tokens_from_callback_lines(kf, sandbox):
+    open_kfid = sandbox.account()
+    doc = sandbox.post("/sandbox/customer_message", {"open_kfid": open_kfid, "text": "hi"})
+    lines = "\n".join([
+        json.dumps({"type": "callback", "OpenKfId": "wkOther", "Token": "x"}),
+        json.dumps({"type": "callback", "OpenKfId": open_kfid, "Token": doc["token"]}),
+    ]) + "\n"
+    r = kf("msg", "sync", open_kfid, "--tokens-from", "-", input=lines)
+    assert r.code == 0, r.err
+    assert [json.loads(x)["msgid"] for x in r.out.splitlines()] == [doc["msgid"]]
