@@ -135,6 +135,14 @@ class Output:
         """A JSON document whatever the format (request bodies shown by --dry-run)."""
         self.line(doc) if self.fmt == "jsonl" else self._json(doc)
 
+    def done(self, doc: dict[str, Any], message: str) -> None:
+        """An action's outcome: the object in JSON formats, else a message on stderr (so a
+        script's stdout stays empty for commands that produce no data)."""
+        if self.machine:
+            self.obj(doc)
+        else:
+            self.info(message)
+
     def line(self, obj: Any) -> None:
         """One JSON line, flushed at once (streams)."""
         self.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")

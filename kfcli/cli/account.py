@@ -112,11 +112,8 @@ def update(
     media = avatar_media_id(avatar, media_id)
     state().client().account_update(open_kfid, name=name, media_id=media)
     doc = {"open_kfid": open_kfid, "name": name, "media_id": media}
-    out = state().out
-    if out.machine:
-        out.obj({k: v for k, v in doc.items() if v is not None})
-    else:
-        out.info(f"updated account {open_kfid}")
+    state().out.done({k: v for k, v in doc.items() if v is not None},
+                     f"updated account {open_kfid}")
 
 
 @app.command("delete", epilog="""Examples:
@@ -133,8 +130,4 @@ def delete(
     limits.check_open_kfid(open_kfid)
     confirm(f"Delete KF account {open_kfid}? Its contact links stop working.", yes=yes)
     state().client().account_delete(open_kfid)
-    out = state().out
-    if out.machine:
-        out.obj({"open_kfid": open_kfid, "deleted": True})
-    else:
-        out.info(f"deleted account {open_kfid}")
+    state().out.done({"open_kfid": open_kfid, "deleted": True}, f"deleted account {open_kfid}")

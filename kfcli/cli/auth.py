@@ -92,13 +92,10 @@ def logout(
     out = state().out
     if all_:
         count = drop_all()
-        out.info(f"dropped {count} cached token(s)")
-        if out.machine:
-            out.obj({"dropped": count})
+        out.done({"dropped": count}, f"dropped {count} cached token(s)")
         return
     settings = state().settings()
     settings.require("corp_id", "secret")
     dropped = TokenCache(settings.corp_id, settings.secret, _no_fetch).drop()
-    out.info("dropped the cached token" if dropped else "no cached token to drop")
-    if out.machine:
-        out.obj({"dropped": int(dropped)})
+    out.done({"dropped": int(dropped)},
+             "dropped the cached token" if dropped else "no cached token to drop")

@@ -71,11 +71,8 @@ def set_(
     if first:
         cfg.current = name
     cfg.save()
-    out = state().out
-    if out.machine:
-        out.obj({"profile": name, "key": key, "value": _shown(key, value)})
-    else:
-        out.info(f"set {key} = {_shown(key, value)} in profile {name!r} ({cfg.path})")
+    state().out.done({"profile": name, "key": key, "value": _shown(key, value)},
+                     f"set {key} = {_shown(key, value)} in profile {name!r} ({cfg.path})")
 
 
 @app.command("get", epilog="Example:\n\n  kfcli config get corp_id")

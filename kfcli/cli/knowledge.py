@@ -62,7 +62,7 @@ def group_rename(group_id: Annotated[str, typer.Argument(help="The group.")],
     """Rename a group (not the default group)."""
     limits.check_text("name", name, max_chars=limits.KNOWLEDGE_GROUP_CHARS)
     state().client().knowledge_group_rename(group_id, name)
-    _done({"group_id": group_id, "name": name}, f"renamed group {group_id}")
+    state().out.done({"group_id": group_id, "name": name}, f"renamed group {group_id}")
 
 
 @group_app.command("delete", epilog="Example:\n\n  kfcli knowledge group delete GROUP_ID --yes")
@@ -72,15 +72,7 @@ def group_delete(group_id: Annotated[str, typer.Argument(help="The group.")],
     """Delete a group and its intents (not the default group)."""
     confirm(f"Delete knowledge group {group_id} and all its intents?", yes=yes)
     state().client().knowledge_group_delete(group_id)
-    _done({"group_id": group_id, "deleted": True}, f"deleted group {group_id}")
-
-
-def _done(doc: dict, message: str) -> None:
-    out = state().out
-    if out.machine:
-        out.obj(doc)
-    else:
-        out.info(message)
+    state().out.done({"group_id": group_id, "deleted": True}, f"deleted group {group_id}")
 
 
 # ---------------------------------------------------------------------- intents
@@ -225,7 +217,8 @@ def intent_update(
     if answer is not None:
         _upload_images(sections["answers"], image or [])
     state().client().knowledge_intent_update(intent_id, **sections)
-    _done({"intent_id": intent_id, "updated": sorted(sections)}, f"updated intent {intent_id}")
+    state().out.done({"intent_id": intent_id, "updated": sorted(sections)},
+                     f"updated intent {intent_id}")
 
 
 @intent_app.command("delete", epilog="Example:\n\n  kfcli knowledge intent delete INTENT_ID --yes")
@@ -235,4 +228,4 @@ def intent_delete(intent_id: Annotated[str, typer.Argument(help="The intent.")],
     """Delete an intent."""
     confirm(f"Delete intent {intent_id}?", yes=yes)
     state().client().knowledge_intent_delete(intent_id)
-    _done({"intent_id": intent_id, "deleted": True}, f"deleted intent {intent_id}")
+    state().out.done({"intent_id": intent_id, "deleted": True}, f"deleted intent {intent_id}")

@@ -35,13 +35,9 @@ def config() -> None:
 
 def _upgrade(open_kfid: str, external_userid: str, **target) -> None:
     state().client().upgrade_service(open_kfid, external_userid, **target)
-    out = state().out
     doc = {"open_kfid": open_kfid, "external_userid": external_userid,
            **{k: v for k, v in target.items() if v}}
-    if out.machine:
-        out.obj(doc)
-    else:
-        out.info(f"recommended to {external_userid}")
+    state().out.done(doc, f"recommended to {external_userid}")
 
 
 @app.command("member", epilog="""Example:
@@ -73,9 +69,6 @@ def group(open_kfid: OpenKfidArg, external_userid: CustomerArg,
 def cancel(open_kfid: OpenKfidArg, external_userid: CustomerArg) -> None:
     """Withdraw the recommendation."""
     state().client().cancel_upgrade_service(open_kfid, external_userid)
-    out = state().out
-    if out.machine:
-        out.obj({"open_kfid": open_kfid, "external_userid": external_userid,
-                 "cancelled": True})
-    else:
-        out.info(f"cancelled the upgrade recommendation for {external_userid}")
+    state().out.done({"open_kfid": open_kfid, "external_userid": external_userid,
+                      "cancelled": True},
+                     f"cancelled the upgrade recommendation for {external_userid}")
