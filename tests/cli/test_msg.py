@@ -164,3 +164,36 @@ def test_welcome_code_from_enter_session(kf, sandbox):
            '{"head_content": "欢迎", "list": [{"type": "click", "click": {"id": "1", '
            '"content": "人工"}}]}')
     assert r.code == 0, r.err
+
+
+def test_menu_item_and_miniprogram_limits(kf, sandbox, chat, tmp_path):
+    open_kfid, customer = chat
+    before = sandbox.stats()
+
+    def menu(item):
+        return json.dumps({"list": [item]})
+
+    cases = [
+        (["--menu", menu({"type": "click", "click": {"id": "x" * 65, "content": "c"}})],
+         "msgmenu.list[1].click.id: 65 bytes"),
+        (["--menu", menu({"type": "view", "view": {"url": "https://e.com", "content": ""}})],
+         "must not be empty"),
+        (["--menu", menu({"type": "text", "text": {"content": "t" * 257}})], "256 bytes"),
+        (["--menu", menu({"type": "miniprogram", "miniprogram": {"appid": "a" * 33,
+                                                                 "pagepath": "p",
+                                                                 "content": "c"}})],
+         "32 bytes"),
+        (["--menu", json.dumps({"head_content": "h" * 1025, "list": [
+            {"type": "text", "text": {"content": "x"}}]})], "1024 bytes"),
+        (["--miniprogram", "wx1", "--title", "标" * 22, "--pagepath", "p",
+          "--thumb-media-id", "m"], "64 bytes"),
+        (["--miniprogram", "wx1", "--title", "t"], "--pagepath"),
+        (["--payload", "@" + str(tmp_path / "nope.json")], "cannot read"),
+        (["--ca-link", "not-a-url"], "http"),
+    ]
+    for args, needle in cases:
+        r = kf("msg", "send", open_kfid, customer, *args)
+        assert r.code == 2 and needle in r.err, (args, r.err)
+    r = kf("msg", "send-on-event", "CODE", "--menu", menu({"type": "bad"}))
+    assert r.code == 2 and "not one of" in r.err
+    assert sandbox.stats() == before
