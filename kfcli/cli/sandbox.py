@@ -6,6 +6,7 @@ base URL (`--sandbox` for the embedded one, or KFCLI_BASE_URL / a profile's base
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -126,6 +127,107 @@ def seed(
     """Add many customer messages at once (for trying `msg sync`)."""
     doc = _control("POST", "/sandbox/seed_messages", {"open_kfid": open_kfid, "count": count})
     state().out.obj({"count": doc.get("count", count)})
+
+
+@app.command("callback", epilog="""Examples:
+
+  kfcli --sandbox sandbox callback http://127.0.0.1:8000/
+
+  kfcli sandbox callback http://10.0.0.5:8000/kf --token TOKEN --aes-key KEY
+
+  kfcli sandbox callback -o json        (the current target, secrets masked)
+
+  kfcli sandbox callback --off
+
+Try the whole loop locally (two terminals, or background the first):
+
+  kfcli --sandbox callback serve --port 8000 --sync
+
+  kfcli --sandbox sandbox callback http://127.0.0.1:8000/
+
+  kfcli --sandbox sandbox say wkAbC123 "hello"
+
+From then on, whenever a customer (or a servicer) writes, the simulator POSTs an encrypted
+kf_msg_or_event callback to URL as WeCom does: msg_signature/timestamp/nonce in the query,
+the event XML with a fresh sync_msg Token (valid 10 minutes) encrypted for the CorpID, a 5 s
+timeout and 3 attempts. Messages that arrive close together share one callback.
+
+The Token and EncodingAESKey default to the configured ones (KFCLI_TOKEN / KFCLI_AES_KEY or
+the profile; with --sandbox, the sandbox's own), so a receiver started with the same settings
+accepts the callbacks. URL must be reachable from the simulator's host.""")
+@with_output
+def callback(
+    url: Annotated[str | None, typer.Argument(
+        help="The receiver's http(s) URL. Omit it to show the current target.",
+        metavar="URL", show_default=False)] = None,
+    token: Annotated[str | None, typer.Option(
+        "--token", help="Callback Token to sign with (default: the configured one). "
+        "[env: KFCLI_TOKEN]", show_default=False)] = None,
+    aes_key: Annotated[str | None, typer.Option(
+        "--aes-key", help="EncodingAESKey to encrypt with, 43 characters (default: the "
+        "configured one). [env: KFCLI_AES_KEY]", show_default=False)] = None,
+    off: Annotated[bool, typer.Option("--off", help="Stop sending callbacks.")] = False,
+) -> None:
+    """Send encrypted kf_msg_or_event callbacks to URL when new messages arrive."""
+    from kfcli.core.redact import mask
+
+    out = state().out
+    if off:
+        if url is not None or token is not None or aes_key is not None:
+            raise UsageError("--off takes no URL, --token or --aes-key")
+        _control("POST", "/sandbox/callback", {"url": ""})
+        out.info("callbacks off")
+        out.obj({"url": "", "token": "", "aes_key": ""})
+        return
+    if url is None:
+        if token is not None or aes_key is not None:
+            raise UsageError("--token and --aes-key go with a URL: "
+                             "kfcli sandbox callback URL [--token T] [--aes-key K]")
+        doc = _control("GET", "/sandbox/callback")
+        out.obj({"url": doc.get("url", ""), "token": mask(doc.get("token")),
+                 "aes_key": mask(doc.get("aes_key"))})
+        return
+    if not _URL_RE.fullmatch(url):
+        raise UsageError(f"URL: {url!r} is not an http:// or https:// URL "
+                         "(for example http://127.0.0.1:8000/)")
+    values = _callback_keys(token, aes_key)
+    _control("POST", "/sandbox/callback", {"url": url, **values})
+    out.info(f"callbacks for new messages now go to {url}")
+    out.obj({"url": url, "token": mask(values["token"]), "aes_key": mask(values["aes_key"])})
+
+
+_URL_RE = re.compile(r"https?://[^\s/?#]+([/?#]\S*)?")
+# WeCom's callback settings: Token 1-32 alphanumerics, EncodingAESKey 43 (kf-api.md §4.1).
+_CALLBACK_KEYS = (
+    ("token", "--token", "KFCLI_TOKEN",
+     (re.compile(r"[A-Za-z0-9]{1,32}"), "the callback Token is 1-32 characters [A-Za-z0-9]")),
+    ("aes_key", "--aes-key", "KFCLI_AES_KEY",
+     (re.compile(r"[A-Za-z0-9]{43}"), "the EncodingAESKey is exactly 43 characters [A-Za-z0-9]")),
+)
+
+
+def _callback_keys(token: str | None, aes_key: str | None) -> dict[str, str]:
+    """{"token", "aes_key"}: the flags, else the resolved settings; checked (exit 2)."""
+    from kfcli.core.errors import ValidationError
+    from kfcli.core.redact import register_secret
+
+    settings = state().settings()
+    values: dict[str, str] = {}
+    for key, flag, env, (pattern, limit) in _CALLBACK_KEYS:
+        given = token if key == "token" else aes_key
+        value = given if given is not None else settings.get(key)
+        if value is None:
+            raise UsageError(f"{key} not configured: pass {flag}, set {env}, "
+                             f"`kfcli config set {key}`, or use --sandbox",
+                             hint="use the same Token and EncodingAESKey as the receiver")
+        register_secret(value)
+        if not pattern.fullmatch(value):
+            source = "flag" if given is not None else settings.values[key].source
+            where = {"flag": flag, "env": env}.get(source, f"{source} setting")
+            # "token (from …)", not "token: …", which redaction would take for a secret.
+            raise ValidationError(f"{key} (from {where})", limit)
+        values[key] = value
+    return values
 
 
 @app.command("fault", epilog="""Examples:

@@ -14,7 +14,8 @@ import threading
 
 _SECRET_PARAMS = re.compile(
     r"(?P<key>corpsecret|access_token|secret|aes_key|encoding_aes_key|token)"
-    r"(?P<sep>[\"']?\s*[=:]\s*[\"']?)(?P<value>[^&\s\"',}]+)",
+    # query strings (key=value) and JSON ("key": "value"); not prose such as "token: the …"
+    r"(?P<sep>=|[\"']\s*:\s*[\"'])(?P<value>[^&\s\"',}]+)",
     re.IGNORECASE,
 )
 

@@ -11,7 +11,8 @@ Public API (DESIGN.md §8)::
 Layout: `server` (HTTP plumbing), `dispatch` (envelope, auth, faults, routing), `routing`
 (router tables, request context), `handlers/` (WeCom endpoints by API area), `control`
 (/sandbox/* endpoints), `rules` (WeCom's limits), `store` (schema, transactions, clock),
-`customers` (what simulated customers do), `callbacks` (encrypted callbacks, hook only),
+`customers` (what simulated customers do), `callbacks` (encrypted kf_msg_or_event callbacks),
+`cipher` (the simulator's own callback encryption),
 `faults`, `directory`, `ids`, `params`, `errors`.
 
 The simulator deliberately shares no code with `kfcli.core`: it is an independent
