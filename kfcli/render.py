@@ -32,6 +32,21 @@ _CONTROL_ALL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _BIDI = re.compile("[\u202a-\u202e\u2066-\u2069]")
 
 
+# json.dumps(ensure_ascii=False) escapes C0 controls but writes these raw; on a terminal DEL,
+# C1 (U+009B is an 8-bit CSI) and bidi overrides can still act. Escaped, the JSON value is the
+# same.
+_JSON_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def json_text(doc: Any, **kwargs: Any) -> str:
+    """JSON with non-ASCII kept readable but every terminal-active character escaped."""
+    return json_safe(json.dumps(doc, ensure_ascii=False, **kwargs))
+
+
+def json_safe(text: str) -> str:
+    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
 def clean(text: str, *, keep_newlines: bool = False) -> str:
     """Text safe to show a human: no control characters (newlines kept only if asked)."""
     pattern = _CONTROL if keep_newlines else _CONTROL_ALL
@@ -145,11 +160,11 @@ class Output:
 
     def line(self, obj: Any) -> None:
         """One JSON line, flushed at once (streams)."""
-        self.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+        self.stdout.write(json_text(obj) + "\n")
         self.stdout.flush()
 
     def _json(self, doc: Any) -> None:
-        self.stdout.write(json.dumps(doc, ensure_ascii=False, indent=2) + "\n")
+        self.stdout.write(json_text(doc, indent=2) + "\n")
         self.stdout.flush()
 
     def _table(self, cells: Iterable[Sequence[str]], headers: Sequence[str] | None) -> None:
@@ -178,7 +193,7 @@ class Output:
         """Report a failure: `error: …` / `hint: …`, or one JSON object in machine formats."""
         safe = {k: redact(v) if isinstance(v, str) else v for k, v in err.items()}
         if self.machine:
-            self.stderr.write(json.dumps({"error": safe}, ensure_ascii=False) + "\n")
+            self.stderr.write(json_text({"error": safe}) + "\n")
         else:
             self._err(f"error: {safe['message']}")
             if safe.get("hint"):

@@ -77,6 +77,8 @@ def api(
 
 
 def _path(value: str) -> str:
+    if any(c <= " " or c == "\x7f" for c in value):
+        raise UsageError("PATH contains spaces or control characters; percent-encode them")
     if "://" in value:
         parts = urlsplit(value)
         base = urlsplit(state().settings().base_url)

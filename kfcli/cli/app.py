@@ -55,6 +55,7 @@ GROUPS = {
     "callback-verify": "kfcli.cli.callback_verify",
     "callback": "kfcli.cli.callback",
     "sandbox": "kfcli.cli.sandbox",
+    "doctor": "kfcli.cli.doctor",
 }
 
 
@@ -75,10 +76,22 @@ class LazyGroup(TyperGroup):
         return command
 
 
+EPILOG = """Exit codes: 0 success; 1 API error (errcode shown) or some items of a batch failed;
+2 invalid input, nothing sent (or a destructive command without --yes and no terminal);
+3 configuration or credentials; 4 not found; 5 callback verification failed; 6 network
+failure after retries; 7 rate limited after retries; 130 interrupted.
+
+Environment: KFCLI_PROFILE, KFCLI_CORP_ID, KFCLI_SECRET, KFCLI_TOKEN (callback Token),
+KFCLI_AES_KEY (EncodingAESKey), KFCLI_BASE_URL, KFCLI_OUTPUT, KFCLI_CONFIG_DIR, KFCLI_SANDBOX,
+KFCLI_TIMEOUT; HTTPS_PROXY/NO_PROXY; NO_COLOR. Precedence: flag > environment > profile >
+default.
+"""
+
 app = typer.Typer(
     name="kfcli",
     cls=LazyGroup,
     help=HELP,
+    epilog=EPILOG,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,

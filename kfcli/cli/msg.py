@@ -15,6 +15,7 @@ from kfcli.cli.media import upload_file
 from kfcli.core import limits, messages
 from kfcli.core.errors import UsageError, ValidationError
 from kfcli.core.sync import ORIGINS, Message
+from kfcli.render import json_safe
 
 app = new_app("Send messages (and, with `msg sync`, read them).")
 
@@ -271,6 +272,7 @@ class _Emitter:
         """The fast path of the JSON formats: the message's JSON text as WeCom sent it."""
         if "\n" in line:  # pretty-printed by the server: one message must stay one line
             line = json.dumps(json.loads(line), ensure_ascii=False)
+        line = json_safe(line)
         if self.out.fmt == "jsonl":
             self._lines.add(line + "\n", msgid)
         else:

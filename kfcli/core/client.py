@@ -434,6 +434,11 @@ class KfClient:
     def _send_idempotent(self, path: str, body: dict[str, Any]) -> str:
         try:
             doc = self.call("POST", path, body, retry_safe=True)
+        except NetworkError as exc:
+            # The message may have arrived. Repeating with the same msgid is always safe.
+            exc.hint = (f"the message may have been delivered; to retry safely, repeat the "
+                        f"command with --msgid {body['msgid']}")
+            raise
         except ApiError as exc:
             # After a dropped connection the retry carries the same msgid; WeCom refuses the
             # repeat, which proves the first attempt was accepted. (verify) The code for a

@@ -13,11 +13,21 @@ from pathlib import Path
 
 
 def ensure_private_dir(path: Path) -> Path:
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    """Create `path` 0700, and any missing parent 0700 too (mkdir's `mode` alone applies only
+    to the last one, and the umask would decide for the others)."""
+    old = os.umask(0o077)
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    finally:
+        os.umask(old)
     with contextlib.suppress(OSError):  # a directory we do not own: leave it to its owner
         if path.stat().st_mode & 0o077:
             path.chmod(0o700)
     return path
+
+
+#: Flags for appending to a private journal: never through a symlink planted in its place.
+APPEND_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
 
 
 def write_private(path: Path, data: bytes | str) -> None:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from kfcli.core import paths
 from kfcli.core.errors import KfError
-from kfcli.core.files import ensure_private_dir, write_private
+from kfcli.core.files import APPEND_FLAGS, ensure_private_dir, write_private
 
 if TYPE_CHECKING:
     from kfcli.core.client import KfClient
@@ -248,8 +248,7 @@ class SyncState:
         """Journal claimed msgids whose messages were just written (one unbuffered append)."""
         if self._journal_fd is None:
             ensure_private_dir(self.path.parent)
-            self._journal_fd = os.open(self.journal_path,
-                                       os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            self._journal_fd = os.open(self.journal_path, APPEND_FLAGS, 0o600)
         os.write(self._journal_fd, ("\n".join(msgids) + "\n").encode("utf-8"))
 
     def state_bytes(self, cursor: str) -> bytes:

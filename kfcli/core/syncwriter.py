@@ -54,14 +54,14 @@ def data_command(data: bytes, record: bytes) -> bytes:
 
 
 def main(argv: list[str]) -> int:
-    from kfcli.core.files import write_private
+    from kfcli.core.files import APPEND_FLAGS, ensure_private_dir, write_private
 
     state_path, journal_path = Path(argv[0]), Path(argv[1])
     # Ctrl-C reaches the whole process group: the main process decides when to stop, and
     # this process drains what it was given first.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    journal_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    journal = os.open(journal_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    ensure_private_dir(journal_path.parent)
+    journal = os.open(journal_path, APPEND_FLAGS, 0o600)
     out = sys.stdout.fileno()
     poll = select.poll()
     poll.register(out, select.POLLOUT)
