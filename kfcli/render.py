@@ -21,6 +21,7 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from typing import IO, Any
 
+from kfcli.core import jsontext
 from kfcli.core.redact import redact
 
 FORMATS = ("table", "tsv", "json", "jsonl")
@@ -30,21 +31,6 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _CONTROL_ALL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 # Unicode bidi overrides can reorder what a terminal shows.
 _BIDI = re.compile("[\u202a-\u202e\u2066-\u2069]")
-
-
-# json.dumps(ensure_ascii=False) escapes C0 controls but writes these raw; on a terminal DEL,
-# C1 (U+009B is an 8-bit CSI) and bidi overrides can still act. Escaped, the JSON value is the
-# same.
-_JSON_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
-
-
-def json_text(doc: Any, **kwargs: Any) -> str:
-    """JSON with non-ASCII kept readable but every terminal-active character escaped."""
-    return json_safe(json.dumps(doc, ensure_ascii=False, **kwargs))
-
-
-def json_safe(text: str) -> str:
-    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def clean(text: str, *, keep_newlines: bool = False) -> str:
@@ -160,11 +146,11 @@ class Output:
 
     def line(self, obj: Any) -> None:
         """One JSON line, flushed at once (streams)."""
-        self.stdout.write(json_text(obj) + "\n")
+        self.stdout.write(jsontext.dumps(obj) + "\n")
         self.stdout.flush()
 
     def _json(self, doc: Any) -> None:
-        self.stdout.write(json_text(doc, indent=2) + "\n")
+        self.stdout.write(jsontext.dumps(doc, indent=2) + "\n")
         self.stdout.flush()
 
     def _table(self, cells: Iterable[Sequence[str]], headers: Sequence[str] | None) -> None:
@@ -193,7 +179,7 @@ class Output:
         """Report a failure: `error: …` / `hint: …`, or one JSON object in machine formats."""
         safe = {k: redact(v) if isinstance(v, str) else v for k, v in err.items()}
         if self.machine:
-            self.stderr.write(json_text({"error": safe}) + "\n")
+            self.stderr.write(jsontext.dumps({"error": safe}) + "\n")
         else:
             self._err(f"error: {safe['message']}")
             if safe.get("hint"):

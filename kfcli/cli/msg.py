@@ -12,10 +12,9 @@ import typer
 
 from kfcli.cli.context import JsonOpt, OutputOpt, new_app, state, with_output
 from kfcli.cli.media import upload_file
-from kfcli.core import limits, messages
+from kfcli.core import jsontext, limits, messages
 from kfcli.core.errors import UsageError, ValidationError
 from kfcli.core.sync import ORIGINS, Message
-from kfcli.render import json_safe
 
 app = new_app("Send messages (and, with `msg sync`, read them).")
 
@@ -271,8 +270,7 @@ class _Emitter:
     def emit_raw(self, line: str, msgid: str) -> None:
         """The fast path of the JSON formats: the message's JSON text as WeCom sent it."""
         if "\n" in line:  # pretty-printed by the server: one message must stay one line
-            line = json.dumps(json.loads(line), ensure_ascii=False)
-        line = json_safe(line)
+            line = jsontext.dumps(json.loads(line))
         if self.out.fmt == "jsonl":
             self._lines.add(line + "\n", msgid)
         else:
@@ -435,7 +433,7 @@ def sync(
                     if saved is not None and not saved.claim(msgid):
                         continue
                     if raw:
-                        emitter.emit_raw(text or json.dumps(doc, ensure_ascii=False), msgid)
+                        emitter.emit_raw(text or jsontext.dumps(doc), msgid)
                     else:
                         emitter.emit(Message.from_api(doc))
                 # Every message the new cursor covers is handed over: now it may be saved.

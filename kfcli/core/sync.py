@@ -285,12 +285,16 @@ _WS = " \t\n\r"
 def split_page(text: str) -> dict[str, Any]:
     """Parse a sync_msg answer, keeping each message's own JSON text as WeCom sent it.
 
-    Returns the object with `msg_list` parsed as usual plus `msg_texts`, the exact text of each
-    element, so JSON output can pass messages through without re-encoding them (faster, and
-    byte for byte what the API said). One pass with the standard decoder's `raw_decode`.
+    Returns the object with `msg_list` parsed as usual plus `msg_texts`, the text of each
+    element as sent (terminal-active characters escaped, see `kfcli.core.jsontext`), so JSON
+    output can pass messages through without re-encoding them. One pass with the standard
+    decoder's `raw_decode`.
     """
     from json.decoder import scanstring
 
+    from kfcli.core import jsontext
+
+    text = jsontext.escape(text)  # one pass per page; the kept texts are then terminal-safe
     doc: dict[str, Any] = {}
     texts: list[str] = []
     i = _skip(text, 0)
