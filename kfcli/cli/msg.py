@@ -13,7 +13,14 @@ import typer
 from kfcli.cli.context import JsonOpt, OutputOpt, new_app, state, with_output
 from kfcli.cli.media import upload_file
 from kfcli.core import jsontext, limits, messages
-from kfcli.core.errors import UsageError, ValidationError
+from kfcli.core.errors import (
+    ApiError,
+    NetworkError,
+    RateLimitError,
+    TokenError,
+    UsageError,
+    ValidationError,
+)
 from kfcli.core.sync import ORIGINS, Message
 
 app = new_app("Send messages (and, with `msg sync`, read them).")
@@ -380,7 +387,7 @@ def sync(
         "--follow", "-f", help="Keep polling for new messages until interrupted.")] = False,
     interval: Annotated[float, typer.Option(
         "--interval", help="Seconds between polls with --follow (backs off up to 60 s while "
-        "idle).", min=0.1)] = 2.0,
+        "idle, rate limited or offline).", min=0.1)] = 2.0,
     tokens_from: Annotated[str | None, typer.Option(
         "--tokens-from", help="Read `kfcli callback serve` lines from FILE or - and pull "
         "right away with each callback's Token.", show_default=False)] = None,
@@ -421,23 +428,43 @@ def sync(
     stream.keep_text = raw
     emitter = _Emitter(out, saved)
     tokens = _callback_tokens(tokens_from, open_kfid) if tokens_from else None
+    following = follow or tokens is not None
     delay = interval
+    trouble = 0  # consecutive failed pulls while following
     emitter.start()
     try:
         while True:
             before = emitter.count
-            for page in stream.pages():
-                texts = page.msg_texts or [None] * len(page.msg_list)
-                for doc, text in zip(page.msg_list, texts, strict=True):
-                    msgid = str(doc.get("msgid", ""))
-                    if saved is not None and not saved.claim(msgid):
-                        continue
-                    if raw:
-                        emitter.emit_raw(text or jsontext.dumps(doc), msgid)
-                    else:
-                        emitter.emit(Message.from_api(doc))
-                # Every message the new cursor covers is handed over: now it may be saved.
-                emitter.checkpoint(page.next_cursor or stream.cursor)
+            try:
+                for page in stream.pages():
+                    texts = page.msg_texts or [None] * len(page.msg_list)
+                    for doc, text in zip(page.msg_list, texts, strict=True):
+                        msgid = str(doc.get("msgid", ""))
+                        if saved is not None and not saved.claim(msgid):
+                            continue
+                        if raw:
+                            emitter.emit_raw(text or jsontext.dumps(doc), msgid)
+                        else:
+                            emitter.emit(Message.from_api(doc))
+                    # Every message the new cursor covers is handed over: now it may be saved.
+                    emitter.checkpoint(page.next_cursor or stream.cursor)
+                trouble = 0
+            except (RateLimitError, NetworkError, TokenError) as exc:
+                if not following:
+                    raise
+                # A follower outlives rate limits (WeCom blocks a minute) and network trouble:
+                # back off, doubling up to 60 s, and pull again from the saved position.
+                trouble += 1
+                wait = min(60.0, interval * 4 * 2 ** (trouble - 1))
+                out.warning(f"{exc.message}; pulling again in {wait:.1f} s")
+                time.sleep(wait)
+                continue
+            except ApiError as exc:
+                if following and exc.errcode == 95007 and stream.token:
+                    out.warning("the callback token was refused (expired?); pulling without it")
+                    stream.token = None
+                    continue
+                raise
             if tokens is not None:
                 next_token = next(tokens, None)
                 if next_token is None:

@@ -64,3 +64,15 @@ def test_serve_prints_credentials_first(home, tmp_path):
 def test_control_commands_refuse_the_real_wecom(run, home):
     r = run("sandbox", "say", "wk1", "hi", env={"KFCLI_CORP_ID": "a", "KFCLI_SECRET": "b"})
     assert r.code == 2 and "--sandbox" in r.err
+
+
+def test_seed_and_config_unset(run, home, avatar):
+    open_kfid = run("--sandbox", "account", "add", "--name", "S", "--avatar",
+                    str(avatar)).out.strip()
+    r = run("--sandbox", "sandbox", "seed", open_kfid, "--count", "250", "-o", "json")
+    assert r.code == 0 and r.json()["count"] == 250
+    assert len(run("--sandbox", "msg", "sync", open_kfid).out.splitlines()) == 250
+    run("config", "set", "base_url", "http://127.0.0.1:9")
+    assert run("config", "unset", "base_url").code == 0
+    assert run("config", "get", "base_url").code == 3
+    assert run("config", "unset", "base_url").code == 3

@@ -164,3 +164,24 @@ def test_tokens_from_callback_lines(kf, sandbox):
     r = kf("msg", "sync", open_kfid, "--tokens-from", "-", input=lines)
     assert r.code == 0, r.err
     assert [json.loads(x)["msgid"] for x in r.out.splitlines()] == [doc["msgid"]]
+
+
+def test_follow_outlives_rate_limits_and_network_trouble(sandbox, home):
+    open_kfid = sandbox.account()
+    env = {**os.environ, **sandbox.env}
+    proc = subprocess.Popen([sys.executable, "-m", "kfcli", "msg", "sync", open_kfid,
+                             "--follow", "--interval", "0.1"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        # 1 try + 3 retries exhaust the client's own backoff: the follower must carry on.
+        sandbox.fault(fault="errcode", errcode=45009, path="/cgi-bin/kf/sync_msg", times=4)
+        sandbox.say(open_kfid, "still here")
+        line = json.loads(proc.stdout.readline())
+        assert line["text"]["content"] == "still here"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 130
+        err = proc.stderr.read()
+        proc.stdout.close()
+        proc.stderr.close()
+    assert "pulling again" in err and "Traceback" not in err
