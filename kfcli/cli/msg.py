@@ -157,7 +157,10 @@ def send(
         out.document(request)
         return
     content = _resolve(body, False)
-    sent = state().client().send_msg(external_userid, open_kfid, msgtype, content, msgid=msgid)
+    client = state().client()
+    sent = client.send_msg(external_userid, open_kfid, msgtype, content, msgid=msgid)
+    if client.already_delivered and msgid:
+        out.info(f"msgid {msgid} was delivered before; WeCom did not deliver it again")
     out.obj({"msgid": sent, "open_kfid": open_kfid, "touser": external_userid,
              "msgtype": msgtype}, ["msgid"])
 
@@ -345,8 +348,18 @@ def _when(ts: int) -> str:
 
 
 def _callback_tokens(source: str, open_kfid: str):
-    """Tokens from `kfcli callback serve` JSON lines for this account, as they arrive."""
-    stream = sys.stdin if source == "-" else open(source, encoding="utf-8")  # noqa: SIM115
+    """Tokens from `kfcli callback serve` JSON lines for this account, as they arrive. The
+    file is opened here, before any request, so a wrong path is a usage error (exit 2)."""
+    if source == "-":
+        return _tokens_in(sys.stdin, open_kfid)
+    try:
+        stream = open(source, encoding="utf-8")  # noqa: SIM115 - closed by _tokens_in
+    except OSError as exc:
+        raise UsageError(f"--tokens-from: cannot read {source} ({exc.strerror})") from None
+    return _tokens_in(stream, open_kfid)
+
+
+def _tokens_in(stream, open_kfid: str):
     with stream:
         for line in stream:
             try:
@@ -414,11 +427,17 @@ def sync(
         limits.check_text("cursor", cursor, max_bytes=64)
     if token is not None:
         limits.check_text("token", token, max_bytes=128)
+    tokens = _callback_tokens(tokens_from, open_kfid) if tokens_from else None
     client = st.client()
     settings = st.settings()
     saved = None
     if not no_save:
-        saved = SyncState(settings.profile, settings.corp_id or "", open_kfid).load()
+        saved = SyncState(settings.profile, settings.corp_id or "", open_kfid).acquire()
+        try:
+            saved.load()
+        except BaseException:
+            saved.close()
+            raise
         if all_:
             saved.reset()
     start = cursor if cursor is not None else ("" if all_ or saved is None else saved.cursor)
@@ -427,7 +446,6 @@ def sync(
                                   voice_format=VOICE_FORMATS.get(voice_format or "amr"))
     stream.keep_text = raw
     emitter = _Emitter(out, saved)
-    tokens = _callback_tokens(tokens_from, open_kfid) if tokens_from else None
     following = follow or tokens is not None
     delay = interval
     trouble = 0  # consecutive failed pulls while following

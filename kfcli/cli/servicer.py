@@ -8,7 +8,7 @@ import typer
 
 from kfcli.cli.context import FromOpt, YesOpt, confirm, new_app, read_ids, state, with_output
 from kfcli.core import limits
-from kfcli.core.errors import PartialError, UsageError, ValidationError
+from kfcli.core.errors import KfError, PartialError, UsageError, ValidationError
 
 app = new_app("List, add and remove servicers of a KF account.")
 
@@ -70,10 +70,26 @@ def _apply(op: str, open_kfid: str, userids: list[str], departments: list[int]) 
     size = limits.BATCH_IDS
     batches = max(len(userids), len(departments))
     results = []
-    # One request per batch of up to 100 userids and 100 departments (kf-api.md §2.3).
-    for start in range(0, batches, size):
-        results.extend(call(open_kfid, userids[start:start + size],
-                            departments[start:start + size]))
+    try:
+        # One request per batch of up to 100 userids and 100 departments (kf-api.md §2.3).
+        for start in range(0, batches, size):
+            results.extend(call(open_kfid, userids[start:start + size],
+                                departments[start:start + size]))
+    except KfError:
+        _report(results)  # what earlier batches did must not vanish with the error
+        raise
+    _report(results)
+    failed = [r for r in results if not r.ok]
+    if failed:
+        first = failed[0]
+        raise PartialError(
+            f"{len(failed)} of {len(results)} items failed (first: "
+            f"{first.userid or first.department_id}: {first.errcode} {first.errmsg})",
+            hint="userids must be members of the corp and inside the app's visible range",
+        )
+
+
+def _report(results) -> None:
     rows = []
     for r in results:
         row = r.to_dict()
@@ -86,14 +102,6 @@ def _apply(op: str, open_kfid: str, userids: list[str], departments: list[int]) 
         out.rows([r.to_dict() for r in results], [])
     else:
         out.rows(rows, ["id", "result", "errcode", "errmsg"])
-    failed = [r for r in results if not r.ok]
-    if failed:
-        first = failed[0]
-        raise PartialError(
-            f"{len(failed)} of {len(results)} items failed (first: "
-            f"{first.userid or first.department_id}: {first.errcode} {first.errmsg})",
-            hint="userids must be members of the corp and inside the app's visible range",
-        )
 
 
 @app.command("add", epilog="""Examples:

@@ -97,6 +97,8 @@ class KfClient:
         self._http: Http | None = None
         #: True while the current call has retried after a failure that may have taken effect.
         self.retried_after_ambiguous = False
+        #: After a send: WeCom said this msgid had already been delivered (nothing sent again).
+        self.already_delivered = False
         self.tokens = token_cache or TokenCache(corp_id, secret, self._fetch_token)
 
     @classmethod
@@ -432,6 +434,7 @@ class KfClient:
         return self._send_idempotent("/cgi-bin/kf/send_msg_on_event", body)
 
     def _send_idempotent(self, path: str, body: dict[str, Any]) -> str:
+        self.already_delivered = False
         try:
             doc = self.call("POST", path, body, retry_safe=True)
         except NetworkError as exc:
@@ -440,11 +443,14 @@ class KfClient:
                         f"command with --msgid {body['msgid']}")
             raise
         except ApiError as exc:
-            # After a dropped connection the retry carries the same msgid; WeCom refuses the
-            # repeat, which proves the first attempt was accepted. (verify) The code for a
-            # repeated msgid is not documented: we take 40058 naming the msgid, the only signal.
-            if self.retried_after_ambiguous and _is_duplicate_msgid(exc):
-                self._trace("! msgid already delivered by the first attempt")
+            # WeCom refuses a repeated msgid, which proves a message with it was accepted
+            # before: after a dropped connection (our retry), or when the user repeats a send
+            # with the same --msgid as the error hint says. Either way it is delivered, once.
+            # (verify) The code for a repeated msgid is not documented: we take 40058 naming
+            # the msgid, the only signal there is.
+            if _is_duplicate_msgid(exc):
+                self._trace("! msgid already delivered earlier")
+                self.already_delivered = True
                 return str(body["msgid"])
             raise
         return str(doc.get("msgid") or body["msgid"])

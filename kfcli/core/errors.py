@@ -306,4 +306,7 @@ def api_error(errcode: int, errmsg: str, *, gettoken: bool = False) -> ApiError:
         # it); the caller has already dropped and re-fetched the token once by then.
         exc = TokenError
     message = f"{errcode} {info.en} ({info.zh})"
+    detail = errmsg.split(", hint:")[0].strip()
+    if detail and detail.lower() not in (info.en.lower(), "ok"):
+        message += f": {detail}"
     return exc(errcode, errmsg, message=message, hint=info.hint)

@@ -209,10 +209,28 @@ class SyncState:
         name = "".join(c if c.isalnum() or c in "-_" else "_" for c in open_kfid)
         self.path = base / f"{name}.json"
         self.journal_path = base / f"{name}.journal"
+        self.lock_path = base / f"{name}.lock"
+        self._lock = None
         self.cursor = ""
         self.recent: list[str] = []
         self.seen: set[str] = set()
         self._journal_fd: int | None = None
+
+    def acquire(self) -> SyncState:
+        """Take this account's sync lock for the life of the run: two runs sharing a cursor
+        would each emit every message."""
+        import filelock
+
+        ensure_private_dir(self.path.parent)
+        self._lock = filelock.FileLock(str(self.lock_path), mode=0o600)
+        try:
+            self._lock.acquire(timeout=0)
+        except filelock.Timeout:
+            self._lock = None
+            raise KfError(f"another msg sync for {self.path.stem} is running (lock "
+                          f"{self.lock_path})", hint="wait for it to finish, or use --no-save "
+                          "for an independent read") from None
+        return self
 
     def load(self) -> SyncState:
         try:
@@ -276,6 +294,9 @@ class SyncState:
         if self._journal_fd is not None:
             os.close(self._journal_fd)
             self._journal_fd = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
 
 _DECODER = json.JSONDecoder()

@@ -185,3 +185,24 @@ def test_follow_outlives_rate_limits_and_network_trouble(sandbox, home):
         proc.stdout.close()
         proc.stderr.close()
     assert "pulling again" in err and "Traceback" not in err
+
+
+def test_two_runs_on_one_account_cannot_both_emit(sandbox, seeded, home):
+    env = {**os.environ, **sandbox.env}
+    cmd = [sys.executable, "-m", "kfcli", "msg", "sync", seeded, "--limit", "100"]
+    first = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    first.stdout.readline()  # running, holding the lock, blocked on the unread pipe
+    second = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    assert second.returncode == 1 and "another msg sync" in second.stderr
+    assert second.stdout == ""
+    rest = first.stdout.read()
+    first.wait(timeout=30)
+    first.stdout.close()
+    assert rest.count(b"\n") == 2499
+
+
+def test_tokens_from_a_missing_file_sends_nothing(kf, sandbox, seeded):
+    before = sandbox.stats()
+    r = kf("msg", "sync", seeded, "--tokens-from", "/nonexistent/callbacks.jsonl")
+    assert r.code == 2 and "cannot read" in r.err
+    assert sandbox.stats() == before
