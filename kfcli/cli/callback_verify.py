@@ -19,16 +19,6 @@ from kfcli.core.errors import KfError, UsageError, ValidationError
 
 app = new_app("Verify, decrypt and encrypt WeCom callbacks (no corp secret needed).")
 
-_LIMITS = {
-    "token": (re.compile(r"[A-Za-z0-9]{1,32}"), "the callback Token is 1-32 characters "
-              "[A-Za-z0-9]"),
-    "aes_key": (re.compile(r"[A-Za-z0-9]{43}"), "the EncodingAESKey is exactly 43 characters "
-                "[A-Za-z0-9]"),
-}
-_FLAGS = {"token": "--token", "aes_key": "--aes-key", "corp_id": "--corp-id"}
-_ENVS = {"token": "KFCLI_TOKEN", "aes_key": "KFCLI_AES_KEY", "corp_id": "KFCLI_CORP_ID"}
-
-
 @dataclass(frozen=True)
 class Credentials:
     token: str
@@ -44,31 +34,13 @@ class Credentials:
 def credentials(token: str | None = None, aes_key: str | None = None,
                 corp_id: str | None = None, *,
                 options: tuple[str, ...] = ("token", "aes_key", "corp_id")) -> Credentials:
-    """Token, EncodingAESKey and receive id: flag > env > profile, validated (exit 2) before
-    anything is read or sent. An empty --corp-id / KFCLI_CORP_ID is an empty receive id.
-    `options`: the settings the command has flags for (named in the error when one is unset)."""
-    from kfcli.core.redact import register_secret
+    """Token, EncodingAESKey and receive id: flag > env > profile, checked before anything is
+    read or sent (unset: exit 3; malformed: exit 2). An empty --corp-id is an empty receive
+    id. `options`: the settings the command has flags for (named when one is unset)."""
+    from kfcli.core.config import callback_values
 
     flags = {"token": token, "aes_key": aes_key, "corp_id": corp_id}
-    settings = state().settings(**flags)
-    values: dict[str, str] = {}
-    for key in ("token", "aes_key", "corp_id"):
-        # A flag wins even over --sandbox's own credentials.
-        value = flags[key] if flags[key] is not None else settings.get(key)
-        source = "flag" if flags[key] is not None else settings.values[key].source
-        where = {"flag": _FLAGS[key], "env": _ENVS[key]}.get(source, f"{source} setting")
-        if value is None:
-            ways = [f"pass {_FLAGS[key]}"] if key in options else []
-            ways += [f"set {_ENVS[key]}", f"`kfcli config set {key}`"]
-            extra = " (--corp-id '' for an empty receive id)" if key == "corp_id" else ""
-            raise UsageError(f"{key} not configured: {', '.join(ways[:-1])} or {ways[-1]}"
-                             f"{extra}")
-        if key in _LIMITS:
-            register_secret(value)
-            pattern, limit = _LIMITS[key]
-            if not pattern.fullmatch(value):
-                raise ValidationError(f"{key} (from {where})", limit)
-        values[key] = value
+    values = callback_values(state().settings(**flags), flags, options=options)
     return Credentials(values["token"], values["aes_key"], values["corp_id"])
 
 

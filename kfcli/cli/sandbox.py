@@ -197,37 +197,12 @@ def callback(
 
 
 _URL_RE = re.compile(r"https?://[^\s/?#]+([/?#]\S*)?")
-# WeCom's callback settings: Token 1-32 alphanumerics, EncodingAESKey 43 (kf-api.md §4.1).
-_CALLBACK_KEYS = (
-    ("token", "--token", "KFCLI_TOKEN",
-     (re.compile(r"[A-Za-z0-9]{1,32}"), "the callback Token is 1-32 characters [A-Za-z0-9]")),
-    ("aes_key", "--aes-key", "KFCLI_AES_KEY",
-     (re.compile(r"[A-Za-z0-9]{43}"), "the EncodingAESKey is exactly 43 characters [A-Za-z0-9]")),
-)
-
-
 def _callback_keys(token: str | None, aes_key: str | None) -> dict[str, str]:
-    """{"token", "aes_key"}: the flags, else the resolved settings; checked (exit 2)."""
-    from kfcli.core.errors import ValidationError
-    from kfcli.core.redact import register_secret
+    """{"token", "aes_key"}: the flags, else the resolved settings (unset: exit 3)."""
+    from kfcli.core.config import callback_values
 
-    settings = state().settings()
-    values: dict[str, str] = {}
-    for key, flag, env, (pattern, limit) in _CALLBACK_KEYS:
-        given = token if key == "token" else aes_key
-        value = given if given is not None else settings.get(key)
-        if value is None:
-            raise UsageError(f"{key} not configured: pass {flag}, set {env}, "
-                             f"`kfcli config set {key}`, or use --sandbox",
-                             hint="use the same Token and EncodingAESKey as the receiver")
-        register_secret(value)
-        if not pattern.fullmatch(value):
-            source = "flag" if given is not None else settings.values[key].source
-            where = {"flag": flag, "env": env}.get(source, f"{source} setting")
-            # "token (from …)", not "token: …", which redaction would take for a secret.
-            raise ValidationError(f"{key} (from {where})", limit)
-        values[key] = value
-    return values
+    return callback_values(state().settings(), {"token": token, "aes_key": aes_key},
+                           keys=("token", "aes_key"))
 
 
 @app.command("fault", epilog="""Examples:

@@ -39,6 +39,15 @@ ENV_VARS = {
 
 _PROFILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
+#: The callback settings entered in WeCom's admin console (kf-api.md §4.1): pattern, limit.
+CALLBACK_RULES = {
+    "token": (re.compile(r"[A-Za-z0-9]{1,32}"),
+              "the callback Token is 1-32 characters [A-Za-z0-9]"),
+    "aes_key": (re.compile(r"[A-Za-z0-9]{43}"),
+                "the EncodingAESKey is exactly 43 characters [A-Za-z0-9]"),
+}
+FLAGS = {"token": "--token", "aes_key": "--aes-key", "corp_id": "--corp-id"}
+
 
 def check_profile_name(name: str) -> str:
     if not _PROFILE_NAME.fullmatch(name):
@@ -57,10 +66,8 @@ def check_field(key: str, value: str) -> str:
         if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", value):
             raise ValidationError("base_url", "must be an http(s) URL such as " + DEFAULT_BASE_URL)
         return value.rstrip("/")
-    if key == "aes_key" and not re.fullmatch(r"[A-Za-z0-9]{43}", value):
-        raise ValidationError("aes_key", "the EncodingAESKey is exactly 43 characters [A-Za-z0-9]")
-    if key == "token" and not re.fullmatch(r"[A-Za-z0-9]{1,32}", value):
-        raise ValidationError("token", "the callback Token is 1-32 characters [A-Za-z0-9]")
+    if key in CALLBACK_RULES and not CALLBACK_RULES[key][0].fullmatch(value):
+        raise ValidationError(key, CALLBACK_RULES[key][1])
     if key == "corp_id" and not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", value):
         raise ValidationError("corp_id", "the CorpID is 1-64 characters [A-Za-z0-9_-] (ww…)")
     if key == "secret" and not re.fullmatch(r"[\x21-\x7e]{1,128}", value):
@@ -203,3 +210,37 @@ def resolve(
         else:
             values[key] = Setting(None, "unset")
     return Settings(name, profile_source, values, cfg.path)
+
+
+def callback_values(settings: Settings, flags: Mapping[str, str | None], *,
+                    keys: tuple[str, ...] = ("token", "aes_key", "corp_id"),
+                    options: tuple[str, ...] = ("token", "aes_key", "corp_id")) -> dict[str, str]:
+    """The callback Token, EncodingAESKey and receive id: flag > resolved settings.
+
+    Unset → `ConfigError` (exit 3, naming every way to set it; `options` are the settings the
+    command has flags for). Malformed → `ValidationError` (exit 2) naming where it came from.
+    An empty corp id is a value: some app types sign with an empty receive id.
+    """
+    from kfcli.core.redact import register_secret
+
+    values: dict[str, str] = {}
+    for key in keys:
+        given = flags.get(key)
+        value = given if given is not None else settings.get(key)
+        if value is None:
+            ways = [f"pass {FLAGS[key]}"] if key in options else []
+            ways += [f"set {ENV_VARS[key]}", f"`kfcli config set {key}`"]
+            extra = " (--corp-id '' for an empty receive id)" if key == "corp_id" else ""
+            raise ConfigError(f"{key} not configured: {', '.join(ways[:-1])} or {ways[-1]}"
+                              f"{extra}", hint="use the Token, EncodingAESKey and CorpID "
+                              "entered in WeCom's callback settings")
+        if key in CALLBACK_RULES:
+            register_secret(value)
+            pattern, limit = CALLBACK_RULES[key]
+            if not pattern.fullmatch(value):
+                source = "flag" if given is not None else settings.values[key].source
+                where = {"flag": FLAGS[key], "env": ENV_VARS[key]}.get(source,
+                                                                       f"{source} setting")
+                raise ValidationError(f"{key} (from {where})", limit)
+        values[key] = value
+    return values

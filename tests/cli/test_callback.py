@@ -183,17 +183,18 @@ def test_url_with_a_plus_turned_into_space_gets_a_helpful_hint(run):
     assert r.code == 5 and "invalid_signature" in r.err and "`+`" in r.err
 
 
-@pytest.mark.parametrize("env,args,needle", [
-    ({"KFCLI_AES_KEY": AES_KEY[:42]}, [], "exactly 43 characters [A-Za-z0-9]"),
-    ({}, ["--aes-key", AES_KEY[:40] + "+/=="], "exactly 43 characters [A-Za-z0-9]"),
-    ({"KFCLI_TOKEN": "bad token!"}, [], "1-32 characters [A-Za-z0-9]"),
-    ({"KFCLI_TOKEN": None}, [], "token not configured"),
-    ({"KFCLI_CORP_ID": None}, [], "--corp-id ''"),
+@pytest.mark.parametrize("env,args,needle,code", [
+    ({"KFCLI_AES_KEY": AES_KEY[:42]}, [], "exactly 43 characters [A-Za-z0-9]", 2),
+    ({}, ["--aes-key", AES_KEY[:40] + "+/=="], "exactly 43 characters [A-Za-z0-9]", 2),
+    ({"KFCLI_TOKEN": "bad token!"}, [], "1-32 characters [A-Za-z0-9]", 2),
+    # Nothing configured is a configuration error (DESIGN.md §5: exit 3).
+    ({"KFCLI_TOKEN": None}, [], "token not configured", 3),
+    ({"KFCLI_CORP_ID": None}, [], "--corp-id ''", 3),
 ])
-def test_bad_or_missing_credentials_exit_2_before_anything(run, env, args, needle):
+def test_bad_or_missing_credentials_are_refused_before_anything(run, env, args, needle, code):
     full_env = {k: v for k, v in {**ENV, **env}.items() if v is not None}  # None: unset
     r = run("callback-verify", "decrypt", *OFFICIAL, "--encrypt", ENCRYPT, *args, env=full_env)
-    assert r.code == 2, (r.code, r.err)
+    assert r.code == code, (r.code, r.err)
     assert needle in r.err and r.out == "" and len(r.err.strip().splitlines()) <= 2
     assert "Traceback" not in r.err
     no_secrets(r)

@@ -154,7 +154,7 @@ def test_sandbox_callback_command(kf, sandbox):
     url = "http://127.0.0.1:9/kf"
 
     r = kf("sandbox", "callback", url)  # no Token / EncodingAESKey configured
-    assert r.code == 2 and "KFCLI_TOKEN" in r.err and "--token" in r.err
+    assert r.code == 3 and "KFCLI_TOKEN" in r.err and "--token" in r.err
     r = kf("sandbox", "callback", "ftp://example.com/", env=keys)
     assert r.code == 2 and "http://" in r.err
     r = kf("sandbox", "callback", url, "--aes-key", "short", env=keys)
