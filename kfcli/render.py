@@ -74,6 +74,8 @@ class Output:
         self.stdout = stdout or sys.stdout
         self.stderr = stderr or sys.stderr
         self.fmt = fmt or self.default_format()
+        #: Errors as JSON on stderr: with -o json/jsonl, not when a stream merely defaults to it.
+        self.json_errors = True
 
     def default_format(self) -> str:
         env = os.environ.get("KFCLI_OUTPUT")
@@ -159,10 +161,15 @@ class Output:
         from rich.text import Text
 
         console = Console(file=self.stdout, highlight=False, markup=False, emoji=False)
-        table = Table(show_header=headers is not None, box=None if headers is None else None,
-                      pad_edge=False, header_style="bold")
+        table = Table(show_header=headers is not None, box=None, pad_edge=False,
+                      header_style="bold")
         for h in headers or ("", ""):
-            table.add_column(Text(h), overflow="fold")
+            if h.endswith("id"):  # open_kfid, external_userid, msgid…: never split an id
+                table.add_column(Text(h), no_wrap=True, overflow="ignore")
+            elif h in ("avatar", "url"):
+                table.add_column(Text(h), no_wrap=True, overflow="ellipsis")
+            else:
+                table.add_column(Text(h), overflow="fold")
         for row in cells:
             table.add_row(*(Text(c) for c in row))
         console.print(table)
@@ -178,7 +185,7 @@ class Output:
     def error(self, err: dict[str, Any]) -> None:
         """Report a failure: `error: …` / `hint: …`, or one JSON object in machine formats."""
         safe = {k: redact(v) if isinstance(v, str) else v for k, v in err.items()}
-        if self.machine:
+        if self.machine and self.json_errors:
             self.stderr.write(jsontext.dumps({"error": safe}) + "\n")
         else:
             self._err(f"error: {safe['message']}")

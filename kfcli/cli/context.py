@@ -60,6 +60,7 @@ class AppState:
                 and not sys.stdout.isatty():
             self.output_format = "jsonl"
             self._output = None
+            self.out.json_errors = False  # jsonl by default is not "asked for JSON errors"
         return self.out
 
     def settings(self, **flags: str | None):

@@ -106,9 +106,9 @@ def _run_checks() -> Iterable[Check]:
     yield config
     yield _private("config_permissions", [paths.config_file()], "config file")
     yield _private("cache_permissions", _files_in(paths.cache_dir() / "tokens"),
-                   "token cache")
+                   "cached tokens")
     yield _private("state_permissions", _state_files(paths.state_dir() / "sync"),
-                   "msg sync state")
+                   "msg sync state files")
     if settings is None:
         for name in ("credentials", "reachability", "token", "callback"):
             yield Check(name, SKIPPED, "needs a valid configuration", "fix the config first")
@@ -179,7 +179,7 @@ def _private(name: str, files: list[Path], what: str) -> Check:
     # Symlinks (dotfile managers) are followed: what matters is the real file and its directory.
     files = [f.resolve() for f in files if f.exists()]
     if not files:
-        return Check(name, SKIPPED, f"no {what} files yet")
+        return Check(name, SKIPPED, f"no {what} yet")
     bad: list[str] = []
     fixes: list[str] = []
     for directory in sorted({f.parent for f in files}):

@@ -65,10 +65,15 @@ def get(
         raise UsageError("refusing to write binary data to a terminal: use -O FILE or a pipe")
     if output_file is not None and output_file.exists() and not force:
         raise UsageError(f"{output_file} exists; pass --force to overwrite it")
+    if output_file is not None and not output_file.parent.is_dir():
+        raise UsageError(f"-O: directory {output_file.parent} does not exist")
     data, content_type, filename = state().client().media_get(media_id)
     if output_file is None:
         out.binary(data)
         return
-    write_atomic(output_file, data)
+    try:
+        write_atomic(output_file, data)
+    except OSError as exc:
+        raise UsageError(f"-O: cannot write {output_file} ({exc.strerror})") from None
     out.info(f"wrote {len(data)} bytes ({content_type or 'unknown type'}"
              f"{', ' + filename if filename else ''}) to {output_file}")

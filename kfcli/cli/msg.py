@@ -142,6 +142,17 @@ def send(
         raise UsageError("give exactly one message: --text, --image, --voice, --video, --file, "
                          "--link, --miniprogram, --menu, --location, --ca-link or --payload"
                          + (f" (got {', '.join(given)})" if given else ""))
+    if payload is not None:
+        # The payload's own routing fields must agree with the command line, and its msgid is
+        # kept (a rerun of the same file must not get a new msgid and deliver twice).
+        doc = load_payload(payload)
+        for key, value in (("touser", external_userid), ("open_kfid", open_kfid)):
+            if key in doc and doc[key] != value:
+                raise ValidationError("--payload", f"{key} {doc[key]!r} differs from the "
+                                      f"command line's {value!r}")
+        if msgid is None and "msgid" in doc:
+            msgid = str(doc["msgid"])
+        payload = json.dumps(doc)
     if msgid is not None:
         limits.check_msgid(msgid)
     msgtype, body = _build(text=text, image=image, voice=voice, video=video, file=file,
@@ -190,14 +201,22 @@ def _build(*, text, image, voice, video, file, link, miniprogram, menu, location
         return "location", messages.location(lat, lng, name, address)
     if ca_link is not None:
         return "ca_link", messages.ca_link(ca_link)
-    doc = messages.load_json(payload, "--payload")
+    doc = load_payload(payload)
+    return doc["msgtype"], doc[doc["msgtype"]]
+
+
+def load_payload(source: str) -> dict[str, Any]:
+    doc = messages.load_json(source, "--payload")
     if not isinstance(doc, dict) or not isinstance(doc.get("msgtype"), str):
         raise ValidationError("--payload", 'must be an object like {"msgtype": "text", '
                               '"text": {"content": "…"}}')
     msgtype = doc["msgtype"]
     if msgtype not in doc:
         raise ValidationError("--payload", f"has msgtype {msgtype!r} but no {msgtype!r} object")
-    return msgtype, doc[msgtype]
+    unknown = set(doc) - {"msgtype", msgtype, "msgid", "touser", "open_kfid"}
+    if unknown:
+        raise ValidationError("--payload", f"unexpected keys: {', '.join(sorted(unknown))}")
+    return doc
 
 
 @app.command("send-on-event", epilog="""Examples:

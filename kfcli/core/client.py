@@ -4,7 +4,7 @@ Retry rules (DESIGN.md §3):
 
 * 40014 / 42001 (and 40001 from a call other than gettoken): drop the token, fetch a new one,
   retry once.
-* -1 / 45009 / 45033: bounded exponential backoff with full jitter, then `RateLimitError`.
+* -1 / 45009 / 45033: bounded exponential backoff with jitter, then `RateLimitError`.
 * Connection failures before the request was sent: always retried. Timeouts, dropped
   connections and HTTP 5xx: retried only where a retry is safe, i.e. reads and message sends
   (which always carry a msgid that WeCom keeps unique per account).
@@ -52,7 +52,8 @@ Trace = Callable[[str], None]
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How often and how long to retry. Delays are `base * 2**n` capped, with full jitter."""
+    """How often and how long to retry. Delays are `base * 2**n` capped, each drawn at random
+    from its upper half (jitter that still keeps a minimum wait)."""
 
     max_retries: int = 3
     base_delay: float = 0.5

@@ -64,3 +64,11 @@ def test_api_never_sends_the_token_elsewhere(kf, sandbox):
     assert kf("api", "DELETE", "/x").code == 2
     assert kf("api", "GET", "/cgi-bin/kf/x?access_token=abc").code == 2
     assert sandbox.stats().get("/cgi-bin/gettoken", 0) <= before.get("/cgi-bin/gettoken", 0) + 1
+
+
+def test_get_into_a_missing_directory_downloads_nothing(kf, sandbox, avatar, tmp_path):
+    media_id = kf("media", "upload", str(avatar)).out.strip()
+    before = sandbox.stats().get("/cgi-bin/media/get", 0)
+    r = kf("media", "get", media_id, "-O", str(tmp_path / "nodir" / "x.png"))
+    assert r.code == 2 and "does not exist" in r.err and "Traceback" not in r.err
+    assert sandbox.stats().get("/cgi-bin/media/get", 0) == before

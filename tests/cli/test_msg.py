@@ -200,3 +200,27 @@ def test_menu_item_and_miniprogram_limits(kf, sandbox, chat, tmp_path):
     r = kf("msg", "send-on-event", "CODE", "--menu", menu({"type": "bad"}))
     assert r.code == 2 and "not one of" in r.err
     assert sandbox.stats() == before
+
+
+def test_payload_keeps_its_msgid_and_checks_routing(kf, sandbox, chat, tmp_path):
+    open_kfid, customer = chat
+    body = tmp_path / "body.json"
+    body.write_text(json.dumps({"msgtype": "text", "text": {"content": "p"}, "msgid": "pay-1",
+                                "touser": customer}))
+    r = kf("msg", "send", open_kfid, customer, "--payload", f"@{body}")
+    assert r.code == 0 and r.out.strip() == "pay-1"
+    r = kf("msg", "send", open_kfid, customer, "--payload", f"@{body}")  # rerun: not twice
+    assert r.code == 0 and len(sandbox.sent(open_kfid)) == 1
+    r = kf("msg", "send", open_kfid, "wmSomeoneElse", "--payload", f"@{body}")
+    assert r.code == 2 and "differs" in r.err
+    r = kf("msg", "send", open_kfid, customer, "--payload",
+           '{"msgtype": "text", "text": {"content": "x"}, "extra": 1}')
+    assert r.code == 2 and "unexpected keys: extra" in r.err
+
+
+def test_piped_errors_stay_plain_text_unless_json_was_asked_for(kf, sandbox, chat):
+    open_kfid, _ = chat
+    r = kf("msg", "sync", open_kfid, "--limit", "0")
+    assert r.code == 2 and r.err.startswith("error: ")
+    r = kf("msg", "sync", open_kfid, "--limit", "0", "-o", "jsonl")
+    assert r.code == 2 and json.loads(r.err)["error"]["type"] == "validation"
