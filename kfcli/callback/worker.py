@@ -18,6 +18,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Collection
 from typing import Any
@@ -112,10 +113,16 @@ class _Recent:
 class CallbackHandler:
     """Emit each callback; with a client, also pull its messages with sync_msg and emit them.
 
-    Cursors are kept in memory per open_kfid (a restart starts from the last 3 days, as sync_msg
-    does without a cursor; `kfcli msg sync` is the command that persists cursors). The worker
-    handles one callback at a time, so cursors need no lock.
+    Cursors are kept in memory per open_kfid; `kfcli msg sync` is the command that persists
+    them. Without a cursor sync_msg starts 3 days back, so the first pull for an account emits
+    only messages sent since the receiver started (less `GRACE`): the new ones the callback
+    announced, not history. `history=True` emits everything WeCom still has instead. The
+    worker handles one callback at a time, so cursors need no lock.
     """
+
+    #: Messages up to this many seconds older than the receiver's start still count as new
+    #: (WeCom retries a callback for a while; clocks differ).
+    GRACE = 300
 
     #: A page that has `has_more` but moves nothing, this many times in a row, ends the pull
     #: rather than spinning (kf-api.md §2.5 allows empty pages with has_more 1).
@@ -123,7 +130,7 @@ class CallbackHandler:
 
     def __init__(self, emit: Emit, *, client: Any = None,
                  open_kfids: Collection[str] | None = None, log: Log | None = None,
-                 limit: int = 1000) -> None:
+                 limit: int = 1000, history: bool = False) -> None:
         self.emit = emit
         self.client = client
         self.open_kfids = set(open_kfids or ())
@@ -131,6 +138,7 @@ class CallbackHandler:
         self.limit = limit
         self.cursors: dict[str, str] = {}
         self._recent = _Recent()
+        self.since = 0.0 if history else time.time() - self.GRACE
 
     def __call__(self, fields: Record) -> None:
         record: Record = {"type": "callback"}
@@ -151,6 +159,7 @@ class CallbackHandler:
 
     def pull(self, open_kfid: str, token: str | None) -> None:
         stalled = 0
+        first = open_kfid not in self.cursors
         while True:
             cursor = self.cursors.get(open_kfid)
             page = self.client.sync_msg(open_kfid, cursor=cursor, token=token, limit=self.limit)
@@ -158,6 +167,8 @@ class CallbackHandler:
                 msgid = msg.get("msgid")
                 if isinstance(msgid, str) and msgid and self._recent.seen(msgid):
                     continue
+                if first and _sent_at(msg) < self.since:
+                    continue  # history from before this receiver started
                 record: Record = {"type": "message"}
                 record.update((k, v) for k, v in msg.items() if k != "type")
                 self.emit(record)
@@ -172,3 +183,10 @@ class CallbackHandler:
                 self.log(f"sync_msg for {open_kfid} keeps answering has_more without progress; "
                          "stopping until the next callback")
                 return
+
+
+def _sent_at(msg: Record) -> float:
+    try:
+        return float(msg.get("send_time") or 0)
+    except (TypeError, ValueError):
+        return 0.0

@@ -66,6 +66,10 @@ def serve(
     open_kfid: Annotated[list[str] | None, typer.Option(
         "--open-kfid", help="With --sync, pull only for this account (repeatable). Default: "
         "every account a callback names.", show_default=False)] = None,
+    history: Annotated[bool, typer.Option(
+        "--history", help="With --sync, also emit older messages on the first pull of each "
+        "account (WeCom keeps 3 days). Default: only messages sent since the receiver "
+        "started.")] = False,
     corp_id: Annotated[str | None, typer.Option(
         "--corp-id", help="Receive id: the CorpID for KF. [env: KFCLI_CORP_ID]",
         show_default=False)] = None,
@@ -103,7 +107,8 @@ def serve(
             out.warning("stdout closed; stopping")
             threading.Thread(target=server.shutdown, daemon=True).start()
 
-    handler = CallbackHandler(emit, client=client, open_kfids=open_kfid, log=out.warning)
+    handler = CallbackHandler(emit, client=client, open_kfids=open_kfid, log=out.warning,
+                              history=history)
     dispatcher = Dispatcher(handler, log=out.warning)
     wsgi = make_app(creds.token, creds.aes_key, creds.receive_id, on_event=dispatcher,
                     log=out.warning)
