@@ -10,7 +10,6 @@ and every detail through `redact()`.
 from __future__ import annotations
 
 import os
-import re
 import stat
 import time
 from collections.abc import Iterable
@@ -281,12 +280,8 @@ def _token() -> Check:
     return Check("token", OK, f"access token {mask(token)} {source}{left}")
 
 
-_CALLBACK_TOKEN = re.compile(r"[A-Za-z0-9]{1,32}")
-_AES_KEY = re.compile(r"[A-Za-z0-9]{43}")
-
-
 def _callback(settings) -> Check:
-    from kfcli.core.config import ENV_VARS
+    from kfcli.core.config import CALLBACK_RULES, ENV_VARS
     from kfcli.core.crypto import decode_aes_key
     from kfcli.core.errors import CallbackError
 
@@ -299,13 +294,13 @@ def _callback(settings) -> Check:
         if not value:
             problems.append(f"{key} not configured")
             hints.append(f"`kfcli config set {key}` or {ENV_VARS[key]}")
-    if token and not _CALLBACK_TOKEN.fullmatch(token):
+    if token and not CALLBACK_RULES["token"][0].fullmatch(token):
         problems.append(f"token {mask(token)} is not 1-32 characters [A-Za-z0-9] "
                         f"({len(token)} characters)")
         hints.append("copy the Token from the callback settings of the KF app")
     key_bytes = None
     if aes_key:
-        if not _AES_KEY.fullmatch(aes_key):
+        if not CALLBACK_RULES["aes_key"][0].fullmatch(aes_key):
             problems.append(f"aes_key {mask(aes_key)} is not exactly 43 characters "
                             f"[A-Za-z0-9] ({len(aes_key)} characters)")
             hints.append("copy the EncodingAESKey from the callback settings of the KF app")
