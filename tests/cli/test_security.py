@@ -147,7 +147,7 @@ def test_files_are_0600_in_0700_directories_after_real_use(run, kf, sandbox, hom
     locks = list((home / "cache").rglob("*.lock"))
     states = [p for p in (home / "state").rglob("*") if p.is_file()]
     assert len(tokens) == 1 and len(locks) == 1
-    assert {p.suffix for p in states} == {".json", ".journal"}
+    assert {p.suffix for p in states} == {".json", ".journal", ".lock"}  # lock: one run at a time
     for path in [config, *tokens, *locks, *states]:
         assert mode(path) == 0o600, (path, oct(mode(path)))
         assert mode(path.parent) == 0o700, (path.parent, oct(mode(path.parent)))
