@@ -226,6 +226,17 @@ class LineStream:
             self._keys.append(key)
         self._size += len(data)
 
+    def add_block(self, text: str, keys: list[str]) -> None:
+        """Many whole lines at once (for a sink that takes any size, e.g. the sync writer)."""
+        if not text:
+            return
+        data = text.encode("utf-8")
+        if self._size and self._size + len(data) > self.chunk:
+            self.flush()
+        self._parts.append(data)
+        self._keys.extend(keys)
+        self._size += len(data)
+
     def flush(self) -> None:
         if not self._parts:
             return

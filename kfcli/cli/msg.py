@@ -296,6 +296,19 @@ class _Emitter:
         if self.out.fmt == "json":
             self._lines.add("[")
 
+    @property
+    def blocks(self) -> bool:
+        """Whole pages may go out as one block: JSON lines through the writer process."""
+        return self._writer is not None and self.out.fmt == "jsonl"
+
+    def emit_page(self, lines: list[str], msgids: list[str]) -> None:
+        """A page of JSON lines (texts as received, one message each), joined once."""
+        if any("\n" in line for line in lines):
+            lines = [jsontext.dumps(json.loads(line)) if "\n" in line else line
+                     for line in lines]
+        self._lines.add_block("\n".join(lines) + "\n" if lines else "", msgids)
+        self.count += len(lines)
+
     def emit_raw(self, line: str, msgid: str) -> None:
         """The fast path of the JSON formats: the message's JSON text as WeCom sent it."""
         if "\n" in line:  # pretty-printed by the server: one message must stay one line
@@ -475,6 +488,12 @@ def sync(
             try:
                 for page in stream.pages():
                     texts = page.msg_texts or [None] * len(page.msg_list)
+                    if emitter.blocks and page.msg_texts is not None:
+                        ids = [str(doc.get("msgid", "")) for doc in page.msg_list]
+                        keep = [i for i, m in enumerate(ids) if saved.claim(m)]
+                        emitter.emit_page([texts[i] for i in keep], [ids[i] for i in keep])
+                        emitter.checkpoint(page.next_cursor or stream.cursor)
+                        continue
                     for doc, text in zip(page.msg_list, texts, strict=True):
                         msgid = str(doc.get("msgid", ""))
                         if saved is not None and not saved.claim(msgid):
