@@ -159,6 +159,31 @@ def run(home: Path):
     return _run
 
 
+def on_pty(args: list[str], env: dict[str, str]) -> str:
+    """Run kfcli with stdout and stderr on a pseudo-terminal; returns what the terminal got."""
+    import pty
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "kfcli", *args],
+                            env={**os.environ, "COLUMNS": "200", "TERM": "xterm-256color",
+                                 **env},
+                            stdout=slave, stderr=slave, stdin=subprocess.DEVNULL)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    proc.wait(timeout=30)
+    os.close(master)
+    assert proc.returncode == 0, b"".join(chunks)
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
 @pytest.fixture
 def kf(run, sandbox: Sandbox):
     """`kfcli` wired to the test's sandbox through the environment, as a CI script would."""

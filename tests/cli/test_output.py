@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import pty
 import subprocess
 import sys
+
+from tests.conftest import on_pty
 
 
 def _add_hostile(sandbox, kf, avatar):
@@ -50,22 +51,7 @@ def test_table_on_a_terminal_cannot_be_hijacked(sandbox, home, avatar):
     doc = sandbox.api("POST", "/cgi-bin/kf/account/add", {"name": "[b]x[/b]\x1b]0;t\x07",
                                                            "media_id": media})
     assert doc["errcode"] == 0, doc
-    master, slave = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "kfcli", "account", "list"], env=env,
-                            stdout=slave, stderr=slave, stdin=subprocess.DEVNULL)
-    os.close(slave)
-    chunks = []
-    while True:
-        try:
-            data = os.read(master, 4096)
-        except OSError:
-            break
-        if not data:
-            break
-        chunks.append(data)
-    proc.wait(timeout=30)
-    os.close(master)
-    screen = b"".join(chunks).decode("utf-8", "replace")
+    screen = on_pty(["account", "list"], env)
     assert "[b]x[/b]" in screen  # shown literally, not as markup
     assert "\x1b]0;" not in screen and "\x07" not in screen
     assert "open_kfid" in screen  # a table with headers, not TSV

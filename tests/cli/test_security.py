@@ -15,7 +15,6 @@ import http.client
 import io
 import json
 import os
-import pty
 import shutil
 import signal
 import sqlite3
@@ -33,6 +32,7 @@ import requests
 
 from tests.cli.test_callback_serve import ENV as CALLBACK_ENV
 from tests.cli.test_callback_serve import Receiver, event_xml, wecom_post
+from tests.conftest import on_pty
 from tests.core.test_crypto import (
     AES_KEY,
     BILLION_LAUGHS,
@@ -57,29 +57,6 @@ def mode(path: Path) -> int:
 def cached_tokens(home: Path) -> set[str]:
     return {json.loads(p.read_text())["access_token"]
             for p in (home / "cache").rglob("*.json")}
-
-
-def on_pty(args: list[str], env: dict[str, str]) -> str:
-    """Run kfcli with stdout and stderr on a pseudo-terminal; returns what the terminal got."""
-    master, slave = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "kfcli", *args],
-                            env={**os.environ, "COLUMNS": "200", "TERM": "xterm-256color",
-                                 **env},
-                            stdout=slave, stderr=slave, stdin=subprocess.DEVNULL)
-    os.close(slave)
-    chunks = []
-    while True:
-        try:
-            data = os.read(master, 65536)
-        except OSError:
-            break
-        if not data:
-            break
-        chunks.append(data)
-    proc.wait(timeout=30)
-    os.close(master)
-    assert proc.returncode == 0, b"".join(chunks)
-    return b"".join(chunks).decode("utf-8", "replace")
 
 
 class Recorder(ThreadingHTTPServer):
