@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlencode, urlsplit
 
 from . import cipher, ids, rules
-from .store import BUSY_TIMEOUT_SECONDS, Tx
+from .store import BUSY_TIMEOUT_SECONDS, Tx, write_transaction
 
 if TYPE_CHECKING:
     from .server import SandboxServer
@@ -222,13 +222,8 @@ def _write(store: Store) -> Iterator[Tx]:
     """
     conn = sqlite3.connect(store.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
     try:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield Tx(conn)
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+        with write_transaction(conn) as tx:
+            yield tx
     finally:
         conn.close()
 

@@ -220,14 +220,8 @@ class Store:
     @contextmanager
     def write(self) -> Iterator[Tx]:
         """A write transaction, taken with BEGIN IMMEDIATE so concurrent writers queue up."""
-        conn = self.conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield Tx(conn)
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+        with write_transaction(self.conn()) as tx:
+            yield tx
 
     @contextmanager
     def read(self) -> Iterator[Tx]:
@@ -354,3 +348,15 @@ def _create_private_file(path: Path) -> None:
         return
     os.close(fd)
     # SQLite gives the -wal and -shm files the main file's permissions.
+
+
+@contextmanager
+def write_transaction(conn: sqlite3.Connection) -> Iterator[Tx]:
+    """BEGIN IMMEDIATE … COMMIT on `conn`, rolled back if the body raises."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield Tx(conn)
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
