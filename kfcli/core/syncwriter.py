@@ -1,23 +1,25 @@
-"""The writer process of `msg sync`: owns stdout and the msgid journal.
+"""The writer process of `msg sync` and `msg history --consumer`: owns stdout and a journal.
 
-Why a separate process: exactly-once output needs "these lines reached stdout" and "their
-msgids are in the journal" to happen together, and no process can promise that about itself
-under `kill -9`. Worse, writing to an empty pipe wakes its reader, which the scheduler often
-runs at once, so a reader that reacts to output by killing kfcli lands precisely between the
-two writes. Here the main process (network, parsing, formatting) hands framed commands to this
-small writer over a pipe. If the main process is killed, the writer still finishes every
-command it was handed (a command cut short by the kill is dropped whole, before anything of it
-is written), records it, and exits at end of input. So for a kill of the kfcli process the
-two outputs of a killed run and its rerun hold each message exactly once.
+Why a separate process: exactly-once output needs "these lines reached stdout" and "the store
+knows they did" to happen together, and no process can promise that about itself under
+`kill -9`. Worse, writing to an empty pipe wakes its reader, which the scheduler often runs at
+once, so a reader that reacts to output by killing kfcli lands precisely between the two
+writes. Here the main process (network, store, formatting) hands framed commands to this small
+writer over a pipe. If the main process is killed, the writer still finishes every command it
+was handed (a command cut short by the kill is dropped whole, before anything of it is
+written), appends its record to the journal, and exits at end of input. The journal (a file
+the main process opened, locked, and passed down, so the lock lives as long as either
+process) tells the next run what was written; the next run marks that in the store.
 
 Commands, each `kind (1 byte) | length (4 bytes, big-endian) | payload`:
 
 * `D`: `len(data) (4 bytes) | data | record`: write `data` to stdout (waiting with poll() for
-  room, so a full pipe never leaves half a chunk), then append `record` (msgids, one per line)
-  to the journal;
-* `S`: `payload` is the new state file: replace it atomically, then empty the journal.
+  room, so a full pipe never leaves half a chunk), then append `record` to the journal;
+* `F`: fence: answer one byte on the acknowledgement pipe once everything before it is written
+  and journaled;
+* `T`: empty the journal (the main process has recorded its contents in the store).
 
-Run as `python -m kfcli.core.syncwriter STATE_FILE JOURNAL_FILE` with commands on stdin.
+Run as `python -S -m kfcli.core.syncwriter JOURNAL_FD ACK_FD` with commands on stdin.
 """
 
 from __future__ import annotations
@@ -54,14 +56,10 @@ def data_command(data: bytes, record: bytes) -> bytes:
 
 
 def main(argv: list[str]) -> int:
-    from kfcli.core.files import APPEND_FLAGS, ensure_private_dir, write_private
-
-    state_path, journal_path = Path(argv[0]), Path(argv[1])
+    journal, ack = int(argv[0]), int(argv[1])
     # Ctrl-C reaches the whole process group: the main process decides when to stop, and
     # this process drains what it was given first.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    ensure_private_dir(journal_path.parent)
-    journal = os.open(journal_path, APPEND_FLAGS, 0o600)
     out = sys.stdout.fileno()
     poll = select.poll()
     poll.register(out, select.POLLOUT)
@@ -85,8 +83,10 @@ def main(argv: list[str]) -> int:
                 return 1  # the reader went away; what it did not get is not recorded
             if record:
                 os.write(journal, record)
-        elif kind == b"S":
-            write_private(state_path, payload)
+        elif kind == b"F":
+            with contextlib.suppress(BrokenPipeError):
+                os.write(ack, b"F")
+        elif kind == b"T":
             os.ftruncate(journal, 0)
 
 
@@ -95,9 +95,12 @@ if __name__ == "__main__":
 
 
 class WriterProcess:
-    """The main process's end: starts the writer and sends it commands."""
+    """The main process's end: starts the writer and sends it commands.
 
-    def __init__(self, state_path: Path, journal_path: Path) -> None:
+    `journal_fd` is an open, locked journal file (O_APPEND); the writer inherits it.
+    """
+
+    def __init__(self, journal_fd: int) -> None:
         import subprocess
 
         import kfcli
@@ -108,11 +111,16 @@ class WriterProcess:
         home = str(Path(kfcli.__file__).resolve().parents[1])
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(
             p for p in (home, os.environ.get("PYTHONPATH", "")) if p)}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-S", "-m", "kfcli.core.syncwriter", str(state_path),
-             str(journal_path)],
-            stdin=subprocess.PIPE, bufsize=0, env=env,
-        )
+        ack_read, ack_write = os.pipe()
+        self.ack = ack_read
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-S", "-m", "kfcli.core.syncwriter", str(journal_fd),
+                 str(ack_write)],
+                stdin=subprocess.PIPE, bufsize=0, env=env, pass_fds=(journal_fd, ack_write),
+            )
+        finally:
+            os.close(ack_write)
         self.fd = self.proc.stdin.fileno()
         try:  # a larger pipe lets the main process run ahead while the writer starts (Linux)
             import fcntl
@@ -129,13 +137,25 @@ class WriterProcess:
     def write(self, data: bytes, record: bytes) -> None:
         self._send(data_command(data, record))
 
-    def save(self, state: bytes) -> None:
-        self._send(frame(b"S", state))
+    def fence(self) -> None:
+        """Wait until everything sent so far is written and journaled. BrokenPipeError when
+        the writer stopped (stdout's reader went away)."""
+        try:
+            self._send(frame(b"F", b""))
+        except BrokenPipeError:
+            raise BrokenPipeError("stdout was closed") from None
+        if os.read(self.ack, 1) != b"F":
+            raise BrokenPipeError("stdout was closed")
+
+    def truncate(self) -> None:
+        self._send(frame(b"T", b""))
 
     def close(self) -> None:
         """Let the writer finish everything sent; BrokenPipeError if stdout's reader left."""
         if self.proc.stdin is not None and not self.proc.stdin.closed:
             with contextlib.suppress(BrokenPipeError):
                 self.proc.stdin.close()
-        if self.proc.wait() != 0:
+        code = self.proc.wait()
+        os.close(self.ack)
+        if code != 0:
             raise BrokenPipeError("stdout was closed")

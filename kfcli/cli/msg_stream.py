@@ -1,0 +1,520 @@
+"""`kfcli msg sync` and `kfcli msg history`: messages from WeCom into the store, and out of it.
+
+Both write through `_Rows`: JSON lines (or TSV/JSON) handed to the writer process of
+`kfcli.core.syncwriter` together with a record (an outbox id, or a consumer's seq) that the
+writer journals once the lines are out, so a killed run and its rerun write each message once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import sys
+import time
+from collections.abc import Callable
+from typing import Annotated
+
+import typer
+
+from kfcli.cli.context import JsonOpt, OutputOpt, state
+from kfcli.cli.msg import app
+from kfcli.core import limits
+from kfcli.core.errors import (
+    KfError,
+    NetworkError,
+    RateLimitError,
+    TokenError,
+    UsageError,
+    ValidationError,
+)
+from kfcli.core.sync import ORIGINS, Message
+
+VOICE_FORMATS = {"amr": 0, "silk": 1}
+
+
+class _Rows:
+    """Writes stored rows (JSON texts) in the output format.
+
+    With a journal the lines go through the writer process and `settle()` hands the records
+    of what is surely written to `on_settle`; without one they go straight to stdout. The
+    terminal view prints directly (a person reading, not a pipeline).
+    """
+
+    def __init__(self, out, *, journal=None,
+                 on_settle: Callable[[list[int]], None] | None = None) -> None:
+        self.out = out
+        self.fmt = out.fmt
+        self.count = 0
+        self.on_settle = on_settle
+        self._pending: list[int] = []
+        self._writer = None
+        self._stream = None
+        self._console = None
+        self._day = ""
+        if self.fmt != "table":
+            if journal is not None:
+                from kfcli.core.syncwriter import WriterProcess
+
+                self._writer = WriterProcess(journal.fd)
+                self._journal = journal
+            else:
+                from kfcli.render import LineStream
+
+                self._stream = LineStream(out.stdout)
+        if self.fmt == "json":
+            self._send("[")
+
+    # Sink protocol (kfcli.core.pull)
+    def write(self, rows, outbox_id: int | None) -> None:
+        self.emit(rows, outbox_id)
+
+    def emit(self, rows, record: int | None) -> None:
+        if self.fmt == "table":
+            for row in rows:
+                self._human(Message.from_api(json.loads(row.text)))
+        elif rows:
+            self._send(self._format(rows), record)
+        elif record is not None and self._writer is not None:
+            self._send("", record)
+        if record is not None and self._writer is None:
+            self._pending.append(record)
+        self.count += len(rows)
+
+    def _format(self, rows) -> str:
+        if self.fmt == "jsonl":
+            return "\n".join(row.text for row in rows) + "\n"
+        if self.fmt == "json":
+            lead = "\n" if not self.count else ",\n"
+            return lead + ",\n".join(row.text for row in rows)
+        from kfcli.render import tsv_field
+
+        lines = []
+        for row in rows:
+            m = Message.from_api(json.loads(row.text))
+            fields = (_when(m.send_time), ORIGINS.get(m.origin, m.origin), m.sender,
+                      m.event_type or m.msgtype, m.summary(), m.msgid)
+            lines.append("\t".join(tsv_field(f) for f in fields) + "\n")
+        return "".join(lines)
+
+    def _send(self, text: str, record: int | None = None) -> None:
+        if self._writer is not None:
+            rec = f"{record}\n".encode() if record is not None else b""
+            self._writer.write(text.encode("utf-8"), rec)
+        else:
+            self._stream.add_block(text, [])
+            self._stream.flush()
+
+    def settle(self) -> None:
+        """Everything handed over is written: record it (outbox entries done, a consumer's
+        position moved), then empty the journal."""
+        if self._writer is not None:
+            # What the writer journaled, not what this process thinks it handed over: an
+            # interrupt can land between handing a command over and noting it here.
+            self._writer.fence()
+            self._pending = self._journal.written()
+        if self._pending and self.on_settle is not None:
+            self.on_settle(self._pending)
+        self._pending = []
+        if self._writer is not None:
+            self._writer.truncate()
+
+    def end(self) -> None:
+        """Close the output (the JSON array) and settle; raises BrokenPipeError when stdout's
+        reader went away."""
+        if self.fmt == "json":
+            self._send(("\n" if self.count else "") + "]\n")
+        self.settle()
+        if self._writer is not None:
+            self._writer.close()
+
+    def abandon(self) -> None:
+        """After a failure: let the writer finish what it has; the journal keeps the rest."""
+        if self._writer is not None:
+            with contextlib.suppress(BrokenPipeError):
+                self._writer.close()
+
+    def _human(self, message: Message) -> None:
+        from rich.console import Console
+        from rich.text import Text
+
+        from kfcli.render import clean
+
+        if self._console is None:
+            self._console = Console(file=self.out.stdout, highlight=False, markup=False,
+                                    emoji=False)
+        line = Text(f"{_when(message.send_time)}  ", style="dim")
+        line.append(f"{ORIGINS.get(message.origin, message.origin):<8} ", style="cyan")
+        line.append(clean(message.sender)[:34].ljust(34) + " ", style="bold")
+        line.append(f"{message.event_type or message.msgtype:<10} ", style="magenta")
+        line.append(clean(message.summary(), keep_newlines=True))
+        self._console.print(line)
+
+
+def _when(ts: int) -> str:
+    from datetime import datetime
+
+    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else ""
+
+
+def _callback_tokens(source: str, open_kfid: str):
+    """Tokens from `kfcli callback serve` JSON lines for this account, as they arrive. The
+    file is opened here, before any request, so a wrong path is a usage error (exit 2)."""
+    if source == "-":
+        return _tokens_in(sys.stdin, open_kfid)
+    try:
+        stream = open(source, encoding="utf-8")  # noqa: SIM115 - closed by _tokens_in
+    except OSError as exc:
+        raise UsageError(f"--tokens-from: cannot read {source} ({exc.strerror})") from None
+    return _tokens_in(stream, open_kfid)
+
+
+def _tokens_in(stream, open_kfid: str):
+    with stream:
+        for line in stream:
+            try:
+                doc = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(doc, dict) and doc.get("OpenKfId") == open_kfid and doc.get("Token"):
+                yield str(doc["Token"])
+
+
+def _take_lock(take, what: str, out, *, wait_note: str):
+    """Take a store lock, waiting as long as it takes (Ctrl-C interrupts); says once on
+    stderr that it is waiting."""
+    lock = take(0.0)
+    if lock is not None:
+        return lock
+    out.info(f"waiting: {what} {wait_note}")
+    while lock is None:
+        lock = take(1.0)
+    return lock
+
+
+def _migrate_cursor(store, settings, open_kfid: str, out) -> None:
+    """A cursor saved by kfcli before the store (a file per profile and account) moves into
+    the store once; the file is kept, renamed `.migrated`."""
+    from kfcli.core.sync import SyncState
+
+    corp_id = settings.corp_id or ""
+    old = SyncState(settings.profile, corp_id, open_kfid)
+    if not old.path.exists() or store.cursor(corp_id, open_kfid) is not None:
+        return
+    try:
+        old.load()
+    except KfError:
+        return
+    if old.cursor:
+        store.set_cursor(corp_id, open_kfid, old.cursor)
+        out.info(f"moved the saved cursor of {open_kfid} into the store")
+    old.path.rename(old.path.with_name(old.path.name + ".migrated"))
+
+
+# ---------------------------------------------------------------------- sync
+
+@app.command("sync", epilog="""Examples:
+
+  kfcli msg sync wkAbC123                       # new messages since the last pull
+
+  kfcli msg sync wkAbC123 -o jsonl > new.jsonl
+
+  kfcli msg sync wkAbC123 --follow --interval 5
+
+  kfcli callback serve | kfcli msg sync wkAbC123 --tokens-from -
+
+  kfcli msg sync wkAbC123 --no-save --all       # an independent read of all WeCom keeps
+
+Messages go into the message store (see `kfcli store status`) and those new to the store are
+written out: a live list on a terminal; JSON lines when piped (one message per line, flushed);
+-o tsv columns: time, origin, sender, type, summary, msgid. Each page and its cursor commit in
+one transaction, so a crashed or interrupted run can simply be started again: across a kill
+and a rerun every message is written exactly once. Several `msg sync` runs and receivers
+(`callback serve --sync`) may pull the same account: each message is written by one of them.
+Messages already in the store are not written again: `kfcli msg history` reads them.""")
+def sync(
+    open_kfid: Annotated[str, typer.Argument(help="The account's open_kfid.")],
+    token: Annotated[str | None, typer.Option(
+        "--token", help="Token from the latest kf_msg_or_event callback (valid 10 minutes); "
+        "without one WeCom rate-limits sync_msg strictly.", show_default=False)] = None,
+    cursor: Annotated[str | None, typer.Option(
+        "--cursor", help="Pull from this cursor instead of the saved one.",
+        show_default=False)] = None,
+    limit: Annotated[int, typer.Option("--limit", help="Messages per request, 1-1000.")] = 1000,
+    all_: Annotated[bool, typer.Option(
+        "--all", help="Pull from the earliest message WeCom keeps (3 days) instead of the "
+        "saved cursor; messages already stored are not written again.")] = False,
+    follow: Annotated[bool, typer.Option(
+        "--follow", "-f", help="Keep polling for new messages until interrupted.")] = False,
+    interval: Annotated[float, typer.Option(
+        "--interval", help="Seconds between polls with --follow (backs off up to 60 s while "
+        "idle, rate limited or offline).", min=0.1)] = 2.0,
+    tokens_from: Annotated[str | None, typer.Option(
+        "--tokens-from", help="Read `kfcli callback serve` lines from FILE or - and pull "
+        "right away with each callback's Token.", show_default=False)] = None,
+    voice_format: Annotated[str | None, typer.Option(
+        "--voice-format", help="amr (default) or silk.", show_default=False)] = None,
+    no_save: Annotated[bool, typer.Option(
+        "--no-save", help="Leave the store alone: read from --cursor (or the start) and write "
+        "everything read.")] = False,
+    output: OutputOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Pull messages and events with sync_msg into the store, writing out each new one once."""
+    st = state()
+    st.set_output(output, json_)
+    out = st.stream_out()
+    limits.check_open_kfid(open_kfid)
+    limits.check_limit(limit, limits.SYNC_LIMIT)
+    if voice_format is not None and voice_format not in VOICE_FORMATS:
+        raise ValidationError("--voice-format", f"{voice_format!r} is not amr or silk")
+    if cursor is not None and all_:
+        raise UsageError("give --cursor or --all, not both")
+    if cursor is not None:
+        limits.check_text("cursor", cursor, max_bytes=64)
+    if token is not None:
+        limits.check_text("token", token, max_bytes=128)
+    tokens = _callback_tokens(tokens_from, open_kfid) if tokens_from else None
+    client = st.client()
+    settings = st.settings()
+    voice = VOICE_FORMATS.get(voice_format or "amr")
+    if no_save:
+        _read_only(client, out, open_kfid, cursor=cursor, token=token, limit=limit,
+                   voice=voice)
+        return
+
+    from kfcli.core.pull import Journal, Puller, lock_name
+    from kfcli.core.store import open_store
+
+    store = open_store(settings=settings)
+    corp_id = settings.corp_id or ""
+    _migrate_cursor(store, settings, open_kfid, out)
+    journal = Journal(store, corp_id, open_kfid, purpose="sync")
+    rows = _Rows(out, journal=journal, on_settle=store.outbox_done)
+    puller = Puller(client, store, corp_id, owner=journal.owner,
+                    owner_prefix=journal.owner_prefix, sink=rows, claim=journal.claim,
+                    limit=limit, voice_format=voice, history=True, log=out.warning)
+    start = cursor if cursor is not None else ("" if all_ else None)
+    following = follow or tokens is not None
+    delay = interval
+    trouble = 0  # consecutive failed pulls while following
+    settled = False
+    try:
+        while True:
+            before = rows.count
+            lock = _take_lock(lambda w: store.lock(lock_name(corp_id, open_kfid), wait=w),
+                              f"another process is pulling {open_kfid}", out,
+                              wait_note="(a msg sync or a receiver); pulling once it is done")
+            try:
+                journal.recover(store.outbox_done)
+                puller.leftovers(open_kfid)
+                puller.pull(open_kfid, token=token, start=start)
+                start = None
+                trouble = 0
+            except (RateLimitError, NetworkError, TokenError) as exc:
+                if not following:
+                    raise
+                # A follower outlives rate limits (WeCom blocks a minute) and network trouble:
+                # back off, doubling up to 60 s, and pull again from the saved position.
+                trouble += 1
+                wait = min(60.0, interval * 4 * 2 ** (trouble - 1))
+                out.warning(f"{exc.message}; pulling again in {wait:.1f} s")
+                rows.settle()
+                lock.release()
+                time.sleep(wait)
+                continue
+            finally:
+                rows.settle()  # before the lock goes: what is written is recorded as such
+                lock.release()
+            token = None  # callback tokens are single-purpose and expire after 10 minutes
+            if tokens is not None:
+                token = next(tokens, None)
+                if token is None:
+                    break
+                continue
+            if not follow:
+                break
+            delay = interval if rows.count > before else min(delay * 2, 60.0)
+            time.sleep(delay)
+        rows.end()
+        settled = True
+    finally:
+        if not settled:
+            rows.abandon()
+        journal.close(settled=settled)
+        store.close()
+    if out.fmt in ("table", "tsv") and not follow:
+        out.info(f"{rows.count} new message(s)")
+
+
+def _read_only(client, out, open_kfid: str, *, cursor, token, limit, voice) -> None:
+    """--no-save: page from `cursor` and write everything, touching no store."""
+    from kfcli.core.store.base import Row
+
+    rows = _Rows(out)
+    stream = client.sync_messages(open_kfid, cursor=cursor or None, token=token, limit=limit,
+                                  voice_format=voice)
+    stream.keep_text = True
+    from kfcli.core.store.base import Incoming
+
+    for page in stream.pages():
+        texts = page.msg_texts or [None] * len(page.msg_list)
+        rows.emit([Row(0, Incoming.from_api(doc, text).text)
+                   for doc, text in zip(page.msg_list, texts, strict=True)], None)
+    rows.end()
+    if out.fmt in ("table", "tsv"):
+        out.info(f"{rows.count} message(s)")
+
+
+# ---------------------------------------------------------------------- history
+
+@app.command("history", epilog="""Examples:
+
+  kfcli msg history wkAbC123 --customer wmXyZ789          # one customer's conversation
+
+  kfcli msg history wkAbC123 --since 2026-11-01 --until 2026-12-01 -o jsonl > nov.jsonl
+
+  kfcli msg history wkAbC123 --limit 20                     # the last 20 messages
+
+  kfcli msg history wkAbC123 --follow --consumer bot -o jsonl | ./my-bot
+
+Reads the message store (what `msg sync` and `callback serve --sync` pulled, from any host
+sharing it), oldest first: a conversation view on a terminal; JSON lines when piped, each
+exactly the object `msg sync` writes. WHEN is a date (2026-11-30), a local time
+(2026-11-30T14:00), a duration ago (90m, 2h, 3d) or unix seconds. --follow keeps writing
+messages as they are stored. --consumer NAME keeps a durable position in the store: a
+restarted consumer resumes right after the last message it wrote (exactly once, also across
+kill -9); a new consumer starts after the newest stored message unless --since is given.""")
+def history(
+    open_kfid: Annotated[str, typer.Argument(help="The account's open_kfid.")],
+    customer: Annotated[str | None, typer.Option(
+        "--customer", help="Only this customer's conversation (external_userid).",
+        show_default=False)] = None,
+    since: Annotated[str | None, typer.Option(
+        "--since", help="Messages sent at or after WHEN.", show_default=False)] = None,
+    until: Annotated[str | None, typer.Option(
+        "--until", help="Messages sent before WHEN.", show_default=False)] = None,
+    limit: Annotated[int | None, typer.Option(
+        "--limit", help="At most N messages: the newest N (still oldest first); with "
+        "--consumer, N per run.", min=1, show_default=False)] = None,
+    follow: Annotated[bool, typer.Option(
+        "--follow", "-f", help="Keep writing messages as they are stored, until "
+        "interrupted.")] = False,
+    consumer: Annotated[str | None, typer.Option(
+        "--consumer", help="Resume after the last message this named consumer wrote, and "
+        "record what it writes.", show_default=False)] = None,
+    interval: Annotated[float, typer.Option(
+        "--interval", help="Seconds between looks at the store with --follow.", min=0.05)
+    ] = 1.0,
+    output: OutputOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Messages from the store, oldest first: a conversation, or JSON lines."""
+    from kfcli.core.when import parse_when
+
+    st = state()
+    st.set_output(output, json_)
+    out = st.stream_out()
+    limits.check_open_kfid(open_kfid)
+    if customer is not None:
+        limits.check_external_userid(customer)
+    start = parse_when(since, option="--since") if since is not None else None
+    end = parse_when(until, option="--until") if until is not None else None
+    if start is not None and end is not None and end <= start:
+        raise ValidationError("--until", "must be later than --since")
+    if consumer is not None and not _CONSUMER.fullmatch(consumer):
+        raise ValidationError("--consumer", "a name of 1-64 characters [A-Za-z0-9_.-]")
+    from kfcli.core.store import open_store
+
+    settings = st.settings()
+    corp_id = settings.corp_id or ""
+    if not corp_id:
+        settings.require("corp_id")
+    store = open_store(settings=settings)
+    try:
+        if consumer is not None:
+            _consume(store, out, corp_id, open_kfid, consumer, customer=customer, since=start,
+                     until=end, limit=limit, follow=follow, interval=interval)
+            return
+        rows = _Rows(out)
+        last = 0
+        for row in store.messages(corp_id, open_kfid, customer=customer, since=start,
+                                  until=end, limit=limit, newest=limit is not None):
+            rows.emit([row], None)
+            last = row.seq
+        if not follow:
+            rows.end()
+            return
+        last = max(last, store.last_seq(corp_id, open_kfid))
+        while True:
+            batch = list(store.messages(corp_id, open_kfid, customer=customer, since=start,
+                                        until=end, after_seq=last, limit=1000))
+            if batch:
+                rows.emit(batch, None)
+                last = batch[-1].seq
+                continue
+            time.sleep(interval)
+    finally:
+        store.close()
+
+
+_CONSUMER = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+def _consume(store, out, corp_id: str, open_kfid: str, name: str, *, customer, since, until,
+             limit, follow: bool, interval: float) -> None:
+    from kfcli.core.pull import Journal
+
+    lock = store.lock(f"consumer:{corp_id}:{name}:{open_kfid}", wait=0.0)
+    if lock is None:
+        raise KfError(f"consumer {name!r} of {open_kfid} is already running",
+                      hint="one process per consumer name: stop the other, or use another "
+                      "--consumer name")
+    journal = Journal(store, corp_id, open_kfid, purpose=f"consumer-{name}")
+
+    def record(seqs: list[int]) -> None:
+        if seqs:
+            store.set_consumer_position(corp_id, name, open_kfid, max(seqs))
+
+    settled = False
+    rows = None
+    try:
+        journal.recover(record)
+        position = store.consumer_position(corp_id, name, open_kfid)
+        if position is None:
+            # A new consumer starts after the newest stored message (Kafka's "latest"),
+            # or at --since.
+            position = store.seq_before(corp_id, open_kfid, since) if since is not None \
+                else store.last_seq(corp_id, open_kfid)
+            store.set_consumer_position(corp_id, name, open_kfid, position)
+        rows = _Rows(out, journal=journal, on_settle=record)
+        written = 0
+        while True:
+            want = 1000 if limit is None else min(1000, limit - written)
+            batch = list(store.messages(corp_id, open_kfid, customer=customer, since=since,
+                                        until=until, after_seq=position, limit=want))
+            if not batch and customer is not None:
+                # Skip over other customers' messages for good: the position is per account.
+                top = store.last_seq(corp_id, open_kfid)
+                if top > position:
+                    rows.emit([], top)
+                    position = top
+            if batch:
+                position = batch[-1].seq
+                rows.emit(batch, position)
+                written += len(batch)
+                rows.settle()
+                if limit is not None and written >= limit:
+                    break
+                continue
+            rows.settle()
+            if not follow:
+                break
+            time.sleep(interval)
+        rows.end()
+        settled = True
+    finally:
+        if rows is not None and not settled:
+            rows.abandon()
+        journal.close(settled=settled)
+        lock.release()

@@ -1,0 +1,156 @@
+"""The message store (DESIGN.md §9), chosen by URL:
+
+* default: SQLite at `<user state dir>/store.db` (embedded, nothing to install);
+* `sqlite:///ABSOLUTE/PATH` or a plain path: another SQLite file;
+* `postgresql://user:password@host:port/dbname` (or `postgres://`): shared between hosts,
+  with psycopg 3 from the optional extra `kfcli[postgres]`, imported only for such a URL.
+
+The URL comes from `KFCLI_STORE` or the profile setting `store`. A password in it is a secret:
+`display_url()` masks it, and `open_store` registers it with `kfcli.core.redact`.
+
+    from kfcli.core.store import open_store
+    with open_store() as store:
+        for row in store.messages(corp_id, "wk…", customer="wm…"):
+            print(row.text)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from kfcli.core.errors import ConfigError
+from kfcli.core.store.base import (
+    SCHEMA_VERSION,
+    AccountStatus,
+    Committed,
+    CursorMoved,
+    Incoming,
+    Lock,
+    OutboxEntry,
+    Row,
+    Store,
+)
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "AccountStatus",
+    "Committed",
+    "CursorMoved",
+    "Incoming",
+    "Lock",
+    "OutboxEntry",
+    "Row",
+    "Store",
+    "default_url",
+    "display_url",
+    "open_store",
+]
+
+ENV_VAR = "KFCLI_STORE"
+PG_SCHEMES = ("postgresql", "postgres")
+
+
+def default_path() -> Path:
+    from kfcli.core import paths
+
+    return paths.state_dir() / "store.db"
+
+
+def default_url() -> str:
+    return "sqlite:///" + str(default_path()).lstrip("/")
+
+
+def display_url(url: str) -> str:
+    """The URL with its password masked (`****`): safe for output, logs and errors."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return _mask_userinfo(url)
+    if not password:
+        return url
+    netloc = parts.netloc
+    user, _, host = netloc.rpartition("@")
+    name = user.split(":", 1)[0]
+    return parts._replace(netloc=f"{name}:****@{host}").geturl()
+
+
+def _mask_userinfo(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    userinfo, _, host = rest.rpartition("@")
+    return f"{scheme}://{userinfo.split(':', 1)[0]}:****@{host}"
+
+
+def parse(url: str) -> tuple[str, str]:
+    """(backend, location): the SQLite path, or the PostgreSQL URL. ConfigError (exit 3)
+    for anything else, naming the URL with its password masked."""
+    from kfcli.core.redact import register_secret
+
+    shown = display_url(url)
+    if not url.strip():
+        raise ConfigError(f"{ENV_VAR}/store is empty", hint=_URL_HINT)
+    if "://" not in url:
+        if url.startswith("~") or os.path.isabs(url):
+            return "sqlite", str(Path(url).expanduser())
+        raise ConfigError(f"store {shown!r} is not a URL or an absolute path", hint=_URL_HINT)
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+        port = parts.port  # ValueError for a port that is not a number in 0-65535
+    except ValueError as exc:
+        raise ConfigError(f"store URL {shown!r} is malformed ({exc})", hint=_URL_HINT) from None
+    register_secret(password)
+    scheme = parts.scheme.lower()
+    if scheme == "sqlite":
+        path = unquote(parts.path)
+        if parts.netloc or not path or path == "/":
+            raise ConfigError(f"store URL {shown!r}: a SQLite URL is sqlite:///ABSOLUTE/PATH",
+                              hint=_URL_HINT)
+        return "sqlite", path
+    if scheme in PG_SCHEMES:
+        if not parts.hostname and not parts.path.strip("/") and "host=" not in parts.query:
+            raise ConfigError(f"store URL {shown!r} names no host or database", hint=_URL_HINT)
+        del port
+        return "postgresql", url
+    raise ConfigError(f"store URL {shown!r}: unknown scheme {parts.scheme!r} (use sqlite:/// "
+                      "or postgresql://)", hint=_URL_HINT)
+
+
+_URL_HINT = ("set KFCLI_STORE (or `kfcli config set store`) to sqlite:///PATH or "
+             "postgresql://user@host:5432/dbname; unset it for the default SQLite store")
+
+
+def resolve_url(settings=None) -> tuple[str, str]:
+    """(url, source): KFCLI_STORE > profile setting `store` > the default."""
+    value = os.environ.get(ENV_VAR)
+    if value is not None:
+        return value, "env"
+    if settings is not None:
+        setting = settings.values.get("store")
+        if setting is not None and setting.value:
+            return setting.value, setting.source
+    return default_url(), "default"
+
+
+def open_store(url: str | None = None, *, settings=None) -> Store:
+    """Open (and on first use create or upgrade) the store at `url` (default: resolved from
+    KFCLI_STORE, the profile, then the default SQLite file)."""
+    if url is None:
+        url, _ = resolve_url(settings)
+    backend, location = parse(url)
+    if backend == "sqlite":
+        from kfcli.core.store.sqlite import SqliteStore
+
+        return SqliteStore(Path(location))
+    try:
+        from kfcli.core.store.postgres import PostgresStore
+    except ImportError as exc:
+        if "psycopg" not in str(exc):
+            raise
+        raise ConfigError("a postgresql:// store needs psycopg, which is not installed",
+                          hint="pip install 'kfcli[postgres]'") from None
+    return PostgresStore(location)

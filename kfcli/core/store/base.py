@@ -1,0 +1,256 @@
+"""The store interface (DESIGN.md §9): what `msg sync`, the receiver and `msg history` need,
+independent of the engine behind it.
+
+A store holds, per corp_id:
+
+* every message and event pulled with `sync_msg`: the JSON text exactly as `msg sync -o jsonl`
+  prints it, plus indexed columns (open_kfid, msgid, external_userid, servicer_userid, origin,
+  msgtype, send_time) and `seq`, a store-wide sequence number that only grows;
+* per account (open_kfid): the sync cursor, when it was last pulled and last announced by a
+  callback, and a pending pull request (so a callback that arrives during another worker's
+  pull is never dropped);
+* the outbox: for each committed page, the seq range its committer still has to write out.
+  A committer removes its entry once the lines are written; an entry left by a killed process
+  is written by the next run of the same kind (see `kfcli.core.pull`);
+* consumer positions (`msg history --consumer`) and the callbacks received.
+
+Exactly once into the store: `commit_page` inserts a page's messages (unique by corp_id +
+msgid, duplicates ignored) and moves the cursor from the value the puller started from, in one
+transaction. Pullers of one account are kept apart by `lock()`.
+
+Backends: `kfcli.core.store.sqlite` (embedded default) and `kfcli.core.store.postgres`
+(shared between hosts). Each keeps its SQL in its own module. Both are safe to share between
+threads (SQLite: a connection per thread; PostgreSQL: a pool).
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Collection, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+#: The schema this kfcli writes. A store with a higher version was written by a newer kfcli
+#: and is refused, never altered; a lower one is upgraded in place.
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """One message from a sync_msg page, ready to be stored."""
+
+    msgid: str
+    external_userid: str
+    servicer_userid: str
+    origin: int
+    msgtype: str
+    send_time: int
+    text: str  # the message's JSON text, one line
+
+    @classmethod
+    def from_api(cls, doc: dict[str, Any], text: str | None = None) -> Incoming:
+        from kfcli.core import jsontext
+
+        event = doc.get("event") if doc.get("msgtype") == "event" else None
+        event = event if isinstance(event, dict) else {}
+        if text is None:
+            text = jsontext.dumps(doc)
+        elif "\n" in text:  # pretty-printed by the server: one message stays one line
+            text = jsontext.dumps(json.loads(text))
+        return cls(
+            msgid=str(doc.get("msgid", "")),
+            # Events carry the customer and servicer inside `event` (kf-api.md §3.1).
+            external_userid=str(doc.get("external_userid") or event.get("external_userid")
+                                or ""),
+            servicer_userid=str(doc.get("servicer_userid") or event.get("servicer_userid")
+                                or ""),
+            origin=_int(doc.get("origin")),
+            msgtype=str(doc.get("msgtype", "")),
+            send_time=_int(doc.get("send_time")),
+            text=text,
+        )
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+@dataclass(frozen=True)
+class Row:
+    """A stored message: its sequence number and its JSON text."""
+
+    seq: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Committed:
+    """What `commit_page` stored: the rows new to the store (page order) and, when they are
+    to be written out by the committer, its outbox entry."""
+
+    rows: list[Row]
+    outbox_id: int | None
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    id: int
+    open_kfid: str
+    owner: str
+    first_seq: int
+    last_seq: int
+    emit_from: int  # rows with an older send_time are stored only, never written out
+
+
+@dataclass(frozen=True)
+class AccountStatus:
+    open_kfid: str
+    messages: int
+    oldest: int | None  # send_time
+    newest: int | None
+    cursor: str | None
+    cursor_at: float | None  # when the cursor last moved (local clock of the puller)
+    last_pull_at: float | None
+    last_callback_at: float | None
+    pending_outbox: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "open_kfid": self.open_kfid, "messages": self.messages, "oldest": self.oldest,
+            "newest": self.newest, "has_cursor": self.cursor is not None,
+            "cursor_at": self.cursor_at, "last_pull_at": self.last_pull_at,
+            "last_callback_at": self.last_callback_at, "pending_outbox": self.pending_outbox,
+        }
+
+
+class CursorMoved(Exception):
+    """The account's cursor is no longer the one this pull started from: another puller got
+    there first (it can only happen when a lock was lost, e.g. a dropped database
+    connection). The page was not committed; the pull stops."""
+
+
+class Lock(ABC):
+    """A held lock; `release()` is idempotent. Also a context manager."""
+
+    @abstractmethod
+    def release(self) -> None: ...
+
+    def __enter__(self) -> Lock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+class Store(ABC):
+    """One store. Thread-safe; a forked child reconnects on first use."""
+
+    #: "sqlite" or "postgresql".
+    backend: str
+    #: Where it is, with any password masked: safe to show.
+    display_url: str
+
+    # -- locks
+
+    @abstractmethod
+    def lock(self, name: str, *, wait: float = 0.0) -> Lock | None:
+        """Take the named lock across processes (and hosts, for a shared store). Waits up to
+        `wait` seconds; None when it stays taken. Released when the holder dies."""
+
+    # -- pulling
+
+    @abstractmethod
+    def cursor(self, corp_id: str, open_kfid: str) -> str | None:
+        """The saved cursor; None when the account was never pulled into this store."""
+
+    @abstractmethod
+    def commit_page(self, corp_id: str, open_kfid: str, *, expected: str | None,
+                    cursor: str, messages: Sequence[Incoming], owner: str | None,
+                    emit_from: int = 0) -> Committed:
+        """In one transaction: insert the messages not yet stored, move the cursor from
+        `expected` to `cursor` (CursorMoved when it is not `expected` any more), and, when
+        `owner` is given and something new has `send_time >= emit_from`, add an outbox entry
+        for it. Returns the new rows in page order."""
+
+    @abstractmethod
+    def set_cursor(self, corp_id: str, open_kfid: str, cursor: str | None) -> None:
+        """Set (or, with None, forget) the cursor: a manual reset, or a migrated cursor."""
+
+    @abstractmethod
+    def request_pull(self, corp_id: str, open_kfid: str, *, token: str | None,
+                     callback: dict[str, Any] | None = None) -> None:
+        """Note that the account has news (from a callback, whose fields are recorded, or a
+        start-up catch-up); whoever holds its pull lock pulls again."""
+
+    @abstractmethod
+    def take_request(self, corp_id: str, open_kfid: str) -> tuple[bool, str | None]:
+        """Clear the account's pending request: (whether there was one, its latest Token)."""
+
+    @abstractmethod
+    def has_request(self, corp_id: str, open_kfid: str) -> bool: ...
+
+    @abstractmethod
+    def accounts(self, corp_id: str) -> list[str]:
+        """Accounts that have a cursor (catch-up on start)."""
+
+    # -- the outbox
+
+    @abstractmethod
+    def outbox(self, corp_id: str, open_kfid: str, *, owner_prefix: str) -> list[OutboxEntry]:
+        """Entries of owners starting with `owner_prefix`, oldest first."""
+
+    @abstractmethod
+    def outbox_rows(self, corp_id: str, entry: OutboxEntry) -> list[Row]:
+        """The rows an entry stands for, in seq order."""
+
+    @abstractmethod
+    def outbox_done(self, ids: Collection[int]) -> None: ...
+
+    # -- reading
+
+    @abstractmethod
+    def messages(self, corp_id: str, open_kfid: str | None = None, *,
+                 customer: str | None = None, since: int | None = None,
+                 until: int | None = None, after_seq: int = 0, limit: int | None = None,
+                 newest: bool = False) -> Iterator[Row]:
+        """Stored messages in seq order (`send_time` in [since, until), seq > after_seq).
+        `newest`: the last `limit` of them (still returned oldest first)."""
+
+    @abstractmethod
+    def last_seq(self, corp_id: str, open_kfid: str | None = None) -> int:
+        """The highest seq stored for the account (0 when none)."""
+
+    @abstractmethod
+    def seq_before(self, corp_id: str, open_kfid: str, send_time: int) -> int:
+        """The highest seq of a message sent before `send_time` (0 when none)."""
+
+    # -- consumers
+
+    @abstractmethod
+    def consumer_position(self, corp_id: str, name: str, open_kfid: str) -> int | None: ...
+
+    @abstractmethod
+    def set_consumer_position(self, corp_id: str, name: str, open_kfid: str,
+                              seq: int) -> None:
+        """Move the position forward to `seq` (never backwards)."""
+
+    # -- operators
+
+    @abstractmethod
+    def status(self, corp_id: str) -> list[AccountStatus]: ...
+
+    @abstractmethod
+    def schema_version(self) -> int: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,683 @@
+"""The shared store: one PostgreSQL database, any number of processes on any number of hosts.
+
+Imported only for a `postgresql://` (or `postgres://`) store URL; needs psycopg 3 and
+psycopg_pool (`pip install 'kfcli[postgres]'`). Everything else libpq reads is honoured:
+PGPASSWORD, ~/.pgpass, PGSSLMODE, a service file...
+
+* Connections come from a small `psycopg_pool.ConnectionPool` (autocommit; explicit
+  transactions where several statements must commit together). A connection that broke, for
+  instance across a PostgreSQL restart, is noticed by the pool's check and replaced. A forked
+  child makes its own pool and never touches its parent's connections.
+* Named locks are session advisory locks, each on a connection of its own (not the pool's, so
+  lock holders can never starve the pool), released when that connection ends: a killed
+  process releases its locks.
+* `commit_page` is one transaction that locks the account row (`FOR UPDATE`), so pages of one
+  account commit one after the other, and inserts the page with one statement. Commits of one
+  corp take a transaction advisory lock before inserting, so `seq` is handed out in commit
+  order, as with SQLite's single writer: a reader that saw seq N never sees a smaller one
+  appear later.
+* The schema is created on first use and upgraded in place under a transaction advisory lock,
+  so processes starting at once do not collide; a schema from a newer kfcli is left untouched.
+
+Failures map to kfcli's errors (DESIGN.md §5): an unreachable server, a timeout or a
+connection lost mid-operation is a `NetworkError` (exit 6; a failed pull is simply repeated,
+WeCom keeps the messages); a refused login, a missing database or missing rights is a
+`ConfigError` (exit 3). The password never appears in any of them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import urlsplit
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from kfcli.core.errors import ConfigError, KfError, NetworkError
+from kfcli.core.redact import redact, register_secret
+from kfcli.core.store import display_url
+from kfcli.core.store.base import (
+    SCHEMA_VERSION,
+    AccountStatus,
+    Committed,
+    CursorMoved,
+    Incoming,
+    Lock,
+    OutboxEntry,
+    Row,
+    Store,
+)
+
+CONNECT_TIMEOUT = 5  # seconds, for each connection attempt (libpq's connect_timeout)
+POOL_MIN = 1
+POOL_MAX = 8
+POOL_TIMEOUT = 15.0  # seconds to wait for a pooled connection before giving up
+LOCK_POLL = 0.05  # seconds between two attempts at a taken lock
+FETCH = 1000  # rows per round trip when streaming messages
+
+# Keys of the transaction advisory locks kfcli takes itself (named locks use
+# hashtextextended(name, 0), a different function of the name).
+_SCHEMA_LOCK = "kfcli store schema"
+_COMMIT_LOCK = "kfcli store commit "  # + corp_id
+
+#: The statements that bring a schema from version N-1 to N.
+MIGRATIONS: dict[int, list[str]] = {
+    1: [
+        "CREATE TABLE IF NOT EXISTS meta (key text PRIMARY KEY, value text NOT NULL)",
+        """CREATE TABLE IF NOT EXISTS messages (
+            seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            corp_id text NOT NULL,
+            open_kfid text NOT NULL,
+            msgid text NOT NULL,
+            external_userid text NOT NULL DEFAULT '',
+            servicer_userid text NOT NULL DEFAULT '',
+            origin bigint NOT NULL DEFAULT 0,
+            msgtype text NOT NULL DEFAULT '',
+            send_time bigint NOT NULL DEFAULT 0,
+            stored_at double precision NOT NULL,
+            body text NOT NULL,
+            UNIQUE (corp_id, msgid))""",
+        "CREATE INDEX IF NOT EXISTS messages_account ON messages (corp_id, open_kfid, seq)",
+        """CREATE INDEX IF NOT EXISTS messages_customer
+            ON messages (corp_id, open_kfid, external_userid, seq)""",
+        "CREATE INDEX IF NOT EXISTS messages_time ON messages (corp_id, open_kfid, send_time)",
+        """CREATE TABLE IF NOT EXISTS accounts (
+            corp_id text NOT NULL,
+            open_kfid text NOT NULL,
+            cursor text,
+            cursor_at double precision,
+            last_pull_at double precision,
+            last_callback_at double precision,
+            requested boolean NOT NULL DEFAULT false,
+            request_token text,
+            PRIMARY KEY (corp_id, open_kfid))""",
+        """CREATE TABLE IF NOT EXISTS outbox (
+            id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            corp_id text NOT NULL,
+            open_kfid text NOT NULL,
+            owner text NOT NULL,
+            first_seq bigint NOT NULL,
+            last_seq bigint NOT NULL,
+            emit_from bigint NOT NULL DEFAULT 0,
+            created_at double precision NOT NULL)""",
+        "CREATE INDEX IF NOT EXISTS outbox_account ON outbox (corp_id, open_kfid, owner)",
+        """CREATE TABLE IF NOT EXISTS callbacks (
+            id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            corp_id text NOT NULL,
+            open_kfid text NOT NULL,
+            received_at double precision NOT NULL,
+            create_time bigint,
+            fields text NOT NULL)""",
+        """CREATE TABLE IF NOT EXISTS consumers (
+            corp_id text NOT NULL,
+            name text NOT NULL,
+            open_kfid text NOT NULL,
+            position bigint NOT NULL,
+            updated_at double precision NOT NULL,
+            PRIMARY KEY (corp_id, name, open_kfid))""",
+    ],
+}
+assert max(MIGRATIONS) == SCHEMA_VERSION
+
+_SET_VERSION = ("INSERT INTO meta (key, value) VALUES ('schema_version', %s) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+
+_ENSURE_ACCOUNT = ("INSERT INTO accounts (corp_id, open_kfid) VALUES (%s, %s) "
+                   "ON CONFLICT (corp_id, open_kfid) DO NOTHING")
+
+# One statement for the whole page; ORDER BY n hands out seqs in page order, and ON CONFLICT
+# skips what is stored already (and a msgid repeated within the page, after its first time).
+_INSERT_PAGE = """
+    INSERT INTO messages (corp_id, open_kfid, msgid, external_userid, servicer_userid, origin,
+                          msgtype, send_time, stored_at, body)
+    SELECT %s, %s, m.msgid, m.external_userid, m.servicer_userid, m.origin, m.msgtype,
+           m.send_time, %s, m.body
+    FROM unnest(%b::text[], %b::text[], %b::text[], %b::bigint[], %b::text[], %b::bigint[],
+                %b::text[])
+         WITH ORDINALITY AS m(msgid, external_userid, servicer_userid, origin, msgtype,
+                              send_time, body, n)
+    ORDER BY m.n
+    ON CONFLICT (corp_id, msgid) DO NOTHING
+    RETURNING seq, msgid"""
+
+# cursor_at moves only when the cursor does (the right-hand sides see the old row).
+_MOVE_CURSOR = """
+    UPDATE accounts SET cursor = %(cursor)s, last_pull_at = %(now)s,
+        cursor_at = CASE WHEN cursor IS NOT DISTINCT FROM %(cursor)s THEN cursor_at
+                         ELSE %(now)s END
+    WHERE corp_id = %(corp_id)s AND open_kfid = %(open_kfid)s"""
+
+# Two takers at once: the second waits for the first's row lock, then finds requested false.
+_TAKE_REQUEST = """
+    WITH old AS (SELECT corp_id, open_kfid, request_token FROM accounts
+                 WHERE corp_id = %s AND open_kfid = %s AND requested FOR UPDATE)
+    UPDATE accounts a SET requested = false, request_token = NULL FROM old
+    WHERE a.corp_id = old.corp_id AND a.open_kfid = old.open_kfid
+    RETURNING old.request_token"""
+
+# Same columns, order and meaning as SQLite's; COLLATE "C" sorts like SQLite (by code point)
+# whatever the database's collation.
+_STATUS = """
+    SELECT k.open_kfid, COALESCE(m.n, 0), m.oldest, m.newest, a.cursor, a.cursor_at,
+           a.last_pull_at, a.last_callback_at, COALESCE(o.n, 0)
+    FROM (SELECT open_kfid FROM accounts WHERE corp_id = %(corp_id)s
+          UNION SELECT DISTINCT open_kfid FROM messages WHERE corp_id = %(corp_id)s) k
+    LEFT JOIN accounts a ON a.corp_id = %(corp_id)s AND a.open_kfid = k.open_kfid
+    LEFT JOIN (SELECT open_kfid, COUNT(*) n, MIN(send_time) oldest, MAX(send_time) newest
+               FROM messages WHERE corp_id = %(corp_id)s GROUP BY open_kfid) m
+           ON m.open_kfid = k.open_kfid
+    LEFT JOIN (SELECT open_kfid, COUNT(*) n FROM outbox WHERE corp_id = %(corp_id)s
+               GROUP BY open_kfid) o ON o.open_kfid = k.open_kfid
+    ORDER BY k.open_kfid COLLATE "C"
+"""
+
+_PASSWORD_PARAM = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+
+
+# ---------------------------------------------------------------------------- process state
+
+# Guards making a pool; a fresh one in a forked child (the parent's may have been held by
+# another thread at the time of the fork).
+_pool_lock = threading.Lock()
+# The parents' pools a forked child inherited: kept referenced so that nothing in the child
+# ever finalizes them (their connections belong to the parent).
+_inherited: list[Any] = []
+
+
+def _after_fork_in_child() -> None:
+    global _pool_lock
+    _pool_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+class _RedactLog(logging.Filter):
+    """psycopg_pool logs connection failures; they pass through `redact` like kfcli's own."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record: leave it to logging's own error handling
+            return True
+        record.msg, record.args = _PASSWORD_PARAM.sub(r"\1****", redact(message)), None
+        return True
+
+
+def _quiet_psycopg_logs() -> None:
+    # NullHandler: without any logging configured, the pool's warnings during an outage would
+    # reach stderr through logging's last resort; an application that configures logging
+    # still gets them (redacted).
+    for name in ("psycopg", "psycopg.pool"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _RedactLog) for f in logger.filters):
+            logger.addFilter(_RedactLog())
+    base = logging.getLogger("psycopg")
+    if not any(isinstance(h, logging.NullHandler) for h in base.handlers):
+        base.addHandler(logging.NullHandler())
+
+
+_quiet_psycopg_logs()
+
+
+# ---------------------------------------------------------------------------- locks
+
+
+class _AdvisoryLock(Lock):
+    """A session advisory lock on a connection of its own. Released by `release()`, or by
+    PostgreSQL when the connection ends (its process died, the server restarted)."""
+
+    def __init__(self, conn: psycopg.Connection, key: str) -> None:
+        self._conn: psycopg.Connection | None = conn
+        self._key = key
+        self._pid = os.getpid()
+        self._guard = threading.Lock()
+
+    def release(self) -> None:
+        with self._guard:
+            conn, self._conn = self._conn, None
+        if conn is None or self._pid != os.getpid():  # a forked child: the parent's lock
+            return
+        try:
+            # Unlock explicitly: once close() returns, the server may still take a moment to
+            # end the session, and the next taker must not find the lock still held.
+            conn.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (self._key,))
+        except psycopg.Error:
+            pass  # the connection broke: the server ended the session, and the lock with it
+        finally:
+            conn.close()
+
+
+# ---------------------------------------------------------------------------- the store
+
+
+class PostgresStore(Store):
+    """The store in one PostgreSQL database. Thread-safe (a connection pool); a forked child
+    makes its own pool on first use."""
+
+    backend = "postgresql"
+
+    def __init__(self, url: str) -> None:
+        self.display_url = display_url(url)
+        self._url = url
+        self._secrets = self._register_secrets(url)
+        try:
+            params = conninfo_to_dict(url)
+        except psycopg.Error as exc:
+            raise ConfigError(f"store URL {self.display_url!r} is malformed "
+                              f"({self._clean(str(exc))})",
+                              hint="postgresql://USER@HOST:5432/DBNAME (the password in "
+                              "PGPASSWORD or ~/.pgpass, or in the URL)") from None
+        host = (params.get("host") or params.get("hostaddr") or os.environ.get("PGHOST")
+                or os.environ.get("PGHOSTADDR") or "localhost")
+        port = params.get("port") or os.environ.get("PGPORT") or "5432"
+        self._target = f"{host}:{port}"
+        self._kwargs: dict[str, Any] = {"autocommit": True}
+        if "connect_timeout" not in params and not os.environ.get("PGCONNECT_TIMEOUT"):
+            self._kwargs["connect_timeout"] = CONNECT_TIMEOUT
+        if "application_name" not in params and not os.environ.get("PGAPPNAME"):
+            self._kwargs["application_name"] = "kfcli"
+        self._pid = os.getpid()
+        self._pool: ConnectionPool | None = None
+        # A connection of our own first: its failure says why (a pool only times out).
+        conn = self._connect()
+        try:
+            self._migrate(conn)
+        finally:
+            conn.close()
+        self._get_pool()
+
+    def __repr__(self) -> str:
+        return f"<PostgresStore {self.display_url}>"
+
+    # ------------------------------------------------------------------ connections
+
+    @staticmethod
+    def _register_secrets(url: str) -> list[str]:
+        from urllib.parse import unquote
+
+        found: list[str] = []
+        try:
+            raw = urlsplit(url).password
+        except ValueError:
+            raw = None
+        for value in (raw, unquote(raw) if raw else None, os.environ.get("PGPASSWORD")):
+            if value and value not in found:
+                found.append(value)
+                register_secret(value)
+        try:
+            password = conninfo_to_dict(url).get("password")
+        except psycopg.Error:
+            password = None
+        if password and password not in found:
+            found.append(password)
+            register_secret(password)
+        return sorted(found, key=len, reverse=True)
+
+    def _clean(self, text: str) -> str:
+        """An error text safe to show: no URL with its password, no password at all, one
+        line."""
+        text = text.replace(self._url, self.display_url)
+        for secret in self._secrets:
+            text = text.replace(secret, "****")
+        text = _PASSWORD_PARAM.sub(r"\1****", redact(text))
+        return " ".join(text.split())
+
+    def _error(self, exc: BaseException) -> KfError:
+        text = self._clean(str(exc))
+        lowered = text.lower()
+        sqlstate = getattr(exc, "sqlstate", None) or ""
+        if (sqlstate.startswith("28") or "authentication failed" in lowered
+                or "no password supplied" in lowered or "pg_hba.conf" in lowered
+                or ("role" in lowered and "does not exist" in lowered)):
+            return ConfigError(f"PostgreSQL at {self._target} refused the login ({text})",
+                               hint="check the user and the password: in the store URL, "
+                               "PGPASSWORD or ~/.pgpass")
+        if sqlstate == "3D000" or ("database" in lowered and "does not exist" in lowered):
+            return ConfigError(f"the database of the store {self.display_url} does not exist "
+                               f"({text})", hint="create it (createdb DBNAME) or fix the "
+                               "database name in the store URL")
+        if sqlstate == "42501" or "permission denied" in lowered:
+            return ConfigError(f"PostgreSQL denied access to the store {self.display_url} "
+                               f"({text})", hint="grant the user the rights it needs (it "
+                               "creates its tables on first use: GRANT CREATE ON SCHEMA "
+                               "public TO USER), or use another user")
+        if sqlstate == "25006":
+            return ConfigError(f"the store {self.display_url} is on a read-only server "
+                               f"({text})", hint="point the store URL at the primary server")
+        if isinstance(exc, psycopg.OperationalError):
+            return NetworkError(f"cannot reach the PostgreSQL store at {self._target} ({text})",
+                                hint="check that PostgreSQL runs there and accepts "
+                                "connections; what was not stored is pulled again on the "
+                                "next run")
+        return KfError(f"PostgreSQL store {self.display_url}: {text}")
+
+    def _connect(self) -> psycopg.Connection:
+        """A connection of its own, outside the pool."""
+        try:
+            return psycopg.connect(self._url, **self._kwargs)
+        except psycopg.Error as exc:
+            raise self._error(exc) from None
+
+    def _new_pool(self) -> ConnectionPool:
+        pool: ConnectionPool = ConnectionPool(
+            self._url, kwargs=dict(self._kwargs), min_size=POOL_MIN, max_size=POOL_MAX,
+            check=ConnectionPool.check_connection, timeout=POOL_TIMEOUT, name="kfcli-store",
+            open=False)
+        pool.open(wait=False)
+        return pool
+
+    def _get_pool(self) -> ConnectionPool:
+        pool = self._pool
+        if pool is not None and self._pid == os.getpid():
+            return pool
+        with _pool_lock:
+            if self._pid != os.getpid():  # a forked child: never use the parent's pool
+                if self._pool is not None:
+                    _inherited.append(self._pool)
+                self._pool = None
+                self._pid = os.getpid()
+            if self._pool is None:
+                self._pool = self._new_pool()
+            return self._pool
+
+    @contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection]:
+        """A pooled connection; psycopg's failures in the block become kfcli errors."""
+        try:
+            with self._get_pool().connection() as conn:
+                yield conn
+        except PoolTimeout:
+            # No connection within POOL_TIMEOUT: say why, from a connection of our own.
+            self._connect().close()
+            raise NetworkError(f"no connection to the PostgreSQL store at {self._target} "
+                               f"within {POOL_TIMEOUT:.0f} s", hint="try again; check that "
+                               "PostgreSQL accepts enough connections") from None
+        except psycopg.Error as exc:
+            raise self._error(exc) from None
+
+    @contextmanager
+    def _transaction(self) -> Iterator[psycopg.Connection]:
+        with self._connection() as conn, conn.transaction():
+            yield conn
+
+    def _read(self, sql: str, args: Sequence[Any] | dict[str, Any] = ()) -> list[tuple]:
+        with self._connection() as conn:
+            return conn.execute(sql, args).fetchall()
+
+    # ------------------------------------------------------------------ schema
+
+    def _version(self, conn: psycopg.Connection) -> int:
+        row = conn.execute("SELECT to_regclass('meta') IS NOT NULL").fetchone()
+        if not row or not row[0]:
+            return 0
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        try:
+            return int(row[0]) if row else 0
+        except ValueError:
+            raise ConfigError(f"the store {self.display_url} is not a kfcli store (its meta "
+                              f"table says schema_version {row[0]!r}); it was left untouched",
+                              hint="use another database for the store") from None
+
+    def _migrate(self, conn: psycopg.Connection) -> None:
+        try:
+            version = self._version(conn)
+            if version == SCHEMA_VERSION:
+                return
+            if version < SCHEMA_VERSION:
+                with conn.transaction():
+                    # Processes starting at once: one creates, the others wait and find it.
+                    conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))",
+                                 (_SCHEMA_LOCK,))
+                    version = self._version(conn)
+                    for step in range(version + 1, SCHEMA_VERSION + 1):
+                        for statement in MIGRATIONS[step]:
+                            conn.execute(statement)
+                    if version < SCHEMA_VERSION:
+                        conn.execute(_SET_VERSION, (str(SCHEMA_VERSION),))
+        except psycopg.Error as exc:
+            raise self._error(exc) from None
+        if version > SCHEMA_VERSION:
+            raise ConfigError(f"the store {self.display_url} has schema version {version}, "
+                              f"written by a newer kfcli (this one knows {SCHEMA_VERSION}); "
+                              "it was left untouched", hint="upgrade kfcli (pip install -U "
+                              "kfcli)")
+
+    def schema_version(self) -> int:
+        with self._connection() as conn:
+            return self._version(conn)
+
+    def close(self) -> None:
+        with _pool_lock:
+            pool, self._pool = self._pool, None
+            mine = self._pid == os.getpid()
+        if pool is None:
+            return
+        if mine:
+            pool.close(timeout=5.0)
+        else:
+            _inherited.append(pool)
+
+    # ------------------------------------------------------------------ locks
+
+    def lock(self, name: str, *, wait: float = 0.0) -> Lock | None:
+        conn = self._connect()
+        deadline = time.monotonic() + max(wait, 0.0)
+        try:
+            while True:
+                row = conn.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))",
+                                   (name,)).fetchone()
+                if row and row[0]:
+                    return _AdvisoryLock(conn, name)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    conn.close()
+                    return None
+                time.sleep(min(LOCK_POLL, left))
+        except psycopg.Error as exc:
+            conn.close()
+            raise self._error(exc) from None
+        except BaseException:
+            conn.close()
+            raise
+
+    # ------------------------------------------------------------------ pulling
+
+    def cursor(self, corp_id: str, open_kfid: str) -> str | None:
+        rows = self._read("SELECT cursor FROM accounts WHERE corp_id = %s AND open_kfid = %s",
+                          (corp_id, open_kfid))
+        return rows[0][0] if rows else None
+
+    def commit_page(self, corp_id: str, open_kfid: str, *, expected: str | None,
+                    cursor: str, messages: Sequence[Incoming], owner: str | None,
+                    emit_from: int = 0) -> Committed:
+        now = time.time()
+        page = [(_text(m.msgid), _text(m.external_userid), _text(m.servicer_userid), m.origin,
+                 _text(m.msgtype), m.send_time, _text(m.text)) for m in messages]
+        with self._transaction() as conn:
+            conn.execute(_ENSURE_ACCOUNT, (corp_id, open_kfid))
+            row = conn.execute("SELECT cursor FROM accounts WHERE corp_id = %s AND "
+                               "open_kfid = %s FOR UPDATE", (corp_id, open_kfid)).fetchone()
+            if (row[0] if row else None) != expected:
+                raise CursorMoved(open_kfid)
+            fresh: list[tuple[Row, int]] = []
+            if page:
+                conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))",
+                             (_COMMIT_LOCK + corp_id,))
+                columns = [list(column) for column in zip(*page, strict=True)]
+                seqs = {msgid: seq for seq, msgid in conn.execute(
+                    _INSERT_PAGE, (corp_id, open_kfid, now, *columns)).fetchall()}
+                for msgid, _e, _s, _o, _t, send_time, text in page:
+                    seq = seqs.pop(msgid, None)  # pop: a msgid repeated in a page counts once
+                    if seq is not None:
+                        fresh.append((Row(seq, text), send_time))
+            new = [r for r, send_time in fresh if send_time >= emit_from]
+            conn.execute(_MOVE_CURSOR, {"cursor": cursor, "now": now, "corp_id": corp_id,
+                                        "open_kfid": open_kfid})
+            outbox_id = None
+            if owner is not None and new:
+                outbox_id = conn.execute(
+                    "INSERT INTO outbox (corp_id, open_kfid, owner, first_seq, last_seq, "
+                    "emit_from, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id",
+                    (corp_id, open_kfid, owner, new[0].seq, new[-1].seq, emit_from, now),
+                ).fetchone()[0]
+        return Committed(new, outbox_id)
+
+    def set_cursor(self, corp_id: str, open_kfid: str, cursor: str | None) -> None:
+        with self._connection() as conn:
+            conn.execute(
+                "INSERT INTO accounts (corp_id, open_kfid, cursor, cursor_at) VALUES "
+                "(%s, %s, %s, %s) ON CONFLICT (corp_id, open_kfid) DO UPDATE SET cursor = "
+                "excluded.cursor, cursor_at = excluded.cursor_at",
+                (corp_id, open_kfid, cursor, time.time()))
+
+    def request_pull(self, corp_id: str, open_kfid: str, *, token: str | None,
+                     callback: dict[str, Any] | None = None) -> None:
+        import json
+
+        now = time.time()
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT INTO accounts (corp_id, open_kfid, requested, request_token, "
+                "last_callback_at) VALUES (%s, %s, true, %s, %s) ON CONFLICT (corp_id, "
+                "open_kfid) DO UPDATE SET requested = true, request_token = "
+                "COALESCE(excluded.request_token, accounts.request_token), last_callback_at = "
+                "COALESCE(excluded.last_callback_at, accounts.last_callback_at)",
+                (corp_id, open_kfid, token, now if callback is not None else None))
+            if callback is not None:
+                fields = {k: v for k, v in callback.items() if k not in ("Token", "type")}
+                conn.execute("INSERT INTO callbacks (corp_id, open_kfid, received_at, "
+                             "create_time, fields) VALUES (%s, %s, %s, %s, %s)",
+                             (corp_id, open_kfid, now, _int_or_none(callback.get("CreateTime")),
+                              _text(json.dumps(fields, ensure_ascii=False))))
+
+    def take_request(self, corp_id: str, open_kfid: str) -> tuple[bool, str | None]:
+        rows = self._read(_TAKE_REQUEST, (corp_id, open_kfid))
+        return (True, rows[0][0]) if rows else (False, None)
+
+    def has_request(self, corp_id: str, open_kfid: str) -> bool:
+        rows = self._read("SELECT requested FROM accounts WHERE corp_id = %s AND "
+                          "open_kfid = %s", (corp_id, open_kfid))
+        return bool(rows and rows[0][0])
+
+    def accounts(self, corp_id: str) -> list[str]:
+        return [r[0] for r in self._read(
+            "SELECT open_kfid FROM accounts WHERE corp_id = %s AND cursor IS NOT NULL "
+            "ORDER BY open_kfid COLLATE \"C\"", (corp_id,))]
+
+    # ------------------------------------------------------------------ outbox
+
+    def outbox(self, corp_id: str, open_kfid: str, *, owner_prefix: str) -> list[OutboxEntry]:
+        rows = self._read(
+            "SELECT id, open_kfid, owner, first_seq, last_seq, emit_from FROM outbox WHERE "
+            "corp_id = %s AND open_kfid = %s AND starts_with(owner, %s) ORDER BY id",
+            (corp_id, open_kfid, owner_prefix))
+        return [OutboxEntry(*r) for r in rows]
+
+    def outbox_rows(self, corp_id: str, entry: OutboxEntry) -> list[Row]:
+        rows = self._read(
+            "SELECT seq, body FROM messages WHERE corp_id = %s AND open_kfid = %s AND seq "
+            "BETWEEN %s AND %s AND send_time >= %s ORDER BY seq",
+            (corp_id, entry.open_kfid, entry.first_seq, entry.last_seq, entry.emit_from))
+        return [Row(*r) for r in rows]
+
+    def outbox_done(self, ids: Collection[int]) -> None:
+        if not ids:
+            return
+        with self._connection() as conn:
+            conn.execute("DELETE FROM outbox WHERE id = ANY(%s::bigint[])", (list(ids),))
+
+    # ------------------------------------------------------------------ reading
+
+    def messages(self, corp_id: str, open_kfid: str | None = None, *,
+                 customer: str | None = None, since: int | None = None,
+                 until: int | None = None, after_seq: int = 0, limit: int | None = None,
+                 newest: bool = False) -> Iterator[Row]:
+        where, args = ["corp_id = %s", "seq > %s"], [corp_id, after_seq]
+        if open_kfid is not None:
+            where.append("open_kfid = %s")
+            args.append(open_kfid)
+        if customer is not None:
+            where.append("external_userid = %s")
+            args.append(customer)
+        if since is not None:
+            where.append("send_time >= %s")
+            args.append(since)
+        if until is not None:
+            where.append("send_time < %s")
+            args.append(until)
+        sql = f"SELECT seq, body FROM messages WHERE {' AND '.join(where)}"
+        if limit is not None and int(limit) >= 0:  # SQLite reads a negative LIMIT as none
+            order = "DESC" if newest else "ASC"
+            sql = (f"SELECT seq, body FROM ({sql} ORDER BY seq {order} LIMIT {int(limit)}) t "
+                   "ORDER BY seq")
+        else:
+            sql += " ORDER BY seq"
+        # A server-side cursor: memory stays flat however many rows match. It lives in a
+        # transaction, rolled back when the caller stops early.
+        with self._connection() as conn, conn.transaction(), \
+                conn.cursor(name="kfcli_messages") as cur:
+            cur.execute(sql, args)
+            while True:
+                batch = cur.fetchmany(FETCH)
+                if not batch:
+                    return
+                for seq, body in batch:
+                    yield Row(seq, body)
+
+    def last_seq(self, corp_id: str, open_kfid: str | None = None) -> int:
+        if open_kfid is None:
+            rows = self._read("SELECT MAX(seq) FROM messages WHERE corp_id = %s", (corp_id,))
+        else:
+            rows = self._read("SELECT MAX(seq) FROM messages WHERE corp_id = %s AND "
+                              "open_kfid = %s", (corp_id, open_kfid))
+        return rows[0][0] or 0
+
+    def seq_before(self, corp_id: str, open_kfid: str, send_time: int) -> int:
+        rows = self._read("SELECT MAX(seq) FROM messages WHERE corp_id = %s AND "
+                          "open_kfid = %s AND send_time < %s", (corp_id, open_kfid, send_time))
+        return rows[0][0] or 0
+
+    # ------------------------------------------------------------------ consumers
+
+    def consumer_position(self, corp_id: str, name: str, open_kfid: str) -> int | None:
+        rows = self._read("SELECT position FROM consumers WHERE corp_id = %s AND name = %s "
+                          "AND open_kfid = %s", (corp_id, name, open_kfid))
+        return rows[0][0] if rows else None
+
+    def set_consumer_position(self, corp_id: str, name: str, open_kfid: str,
+                              seq: int) -> None:
+        with self._connection() as conn:
+            conn.execute(
+                "INSERT INTO consumers (corp_id, name, open_kfid, position, updated_at) VALUES "
+                "(%s, %s, %s, %s, %s) ON CONFLICT (corp_id, name, open_kfid) DO UPDATE SET "
+                "position = GREATEST(consumers.position, excluded.position), "
+                "updated_at = excluded.updated_at",
+                (corp_id, name, open_kfid, seq, time.time()))
+
+    # ------------------------------------------------------------------ operators
+
+    def status(self, corp_id: str) -> list[AccountStatus]:
+        return [AccountStatus(*r) for r in self._read(_STATUS, {"corp_id": corp_id})]
+
+
+def _text(value: str) -> str:
+    # PostgreSQL text cannot hold NUL (SQLite's can); WeCom never sends one, but a page must
+    # never become impossible to store.
+    return value.replace("\x00", "\ufffd") if "\x00" in value else value
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None

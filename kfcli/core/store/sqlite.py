@@ -1,0 +1,472 @@
+"""The embedded store: one SQLite file (WAL), any number of processes on one host.
+
+Writes are `BEGIN IMMEDIATE` transactions (one writer at a time, others wait up to
+`BUSY_TIMEOUT`); readers never block writers. Named locks (one puller per account) are file
+locks in `<store>.locks/`, released by the kernel when their holder dies. The file and its
+WAL are created 0600 in a 0700 directory. `synchronous=NORMAL`: a killed process never loses
+a committed transaction (only a power cut can take back the last ones, never corrupting).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from kfcli.core.errors import ConfigError, KfError
+from kfcli.core.store.base import (
+    SCHEMA_VERSION,
+    AccountStatus,
+    Committed,
+    CursorMoved,
+    Incoming,
+    Lock,
+    OutboxEntry,
+    Row,
+    Store,
+)
+
+BUSY_TIMEOUT = 60.0
+
+SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS messages (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        corp_id TEXT NOT NULL,
+        open_kfid TEXT NOT NULL,
+        msgid TEXT NOT NULL,
+        external_userid TEXT NOT NULL DEFAULT '',
+        servicer_userid TEXT NOT NULL DEFAULT '',
+        origin INTEGER NOT NULL DEFAULT 0,
+        msgtype TEXT NOT NULL DEFAULT '',
+        send_time INTEGER NOT NULL DEFAULT 0,
+        stored_at REAL NOT NULL,
+        body TEXT NOT NULL,
+        UNIQUE (corp_id, msgid))""",
+    "CREATE INDEX IF NOT EXISTS messages_account ON messages (corp_id, open_kfid, seq)",
+    """CREATE INDEX IF NOT EXISTS messages_customer
+        ON messages (corp_id, open_kfid, external_userid, seq)""",
+    "CREATE INDEX IF NOT EXISTS messages_time ON messages (corp_id, open_kfid, send_time)",
+    """CREATE TABLE IF NOT EXISTS accounts (
+        corp_id TEXT NOT NULL,
+        open_kfid TEXT NOT NULL,
+        cursor TEXT,
+        cursor_at REAL,
+        last_pull_at REAL,
+        last_callback_at REAL,
+        requested INTEGER NOT NULL DEFAULT 0,
+        request_token TEXT,
+        PRIMARY KEY (corp_id, open_kfid))""",
+    """CREATE TABLE IF NOT EXISTS outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        corp_id TEXT NOT NULL,
+        open_kfid TEXT NOT NULL,
+        owner TEXT NOT NULL,
+        first_seq INTEGER NOT NULL,
+        last_seq INTEGER NOT NULL,
+        emit_from INTEGER NOT NULL DEFAULT 0,
+        created_at REAL NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS outbox_account ON outbox (corp_id, open_kfid, owner)",
+    """CREATE TABLE IF NOT EXISTS callbacks (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        corp_id TEXT NOT NULL,
+        open_kfid TEXT NOT NULL,
+        received_at REAL NOT NULL,
+        create_time INTEGER,
+        fields TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS consumers (
+        corp_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        open_kfid TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        updated_at REAL NOT NULL,
+        PRIMARY KEY (corp_id, name, open_kfid))""",
+]
+
+
+class _FileLock(Lock):
+    def __init__(self, lock: Any) -> None:
+        self._lock = lock
+
+    def release(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+
+class SqliteStore(Store):
+    """The store in one SQLite file. Thread-safe: one connection per thread."""
+
+    backend = "sqlite"
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.display_url = str(self.path)
+        self._local = threading.local()
+        self._pid = os.getpid()
+        self._all: list[sqlite3.Connection] = []
+        self._guard = threading.Lock()
+        self._create_file()
+        self._migrate()
+
+    # ------------------------------------------------------------------ connections
+
+    def _create_file(self) -> None:
+        from kfcli.core.files import ensure_private_dir
+
+        try:
+            if not self.path.parent.exists():
+                ensure_private_dir(self.path.parent)
+            if not self.path.exists():
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0),
+                             0o600)
+                os.close(fd)
+        except OSError as exc:
+            raise ConfigError(f"cannot create the store {self.path}: {exc.strerror}",
+                              hint="check the directory's permissions, or set KFCLI_STORE "
+                              "to another place") from None
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._pid != os.getpid():  # a forked child: never use the parent's connections
+            with self._guard:
+                if self._pid != os.getpid():
+                    self._local = threading.local()
+                    self._all = []
+                    self._pid = os.getpid()
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            try:
+                conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT,
+                                       isolation_level=None, check_same_thread=False)
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+            except sqlite3.Error as exc:
+                raise self._error(exc) from None
+            self._local.conn = conn
+            with self._guard:
+                self._all.append(conn)
+        return conn
+
+    def _error(self, exc: sqlite3.Error) -> KfError:
+        text = str(exc)
+        if "not a database" in text or "malformed" in text:
+            return ConfigError(f"the store {self.path} is not a kfcli store ({text}); it was "
+                               "left untouched", hint="move it away, or set KFCLI_STORE to "
+                               "another file")
+        if "readonly" in text or "read-only" in text or "unable to open" in text:
+            return ConfigError(f"cannot write to the store {self.path} ({text})",
+                               hint="check the file's and its directory's permissions")
+        if "locked" in text or "busy" in text:
+            return KfError(f"the store {self.path} stayed locked for {BUSY_TIMEOUT:.0f} s "
+                           f"({text})", hint="another process holds a long write transaction")
+        return KfError(f"store {self.path}: {text}")
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction (BEGIN IMMEDIATE: the write lock is taken up front, so two
+        writers never deadlock upgrading read locks)."""
+        conn = self._conn()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
+        try:
+            yield conn
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise self._error(exc) from None
+
+    def _read(self, sql: str, args: Sequence[Any] = ()) -> list[tuple]:
+        try:
+            return self._conn().execute(sql, args).fetchall()
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
+
+    def _migrate(self) -> None:
+        try:
+            version = self._version()
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
+        if version == SCHEMA_VERSION:
+            return
+        if version > SCHEMA_VERSION:
+            raise ConfigError(f"the store {self.path} has schema version {version}, written by "
+                              f"a newer kfcli (this one knows {SCHEMA_VERSION}); it was left "
+                              "untouched", hint="upgrade kfcli (pip install -U kfcli)")
+        try:
+            with self._write() as conn:
+                if self._version() >= SCHEMA_VERSION:  # another process got there first
+                    return
+                for statement in SCHEMA:
+                    conn.execute(statement)
+                conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES "
+                             "('schema_version', ?)", (str(SCHEMA_VERSION),))
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
+
+    def _version(self) -> int:
+        conn = self._conn()
+        has_meta = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+                                "name = 'meta'").fetchone()
+        if not has_meta:
+            return 0
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        return int(row[0]) if row else 0
+
+    def schema_version(self) -> int:
+        try:
+            return self._version()
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
+
+    def close(self) -> None:
+        with self._guard:
+            conns, self._all = self._all, []
+        if self._pid == os.getpid():
+            for conn in conns:
+                conn.close()
+        self._local = threading.local()
+
+    # ------------------------------------------------------------------ locks
+
+    def lock(self, name: str, *, wait: float = 0.0) -> Lock | None:
+        import filelock
+
+        from kfcli.core.files import ensure_private_dir
+
+        directory = ensure_private_dir(self.path.parent / (self.path.name + ".locks"))
+        digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:32]
+        lock = filelock.FileLock(str(directory / f"{digest}.lock"), mode=0o600,
+                                 thread_local=False)
+        try:
+            lock.acquire(timeout=wait, poll_interval=0.05)
+        except filelock.Timeout:
+            return None
+        return _FileLock(lock)
+
+    # ------------------------------------------------------------------ pulling
+
+    def cursor(self, corp_id: str, open_kfid: str) -> str | None:
+        rows = self._read("SELECT cursor FROM accounts WHERE corp_id = ? AND open_kfid = ?",
+                          (corp_id, open_kfid))
+        return rows[0][0] if rows else None
+
+    def commit_page(self, corp_id: str, open_kfid: str, *, expected: str | None,
+                    cursor: str, messages: Sequence[Incoming], owner: str | None,
+                    emit_from: int = 0) -> Committed:
+        now = time.time()
+        with self._write() as conn:
+            row = conn.execute("SELECT cursor FROM accounts WHERE corp_id = ? AND "
+                               "open_kfid = ?", (corp_id, open_kfid)).fetchone()
+            if (row[0] if row else None) != expected:
+                raise CursorMoved(open_kfid)
+            fresh: list[tuple[Row, Incoming]] = []
+            if messages:
+                seq_row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = "
+                                       "'messages'").fetchone()
+                before = seq_row[0] if seq_row else 0
+                changes = conn.total_changes
+                conn.executemany(
+                    "INSERT OR IGNORE INTO messages (corp_id, open_kfid, msgid, "
+                    "external_userid, servicer_userid, origin, msgtype, send_time, stored_at, "
+                    "body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(corp_id, open_kfid, m.msgid, m.external_userid, m.servicer_userid,
+                      m.origin, m.msgtype, m.send_time, now, m.text) for m in messages])
+                inserted = conn.total_changes - changes
+                if inserted == len(messages):  # all new: seqs follow one another, page order
+                    fresh = [(Row(before + i + 1, m.text), m) for i, m in enumerate(messages)]
+                elif inserted:
+                    seqs = dict(conn.execute("SELECT msgid, seq FROM messages WHERE seq > ?",
+                                             (before,)).fetchall())
+                    for m in messages:
+                        seq = seqs.pop(m.msgid, None)  # pop: a msgid repeated in a page once
+                        if seq is not None:
+                            fresh.append((Row(seq, m.text), m))
+            new = [r for r, m in fresh if m.send_time >= emit_from]
+            conn.execute(
+                "INSERT INTO accounts (corp_id, open_kfid, cursor, cursor_at, last_pull_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (corp_id, open_kfid) DO UPDATE SET "
+                "cursor = excluded.cursor, last_pull_at = excluded.last_pull_at, cursor_at = "
+                "CASE WHEN cursor IS excluded.cursor THEN cursor_at ELSE excluded.cursor_at END",
+                (corp_id, open_kfid, cursor, now, now))
+            outbox_id = None
+            if owner is not None and new:
+                cur = conn.execute(
+                    "INSERT INTO outbox (corp_id, open_kfid, owner, first_seq, last_seq, "
+                    "emit_from, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (corp_id, open_kfid, owner, new[0].seq, new[-1].seq, emit_from, now))
+                outbox_id = cur.lastrowid
+        return Committed(new, outbox_id)
+
+    def set_cursor(self, corp_id: str, open_kfid: str, cursor: str | None) -> None:
+        now = time.time()
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO accounts (corp_id, open_kfid, cursor, cursor_at) VALUES "
+                "(?, ?, ?, ?) ON CONFLICT (corp_id, open_kfid) DO UPDATE SET cursor = "
+                "excluded.cursor, cursor_at = excluded.cursor_at", (corp_id, open_kfid, cursor,
+                                                                    now))
+
+    def request_pull(self, corp_id: str, open_kfid: str, *, token: str | None,
+                     callback: dict[str, Any] | None = None) -> None:
+        import json
+
+        now = time.time()
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO accounts (corp_id, open_kfid, requested, request_token, "
+                "last_callback_at) VALUES (?, ?, 1, ?, ?) ON CONFLICT (corp_id, open_kfid) DO "
+                "UPDATE SET requested = 1, request_token = COALESCE(excluded.request_token, "
+                "request_token), last_callback_at = COALESCE(excluded.last_callback_at, "
+                "last_callback_at)",
+                (corp_id, open_kfid, token, now if callback is not None else None))
+            if callback is not None:
+                fields = {k: v for k, v in callback.items() if k not in ("Token", "type")}
+                conn.execute("INSERT INTO callbacks (corp_id, open_kfid, received_at, "
+                             "create_time, fields) VALUES (?, ?, ?, ?, ?)",
+                             (corp_id, open_kfid, now, _int_or_none(callback.get("CreateTime")),
+                              json.dumps(fields, ensure_ascii=False)))
+
+    def take_request(self, corp_id: str, open_kfid: str) -> tuple[bool, str | None]:
+        with self._write() as conn:
+            row = conn.execute("SELECT requested, request_token FROM accounts WHERE "
+                               "corp_id = ? AND open_kfid = ?", (corp_id, open_kfid)).fetchone()
+            if not row or not row[0]:
+                return False, None
+            conn.execute("UPDATE accounts SET requested = 0, request_token = NULL WHERE "
+                         "corp_id = ? AND open_kfid = ?", (corp_id, open_kfid))
+            return True, row[1]
+
+    def has_request(self, corp_id: str, open_kfid: str) -> bool:
+        rows = self._read("SELECT requested FROM accounts WHERE corp_id = ? AND open_kfid = ?",
+                          (corp_id, open_kfid))
+        return bool(rows and rows[0][0])
+
+    def accounts(self, corp_id: str) -> list[str]:
+        return [r[0] for r in self._read("SELECT open_kfid FROM accounts WHERE corp_id = ? AND "
+                                         "cursor IS NOT NULL ORDER BY open_kfid", (corp_id,))]
+
+    # ------------------------------------------------------------------ outbox
+
+    def outbox(self, corp_id: str, open_kfid: str, *, owner_prefix: str) -> list[OutboxEntry]:
+        rows = self._read(
+            "SELECT id, open_kfid, owner, first_seq, last_seq, emit_from FROM outbox WHERE "
+            "corp_id = ? AND open_kfid = ? AND substr(owner, 1, ?) = ? ORDER BY id",
+            (corp_id, open_kfid, len(owner_prefix), owner_prefix))
+        return [OutboxEntry(*r) for r in rows]
+
+    def outbox_rows(self, corp_id: str, entry: OutboxEntry) -> list[Row]:
+        rows = self._read(
+            "SELECT seq, body FROM messages WHERE corp_id = ? AND open_kfid = ? AND seq "
+            "BETWEEN ? AND ? AND send_time >= ? ORDER BY seq",
+            (corp_id, entry.open_kfid, entry.first_seq, entry.last_seq, entry.emit_from))
+        return [Row(*r) for r in rows]
+
+    def outbox_done(self, ids: Collection[int]) -> None:
+        if not ids:
+            return
+        with self._write() as conn:
+            conn.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in ids])
+
+    # ------------------------------------------------------------------ reading
+
+    def messages(self, corp_id: str, open_kfid: str | None = None, *,
+                 customer: str | None = None, since: int | None = None,
+                 until: int | None = None, after_seq: int = 0, limit: int | None = None,
+                 newest: bool = False) -> Iterator[Row]:
+        where, args = ["corp_id = ?", "seq > ?"], [corp_id, after_seq]
+        if open_kfid is not None:
+            where.append("open_kfid = ?")
+            args.append(open_kfid)
+        if customer is not None:
+            where.append("external_userid = ?")
+            args.append(customer)
+        if since is not None:
+            where.append("send_time >= ?")
+            args.append(since)
+        if until is not None:
+            where.append("send_time < ?")
+            args.append(until)
+        sql = f"SELECT seq, body FROM messages WHERE {' AND '.join(where)}"
+        if limit is not None:
+            order = "DESC" if newest else "ASC"
+            sql = f"SELECT * FROM ({sql} ORDER BY seq {order} LIMIT {int(limit)}) ORDER BY seq"
+        else:
+            sql += " ORDER BY seq"
+        try:
+            cur = self._conn().execute(sql, args)
+            while True:
+                batch = cur.fetchmany(1000)
+                if not batch:
+                    return
+                for seq, body in batch:
+                    yield Row(seq, body)
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
+
+    def last_seq(self, corp_id: str, open_kfid: str | None = None) -> int:
+        if open_kfid is None:
+            rows = self._read("SELECT MAX(seq) FROM messages WHERE corp_id = ?", (corp_id,))
+        else:
+            rows = self._read("SELECT MAX(seq) FROM messages WHERE corp_id = ? AND "
+                              "open_kfid = ?", (corp_id, open_kfid))
+        return rows[0][0] or 0
+
+    def seq_before(self, corp_id: str, open_kfid: str, send_time: int) -> int:
+        rows = self._read("SELECT MAX(seq) FROM messages WHERE corp_id = ? AND open_kfid = ? "
+                          "AND send_time < ?", (corp_id, open_kfid, send_time))
+        return rows[0][0] or 0
+
+    # ------------------------------------------------------------------ consumers
+
+    def consumer_position(self, corp_id: str, name: str, open_kfid: str) -> int | None:
+        rows = self._read("SELECT position FROM consumers WHERE corp_id = ? AND name = ? AND "
+                          "open_kfid = ?", (corp_id, name, open_kfid))
+        return rows[0][0] if rows else None
+
+    def set_consumer_position(self, corp_id: str, name: str, open_kfid: str,
+                              seq: int) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO consumers (corp_id, name, open_kfid, position, updated_at) VALUES "
+                "(?, ?, ?, ?, ?) ON CONFLICT (corp_id, name, open_kfid) DO UPDATE SET "
+                "position = MAX(position, excluded.position), updated_at = excluded.updated_at",
+                (corp_id, name, open_kfid, seq, time.time()))
+
+    # ------------------------------------------------------------------ operators
+
+    def status(self, corp_id: str) -> list[AccountStatus]:
+        rows = self._read(
+            """SELECT k.open_kfid, COALESCE(m.n, 0), m.oldest, m.newest, a.cursor, a.cursor_at,
+                      a.last_pull_at, a.last_callback_at, COALESCE(o.n, 0)
+               FROM (SELECT open_kfid FROM accounts WHERE corp_id = ?1
+                     UNION SELECT DISTINCT open_kfid FROM messages WHERE corp_id = ?1) k
+               LEFT JOIN accounts a ON a.corp_id = ?1 AND a.open_kfid = k.open_kfid
+               LEFT JOIN (SELECT open_kfid, COUNT(*) n, MIN(send_time) oldest,
+                                 MAX(send_time) newest
+                          FROM messages WHERE corp_id = ?1 GROUP BY open_kfid) m
+                      ON m.open_kfid = k.open_kfid
+               LEFT JOIN (SELECT open_kfid, COUNT(*) n FROM outbox WHERE corp_id = ?1
+                          GROUP BY open_kfid) o ON o.open_kfid = k.open_kfid
+               ORDER BY k.open_kfid""", (corp_id,))
+        return [AccountStatus(*r) for r in rows]
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
