@@ -14,12 +14,11 @@ sync_msg message object as the API returns it (kf-api.md §3).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
 import threading
-import time
-from collections import OrderedDict
 from collections.abc import Callable, Collection
 from typing import Any
 
@@ -93,42 +92,29 @@ class Dispatcher:
         thread.join(timeout)
 
 
-class _Recent:
-    """The last `size` keys seen (msgids), to drop a message that a re-read page repeats."""
-
-    def __init__(self, size: int = 10_000) -> None:
-        self.size = size
-        self._keys: OrderedDict[str, None] = OrderedDict()
-
-    def seen(self, key: str) -> bool:
-        if key in self._keys:
-            self._keys.move_to_end(key)
-            return True
-        self._keys[key] = None
-        if len(self._keys) > self.size:
-            self._keys.popitem(last=False)
-        return False
-
-
 class CallbackHandler:
-    """Emit each callback; with a client, also pull its messages with sync_msg and emit them.
+    """Emit each callback; with a client, also pull the announced account into the message
+    store (`kfcli.core.store`) and emit the messages that were new to it.
 
-    Cursors are kept in memory per open_kfid; `kfcli msg sync` is the command that persists
-    them. Without a cursor sync_msg starts 3 days back, so the first pull for an account emits
-    only messages sent since the receiver started (less `GRACE`): the new ones the callback
-    announced, not history. `history=True` emits everything WeCom still has instead. The
-    worker handles one callback at a time, so cursors need no lock.
+    Nothing is kept in memory between callbacks: the cursor, the pending pull request and
+    what is still to be written live in the store, so any number of worker threads,
+    processes and hosts can share one store (DESIGN.md §9). A callback for an account that
+    another worker is pulling is recorded as a request, which that worker honours before it
+    lets go of the account. `catch_up()` pulls every account the store has a cursor for (what
+    arrived while the receiver was down). An account the store has never pulled: messages
+    its first callback announces are emitted, older history is stored but not emitted unless
+    `history=True` (decided on WeCom's clock: CreateTime against send_time).
+
+    A pull that fails (WeCom rate limits, network, a database restart) stays requested and is
+    retried after a back-off (`requeue` is set by `app_from_env` / `callback serve` to the
+    dispatcher's `put`).
     """
 
-    #: Messages up to this many seconds older than the receiver's start still count as new
-    #: (WeCom retries a callback for a while; clocks differ).
-    GRACE = 300
+    #: Back-off before a failed pull is tried again: doubling from RETRY_FIRST up to RETRY_MAX.
+    RETRY_FIRST = 2.0
+    RETRY_MAX = 60.0
 
-    #: A page that has `has_more` but moves nothing, this many times in a row, ends the pull
-    #: rather than spinning (kf-api.md §2.5 allows empty pages with has_more 1).
-    MAX_STALLED_PAGES = 100
-
-    def __init__(self, emit: Emit, *, client: Any = None,
+    def __init__(self, emit: Emit, *, client: Any = None, store: Any = None,
                  open_kfids: Collection[str] | None = None, log: Log | None = None,
                  limit: int = 1000, history: bool = False) -> None:
         self.emit = emit
@@ -136,15 +122,33 @@ class CallbackHandler:
         self.open_kfids = set(open_kfids or ())
         self.log = log or _log.warning
         self.limit = limit
-        self.cursors: dict[str, str] = {}
-        self._recent = _Recent()
-        self.since = 0.0 if history else time.time() - self.GRACE
+        self.history = history
+        self.requeue: Callable[[Record], None] | None = None
+        self._failures: dict[str, int] = {}
+        self.puller = None
+        self.store = store
+        if client is not None:
+            from kfcli.core.pull import Puller
+
+            if store is None:
+                from kfcli.core.store import open_store
+
+                self.store = open_store()
+            self.corp_id = str(client.corp_id)
+            self.puller = Puller(client, self.store, self.corp_id, owner=OWNER,
+                                 owner_prefix=OWNER, sink=_Emitted(self), claim=_any,
+                                 limit=limit, history=history, log=self.log)
 
     def __call__(self, fields: Record) -> None:
-        record: Record = {"type": "callback"}
-        record.update((k, v) for k, v in fields.items() if k != "type")
-        self.emit(record)
-        if self.client is None:
+        kind = fields.get("type")
+        if kind == CATCH_UP:
+            self.catch_up()
+            return
+        if kind != RETRY:
+            record: Record = {"type": "callback"}
+            record.update((k, v) for k, v in fields.items() if k != "type")
+            self.emit(record)
+        if self.puller is None:
             return
         open_kfid = fields.get("OpenKfId")
         if not isinstance(open_kfid, str) or not open_kfid:
@@ -152,41 +156,173 @@ class CallbackHandler:
         if self.open_kfids and open_kfid not in self.open_kfids:
             return
         token = fields.get("Token")
+        announced = _int(fields.get("CreateTime"))
         try:
-            self.pull(open_kfid, token if isinstance(token, str) and token else None)
+            self.store.request_pull(self.corp_id, open_kfid,
+                                    token=token if isinstance(token, str) and token else None,
+                                    callback=fields if kind != RETRY else None)
         except KfError as exc:
-            self.log(f"sync_msg for {open_kfid} failed: {exc.message}")
+            self._failed(open_kfid, announced, f"cannot record the callback: {exc.message}")
+            return
+        self.drain(open_kfid, announced_at=announced)
 
-    def pull(self, open_kfid: str, token: str | None) -> None:
-        stalled = 0
-        first = open_kfid not in self.cursors
-        while True:
-            cursor = self.cursors.get(open_kfid)
-            page = self.client.sync_msg(open_kfid, cursor=cursor, token=token, limit=self.limit)
-            for msg in page.msg_list:
-                msgid = msg.get("msgid")
-                if isinstance(msgid, str) and msgid and self._recent.seen(msgid):
-                    continue
-                if first and _sent_at(msg) < self.since:
-                    continue  # history from before this receiver started
-                record: Record = {"type": "message"}
-                record.update((k, v) for k, v in msg.items() if k != "type")
-                self.emit(record)
-            if page.next_cursor:
-                # Advanced only after the page's messages were emitted (and flushed).
-                self.cursors[open_kfid] = page.next_cursor
-            if not page.has_more:
+    def catch_up(self) -> None:
+        """Pull every account that has a cursor in the store (start-up catch-up)."""
+        if self.puller is None:
+            return
+        try:
+            accounts = self.store.accounts(self.corp_id)
+        except KfError as exc:
+            self.log(f"catch-up: the store is unavailable: {exc.message}")
+            if self.requeue is not None:
+                self._later({"type": CATCH_UP}, "catch-up")
+            return
+        for open_kfid in accounts:
+            if self.open_kfids and open_kfid not in self.open_kfids:
+                continue
+            self(dict(type=RETRY, OpenKfId=open_kfid))
+
+    def drain(self, open_kfid: str, *, announced_at: int | None = None) -> None:
+        """Pull while the account has a pending request and nobody else holds it."""
+        from kfcli.core.store import CursorMoved
+
+        store, corp_id = self.store, self.corp_id
+        try:
+            while True:
+                lock = self.puller.lock(open_kfid)
+                if lock is None:
+                    return  # the holder pulls again before it lets go (its request check)
+                try:
+                    self.puller.leftovers(open_kfid)
+                    while True:
+                        requested, token = store.take_request(corp_id, open_kfid)
+                        if not requested:
+                            break
+                        try:
+                            self.puller.pull(open_kfid, token=token, announced_at=announced_at)
+                        except BaseException:
+                            # Still to do: whoever pulls next (this worker's retry included)
+                            # picks it up. The store may be what failed: then the retry does.
+                            with contextlib.suppress(KfError):
+                                store.request_pull(corp_id, open_kfid, token=None)
+                            raise
+                finally:
+                    lock.release()
+                # A request that came in after the last check but before the release found
+                # the lock taken: honour it now.
+                if not store.has_request(corp_id, open_kfid):
+                    break
+            self._failures.pop(open_kfid, None)
+        except CursorMoved:
+            self.log(f"sync_msg for {open_kfid}: another puller moved the cursor; leaving the "
+                     "account to it")
+        except KfError as exc:
+            self._failed(open_kfid, announced_at, f"sync_msg for {open_kfid} failed: "
+                         f"{exc.message}")
+
+    def _failed(self, open_kfid: str, announced_at: int | None, text: str) -> None:
+        if self.requeue is None:
+            self.log(text)
+            return
+        self._later(dict(type=RETRY, OpenKfId=open_kfid, CreateTime=announced_at or ""),
+                    open_kfid, text)
+
+    def _later(self, event: Record, key: str, text: str = "") -> None:
+        count = self._failures.get(key, 0)
+        self._failures[key] = count + 1
+        delay = min(self.RETRY_MAX, self.RETRY_FIRST * 2 ** count)
+        self.log(f"{text}; trying again in {delay:.0f} s" if text else
+                 f"{key}: trying again in {delay:.0f} s")
+        timer = threading.Timer(delay, self._requeue, args=(event,))
+        timer.daemon = True
+        timer.start()
+
+    def _requeue(self, event: Record) -> None:
+        try:
+            if self.requeue is not None:
+                self.requeue(event)
+        except queue.Full:
+            self._later(event, str(event.get("OpenKfId", "catch-up")))
+
+
+#: Outbox owner of receivers: any receiver worker writes out what a dead one committed.
+OWNER = "receiver"
+#: Queue markers: pull every account with a cursor; pull one account again (no new callback).
+CATCH_UP = "kfcli-catch-up"
+RETRY = "kfcli-retry"
+
+
+def _any(_entry: Any) -> bool:
+    return True
+
+
+class _Emitted:
+    """The receiver's sink: each new message is emitted as a record right away, then its
+    outbox entry is removed (a worker killed in between leaves it for the next one)."""
+
+    def __init__(self, handler: CallbackHandler) -> None:
+        self.handler = handler
+
+    def write(self, rows: list[Any], outbox_id: int | None) -> None:
+        import json
+
+        for row in rows:
+            record: Record = {"type": "message"}
+            record.update((k, v) for k, v in json.loads(row.text).items() if k != "type")
+            self.handler.emit(record)
+        if outbox_id is not None:
+            self.handler.store.outbox_done([outbox_id])
+
+    def settle(self) -> None:
+        pass
+
+
+class LineWriter:
+    """Writes records as JSON lines to a file descriptor (stdout), one `write()` each.
+
+    Several worker processes (gunicorn) share one stdout: a line of up to PIPE_BUF bytes
+    written with one system call is never interleaved with another process's; longer lines
+    are written under a file lock shared by the processes of this user. Thread-safe.
+    """
+
+    PIPE_BUF = 4096
+
+    def __init__(self, fd: int = 1) -> None:
+        self.fd = fd
+        self._lock = threading.Lock()
+        self._file_lock: Any = None
+
+    def __call__(self, record: Record) -> None:
+        from kfcli.core import jsontext
+
+        data = (jsontext.dumps(record) + "\n").encode("utf-8")
+        with self._lock:
+            if len(data) <= self.PIPE_BUF:
+                self._write(data)
                 return
-            moved = bool(page.msg_list) or page.next_cursor not in ("", cursor)
-            stalled = 0 if moved else stalled + 1
-            if stalled >= self.MAX_STALLED_PAGES:
-                self.log(f"sync_msg for {open_kfid} keeps answering has_more without progress; "
-                         "stopping until the next callback")
-                return
+            lock = self._shared_lock()
+            with lock:
+                self._write(data)
+
+    def _write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.fd, view):]
+
+    def _shared_lock(self) -> Any:
+        if self._file_lock is None:
+            import filelock
+
+            from kfcli.core import paths
+            from kfcli.core.files import ensure_private_dir
+
+            path = ensure_private_dir(paths.state_dir()) / "receiver-stdout.lock"
+            self._file_lock = filelock.FileLock(str(path), mode=0o600, thread_local=False)
+        return self._file_lock
 
 
-def _sent_at(msg: Record) -> float:
+def _int(value: Any) -> int | None:
     try:
-        return float(msg.get("send_time") or 0)
+        return int(value)
     except (TypeError, ValueError):
-        return 0.0
+        return None

@@ -48,28 +48,34 @@ line: {"type": "callback", "ToUserName", "CreateTime", "MsgType", "Event", "Toke
 ...the sync_msg message...}. Refusals: 403 bad signature, 413 body over 64 KiB, 400 malformed
 or undecryptable, 503 queue full; each is logged on stderr.
 
-Any WSGI server can run the same receiver (configured from the same env vars / profile):
+With --sync, messages go into the message store (`kfcli store status`; KFCLI_STORE, default
+SQLite in the user state dir) and only those new to it are written: on start the receiver
+catches up on every account the store has a cursor for, so a receiver restarted after an
+outage writes what arrived meanwhile, once. Cursors live in the store, not in the process.
 
-  gunicorn --workers 1 --threads 8 -b 0.0.0.0:8000 'kfcli.callback:app_from_env()'
+Any WSGI server can run the same receiver (configured from the same env vars / profile), with
+any number of worker processes; several hosts share a PostgreSQL store
+(KFCLI_STORE=postgresql://kfcli@db.internal:5432/kfcli): each message is written once, by the
+worker that stored it.
 
-  gunicorn --workers 1 --threads 8 -b 0.0.0.0:8000 'kfcli.callback:app_from_env(sync=True)'
+  gunicorn --workers 4 -b 0.0.0.0:8000 'kfcli.callback:app_from_env()'
 
-Keep one worker process with sync=True: cursors live in memory.""")
+  gunicorn --workers 4 -b 0.0.0.0:8000 'kfcli.callback:app_from_env(sync=True)'""")
 def serve(
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(
         "--port", min=0, max=65535, help="Port to listen on; 0 picks a free one (the URL is "
         "printed on stderr).")] = 8000,
     sync: Annotated[bool, typer.Option(
-        "--sync", help="Also pull the announced messages with sync_msg and emit them "
-        "(cursor kept in memory per open_kfid; needs the secret).")] = False,
+        "--sync", help="Also pull the announced messages with sync_msg into the message "
+        "store and emit those new to it (needs the secret).")] = False,
     open_kfid: Annotated[list[str] | None, typer.Option(
         "--open-kfid", help="With --sync, pull only for this account (repeatable). Default: "
         "every account a callback names.", show_default=False)] = None,
     history: Annotated[bool, typer.Option(
-        "--history", help="With --sync, also emit older messages on the first pull of each "
-        "account (WeCom keeps 3 days). Default: only messages sent since the receiver "
-        "started.")] = False,
+        "--history", help="With --sync, also emit older messages on the first pull of an "
+        "account the store has never pulled (WeCom keeps 3 days). Default: from the messages "
+        "its first callback announces.")] = False,
     corp_id: Annotated[str | None, typer.Option(
         "--corp-id", help="Receive id: the CorpID for KF. [env: KFCLI_CORP_ID]",
         show_default=False)] = None,
@@ -107,9 +113,15 @@ def serve(
             out.warning("stdout closed; stopping")
             threading.Thread(target=server.shutdown, daemon=True).start()
 
-    handler = CallbackHandler(emit, client=client, open_kfids=open_kfid, log=out.warning,
-                              history=history)
+    store = None
+    if sync:
+        from kfcli.core.store import open_store
+
+        store = open_store(settings=st.settings())  # a broken store fails now (exit 3/6)
+    handler = CallbackHandler(emit, client=client, store=store, open_kfids=open_kfid,
+                              log=out.warning, history=history)
     dispatcher = Dispatcher(handler, log=out.warning)
+    handler.requeue = dispatcher.put
     wsgi = make_app(creds.token, creds.aes_key, creds.receive_id, on_event=dispatcher,
                     log=out.warning)
     try:
@@ -121,6 +133,10 @@ def serve(
         raise UsageError(f"cannot listen on {host}:{port} ({exc.strerror or exc})") from None
     out.info(f"listening on {url_of(server)} (receive id {creds.receive_id!r}; "
              f"{'callbacks and messages' if sync else 'callbacks'} as JSON lines on stdout)")
+    if sync:
+        from kfcli.callback.worker import CATCH_UP
+
+        dispatcher.put({"type": CATCH_UP})
     previous = signal.signal(signal.SIGTERM, _stop)
     try:
         server.serve_forever(poll_interval=0.2)
@@ -130,3 +146,5 @@ def serve(
         signal.signal(signal.SIGTERM, previous)
         server.server_close()
         dispatcher.close()
+        if store is not None:
+            store.close()
