@@ -1,0 +1,195 @@
+"""The receiver on the message store, with real processes: a crash and an outage lose and
+repeat nothing, gunicorn with several workers emits each message once, history on an
+account's first pull is decided on WeCom's clock."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from tests.cli.conftest import AVATAR, receiver_url
+
+KFCLI = [sys.executable, "-m", "kfcli"]
+
+
+@pytest.fixture
+def corp(spawn, run, tmp_path):
+    """A simulator in its own process, an account, and the env that points kfcli at both."""
+    sandbox = spawn("sandbox", "serve", "--port", "0", "--db", str(tmp_path / "kf.db"))
+    creds = json.loads(sandbox.out_line())
+    env = {"KFCLI_BASE_URL": creds["base_url"], "KFCLI_CORP_ID": creds["corp_id"],
+           "KFCLI_SECRET": creds["secret"], "KFCLI_TOKEN": creds["token"],
+           "KFCLI_AES_KEY": creds["aes_key"],
+           "KFCLI_STORE": f"sqlite:///{tmp_path / 'store' / 'store.db'}"}
+    r = run("account", "add", "--name", "Support", "--avatar", str(AVATAR), env=env)
+    assert r.code == 0, r.err
+    return creds, env, r.out.strip()
+
+
+def say(creds: dict, open_kfid: str, text: str, customer: str | None = None) -> dict:
+    body = {"open_kfid": open_kfid, "text": text}
+    if customer:
+        body["external_userid"] = customer
+    doc = requests.post(creds["base_url"] + "/sandbox/customer_message", json=body,
+                        timeout=30).json()
+    assert doc["errcode"] == 0, doc
+    return doc
+
+
+def point_callbacks(creds: dict, url: str) -> None:
+    doc = requests.post(creds["base_url"] + "/sandbox/callback",
+                        json={"url": url, "token": creds["token"], "aes_key": creds["aes_key"]},
+                        timeout=10).json()
+    assert doc["errcode"] == 0, doc
+
+
+def texts(records: list[dict]) -> list[str]:
+    return [r["text"]["content"] for r in records if r.get("type") == "message"]
+
+
+def has_texts(*wanted: str):
+    return lambda records: set(wanted) <= set(texts(records))
+
+
+def test_a_receiver_killed_during_an_outage_catches_up_once(spawn, run, corp):
+    creds, env, open_kfid = corp
+    rx = spawn("callback", "serve", "--port", "0", "--sync", env=env)
+    point_callbacks(creds, receiver_url(rx))
+    say(creds, open_kfid, "one")
+    assert texts(rx.records_until(has_texts("one"), timeout=15)) == ["one"]
+
+    rx.popen.send_signal(signal.SIGKILL)
+    rx.popen.wait()
+    for text in ("two", "three", "four"):  # their callbacks find nobody listening
+        say(creds, open_kfid, text)
+
+    again = spawn("callback", "serve", "--port", "0", "--sync", env=env)
+    url = receiver_url(again)
+    # The catch-up on start pulls the account the store knows: the outage's messages, once.
+    caught = again.records_until(has_texts("two", "three", "four"), timeout=15)
+    point_callbacks(creds, url)
+    say(creds, open_kfid, "five")
+    later = again.records_until(has_texts("five"), timeout=15)
+    again.stop()
+    rest = _drain(again)
+    assert sorted(texts(caught + later + rest)) == sorted(["two", "three", "four", "five"])
+
+    r = run("msg", "history", open_kfid, env=env)
+    assert r.code == 0, r.err
+    stored = [json.loads(line)["text"]["content"] for line in r.out.splitlines()]
+    assert stored == ["one", "two", "three", "four", "five"]
+
+
+def _drain(proc) -> list[dict]:
+    """Every line the process wrote after the ones already read (waits for it to exit and
+    for its output to be read to the end)."""
+    proc.popen.wait(timeout=30)
+    records = []
+    while True:
+        try:
+            records.append(json.loads(proc.out.get(timeout=0.1)))
+        except queue.Empty:
+            if proc.popen.stdout.closed:  # the pump closes it at end of output
+                return records
+
+
+def test_first_pull_emits_what_the_callback_announced_not_history(spawn, run, corp):
+    creds, env, open_kfid = corp
+    requests.post(creds["base_url"] + "/sandbox/seed_messages",
+                  json={"open_kfid": open_kfid, "count": 3}, timeout=10)
+    # Three minutes later (WeCom's clock), a customer writes and the callback announces it.
+    requests.post(creds["base_url"] + "/sandbox/clock", json={"advance": 180}, timeout=10)
+    rx = spawn("callback", "serve", "--port", "0", "--sync", env=env)
+    point_callbacks(creds, receiver_url(rx))
+    say(creds, open_kfid, "new")
+    records = rx.records_until(has_texts("new"), timeout=15)
+    rx.stop()
+    assert texts(records + _drain(rx)) == ["new"]
+    r = run("msg", "history", open_kfid, env=env)
+    assert len(r.out.splitlines()) == 4  # the history is stored, just not emitted
+
+
+def test_history_flag_emits_older_messages_on_the_first_pull(spawn, run, corp, tmp_path):
+    creds, env, open_kfid = corp
+    requests.post(creds["base_url"] + "/sandbox/seed_messages",
+                  json={"open_kfid": open_kfid, "count": 3}, timeout=10)
+    requests.post(creds["base_url"] + "/sandbox/clock", json={"advance": 180}, timeout=10)
+    rx = spawn("callback", "serve", "--port", "0", "--sync", "--history", env=env)
+    point_callbacks(creds, receiver_url(rx))
+    say(creds, open_kfid, "new")
+    records = rx.records_until(lambda rs: len(texts(rs)) >= 4, timeout=15)
+    assert len(texts(records)) == 4 and "new" in texts(records)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_gunicorn_with_four_workers_emits_each_message_once(run, corp, tmp_path):
+    creds, env, first = corp
+    accounts = [first]
+    for name in ("Sales", "Billing", "Returns"):
+        r = run("account", "add", "--name", name, "--avatar", str(AVATAR), env=env)
+        assert r.code == 0, r.err
+        accounts.append(r.out.strip())
+    port = _free_port()
+    gunicorn = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--workers", "4", "--threads", "2", "-b",
+         f"127.0.0.1:{port}", "kfcli.callback:app_from_env(sync=True)"],
+        env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        cwd=tmp_path)
+    lines: list[str] = []
+    pump = threading.Thread(target=lambda: lines.extend(iter(gunicorn.stdout.readline, b"")),
+                            daemon=True)
+    pump.start()
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        deadline = time.monotonic() + 60
+        while True:  # until gunicorn answers
+            try:
+                requests.get(url, timeout=5)
+                break
+            except requests.ConnectionError:
+                assert time.monotonic() < deadline and gunicorn.poll() is None, \
+                    gunicorn.stderr.read1().decode()
+                time.sleep(0.1)
+        point_callbacks(creds, url)
+        jobs = [(k, f"m{i}-{k[-4:]}", f"wmcust{i % 12:03d}") for k in accounts
+                for i in range(120)]
+        with ThreadPoolExecutor(8) as pool:
+            sent = list(pool.map(lambda job: say(creds, *job)["msgid"], jobs))
+        assert len(set(sent)) == 480
+
+        def emitted() -> list[str]:
+            return [json.loads(x)["msgid"] for x in list(lines)
+                    if b'"type": "message"' in x or b'"type":"message"' in x]
+
+        deadline = time.monotonic() + 120
+        while len(set(emitted())) < 480 and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        gunicorn.send_signal(signal.SIGTERM)
+        gunicorn.wait(timeout=60)
+        pump.join(timeout=10)
+        err = gunicorn.stderr.read().decode()
+        gunicorn.stdout.close()
+        gunicorn.stderr.close()
+    got = emitted()
+    assert sorted(got) == sorted(sent), (len(got), len(set(got)), err[-2000:])
+    for open_kfid in accounts:
+        r = run("msg", "history", open_kfid, env=env)
+        held = [json.loads(x)["msgid"] for x in r.out.splitlines()]
+        assert len(held) == 120 == len(set(held))
