@@ -1,6 +1,6 @@
 """What happens after a callback is answered: a queue drained by one worker thread, and the
 optional `sync_msg` pull that the callback announces (kf-api.md §4.3: answer at once, sync
-asynchronously, deduplicate by msgid).
+asynchronously; the pull goes into the message store, which keeps each message once).
 
 Emitted records (one JSON object per line on stdout in `kfcli callback serve`):
 
