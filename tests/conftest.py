@@ -207,3 +207,15 @@ def avatar(tmp_path: Path) -> Path:
     path = tmp_path / "avatar.png"
     path.write_bytes(PNG)
     return path
+
+
+# PostgreSQL (helpers in tests/pgutil.py): a server from the libpq environment, as
+# `pg_virtualenv` sets it; without one these tests skip, unless KFCLI_REQUIRE_POSTGRES=1.
+@pytest.fixture
+def pg_url():
+    """A fresh, empty PostgreSQL database for this test (dropped afterwards): its
+    postgresql:// URL, password included."""
+    from tests import pgutil
+
+    with pgutil.fresh_database() as url:
+        yield url

@@ -81,7 +81,7 @@ class Puller:
         """Write out what dead pullers of this kind committed but never wrote (hold the lock)."""
         count = 0
         for entry in self.store.outbox(self.corp_id, open_kfid, owner_prefix=self.owner_prefix):
-            if entry.owner == self.owner or not self.claim(entry):
+            if not self.claim(entry):
                 continue
             rows = self.store.outbox_rows(self.corp_id, entry)
             self.sink.write(rows, entry.id)

@@ -1,15 +1,20 @@
-import time
+"""The receiver's handler on a real (SQLite) store with a scripted client: first-pull history
+on WeCom's clock, pull requests honoured by the lock holder, leftovers taken over."""
 
 from kfcli.callback import CallbackHandler
 from kfcli.core.models import SyncPage
+from kfcli.core.store import open_store
 
 
 class FakeClient:
+    corp_id = "wwfake"
+
     def __init__(self, messages):
         self.messages = messages
         self.calls = []
 
-    def sync_msg(self, open_kfid, *, cursor=None, token=None, limit=1000):
+    def sync_msg(self, open_kfid, *, cursor=None, token=None, limit=1000, voice_format=None,
+                 keep_text=False):
         self.calls.append((cursor, token))
         start = int(cursor or 0)
         page = self.messages[start:start + limit]
@@ -17,23 +22,61 @@ class FakeClient:
                                   "has_more": 0})
 
 
-def test_first_pull_emits_only_messages_since_the_receiver_started():
-    now = time.time()
-    client = FakeClient([{"msgid": "old", "send_time": int(now - 86400)},
-                         {"msgid": "new", "send_time": int(now)}])
+def messages(out):
+    return [r.get("msgid") for r in out if r["type"] == "message"]
+
+
+def test_first_pull_emits_what_the_callback_announced_on_wecom_s_clock(tmp_path):
+    created = 1_800_000_000  # the callback's CreateTime: WeCom's clock, not ours
+    client = FakeClient([{"msgid": "old", "send_time": created - 86400},
+                         {"msgid": "new", "send_time": created - 2}])
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
     out = []
-    handler = CallbackHandler(out.append, client=client)
-    handler({"OpenKfId": "wk1", "Token": "t"})
-    assert [r.get("msgid") for r in out if r["type"] == "message"] == ["new"]
+    handler = CallbackHandler(out.append, client=client, store=store)
+    handler({"OpenKfId": "wk1", "Token": "t", "CreateTime": str(created)})
+    assert messages(out) == ["new"]
     client.messages.append({"msgid": "later-but-backdated", "send_time": 1})
-    handler({"OpenKfId": "wk1", "Token": "t2"})  # with a cursor, everything new counts
-    assert [r.get("msgid") for r in out if r["type"] == "message"] == ["new",
-                                                                        "later-but-backdated"]
+    handler({"OpenKfId": "wk1", "Token": "t2", "CreateTime": str(created + 5)})
+    assert messages(out) == ["new", "later-but-backdated"]  # with a cursor, all new counts
     assert client.calls[-1] == ("2", "t2")
+    held = [r.text for r in store.messages("wwfake", "wk1")]
+    assert len(held) == 3  # the history is stored, just not emitted
 
 
-def test_history_emits_everything_wecom_still_has():
+def test_history_emits_everything_wecom_still_has(tmp_path):
     client = FakeClient([{"msgid": "old", "send_time": 1}])
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
     out = []
-    CallbackHandler(out.append, client=client, history=True)({"OpenKfId": "wk1"})
-    assert [r.get("msgid") for r in out if r["type"] == "message"] == ["old"]
+    CallbackHandler(out.append, client=client, store=store, history=True)(
+        {"OpenKfId": "wk1", "CreateTime": "1800000000"})
+    assert messages(out) == ["old"]
+
+
+def test_a_callback_during_another_pull_is_honoured_by_the_lock_holder(tmp_path):
+    """Another worker holds the account: the callback only records a request; the holder
+    (here: the same handler once the lock is free) pulls for it."""
+    client = FakeClient([{"msgid": "a", "send_time": 5}])
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    out = []
+    handler = CallbackHandler(out.append, client=client, store=store, history=True)
+    held = store.lock("pull:wwfake:wk1")
+    handler({"OpenKfId": "wk1", "CreateTime": "10"})
+    assert messages(out) == [] and store.has_request("wwfake", "wk1")
+    held.release()
+    handler.drain("wk1")
+    assert messages(out) == ["a"] and not store.has_request("wwfake", "wk1")
+
+
+def test_a_dead_workers_unwritten_page_is_written_by_the_next(tmp_path):
+    from kfcli.core.store import Incoming
+
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    # A worker stored a page and died before writing it: its outbox entry is left.
+    store.commit_page("wwfake", "wk1", expected=None, cursor="1",
+                      messages=[Incoming.from_api({"msgid": "orphan", "send_time": 3})],
+                      owner="receiver")
+    client = FakeClient([{"msgid": "orphan", "send_time": 3}])
+    out = []
+    CallbackHandler(out.append, client=client, store=store)({"OpenKfId": "wk1"})
+    assert messages(out) == ["orphan"]
+    assert store.outbox("wwfake", "wk1", owner_prefix="") == []

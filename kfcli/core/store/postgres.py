@@ -60,6 +60,7 @@ CONNECT_TIMEOUT = 5  # seconds, for each connection attempt (libpq's connect_tim
 POOL_MIN = 1
 POOL_MAX = 8
 POOL_TIMEOUT = 15.0  # seconds to wait for a pooled connection before giving up
+PROBE_AFTER = 2.0  # seconds without a pooled connection before checking the server directly
 LOCK_POLL = 0.05  # seconds between two attempts at a taken lock
 FETCH = 1000  # rows per round trip when streaming messages
 
@@ -393,17 +394,31 @@ class PostgresStore(Store):
     @contextmanager
     def _connection(self) -> Iterator[psycopg.Connection]:
         """A pooled connection; psycopg's failures in the block become kfcli errors."""
+        pool = self._get_pool()
         try:
-            with self._get_pool().connection() as conn:
+            conn = self._getconn(pool)
+            try:
                 yield conn
-        except PoolTimeout:
-            # No connection within POOL_TIMEOUT: say why, from a connection of our own.
-            self._connect().close()
-            raise NetworkError(f"no connection to the PostgreSQL store at {self._target} "
-                               f"within {POOL_TIMEOUT:.0f} s", hint="try again; check that "
-                               "PostgreSQL accepts enough connections") from None
+            finally:
+                pool.putconn(conn)  # a broken one is discarded, and replaced in the background
         except psycopg.Error as exc:
             raise self._error(exc) from None
+
+    def _getconn(self, pool: ConnectionPool) -> psycopg.Connection:
+        deadline = time.monotonic() + POOL_TIMEOUT
+        while True:
+            try:
+                return pool.getconn(timeout=max(0.01, min(PROBE_AFTER,
+                                                          deadline - time.monotonic())))
+            except PoolTimeout:
+                pass
+            # Nothing yet: a pool only retries, so ask the server with a connection of our
+            # own, which fails at once, saying why, when it is down (else: the pool is busy).
+            self._connect().close()
+            if time.monotonic() >= deadline - 0.01:
+                raise NetworkError(f"no connection to the PostgreSQL store at {self._target} "
+                                   f"became free within {POOL_TIMEOUT:.0f} s", hint="try "
+                                   "again; check that PostgreSQL accepts enough connections")
 
     @contextmanager
     def _transaction(self) -> Iterator[psycopg.Connection]:
