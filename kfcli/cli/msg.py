@@ -3,25 +3,18 @@
 from __future__ import annotations
 
 import json
-import sys
-import time
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from kfcli.cli.context import JsonOpt, OutputOpt, new_app, state, with_output
+from kfcli.cli.context import new_app, state, with_output
 from kfcli.cli.media import upload_file
-from kfcli.core import jsontext, limits, messages
+from kfcli.core import limits, messages
 from kfcli.core.errors import (
-    ApiError,
-    NetworkError,
-    RateLimitError,
-    TokenError,
     UsageError,
     ValidationError,
 )
-from kfcli.core.sync import ORIGINS, Message
 
 app = new_app("Send messages (and, with `msg sync`, read them).")
 
@@ -168,12 +161,19 @@ def send(
         out.document(request)
         return
     content = _resolve(body, False)
-    client = state().client()
-    sent = client.send_msg(external_userid, open_kfid, msgtype, content, msgid=msgid)
-    if client.already_delivered and msgid:
-        out.info(f"msgid {msgid} was delivered before; WeCom did not deliver it again")
-    out.obj({"msgid": sent, "open_kfid": open_kfid, "touser": external_userid,
+    result = state().client().send_message(external_userid, open_kfid, msgtype, content,
+                                           msgid=msgid)
+    _note_delivered_before(out, result, msgid)
+    out.obj({"msgid": result.msgid, "open_kfid": open_kfid, "touser": external_userid,
              "msgtype": msgtype}, ["msgid"])
+
+
+def _note_delivered_before(out, result, msgid: str | None) -> None:
+    """Say so when the user's --msgid had been delivered by an earlier command. Not after our
+    own retry (`result.retried`): then the lost first attempt may be what delivered it, and
+    the send simply succeeded. A generated msgid cannot have been used before."""
+    if result.already_delivered and msgid and not result.retried:
+        out.info(f"msgid {msgid} was delivered before; WeCom did not deliver it again")
 
 
 def _build(*, text, image, voice, video, file, link, miniprogram, menu, location, ca_link,
@@ -252,289 +252,10 @@ def send_on_event(
         out.document({"code": code, "msgid": msgid or "<generated>", "msgtype": msgtype,
                    msgtype: body})
         return
-    sent = state().client().send_msg_on_event(code, msgtype, body, msgid=msgid)
-    out.obj({"msgid": sent, "msgtype": msgtype}, ["msgid"])
+    result = state().client().send_message_on_event(code, msgtype, body, msgid=msgid)
+    _note_delivered_before(out, result, msgid)
+    out.obj({"msgid": result.msgid, "msgtype": msgtype}, ["msgid"])
 
 
-# ---------------------------------------------------------------------- sync
-
-VOICE_FORMATS = {"amr": 0, "silk": 1}
-
-
-class _Emitter:
-    """Writes messages as they arrive in the chosen format and saves cursors behind them.
-
-    Machine formats with a saved cursor go through the writer process of
-    `kfcli.core.syncwriter`, which owns stdout and the msgid journal (see there why); the
-    terminal view prints and journals one message at a time.
-    """
-
-    def __init__(self, out, saved=None) -> None:
-        self.out = out
-        self.count = 0
-        self._saved = saved
-        self._console = None
-        self._lines = None
-        self._writer = None
-        if out.fmt != "table":
-            from kfcli.render import LineStream
-
-            sink, chunk = None, LineStream.CHUNK
-            if saved is not None:
-                from kfcli.core.syncwriter import COMMAND_BYTES, WriterProcess
-
-                # The writer finishes whatever it is handed, so its chunks need not be
-                # pipe-atomic: hand it large ones.
-                self._writer = WriterProcess(saved.path, saved.journal_path)
-                sink, chunk = self._to_writer, COMMAND_BYTES
-            self._lines = LineStream(out.stdout, sink, chunk=chunk)
-
-    def _to_writer(self, data: bytes, record: bytes) -> None:
-        self._writer.write(data, record)
-
-    def start(self) -> None:
-        if self.out.fmt == "json":
-            self._lines.add("[")
-
-    @property
-    def blocks(self) -> bool:
-        """Whole pages may go out as one block: JSON lines through the writer process."""
-        return self._writer is not None and self.out.fmt == "jsonl"
-
-    def emit_page(self, lines: list[str], msgids: list[str]) -> None:
-        """A page of JSON lines (texts as received, one message each), joined once."""
-        if any("\n" in line for line in lines):
-            lines = [jsontext.dumps(json.loads(line)) if "\n" in line else line
-                     for line in lines]
-        self._lines.add_block("\n".join(lines) + "\n" if lines else "", msgids)
-        self.count += len(lines)
-
-    def emit_raw(self, line: str, msgid: str) -> None:
-        """The fast path of the JSON formats: the message's JSON text as WeCom sent it."""
-        if "\n" in line:  # pretty-printed by the server: one message must stay one line
-            line = jsontext.dumps(json.loads(line))
-        if self.out.fmt == "jsonl":
-            self._lines.add(line + "\n", msgid)
-        else:
-            self._lines.add(("\n" if not self.count else ",\n") + line, msgid)
-        self.count += 1
-
-    def emit(self, message) -> None:
-        from kfcli.render import tsv_field
-
-        fmt = self.out.fmt
-        if fmt == "tsv":
-            fields = (_when(message.send_time), ORIGINS.get(message.origin, message.origin),
-                      message.sender, message.event_type or message.msgtype, message.summary(),
-                      message.msgid)
-            line = "\t".join(tsv_field(f) for f in fields) + "\n"
-        else:
-            self._human(message)
-            if self._saved is not None:
-                self._saved.emitted([message.msgid])
-            self.count += 1
-            return
-        self._lines.add(line, message.msgid)
-        self.count += 1
-
-    def checkpoint(self, cursor: str) -> None:
-        """Everything emitted so far is covered by `cursor`: write it out, then save it."""
-        if self._lines is not None:
-            self._lines.flush()
-        if self._saved is None:
-            return
-        if self._writer is not None:
-            self._writer.save(self._saved.state_bytes(cursor))
-        else:
-            self._saved.save(cursor)
-
-    def _human(self, message) -> None:
-        from rich.console import Console
-        from rich.text import Text
-
-        from kfcli.render import clean
-
-        if self._console is None:
-            self._console = Console(file=self.out.stdout, highlight=False, markup=False,
-                                    emoji=False)
-        line = Text(f"{_when(message.send_time)}  ", style="dim")
-        line.append(f"{ORIGINS.get(message.origin, message.origin):<8} ", style="cyan")
-        line.append(clean(message.sender)[:34].ljust(34) + " ", style="bold")
-        line.append(f"{message.event_type or message.msgtype:<10} ", style="magenta")
-        line.append(clean(message.summary(), keep_newlines=True))
-        self._console.print(line)
-
-    def end(self) -> None:
-        if self.out.fmt == "json":
-            self._lines.add(("\n" if self.count else "") + "]\n")
-        if self._lines is not None:
-            self._lines.flush()
-        if self._writer is not None:
-            self._writer.close()
-
-
-def _when(ts: int) -> str:
-    from datetime import datetime
-
-    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else ""
-
-
-def _callback_tokens(source: str, open_kfid: str):
-    """Tokens from `kfcli callback serve` JSON lines for this account, as they arrive. The
-    file is opened here, before any request, so a wrong path is a usage error (exit 2)."""
-    if source == "-":
-        return _tokens_in(sys.stdin, open_kfid)
-    try:
-        stream = open(source, encoding="utf-8")  # noqa: SIM115 - closed by _tokens_in
-    except OSError as exc:
-        raise UsageError(f"--tokens-from: cannot read {source} ({exc.strerror})") from None
-    return _tokens_in(stream, open_kfid)
-
-
-def _tokens_in(stream, open_kfid: str):
-    with stream:
-        for line in stream:
-            try:
-                doc = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(doc, dict) and doc.get("OpenKfId") == open_kfid and doc.get("Token"):
-                yield str(doc["Token"])
-
-
-@app.command("sync", epilog="""Examples:
-
-  kfcli msg sync wkAbC123                       # new messages since the last run
-
-  kfcli msg sync wkAbC123 --all -o jsonl > all.jsonl   # everything WeCom still has (3 days)
-
-  kfcli msg sync wkAbC123 --follow --interval 5
-
-  kfcli callback serve | kfcli msg sync wkAbC123 --tokens-from -
-
-Output: a live list on a terminal; JSON lines when piped (one message per line, flushed);
--o tsv columns: time, origin, sender, type, summary, msgid. The cursor is saved per profile
-and account after each page is written, and msgids already written are skipped, so a crashed
-or interrupted run can simply be started again.""")
-def sync(
-    open_kfid: Annotated[str, typer.Argument(help="The account's open_kfid.")],
-    token: Annotated[str | None, typer.Option(
-        "--token", help="Token from the latest kf_msg_or_event callback (valid 10 minutes); "
-        "without one WeCom rate-limits sync_msg strictly.", show_default=False)] = None,
-    cursor: Annotated[str | None, typer.Option(
-        "--cursor", help="Start at this cursor instead of the saved one.", show_default=False)
-    ] = None,
-    limit: Annotated[int, typer.Option("--limit", help="Messages per request, 1-1000.")] = 1000,
-    all_: Annotated[bool, typer.Option(
-        "--all", help="Start from the earliest message WeCom keeps (3 days), ignoring the "
-        "saved cursor.")] = False,
-    follow: Annotated[bool, typer.Option(
-        "--follow", "-f", help="Keep polling for new messages until interrupted.")] = False,
-    interval: Annotated[float, typer.Option(
-        "--interval", help="Seconds between polls with --follow (backs off up to 60 s while "
-        "idle, rate limited or offline).", min=0.1)] = 2.0,
-    tokens_from: Annotated[str | None, typer.Option(
-        "--tokens-from", help="Read `kfcli callback serve` lines from FILE or - and pull "
-        "right away with each callback's Token.", show_default=False)] = None,
-    voice_format: Annotated[str | None, typer.Option(
-        "--voice-format", help="amr (default) or silk.", show_default=False)] = None,
-    no_save: Annotated[bool, typer.Option(
-        "--no-save", help="Do not read or update the saved cursor.")] = False,
-    output: OutputOpt = None,
-    json_: JsonOpt = False,
-) -> None:
-    """Pull messages and events with sync_msg, exactly once across runs."""
-    from kfcli.core.sync import SyncState
-
-    st = state()
-    st.set_output(output, json_)
-    out = st.stream_out()
-    limits.check_open_kfid(open_kfid)
-    limits.check_limit(limit, limits.SYNC_LIMIT)
-    if voice_format is not None and voice_format not in VOICE_FORMATS:
-        raise ValidationError("--voice-format", f"{voice_format!r} is not amr or silk")
-    if cursor is not None and all_:
-        raise UsageError("give --cursor or --all, not both")
-    if cursor is not None:
-        limits.check_text("cursor", cursor, max_bytes=64)
-    if token is not None:
-        limits.check_text("token", token, max_bytes=128)
-    tokens = _callback_tokens(tokens_from, open_kfid) if tokens_from else None
-    client = st.client()
-    settings = st.settings()
-    saved = None
-    if not no_save:
-        saved = SyncState(settings.profile, settings.corp_id or "", open_kfid).acquire()
-        try:
-            saved.load()
-        except BaseException:
-            saved.close()
-            raise
-        if all_:
-            saved.reset()
-    start = cursor if cursor is not None else ("" if all_ or saved is None else saved.cursor)
-    raw = out.fmt in ("json", "jsonl")
-    stream = client.sync_messages(open_kfid, cursor=start or None, token=token, limit=limit,
-                                  voice_format=VOICE_FORMATS.get(voice_format or "amr"))
-    stream.keep_text = raw
-    emitter = _Emitter(out, saved)
-    following = follow or tokens is not None
-    delay = interval
-    trouble = 0  # consecutive failed pulls while following
-    emitter.start()
-    try:
-        while True:
-            before = emitter.count
-            try:
-                for page in stream.pages():
-                    texts = page.msg_texts or [None] * len(page.msg_list)
-                    if emitter.blocks and page.msg_texts is not None:
-                        ids = [str(doc.get("msgid", "")) for doc in page.msg_list]
-                        keep = [i for i, m in enumerate(ids) if saved.claim(m)]
-                        emitter.emit_page([texts[i] for i in keep], [ids[i] for i in keep])
-                        emitter.checkpoint(page.next_cursor or stream.cursor)
-                        continue
-                    for doc, text in zip(page.msg_list, texts, strict=True):
-                        msgid = str(doc.get("msgid", ""))
-                        if saved is not None and not saved.claim(msgid):
-                            continue
-                        if raw:
-                            emitter.emit_raw(text or jsontext.dumps(doc), msgid)
-                        else:
-                            emitter.emit(Message.from_api(doc))
-                    # Every message the new cursor covers is handed over: now it may be saved.
-                    emitter.checkpoint(page.next_cursor or stream.cursor)
-                trouble = 0
-            except (RateLimitError, NetworkError, TokenError) as exc:
-                if not following:
-                    raise
-                # A follower outlives rate limits (WeCom blocks a minute) and network trouble:
-                # back off, doubling up to 60 s, and pull again from the saved position.
-                trouble += 1
-                wait = min(60.0, interval * 4 * 2 ** (trouble - 1))
-                out.warning(f"{exc.message}; pulling again in {wait:.1f} s")
-                time.sleep(wait)
-                continue
-            except ApiError as exc:
-                if following and exc.errcode == 95007 and stream.token:
-                    out.warning("the callback token was refused (expired?); pulling without it")
-                    stream.token = None
-                    continue
-                raise
-            if tokens is not None:
-                next_token = next(tokens, None)
-                if next_token is None:
-                    break
-                stream.token = next_token
-                continue
-            if not follow:
-                break
-            delay = interval if emitter.count > before else min(delay * 2, 60.0)
-            time.sleep(delay)
-            stream.token = None  # callback tokens expire after 10 minutes
-    finally:
-        emitter.end()
-        if saved is not None:
-            saved.close()
-    if out.fmt in ("table", "tsv") and not follow:
-        out.info(f"{emitter.count} new message(s)")
+# `msg sync` and `msg history` live in their own module; importing it registers them.
+from kfcli.cli import msg_stream as _msg_stream  # noqa: E402,F401

@@ -11,12 +11,16 @@ Retry rules (DESIGN.md §3):
 
 HTTP goes through `kfcli.core.http` (the standard library's http.client, imported on the
 first request), which keeps start-up within budget.
+
+A client is safe to share between threads (see `KfClient`): calls return their whole outcome
+and leave no per-call state on the client (STYLE.md practice 14).
 """
 
 from __future__ import annotations
 
 import json
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -35,6 +39,7 @@ from kfcli.core.models import (
     Account,
     CustomerBatch,
     MediaUpload,
+    SendResult,
     Servicer,
     ServicerResult,
     ServiceState,
@@ -75,6 +80,25 @@ class KfClient:
 
     >>> client = KfClient("ww0123456789abcdef", secret)          # doctest: +SKIP
     >>> [a.name for a in client.iter_accounts()]                  # doctest: +SKIP
+
+    Safe to share between threads: a callback receiver's workers or an application's request
+    handlers can all use one client. What they share and what is their own:
+
+    * Every call returns its whole outcome and keeps nothing of it on the client (a send's
+      `SendResult` says whether it was retried or already delivered).
+    * HTTP connections are pooled (`kfcli.core.http.Http`): each request borrows one for
+      its exchange, so threads never share a connection mid-request, and keep-alive
+      connections are reused by whichever thread calls next. A forked child opens its own.
+    * The access token is shared by every thread, and by every process through the cache
+      file (`TokenCache`): when it is missing, expired or rejected, one thread calls
+      gettoken and the others wait for its answer.
+    * Per thread: only the deprecated `retried_after_ambiguous` and `already_delivered`,
+      which describe the calling thread's own last call, and `tokens.last_source`.
+    * `trace` may be called from any thread; lines of concurrent calls may interleave.
+
+    `close()` (or leaving a `with KfClient(...) as client:` block) closes every connection
+    the client opened: idle ones at once, those of calls still in flight when the call ends.
+    A closed client still works: the next call opens a new connection.
     """
 
     def __init__(
@@ -96,10 +120,8 @@ class KfClient:
         self.trace = trace
         self._secret = secret
         self._http: Http | None = None
-        #: True while the current call has retried after a failure that may have taken effect.
-        self.retried_after_ambiguous = False
-        #: After a send: WeCom said this msgid had already been delivered (nothing sent again).
-        self.already_delivered = False
+        self._http_lock = threading.Lock()
+        self._last = threading.local()  # backs the deprecated per-thread flags below
         self.tokens = token_cache or TokenCache(corp_id, secret, self._fetch_token)
 
     @classmethod
@@ -108,17 +130,53 @@ class KfClient:
         return cls(settings.corp_id or "", settings.secret or "", base_url=settings.base_url,
                    **kwargs)
 
+    # ------------------------------------------------------------------ lifetime
+
+    def close(self) -> None:
+        """Close every connection the client opened (see the class docstring)."""
+        with self._http_lock:
+            http = self._http
+        if http is not None:
+            http.close()
+
+    def __enter__(self) -> KfClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ deprecated
+
+    @property
+    def retried_after_ambiguous(self) -> bool:
+        """Deprecated: use `send_message(...).retried`. Whether the calling thread's last
+        call was retried after a failure that may have taken effect."""
+        _deprecated("retried_after_ambiguous", "send_message(...).retried")
+        return getattr(self._last, "retried", False)
+
+    @property
+    def already_delivered(self) -> bool:
+        """Deprecated: use `send_message(...).already_delivered`. Whether the calling
+        thread's last send found its msgid delivered before."""
+        _deprecated("already_delivered", "send_message(...).already_delivered")
+        return getattr(self._last, "already_delivered", False)
+
     # ------------------------------------------------------------------ transport
 
     @property
     def http(self) -> Http:
-        if self._http is None:
-            from kfcli import __version__
+        """The connection pool, created on the first request."""
+        http = self._http
+        if http is None:
+            with self._http_lock:
+                if self._http is None:
+                    from kfcli import __version__
 
-            self._http = Http(self.base_url, connect_timeout=self.timeout.connect,
-                              read_timeout=self.timeout.read,
-                              user_agent=f"kfcli/{__version__}")
-        return self._http
+                    self._http = Http(self.base_url, connect_timeout=self.timeout.connect,
+                                      read_timeout=self.timeout.read,
+                                      user_agent=f"kfcli/{__version__}")
+                http = self._http
+        return http
 
     def _send(
         self,
@@ -129,9 +187,11 @@ class KfClient:
         body: bytes | None,
         headers: dict[str, str] | None,
         retry_safe: bool,
-    ) -> Response:
-        """One HTTP exchange with network-level retries. Raises NetworkError."""
+    ) -> tuple[Response, bool]:
+        """One HTTP exchange with network-level retries: (the response, whether it was
+        retried after a failure that may have reached the server). Raises NetworkError."""
         attempt = 0
+        ambiguous = False
         while True:
             started = time.perf_counter()
             self._trace_request(method, path, params, body, headers)
@@ -140,7 +200,7 @@ class KfClient:
             except HttpError as exc:
                 self._trace(f"! {exc.reason}")
                 if (retry_safe or exc.never_sent) and attempt < self.retry.max_retries:
-                    self.retried_after_ambiguous |= not exc.never_sent
+                    ambiguous |= not exc.never_sent
                     self._sleep(attempt)
                     attempt += 1
                     continue
@@ -151,13 +211,13 @@ class KfClient:
                 raise NetworkError(redact(f"{method} {path}: {exc.reason}"), hint=hint) from None
             self._trace_response(resp, started)
             if resp.status >= 500 and retry_safe and attempt < self.retry.max_retries:
-                self.retried_after_ambiguous = True
+                ambiguous = True
                 self._sleep(attempt)
                 attempt += 1
                 continue
             if resp.status >= 500:
                 raise NetworkError(f"{method} {path}: HTTP {resp.status} from server")
-            return resp
+            return resp, ambiguous
 
     def _sleep(self, attempt: int) -> None:
         delay = self.retry.delay(attempt)
@@ -197,7 +257,7 @@ class KfClient:
     def _fetch_token(self) -> tuple[str, int]:
         attempt = 0
         while True:
-            resp = self._send(
+            resp, _ = self._send(
                 "GET",
                 "/cgi-bin/gettoken",
                 params={"corpid": self.corp_id, "corpsecret": self._secret},
@@ -243,6 +303,28 @@ class KfClient:
         defaults to True for GET. `decode` replaces `json.loads` for the answer's text.
         Raises an `ApiError` subclass when errcode != 0.
         """
+        self._last.retried = False
+        answer, retried = self._call(method, path, body, params=params, upload=upload,
+                                     retry_safe=retry_safe, raw=raw, decode=decode)
+        self._last.retried = retried
+        return answer
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        *,
+        params: dict[str, Any] | None = None,
+        upload: tuple[bytes, str] | None = None,
+        retry_safe: bool | None = None,
+        raw: bool = False,
+        decode: Callable[[str], dict[str, Any]] | None = None,
+        accept: Callable[[int, str], bool] | None = None,
+    ) -> tuple[Any, bool]:
+        """`call`, returning (its answer, whether a request was retried after a failure that
+        may have taken effect). An errcode that `accept(errcode, errmsg)` approves is
+        returned as an answer rather than raised."""
         method = method.upper()
         if retry_safe is None:
             retry_safe = method == "GET"
@@ -253,20 +335,23 @@ class KfClient:
         elif body is not None:
             data = json.dumps(body, ensure_ascii=False).encode("utf-8")
             headers["Content-Type"] = "application/json; charset=utf-8"
-        self.retried_after_ambiguous = False
         token = self.tokens.get()
         token_retried = False
+        retried = False
         attempt = 0
         while True:
             query = {**(params or {}), "access_token": token}
-            resp = self._send(method, path, params=query, body=data, headers=headers,
-                              retry_safe=retry_safe)
+            resp, ambiguous = self._send(method, path, params=query, body=data,
+                                         headers=headers, retry_safe=retry_safe)
+            retried |= ambiguous
             if raw and "json" not in resp.content_type:
-                return resp
+                return resp, retried
             doc = _json(resp, path, decode)
             errcode = doc.get("errcode", 0)
             if not isinstance(errcode, int) or errcode == 0:
-                return doc
+                return doc, retried
+            if accept is not None and accept(errcode, str(doc.get("errmsg", ""))):
+                return doc, retried
             if errcode in TOKEN_ERRCODES and not token_retried:
                 token_retried = True
                 self._trace(f"! token rejected ({errcode}), fetching a new one")
@@ -410,9 +495,9 @@ class KfClient:
 
     # ------------------------------------------------------------------ messages
 
-    def send_msg(self, touser: str, open_kfid: str, msgtype: str, content: dict[str, Any],
-                 *, msgid: str | None = None) -> str:
-        """Send one message; returns its msgid.
+    def send_message(self, touser: str, open_kfid: str, msgtype: str,
+                     content: dict[str, Any], *, msgid: str | None = None) -> SendResult:
+        """Send one message; returns its whole outcome (`SendResult`).
 
         A msgid is always sent (generated when not given): WeCom keeps msgids unique per
         account, so the network retry this enables can never deliver twice.
@@ -425,36 +510,53 @@ class KfClient:
                 msgtype: content}
         return self._send_idempotent("/cgi-bin/kf/send_msg", body)
 
-    def send_msg_on_event(self, code: str, msgtype: str, content: dict[str, Any], *,
-                          msgid: str | None = None) -> str:
-        """Answer an event code (welcome, queue, closing words); returns the msgid."""
+    def send_msg(self, touser: str, open_kfid: str, msgtype: str, content: dict[str, Any],
+                 *, msgid: str | None = None) -> str:
+        """Send one message; returns its msgid. `send_message` returns the whole outcome.
+
+        Why two methods rather than one returning a `str` subclass that carries the flags:
+        such a string compares, hashes, formats and serialises as a plain string, so the
+        flags vanish silently at the first f-string or `json.dumps`; and making `send_msg`
+        return a `SendResult` would break every caller that uses its answer as the msgid.
+        So `send_msg` stays exactly as it was, and the outcome has a type of its own.
+        """
+        return self.send_message(touser, open_kfid, msgtype, content, msgid=msgid).msgid
+
+    def send_message_on_event(self, code: str, msgtype: str, content: dict[str, Any], *,
+                              msgid: str | None = None) -> SendResult:
+        """Answer an event code (welcome, queue, closing words); returns the whole outcome."""
         limits.check_text("code", code, max_bytes=128)
         messages.validate(msgtype, content, on_event=True)
         msgid = limits.check_msgid(msgid) if msgid else new_msgid()
         body = {"code": code, "msgid": msgid, "msgtype": msgtype, msgtype: content}
         return self._send_idempotent("/cgi-bin/kf/send_msg_on_event", body)
 
-    def _send_idempotent(self, path: str, body: dict[str, Any]) -> str:
-        self.already_delivered = False
+    def send_msg_on_event(self, code: str, msgtype: str, content: dict[str, Any], *,
+                          msgid: str | None = None) -> str:
+        """Answer an event code; returns the msgid (see `send_msg` for why a plain str).
+        `send_message_on_event` returns the whole outcome."""
+        return self.send_message_on_event(code, msgtype, content, msgid=msgid).msgid
+
+    def _send_idempotent(self, path: str, body: dict[str, Any]) -> SendResult:
+        last = self._last
+        last.already_delivered = last.retried = False
         try:
-            doc = self.call("POST", path, body, retry_safe=True)
+            # WeCom refuses a repeated msgid, which proves a message with it was accepted
+            # before: after a dropped connection (our retry), or when the user repeats a send
+            # with the same --msgid as the error hint says. Either way it is delivered, once.
+            doc, retried = self._call("POST", path, body, retry_safe=True,
+                                      accept=_is_duplicate_msgid)
         except NetworkError as exc:
             # The message may have arrived. Repeating with the same msgid is always safe.
             exc.hint = (f"the message may have been delivered; to retry safely, repeat the "
                         f"command with --msgid {body['msgid']}")
             raise
-        except ApiError as exc:
-            # WeCom refuses a repeated msgid, which proves a message with it was accepted
-            # before: after a dropped connection (our retry), or when the user repeats a send
-            # with the same --msgid as the error hint says. Either way it is delivered, once.
-            # (verify) The code for a repeated msgid is not documented: we take 40058 naming
-            # the msgid, the only signal there is.
-            if _is_duplicate_msgid(exc):
-                self._trace("! msgid already delivered earlier")
-                self.already_delivered = True
-                return str(body["msgid"])
-            raise
-        return str(doc.get("msgid") or body["msgid"])
+        delivered = doc.get("errcode", 0) != 0  # only an accepted duplicate gets here
+        if delivered:
+            self._trace("! msgid already delivered earlier")
+        last.already_delivered, last.retried = delivered, retried
+        msgid = str(body["msgid"]) if delivered else str(doc.get("msgid") or body["msgid"])
+        return SendResult(msgid, already_delivered=delivered, retried=retried)
 
     def sync_msg(self, open_kfid: str, *, cursor: str | None = None, token: str | None = None,
                  limit: int = 1000, voice_format: int | None = None,
@@ -620,8 +722,17 @@ def new_msgid() -> str:
     return "kfcli" + secrets.token_urlsafe(20)[:27]
 
 
-def _is_duplicate_msgid(exc: ApiError) -> bool:
-    return exc.errcode == 40058 and "msgid" in exc.errmsg.lower()
+def _is_duplicate_msgid(errcode: int, errmsg: str) -> bool:
+    # (verify) The code for a repeated msgid is not documented: we take 40058 naming the
+    # msgid, the only signal there is.
+    return errcode == 40058 and "msgid" in errmsg.lower()
+
+
+def _deprecated(name: str, instead: str) -> None:
+    import warnings
+
+    warnings.warn(f"KfClient.{name} is deprecated (it describes only the calling thread's "
+                  f"last call); use {instead}", DeprecationWarning, stacklevel=3)
 
 
 def _strip(doc: dict[str, Any]) -> dict[str, Any]:
@@ -652,4 +763,4 @@ def _content_type(media_type: str, path: Path) -> str:
     return {"voice": "audio/amr", "video": "video/mp4"}.get(media_type, "application/octet-stream")
 
 
-__all__ = ["KfClient", "RetryPolicy", "Timeout"]
+__all__ = ["KfClient", "RetryPolicy", "SendResult", "Timeout"]

@@ -4,8 +4,10 @@ Why not `requests`: importing it costs 40-100 ms on every invocation, more than 
 start-up budget (a command must stay within 1.3x of a plain `requests` script, see bench/).
 kfcli talks to one host with JSON and one multipart upload, which `http.client` covers; this
 module adds what a CLI needs on top: keep-alive with a stale-connection check, separate
-connect/read timeouts, HTTP(S)_PROXY / NO_PROXY, and errors that say whether the request can
-have reached the server (which decides whether a retry is safe).
+connect/read timeouts, HTTP(S)_PROXY / NO_PROXY, errors that say whether the request can
+have reached the server (which decides whether a retry is safe), and a pool of connections so
+that one `Http` can serve many threads (an `http.client` connection serves one exchange at a
+time).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import os
 import secrets
 import select
 import socket
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlencode, urlsplit
@@ -69,7 +72,16 @@ def multipart(field: str, filename: str, data: bytes, content_type: str) -> tupl
 
 
 class Http:
-    """Connections to one base URL, reused across requests."""
+    """Connections to one base URL, reused across requests. Safe to share between threads.
+
+    A request borrows an idle keep-alive connection (or opens a new one) and gives it back
+    once the answer is read, so a connection serves one thread's exchange at a time and is
+    reused by whichever thread asks next; there are never more connections than requests
+    that were in flight at once. A forked child never touches the parent's connections: it
+    notices the new process id and opens its own. `close()` closes the idle connections at
+    once and the borrowed ones as they come back; the `Http` stays usable (a later request
+    opens a new connection).
+    """
 
     def __init__(self, base_url: str, *, connect_timeout: float, read_timeout: float,
                  user_agent: str) -> None:
@@ -84,7 +96,11 @@ class Http:
         self.read_timeout = read_timeout
         self.user_agent = user_agent
         self.proxy = _proxy_for(self.scheme, self.host)
-        self._conn: Any = None
+        # Idle connections, most recently used last. deque's append and pop are atomic, so
+        # the pool needs no lock (and a fork can never leave one held in the child).
+        self._idle: deque[Any] = deque()
+        self._pid = os.getpid()
+        self._generation = 0  # bumped by close(): borrowed connections are not pooled again
 
     def request(self, method: str, path: str, *, params: dict[str, Any] | None = None,
                 body: bytes | None = None, headers: dict[str, str] | None = None) -> Response:
@@ -96,39 +112,65 @@ class Http:
             target = f"http://{self.host}:{self.port}{target}"
             if self.proxy.auth:
                 all_headers["Proxy-Authorization"] = self.proxy.auth
-        conn = self._connection()
+        generation = self._generation
+        conn = self._borrow()
+        # On any failure the connection is closed, never given back: its state is unknown.
         try:
             conn.request(method, target, body=body, headers=all_headers)
         except TimeoutError:
-            self.close()
+            conn.close()
             raise HttpError("timed out", never_sent=False) from None
         except OSError as exc:
-            self.close()
+            conn.close()
             raise HttpError(f"connection failed while sending ({_os_reason(exc)})",
                             never_sent=False) from None
         try:
             resp = conn.getresponse()
             data = resp.read()
         except TimeoutError:
-            self.close()
+            conn.close()
             raise HttpError("timed out waiting for the response", never_sent=False) from None
         except (OSError, ValueError) as exc:  # RemoteDisconnected, reset, IncompleteRead
             import http.client
 
-            self.close()
+            conn.close()
             if isinstance(exc, (http.client.HTTPException, ConnectionError)):
                 raise HttpError("connection dropped before a response arrived",
                                 never_sent=False) from None
             raise HttpError(f"connection failed ({_os_reason(exc)})", never_sent=False) from None
         if resp.will_close:
-            self.close()
+            conn.close()
+        else:
+            self._give_back(conn, generation)
         headers = {k.lower(): v for k, v in resp.getheaders()}
         return Response(resp.status, resp.reason, headers, data)
 
-    def _connection(self):
-        if self._conn is not None and not _dropped(self._conn):
-            return self._conn
-        self.close()
+    def _borrow(self):
+        """An idle connection the server has not closed, or a new one."""
+        pid = os.getpid()
+        if self._pid != pid:
+            # A forked child: the idle sockets are the parent's (shared descriptors). Forget
+            # them without closing, which could disturb the parent, and start afresh.
+            self._idle = deque()
+            self._pid = pid
+        while True:
+            try:
+                conn = self._idle.pop()
+            except IndexError:
+                return self._open()
+            if not _dropped(conn):
+                return conn
+            conn.close()
+
+    def _give_back(self, conn, generation: int) -> None:
+        if generation != self._generation or self._pid != os.getpid():
+            conn.close()
+            return
+        self._idle.append(conn)
+        if generation != self._generation:  # close() ran meanwhile and may have missed it
+            self._close_idle()
+
+    def _open(self):
         import http.client
 
         host, port = (self.proxy.host, self.proxy.port) if self.proxy else (self.host, self.port)
@@ -153,13 +195,32 @@ class Http:
             raise HttpError(f"connection failed ({_os_reason(exc)}; server unreachable)",
                             never_sent=True) from None
         conn.sock.settimeout(self.read_timeout)
-        self._conn = conn
         return conn
 
+    @property
+    def _conn(self):
+        """The connection the next request would try first (None when none is idle); what
+        tests/core/test_http.py inspects to see keep-alive at work."""
+        try:
+            return self._idle[-1]
+        except IndexError:
+            return None
+
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        """Close every connection: the idle ones now, those in use when their request ends."""
+        self._generation += 1
+        if self._pid != os.getpid():
+            self._idle = deque()  # the parent's, see _borrow
+            return
+        self._close_idle()
+
+    def _close_idle(self) -> None:
+        while True:
+            try:
+                conn = self._idle.pop()
+            except IndexError:
+                return
+            conn.close()
 
 
 def _dropped(conn) -> bool:

@@ -130,3 +130,22 @@ class CustomerBatch(Model):
     def from_api(cls, doc: dict[str, Any]) -> CustomerBatch:
         return cls(raw=_without_status(doc), customer_list=list(doc.get("customer_list", [])),
                    invalid_external_userid=list(doc.get("invalid_external_userid", [])))
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """The whole outcome of one send (`KfClient.send_message` / `send_message_on_event`).
+
+    `msgid`: the message's id (the caller's, or the one kfcli generated).
+    `already_delivered`: WeCom refused the msgid as a repeat, which proves a message with it
+    had been accepted before; nothing was delivered twice. Either an earlier send with the
+    same msgid did it, or, when `retried` is also true, possibly this call's own first
+    attempt, whose answer was lost.
+    `retried`: the request was sent again after a failure that may have reached WeCom (a
+    dropped connection, a timeout, an HTTP 5xx). Retries after failures that cannot have
+    reached it (refused connection, rejected token, rate limit) do not count.
+    """
+
+    msgid: str
+    already_delivered: bool = False
+    retried: bool = False

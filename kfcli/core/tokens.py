@@ -6,13 +6,18 @@ peers keyed by corp id alone and the apps kept invalidating each other's tokens)
 
 Reads take no lock. A process that needs a new token takes a file lock, looks again (another
 process may have fetched one meanwhile), and only then calls gettoken, so any number of cold
-processes call gettoken once between them.
+processes call gettoken once between them. Within a process, threads first queue on an
+in-process lock (one per cache file, shared by every `TokenCache` of the app), so a single
+thread takes the file lock and calls gettoken while the others wait and then use its token:
+a missing or rejected token is fetched once per process, not once per thread.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,6 +47,31 @@ class CachedToken:
         return max(0, int(self.expires_at - time.time()))
 
 
+_locks: dict[str, threading.Lock] = {}
+_locks_guard = threading.Lock()
+
+
+def _process_lock(path: Path) -> threading.Lock:
+    """The in-process lock in front of the file lock at `path`."""
+    with _locks_guard:
+        lock = _locks.get(str(path))
+        if lock is None:
+            lock = _locks[str(path)] = threading.Lock()
+        return lock
+
+
+def _forget_locks() -> None:
+    # A forked child has only the forking thread: a lock another thread held at the fork
+    # would never be released there.
+    global _locks_guard
+    _locks.clear()
+    _locks_guard = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_locks)
+
+
 def cache_key(corp_id: str, secret: str) -> str:
     digest = hashlib.sha256(secret.encode("utf-8")).hexdigest()[:16]
     safe_corp = "".join(c if c.isalnum() or c in "-_" else "_" for c in corp_id)
@@ -49,7 +79,12 @@ def cache_key(corp_id: str, secret: str) -> str:
 
 
 class TokenCache:
-    """Cache of one app's token. `fetch` calls gettoken and returns (token, expires_in)."""
+    """Cache of one app's token. `fetch` calls gettoken and returns (token, expires_in).
+
+    Safe to share between threads: they share one token, and when it is missing, expiring or
+    rejected one of them fetches a new one while the others wait (see the module docstring).
+    `last_source` is per thread.
+    """
 
     def __init__(
         self,
@@ -64,8 +99,17 @@ class TokenCache:
         self.path = self.directory / f"{key}.json"
         self.lock_path = self.directory / f"{key}.lock"
         self._fetch = fetch
-        self.last_source = "cache"
+        self._local = threading.local()
         self._memo: CachedToken | None = None  # what this process last read or fetched
+
+    @property
+    def last_source(self) -> str:
+        """Where the calling thread's last token came from: "cache" or "gettoken"."""
+        return getattr(self._local, "source", "cache")
+
+    @last_source.setter
+    def last_source(self, value: str) -> None:
+        self._local.source = value
 
     def read(self) -> CachedToken | None:
         try:
@@ -77,7 +121,11 @@ class TokenCache:
             # Missing or damaged (e.g. a crash of an older version): a cache can be rebuilt.
             return None
         register_secret(token.access_token)
-        self._memo = token
+        memo = self._memo
+        # Never step back: a thread that read the file just before another one replaced the
+        # token must not put the old token back in memory.
+        if memo is None or not memo.fresh() or token.expires_at >= memo.expires_at:
+            self._memo = token
         return token
 
     def get(self, *, rejected: str | None = None, force: bool = False) -> str:
@@ -89,23 +137,30 @@ class TokenCache:
         if cached and cached.fresh() and not force and cached.access_token != rejected:
             self.last_source = "cache"
             return cached.access_token
-        import filelock
-
-        ensure_private_dir(self.directory)
-        with filelock.FileLock(str(self.lock_path), timeout=LOCK_TIMEOUT, mode=0o600):
-            cached = self.read()
-            usable = cached and cached.fresh() and cached.access_token != rejected
-            # With force, a token fetched by someone else after our request started still counts.
-            if usable and (not force or rejected is not None):
+        # With force, a token fetched by someone else after our request started still counts.
+        reuse = not force or rejected is not None
+        with _process_lock(self.lock_path):
+            # Another thread of this process may have fetched one while we waited.
+            memo = self._memo
+            if reuse and memo and memo.fresh() and memo.access_token != rejected:
                 self.last_source = "cache"
-                return cached.access_token
-            token, expires_in = self._fetch()
-            register_secret(token)
-            now = time.time()
-            self._memo = CachedToken(token, now + expires_in, now)
-            self._write(self._memo)
-            self.last_source = "gettoken"
-            return token
+                return memo.access_token
+            import filelock
+
+            ensure_private_dir(self.directory)
+            with filelock.FileLock(str(self.lock_path), timeout=LOCK_TIMEOUT, mode=0o600):
+                cached = self.read()
+                if reuse and cached and cached.fresh() and cached.access_token != rejected:
+                    self._memo = cached  # the newest there is, whatever read() kept
+                    self.last_source = "cache"
+                    return cached.access_token
+                token, expires_in = self._fetch()
+                register_secret(token)
+                now = time.time()
+                self._memo = CachedToken(token, now + expires_in, now)
+                self._write(self._memo)
+                self.last_source = "gettoken"
+                return token
 
     def _write(self, token: CachedToken) -> None:
         doc = {

@@ -208,7 +208,7 @@ def test_sync_pulls_the_announced_messages(serve, sandbox):
     assert message["type"] == "message" and message["msgid"] == doc["msgid"]
     assert message["open_kfid"] == open_kfid and message["msgtype"] == "text"
     assert message["text"]["content"] == "你好, where is my order?"
-    # a second callback for the same account pulls only what is new (cursor kept in memory)
+    # a second callback for the same account pulls only what is new (cursor in the store)
     doc2 = sandbox.post("/sandbox/customer_message", {"open_kfid": open_kfid, "text": "2nd"})
     query, body = wecom_post(event_xml(doc2["token"], open_kfid, creds["corp_id"]),
                              token=creds["token"], aes_key=creds["aes_key"],
@@ -219,6 +219,25 @@ def test_sync_pulls_the_announced_messages(serve, sandbox):
     assert second["msgid"] == doc2["msgid"] and second["text"]["content"] == "2nd"
     time.sleep(0.3)
     assert rx.out.empty()
+
+
+def test_an_expired_callback_token_falls_back_to_a_pull_without_it(serve, sandbox):
+    open_kfid = sandbox.account()
+    doc = sandbox.post("/sandbox/customer_message", {"open_kfid": open_kfid, "text": "late"})
+    creds = sandbox.creds
+    env = {**sandbox.env, "KFCLI_TOKEN": creds["token"], "KFCLI_AES_KEY": creds["aes_key"],
+           "KFCLI_CORP_ID": creds["corp_id"]}
+    rx = serve("--sync", env=env)
+    # A Token the simulator never issued (or issued over 10 minutes ago): 95007.
+    query, body = wecom_post(event_xml("Expired0Token", open_kfid, creds["corp_id"]),
+                             token=creds["token"], aes_key=creds["aes_key"],
+                             receive_id=creds["corp_id"])
+    assert rx.request("POST", query, body)[:2] == (200, b"success")
+    assert rx.record(timeout=10)["type"] == "callback"
+    message = rx.record(timeout=30)
+    assert message["type"] == "message" and message["msgid"] == doc["msgid"]
+    while "token was refused" not in rx.err_text:  # written before the message was
+        rx.err_line(timeout=10)
 
 
 # ---------------------------------------------------------------------------- in-process
