@@ -193,3 +193,110 @@ def test_gunicorn_with_four_workers_emits_each_message_once(run, corp, tmp_path)
         r = run("msg", "history", open_kfid, env=env)
         held = [json.loads(x)["msgid"] for x in r.out.splitlines()]
         assert len(held) == 120 == len(set(held))
+
+
+class _RoundRobin:
+    """A load balancer in front of several receivers: each request to the next backend."""
+
+    def __init__(self, backends: list[str]) -> None:
+        import http.server
+        import itertools
+
+        turn = itertools.cycle(backends)
+        lock = threading.Lock()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _forward(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with lock:
+                    backend = next(turn)
+                resp = requests.request(self.command, backend.rstrip("/") + self.path,
+                                        data=body or None, timeout=30)
+                self.send_response(resp.status_code)
+                self.send_header("Content-Length", str(len(resp.content)))
+                self.end_headers()
+                self.wfile.write(resp.content)
+
+            do_GET = do_POST = _forward
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _host_env(env: dict, root) -> dict:
+    """A second machine: its own home, config, cache and state directories."""
+    return {**env, "HOME": str(root), "XDG_STATE_HOME": str(root / "state"),
+            "XDG_CACHE_HOME": str(root / "cache"), "XDG_DATA_HOME": str(root / "data"),
+            "KFCLI_CONFIG_DIR": str(root / "config")}
+
+
+def _records(proc) -> list[dict]:
+    """What the process wrote so far (a look, without taking the lines)."""
+    return [json.loads(line) for line in list(proc.out.queue)]
+
+
+def _wait_for(procs, sent: set[str], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        seen = {r["msgid"] for p in procs for r in _records(p) if r.get("type") == "message"}
+        if sent <= seen:
+            return
+        time.sleep(0.2)
+
+
+def test_two_hosts_sharing_postgresql_emit_each_message_once(spawn, run, corp, tmp_path,
+                                                             pg_url):
+    creds, env, open_kfid = corp
+    env = {**env, "KFCLI_STORE": pg_url}
+    hosts = [spawn("callback", "serve", "--port", "0", "--sync",
+                   env=_host_env(env, tmp_path / f"host{i}")) for i in (1, 2)]
+    balancer = _RoundRobin([receiver_url(h) for h in hosts])
+    try:
+        point_callbacks(creds, balancer.url)
+        jobs = [f"pg {i}" for i in range(100)]
+        with ThreadPoolExecutor(4) as pool:
+            sent = set(pool.map(lambda text: say(creds, open_kfid, text,
+                                                 f"wmpg{len(text) % 5}")["msgid"], jobs))
+        _wait_for(hosts, sent)
+    finally:
+        for host in hosts:
+            host.stop()
+        balancer.close()
+    outputs = [_drain(h) for h in hosts]  # everything each host wrote (none was taken yet)
+    emitted = [r["msgid"] for out in outputs for r in out if r.get("type") == "message"]
+    assert sorted(emitted) == sorted(sent)
+    # The balancer gave each host callbacks (what each then pulled depends on timing).
+    assert all(any(r.get("type") == "callback" for r in out) for out in outputs)
+    r = run("msg", "history", open_kfid, env=env)
+    assert r.code == 0, r.err
+    held = [json.loads(x)["msgid"] for x in r.out.splitlines()]
+    assert sorted(held) == sorted(sent)
+
+
+def test_msg_sync_beside_a_receiver_shares_the_account_exactly_once(spawn, corp):
+    creds, env, open_kfid = corp
+    rx = spawn("callback", "serve", "--port", "0", "--sync", env=env)
+    point_callbacks(creds, receiver_url(rx))
+    follower = spawn("msg", "sync", open_kfid, "--follow", "--interval", "0.1", env=env)
+    with ThreadPoolExecutor(4) as pool:
+        sent = set(pool.map(lambda i: say(creds, open_kfid, f"both {i}")["msgid"], range(100)))
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        seen = {r["msgid"] for r in _records(rx) if r.get("type") == "message"}
+        seen |= {r["msgid"] for r in _records(follower)}
+        if sent <= seen:
+            break
+        time.sleep(0.2)
+    rx.stop()
+    follower.popen.send_signal(signal.SIGINT)
+    emitted = [r["msgid"] for r in _drain(rx) if r.get("type") == "message"]
+    emitted += [r["msgid"] for r in _drain(follower)]
+    assert sorted(emitted) == sorted(sent)
