@@ -45,6 +45,7 @@ GROUPS = {
     "servicer": "kfcli.cli.servicer",
     "state": "kfcli.cli.state",
     "msg": "kfcli.cli.msg",
+    "store": "kfcli.cli.store",
     "customer": "kfcli.cli.customer",
     "upgrade": "kfcli.cli.upgrade",
     "corp": "kfcli.cli.corp",
@@ -83,8 +84,8 @@ failure after retries; 7 rate limited after retries; 130 interrupted.
 
 Environment: KFCLI_PROFILE, KFCLI_CORP_ID, KFCLI_SECRET, KFCLI_TOKEN (callback Token),
 KFCLI_AES_KEY (EncodingAESKey), KFCLI_BASE_URL, KFCLI_OUTPUT, KFCLI_CONFIG_DIR, KFCLI_SANDBOX,
-KFCLI_TIMEOUT; HTTPS_PROXY/NO_PROXY; NO_COLOR. Precedence: flag > environment > profile >
-default.
+KFCLI_TIMEOUT, KFCLI_STORE (the message store: sqlite:///PATH or postgresql://…);
+HTTPS_PROXY/NO_PROXY; NO_COLOR. Precedence: flag > environment > profile > default.
 """
 
 app = typer.Typer(

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from kfcli.cli.context import new_app, state, with_output
-from kfcli.core.config import FIELDS, SECRET_FIELDS
+from kfcli.core.config import FIELDS, shown
 from kfcli.core.redact import mask
 
 app = new_app("Inspect credentials and the access-token cache.")
@@ -20,7 +20,7 @@ app = new_app("Inspect credentials and the access-token cache.")
 def status() -> None:
     """Show each setting, where it comes from (flag, env, profile, default), and the token cache.
 
-    Makes no network request. Secrets are masked.
+    Makes no network request. Secrets are masked, and so is the password of a store URL.
     """
     from kfcli.core.tokens import TokenCache
 
@@ -29,7 +29,7 @@ def status() -> None:
     rows = []
     for key in FIELDS:
         setting = settings.values[key]
-        value = mask(setting.value) if key in SECRET_FIELDS else (setting.value or "")
+        value = shown(key, setting.value)
         rows.append({"setting": key, "value": value, "source": setting.source})
     token = {"cached": False, "expires_in": None}
     if settings.corp_id and settings.secret:

@@ -15,11 +15,12 @@ from kfcli.core.config import (
     ConfigFile,
     check_field,
     check_profile_name,
+    shown,
 )
 from kfcli.core.errors import ConfigError, UsageError
-from kfcli.core.redact import mask
 
-app = new_app("Manage profiles: corp id, secret, callback token and key, base URL.")
+app = new_app("Manage profiles: corp id, secret, callback token and key, base URL, message "
+              "store.")
 
 KeyArg = Annotated[str, typer.Argument(help=f"One of: {', '.join(FIELDS)}.", show_default=False)]
 
@@ -29,7 +30,13 @@ def _target_profile(cfg: ConfigFile) -> str:
 
 
 def _shown(key: str, value: str | None) -> str:
-    return mask(value) if key in SECRET_FIELDS else (value or "")
+    return shown(key, value)
+
+
+def _has_password(url: str) -> bool:
+    from kfcli.core.store import display_url
+
+    return display_url(url) != url
 
 
 @app.command("set", epilog="""Examples:
@@ -41,14 +48,18 @@ def _shown(key: str, value: str | None) -> str:
   printf '%s' "$KF_SECRET" | kfcli -p prod config set secret
 
   kfcli config set base_url http://127.0.0.1:8765
+
+  kfcli config set store postgresql://kfcli@db.internal:5432/kfcli
+
+  kfcli config set store                       # a URL with a password: prompted, hidden
 """)
 @with_output
 def set_(
     key: KeyArg,
     value: Annotated[
         str | None,
-        typer.Argument(help="The value (not for secret, token, aes_key: those are prompted or "
-                       "read from stdin).", show_default=False),
+        typer.Argument(help="The value (not for secret, token, aes_key, nor a store URL with a "
+                       "password: those are prompted or read from stdin).", show_default=False),
     ] = None,
 ) -> None:
     """Set a value in the current profile (created if missing)."""
@@ -63,6 +74,17 @@ def set_(
                 f"process lists); run `kfcli config set {key}` and type it, or pipe it on stdin",
             )
         value = read_secret(key)
+    elif key == "store" and value is None:
+        value = read_secret(key)  # it may carry a password: read like a secret
+    elif key == "store" and _has_password(value):
+        from kfcli.core.store import display_url
+
+        raise UsageError(
+            f"a store URL with a password ({display_url(value)}) is never taken as an argument "
+            "(it would stay in shell history and process lists)",
+            hint="run `kfcli config set store` and type the URL, or pipe it on stdin; or leave "
+            "the password out and use PGPASSWORD or ~/.pgpass",
+        )
     elif value is None:
         raise UsageError(f"config set {key}: missing VALUE")
     value = check_field(key, value)
@@ -117,12 +139,13 @@ def list_() -> None:
             "profile": name,
             "current": name == current,
             "corp_id": prof.get("corp_id", ""),
-            "secret": mask(prof.get("secret")),
+            "secret": shown("secret", prof.get("secret")),
             "base_url": prof.get("base_url", ""),
+            "store": shown("store", prof.get("store")),
         }
         for name, prof in sorted(cfg.profiles.items())
     ]
-    state().out.rows(rows, ["profile", "current", "corp_id", "secret", "base_url"],
+    state().out.rows(rows, ["profile", "current", "corp_id", "secret", "base_url", "store"],
                      empty=f"no profiles yet ({cfg.path}); start with `kfcli config set corp_id`")
 
 

@@ -1,10 +1,11 @@
 """`kfcli doctor`: check the configuration, file permissions, the network path to WeCom, the
-token fetch and the callback settings, one line each, so an operator sees what to fix first.
+token fetch, the callback settings and the message store, one line each, so an operator sees
+what to fix first.
 
 Checks run in dependency order (config -> permissions -> credentials -> reachability -> token
--> callback); a check whose prerequisite failed is `skipped`, not failed again, so the first
-failed line is the cause to fix. Nothing secret is ever shown: values pass through `mask()`
-and every detail through `redact()`.
+-> callback), then the store, which depends on none of them; a check whose prerequisite
+failed is `skipped`, not failed again, so the first failed line is the cause to fix. Nothing
+secret is ever shown: values pass through `mask()` and every detail through `redact()`.
 """
 
 from __future__ import annotations
@@ -40,19 +41,22 @@ EPILOG = """Examples:
   kfcli --sandbox doctor
 
 Checks, in order: config (the config file is readable and valid, the profile exists);
-config_permissions, cache_permissions, state_permissions (files 0600 in 0700 directories:
-the config file, the token cache, the msg sync state); credentials (corp_id and secret are
-set and well formed); reachability (a plain request to the base URL, no token); token (an
+config_permissions, cache_permissions, state_permissions (files 0600 in 0700 directories: the
+config file, the token cache, the journals of msg sync runs); credentials (corp_id and secret
+are set and well formed); reachability (a plain request to the base URL, no token); token (an
 access token from the cache or gettoken); callback (Token 1-32 of [A-Za-z0-9], EncodingAESKey
-43 of [A-Za-z0-9] decoding to a 32-byte key; skipped when neither is configured). A check
-whose prerequisite failed is skipped. -o json prints a list of {"check", "status", "detail",
-"hint"}. Secrets are shown masked.
+43 of [A-Za-z0-9] decoding to a 32-byte key; skipped when neither is configured); store (the
+message store named by KFCLI_STORE or the setting `store` opens: a valid URL, the PostgreSQL
+server reachable, a schema this kfcli knows; a SQLite file 0600; skipped while the SQLite file
+does not exist yet: doctor never creates it, nor alters a file that is not a kfcli store). A
+check whose prerequisite failed is skipped. -o json prints a list of {"check", "status",
+"detail", "hint"}. Secrets are shown masked.
 
 Exit status: 0 when no check failed. Otherwise the code of the first failed check in the
 order above, because earlier checks are the causes of later ones: 3 for configuration,
-permissions, credentials, a secret WeCom rejects, or bad callback settings; 6 when the base
-URL cannot be reached (or the token fetch fails on the network); 7 when gettoken stays rate
-limited; 1 for other API errors."""
+permissions, credentials, a secret WeCom rejects, bad callback settings, or a store that
+cannot be used; 6 when the base URL (or the PostgreSQL store) cannot be reached, or the token
+fetch fails on the network; 7 when gettoken stays rate limited; 1 for other API errors."""
 
 
 @dataclass
@@ -106,11 +110,12 @@ def _run_checks() -> Iterable[Check]:
     yield _private("config_permissions", [paths.config_file()], "config file")
     yield _private("cache_permissions", _files_in(paths.cache_dir() / "tokens"),
                    "cached tokens")
-    yield _private("state_permissions", _state_files(paths.state_dir() / "sync"),
-                   "msg sync state files")
+    yield _private("state_permissions", _state_files(paths.state_dir() / "runs")
+                   + _state_files(paths.state_dir() / "sync"), "msg sync state files")
     if settings is None:
         for name in ("credentials", "reachability", "token", "callback"):
             yield Check(name, SKIPPED, "needs a valid configuration", "fix the config first")
+        yield _store(None)
         return
     credentials = _credentials(settings)
     yield credentials
@@ -123,6 +128,7 @@ def _run_checks() -> Iterable[Check]:
     else:
         yield _token()
     yield _callback(settings)
+    yield _store(settings)
 
 
 def _config() -> tuple[Check, object | None]:
@@ -159,7 +165,8 @@ def _files_in(directory: Path) -> list[Path]:
 
 
 def _state_files(sync_dir: Path) -> list[Path]:
-    """Cursor and journal files: one directory per profile and corp under `sync/`."""
+    """Files one directory down: the journals of `msg sync` runs (`runs/<key>/`, see
+    `kfcli.core.pull.Journal`), and the cursor files older releases kept in `sync/`."""
     try:
         dirs = sorted(p for p in sync_dir.iterdir() if p.is_dir())
     except OSError:
@@ -317,3 +324,71 @@ def _callback(settings) -> Check:
     return Check("callback", OK, f"token {mask(token)} "
                  f"({settings.values['token'].source}), aes_key {mask(aes_key)} "
                  f"({settings.values['aes_key'].source}) decodes to a 32-byte AES key")
+
+
+def _store(settings) -> Check:
+    """The message store opens (URL valid, server reachable, schema known); SQLite: 0600.
+
+    A SQLite file that does not exist is not created, and one that is not a kfcli store is
+    only read (never opened for writing: opening a store creates or upgrades its schema)."""
+    from kfcli.core.store import display_url, open_store, parse, resolve_url
+
+    url, source = resolve_url(settings)
+    try:
+        backend, location = parse(url)
+    except ConfigError as exc:
+        return Check("store", FAILED, f"{exc.message} ({source})", exc.hint or "", EXIT_CONFIG)
+    where = f"{backend} {display_url(url)} ({source})"
+    path = Path(location) if backend == "sqlite" else None
+    if path is not None:
+        if not path.exists():
+            return Check("store", SKIPPED, f"no store yet at {path} ({source}); the first "
+                         "`kfcli msg sync` creates it")
+        foreign = _foreign_sqlite(path)
+        if foreign:
+            return Check("store", FAILED, f"{path} ({source}) {foreign}; it was left untouched",
+                         "move it away, or set KFCLI_STORE (or `kfcli config set store`) to "
+                         "another file", EXIT_CONFIG)
+    try:
+        with open_store(url) as store:
+            version = store.schema_version()
+    except KfError as exc:
+        return Check("store", FAILED, exc.message, exc.hint or "", exc.exit_code or 1)
+    detail = f"{where}, schema version {version}"
+    if path is None or os.name != "posix":
+        return Check("store", OK, detail)
+    files = [f for f in (path, Path(f"{path}-wal"), Path(f"{path}-shm")) if f.exists()]
+    loose = [(f, mode) for f in files if (mode := _mode(f)) is not None and mode & 0o077]
+    if loose:
+        return Check("store", FAILED, f"{detail}; readable by others: "
+                     + "; ".join(f"{f} is {mode:04o}" for f, mode in loose),
+                     "chmod 600 " + " ".join(str(f) for f, _ in loose), EXIT_CONFIG)
+    return Check("store", OK, f"{detail}, file mode 0600")
+
+
+def _foreign_sqlite(path: Path) -> str | None:
+    """Why `path` is not a kfcli store, read without writing anything; None when it is one
+    (or is still empty). The `meta` table with a schema_version is what
+    `kfcli.core.store.sqlite` writes first."""
+    import sqlite3
+
+    # immutable=1 creates no -wal/-shm beside a file that is not ours; with a -wal present
+    # (a store in use) read-only mode sees its latest commits.
+    mode = "mode=ro" if Path(f"{path}-wal").exists() else "immutable=1"
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?{mode}", uri=True)
+    except sqlite3.Error as exc:
+        return f"cannot be read ({exc})"
+    try:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = "
+                                             "'table'")}
+        if not tables:
+            return None
+        if "meta" in tables and conn.execute("SELECT 1 FROM meta WHERE key = "
+                                             "'schema_version'").fetchone():
+            return None
+    except sqlite3.Error as exc:
+        return f"is not a kfcli store ({exc})"
+    finally:
+        conn.close()
+    return "is an SQLite database but not a kfcli store"

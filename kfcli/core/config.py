@@ -25,7 +25,7 @@ DEFAULT_BASE_URL = "https://qyapi.weixin.qq.com"
 DEFAULT_PROFILE = "default"
 
 #: Profile fields, in display order.
-FIELDS = ("corp_id", "secret", "token", "aes_key", "base_url")
+FIELDS = ("corp_id", "secret", "token", "aes_key", "base_url", "store")
 #: Fields that are never accepted as arguments and never shown unmasked.
 SECRET_FIELDS = frozenset({"secret", "token", "aes_key"})
 #: Environment variable for each field (DESIGN.md §2, contract).
@@ -35,6 +35,7 @@ ENV_VARS = {
     "token": "KFCLI_TOKEN",
     "aes_key": "KFCLI_AES_KEY",
     "base_url": "KFCLI_BASE_URL",
+    "store": "KFCLI_STORE",
 }
 
 _PROFILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -72,6 +73,28 @@ def check_field(key: str, value: str) -> str:
         raise ValidationError("corp_id", "the CorpID is 1-64 characters [A-Za-z0-9_-] (ww…)")
     if key == "secret" and not re.fullmatch(r"[\x21-\x7e]{1,128}", value):
         raise ValidationError("secret", "the secret is 1-128 printable ASCII characters")
+    if key == "store":
+        from kfcli.core.store import parse
+
+        try:
+            parse(value)
+        except ConfigError as exc:  # a value typed in now: invalid input (exit 2), not config
+            raise UsageError(exc.message, hint=exc.hint) from None
+    return value
+
+
+def shown(key: str, value: str | None) -> str:
+    """A setting as it may be shown: secrets masked, a store URL with its password masked."""
+    from kfcli.core.redact import mask
+
+    if not value:
+        return ""
+    if key in SECRET_FIELDS:
+        return mask(value)
+    if key == "store":
+        from kfcli.core.store import display_url
+
+        return display_url(value)
     return value
 
 
@@ -207,6 +230,10 @@ def resolve(
             values[key] = Setting(prof[key], "profile")
         elif key == "base_url":
             values[key] = Setting(DEFAULT_BASE_URL, "default")
+        elif key == "store":
+            from kfcli.core.store import default_url
+
+            values[key] = Setting(default_url(), "default")
         else:
             values[key] = Setting(None, "unset")
     return Settings(name, profile_source, values, cfg.path)

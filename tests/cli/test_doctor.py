@@ -8,7 +8,7 @@ import socket
 import pytest
 
 CHECKS = ["config", "config_permissions", "cache_permissions", "state_permissions",
-          "credentials", "reachability", "token", "callback"]
+          "credentials", "reachability", "token", "callback", "store"]
 
 
 def statuses(r) -> dict[str, str]:
@@ -47,7 +47,7 @@ def test_everything_ok_against_the_sandbox(kf, sandbox, home):
     assert statuses(r) == {"config": "ok", "config_permissions": "skipped",
                            "cache_permissions": "ok", "state_permissions": "skipped",
                            "credentials": "ok", "reachability": "ok", "token": "ok",
-                           "callback": "ok"}
+                           "callback": "ok", "store": "skipped"}
     assert "HTTP 404" in detail(r, "reachability")["detail"]  # any HTTP answer is reachable
     assert "32-byte" in detail(r, "callback")["detail"]
     token = json.loads((next((home / "cache").rglob("*.json"))).read_text())["access_token"]
@@ -84,7 +84,7 @@ def test_nothing_configured_is_a_credentials_failure(run, sandbox):
     err = json.loads(r.err)["error"]
     assert err["type"] == "doctor" and "first: credentials" in err["message"]
     r = run("doctor", env={"KFCLI_BASE_URL": sandbox.base_url})
-    assert r.code == 3 and r.err.startswith("error: 1 of 8 checks failed")
+    assert r.code == 3 and r.err.startswith("error: 1 of 9 checks failed")
     assert "Traceback" not in r.err
 
 
@@ -149,11 +149,20 @@ def test_sync_state_permissions(kf, sandbox, home):
     assert kf("msg", "sync", open_kfid).code == 0
     r = kf("doctor", "-o", "json")
     assert r.code == 0, r.err
+    assert statuses(r)["store"] == "ok"  # msg sync filled the default store
+    # The journal a killed `msg sync` leaves behind (applied by the next run) is state too.
+    runs = home / "state" / "kfcli" / "runs"
+    journal = runs / "0123456789abcdef01234567" / "4242-deadbeef.journal"
+    journal.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    journal.write_text("1\n")
+    journal.chmod(0o600)
+    r = kf("doctor", "-o", "json")
+    assert r.code == 0, r.err
     assert statuses(r)["state_permissions"] == "ok"
-    state_file = next((home / "state").rglob("*.json"))
-    state_file.chmod(0o644)
+    journal.chmod(0o644)
     r = kf("doctor", "-o", "json")
     assert r.code == 3 and statuses(r)["state_permissions"] == "failed"
+    assert f"chmod 600 {journal}" in detail(r, "state_permissions")["hint"]
 
 
 def test_unreachable_base_url_exits_6_and_skips_the_token(run):
@@ -236,3 +245,115 @@ def test_nothing_configured_and_unreachable_reports_the_credentials_first(run, h
     assert got["credentials"] == got["reachability"] == "failed"
     assert got["token"] == "skipped" and got["callback"] == "skipped"
     assert not list((home / "cache").rglob("*.json"))  # no gettoken was attempted
+
+
+# ---------------------------------------------------------------------- the message store
+
+
+def sqlite_url(path) -> str:
+    return "sqlite:///" + str(path).lstrip("/")
+
+
+def test_store_is_skipped_and_not_created_until_first_use(kf, home, tmp_path):
+    r = kf("doctor", "-o", "json")
+    assert r.code == 0, r.err
+    assert statuses(r)["store"] == "skipped"
+    assert "first `kfcli msg sync` creates it" in detail(r, "store")["detail"]
+    assert not (home / "state" / "kfcli" / "store.db").exists()
+    elsewhere = tmp_path / "elsewhere" / "store.db"
+    r = kf("doctor", "-o", "json", env={"KFCLI_STORE": sqlite_url(elsewhere)})
+    assert statuses(r)["store"] == "skipped" and not elsewhere.parent.exists()
+
+
+def test_store_ok_shows_the_schema_version_and_file_mode(kf, home):
+    assert kf("store", "status").code == 0  # creates the default store
+    r = kf("doctor", "-o", "json")
+    assert r.code == 0, r.err
+    assert statuses(r)["store"] == "ok"
+    text = detail(r, "store")["detail"]
+    assert "sqlite" in text and "(default)" in text and "schema version 1" in text
+    assert "0600" in text
+
+
+def test_store_readable_by_others_fails_with_a_chmod_hint(kf, home):
+    kf("store", "status")
+    path = home / "state" / "kfcli" / "store.db"
+    path.chmod(0o644)
+    r = kf("doctor", "-o", "json")
+    assert r.code == 3
+    assert statuses(r)["store"] == "failed"
+    assert detail(r, "store")["hint"] == f"chmod 600 {path}"
+    assert "0644" in detail(r, "store")["detail"]
+    assert path.stat().st_mode & 0o777 == 0o644  # doctor reports, never changes modes
+
+
+def test_store_written_by_a_newer_kfcli_is_refused_and_left_alone(kf, tmp_path):
+    import sqlite3
+
+    path = tmp_path / "newer.db"
+    env = {"KFCLI_STORE": sqlite_url(path)}
+    assert kf("store", "status", env=env).code == 0
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    conn.close()
+    r = kf("doctor", "-o", "json", env=env)
+    assert r.code == 3
+    assert statuses(r)["store"] == "failed"
+    assert "newer kfcli" in detail(r, "store")["detail"]
+    assert "upgrade kfcli" in detail(r, "store")["hint"]
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'"
+                            ).fetchone() == ("99",)
+    conn.close()
+
+
+@pytest.mark.parametrize("kind", ["not_a_database", "foreign_sqlite"])
+def test_store_that_is_not_a_kfcli_store_is_left_untouched(kf, tmp_path, kind):
+    import sqlite3
+
+    path = tmp_path / "theirs.db"
+    if kind == "not_a_database":
+        path.write_bytes(b"plain text, not SQLite\n" * 100)
+    else:
+        with sqlite3.connect(path) as conn:
+            conn.execute("CREATE TABLE recipes (name TEXT)")
+        conn.close()
+    before = path.read_bytes()
+    r = kf("doctor", "-o", "json", env={"KFCLI_STORE": sqlite_url(path)})
+    assert r.code == 3
+    assert statuses(r)["store"] == "failed"
+    item = detail(r, "store")
+    assert "not a kfcli store" in item["detail"] and "untouched" in item["detail"]
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("theirs")] == ["theirs.db"]
+
+
+def test_store_with_a_bad_url_fails_with_exit_3(kf):
+    r = kf("doctor", "-o", "json", env={"KFCLI_STORE": "mysql://db/kfcli"})
+    assert r.code == 3
+    assert statuses(r)["store"] == "failed"
+    assert "unknown scheme" in detail(r, "store")["detail"]
+    assert "KFCLI_STORE" in detail(r, "store")["hint"]
+
+
+def test_store_is_checked_even_when_the_config_is_broken(run, home):
+    path = home / "config" / "config.json"
+    path.parent.mkdir(mode=0o700, parents=True)
+    path.write_text("{not json")
+    r = run("doctor", "-o", "json", env={"KFCLI_STORE": "relative.db"})
+    got = statuses(r)
+    assert got["config"] == "failed" and got["store"] == "failed"
+    assert r.code == 3
+
+
+def test_store_on_postgres_shows_the_schema_version_without_the_password(kf, pg_url):
+    from urllib.parse import urlsplit
+
+    r = kf("doctor", "-o", "json", env={"KFCLI_STORE": pg_url})
+    assert r.code == 0, r.err
+    assert statuses(r)["store"] == "ok"
+    text = detail(r, "store")["detail"]
+    assert text.startswith("postgresql ") and "schema version" in text
+    password = urlsplit(pg_url).password
+    if password:
+        assert password not in r.text and "****" in text

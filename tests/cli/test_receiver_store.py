@@ -300,3 +300,79 @@ def test_msg_sync_beside_a_receiver_shares_the_account_exactly_once(spawn, corp)
     emitted = [r["msgid"] for r in _drain(rx) if r.get("type") == "message"]
     emitted += [r["msgid"] for r in _drain(follower)]
     assert sorted(emitted) == sorted(sent)
+
+
+def test_receivers_outlive_a_postgresql_restart(spawn, run, corp, pg_url):
+    """PostgreSQL restarts while a receiver runs: the pulls that fail are retried once the
+    database is back; nothing is lost or written twice."""
+    from tests import pgutil
+
+    creds, env, open_kfid = corp
+    env = {**env, "KFCLI_STORE": pg_url}
+    rx = spawn("callback", "serve", "--port", "0", "--sync", env=env)
+    point_callbacks(creds, receiver_url(rx))
+    before = {say(creds, open_kfid, f"before {i}")["msgid"] for i in range(5)}
+    _wait_for([rx], before)
+    pgutil.restart_server()
+    after = {say(creds, open_kfid, f"after {i}")["msgid"] for i in range(5)}
+    _wait_for([rx], before | after)
+    rx.stop()
+    emitted = [r["msgid"] for r in _drain(rx) if r.get("type") == "message"]
+    assert sorted(emitted) == sorted(before | after)
+    r = run("msg", "history", open_kfid, env=env)
+    assert sorted(json.loads(x)["msgid"] for x in r.out.splitlines()) == sorted(before | after)
+
+
+def test_a_gunicorn_worker_killed_mid_load_loses_nothing(run, corp, tmp_path):
+    """SIGKILL one of four workers while messages pour in: gunicorn starts a new one, which
+    catches up; every message is written and the store holds each exactly once."""
+    creds, env, open_kfid = corp
+    port = _free_port()
+    gunicorn = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--workers", "4", "-b", f"127.0.0.1:{port}",
+         "kfcli.callback:app_from_env(sync=True)"],
+        env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        cwd=tmp_path)
+    lines: list[bytes] = []
+    pump = threading.Thread(target=lambda: lines.extend(iter(gunicorn.stdout.readline, b"")),
+                            daemon=True)
+    pump.start()
+
+    def emitted() -> list[str]:
+        return [json.loads(x)["msgid"] for x in list(lines) if b'"message"' in x]
+
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                requests.get(url, timeout=5)
+                break
+            except requests.ConnectionError:
+                assert time.monotonic() < deadline and gunicorn.poll() is None
+                time.sleep(0.1)
+        point_callbacks(creds, url)
+        first = {say(creds, open_kfid, f"first {i}")["msgid"] for i in range(100)}
+        deadline = time.monotonic() + 60
+        while len(set(emitted())) < 20 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        workers = [int(p) for p in subprocess.run(["pgrep", "-P", str(gunicorn.pid)],
+                                                  capture_output=True, text=True).stdout.split()]
+        assert len(workers) == 4, workers
+        os.kill(workers[0], signal.SIGKILL)
+        second = {say(creds, open_kfid, f"second {i}")["msgid"] for i in range(100)}
+        sent = first | second
+        deadline = time.monotonic() + 120
+        while not sent <= set(emitted()) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        gunicorn.send_signal(signal.SIGTERM)
+        gunicorn.wait(timeout=60)
+        pump.join(timeout=10)
+        gunicorn.stdout.close()
+    assert set(emitted()) == sent
+    r = run("msg", "history", open_kfid, env=env)
+    held = [json.loads(x)["msgid"] for x in r.out.splitlines()]
+    assert sorted(held) == sorted(sent)
+    r = run("store", "status", "-o", "json", env=env)
+    assert r.code == 0, r.err

@@ -107,12 +107,13 @@ class SqliteStore(Store):
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self.display_url = str(self.path)
+        self.display_url = "sqlite:///" + str(self.path).lstrip("/")
         self._local = threading.local()
         self._pid = os.getpid()
         self._all: list[sqlite3.Connection] = []
         self._guard = threading.Lock()
         self._create_file()
+        self._probe()
         self._migrate()
 
     # ------------------------------------------------------------------ connections
@@ -195,6 +196,38 @@ class SqliteStore(Store):
         except sqlite3.Error as exc:
             raise self._error(exc) from None
 
+    def _probe(self) -> None:
+        """Look before touching: a database of something else, or a store of a newer kfcli,
+        is refused without a single byte changed (even switching to WAL writes the file)."""
+        if not self.path.stat().st_size:
+            return
+        try:
+            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT)
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
+        try:
+            names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+            version = 0
+            if "meta" in names:
+                row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'"
+                                   ).fetchone()
+                version = int(row[0]) if row else 0
+        except (sqlite3.Error, ValueError) as exc:
+            raise self._error(sqlite3.DatabaseError(str(exc))) from None
+        finally:
+            conn.close()
+        if version == 0 and any(not n.startswith("sqlite_") for n in names):
+            raise ConfigError(f"{self.path} is an SQLite database of something else, not a "
+                              "kfcli store; it was left untouched",
+                              hint="set KFCLI_STORE to a new file, or move this one away")
+        if version > SCHEMA_VERSION:
+            raise self._newer(version)
+
+    def _newer(self, version: int) -> ConfigError:
+        return ConfigError(f"the store {self.path} has schema version {version}, written by a "
+                           f"newer kfcli (this one knows {SCHEMA_VERSION}); it was left "
+                           "untouched", hint="upgrade kfcli (pip install -U kfcli)")
+
     def _migrate(self) -> None:
         try:
             version = self._version()
@@ -203,13 +236,12 @@ class SqliteStore(Store):
         if version == SCHEMA_VERSION:
             return
         if version > SCHEMA_VERSION:
-            raise ConfigError(f"the store {self.path} has schema version {version}, written by "
-                              f"a newer kfcli (this one knows {SCHEMA_VERSION}); it was left "
-                              "untouched", hint="upgrade kfcli (pip install -U kfcli)")
+            raise self._newer(version)
         try:
             with self._write() as conn:
                 if self._version() >= SCHEMA_VERSION:  # another process got there first
                     return
+
                 for statement in SCHEMA:
                     conn.execute(statement)
                 conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES "

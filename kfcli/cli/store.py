@@ -1,0 +1,182 @@
+"""`kfcli store`: the message store that `msg sync` and the receiver fill (DESIGN.md §9):
+what it holds per account, and forgetting an account's cursor.
+
+The store is whatever `KFCLI_STORE` or the profile setting `store` names (default: SQLite in
+the user state directory); these commands never learn which engine is behind it.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from kfcli.cli.context import YesOpt, confirm, new_app, state, with_output
+from kfcli.core import limits
+from kfcli.core.errors import KfError
+
+if TYPE_CHECKING:
+    from kfcli.core.store import Store
+
+app = new_app("Inspect the message store that `msg sync` and the receiver fill.")
+
+COLUMNS = ["open_kfid", "messages", "oldest", "newest", "cursor", "last_pull",
+           "last_callback", "pending_outbox"]
+HEADERS = ["open_kfid", "messages", "oldest", "newest", "cursor age", "last pull",
+           "last callback", "pending outbox"]
+
+EXIT_CODES = """Exit status: 0 success; 2 invalid input (or reset-cursor without --yes and no
+terminal); 3 the store URL is invalid, the file is not a kfcli store, was written by a newer
+kfcli, or cannot be written, or corp_id is not configured; 4 the store has no cursor for that
+account (reset-cursor); 6 the PostgreSQL server cannot be reached."""
+
+AFTER_RESET = ("the next pull starts from the earliest message WeCom still keeps (3 days); "
+               "messages already in the store are not written out again")
+
+
+class NotInStore(KfError):
+    """The store knows nothing to act on for this account."""
+
+    exit_code = 4
+    kind = "not_found"
+
+
+@contextmanager
+def _opened() -> Iterator[tuple[Store, str, str, str]]:
+    """(store, corp_id, the URL with its password masked, where the URL came from)."""
+    from kfcli.core.store import display_url, open_store, parse, resolve_url
+
+    settings = state().settings()
+    url, source = resolve_url(settings)
+    parse(url)  # a bad URL is reported before anything else (exit 3)
+    settings.require("corp_id")
+    with open_store(url) as store:
+        yield store, settings.corp_id, display_url(url), source
+
+
+OpenKfidArg = Annotated[str, typer.Argument(help="The account's open_kfid.", show_default=False)]
+
+
+@app.command("status", epilog=f"""Examples:
+
+  kfcli store status
+
+  kfcli store status --account wkAbC123 -o json
+
+  KFCLI_STORE=postgresql://kfcli@db.internal:5432/kfcli kfcli store status
+
+One row per account of the configured corp: open_kfid, messages held, oldest and newest
+message (local time), cursor age ("never pulled" when there is none), last pull, last
+callback, pending outbox entries (pages committed but not yet written out by their puller).
+The first line on stderr names the backend, the URL (password masked) and the schema version.
+-o json: {{"backend", "url", "schema_version", "corp_id", "accounts": [{{"open_kfid",
+"messages", "oldest", "newest", "has_cursor", "cursor_at", "last_pull_at",
+"last_callback_at", "pending_outbox"}}]}} with times as unix seconds (null when never).
+
+{EXIT_CODES}""")
+@with_output
+def status(
+    account: Annotated[str | None, typer.Option("--account", help="Only this account "
+                                                "(open_kfid).", show_default=False)] = None,
+) -> None:
+    """Show per account the messages held, their time range, cursor and last pull."""
+    from kfcli.core.store import AccountStatus
+
+    if account is not None:
+        limits.check_open_kfid(account)
+    out = state().out
+    with _opened() as (store, corp_id, url, source):
+        version = store.schema_version()
+        accounts = store.status(corp_id)
+        backend = store.backend
+    if account is not None:
+        accounts = [a for a in accounts if a.open_kfid == account] or [
+            AccountStatus(account, 0, None, None, None, None, None, None, 0)]
+    if out.machine:
+        out.obj({"backend": backend, "url": url, "schema_version": version, "corp_id": corp_id,
+                 "accounts": [a.as_dict() for a in accounts]})
+        return
+    out.info(f"store: {backend} {url} ({source}), schema version {version}, corp {corp_id}")
+    now = time.time()
+    out.rows([_row(a, now) for a in accounts], COLUMNS, headers=HEADERS,
+             empty=f"nothing stored for corp {corp_id} yet; `kfcli msg sync OPEN_KFID` fills "
+             "the store")
+
+
+def _row(a, now: float) -> dict[str, object]:
+    if a.cursor is not None:
+        cursor = _ago(a.cursor_at, now) if a.cursor_at else "saved"
+    else:  # forgotten by reset-cursor after a pull: say so rather than "never pulled"
+        cursor = "reset" if a.last_pull_at else "never pulled"
+    return {
+        "open_kfid": a.open_kfid, "messages": a.messages,
+        "oldest": _local(a.oldest), "newest": _local(a.newest), "cursor": cursor,
+        "last_pull": _local(a.last_pull_at) or "never",
+        "last_callback": _local(a.last_callback_at) or "never",
+        "pending_outbox": a.pending_outbox,
+    }
+
+
+def _local(t: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) if t else ""
+
+
+def _ago(t: float, now: float) -> str:
+    seconds = int(max(0.0, now - t))
+    if seconds < 60:
+        return f"{seconds} s ago"
+    if seconds < 3600:
+        return f"{seconds // 60} min ago"
+    if seconds < 86400:
+        return f"{seconds // 3600} h {seconds % 3600 // 60} min ago"
+    return f"{seconds // 86400} d {seconds % 86400 // 3600} h ago"
+
+
+@app.command("reset-cursor", epilog=f"""Examples:
+
+  kfcli store reset-cursor wkAbC123
+
+  kfcli store reset-cursor wkAbC123 --yes
+
+After the reset {AFTER_RESET}. Use it when a cursor went bad (WeCom refuses it) or to fetch
+what WeCom still keeps again. Asks for confirmation on a terminal; scripts pass --yes. While
+another process is pulling the account (a msg sync or a receiver), waits for that pull to end.
+
+{EXIT_CODES}""")
+@with_output
+def reset_cursor(open_kfid: OpenKfidArg, yes: YesOpt = False) -> None:
+    """Forget an account's cursor: its next pull starts from the oldest message kept."""
+    limits.check_open_kfid(open_kfid)
+    out = state().out
+    with _opened() as (store, corp_id, url, _source):
+        if store.cursor(corp_id, open_kfid) is None:
+            raise NotInStore(f"the store {url} has no cursor for {open_kfid} (corp {corp_id}): "
+                             "it was never pulled, or its cursor was already reset",
+                             hint="`kfcli store status` lists the accounts the store knows")
+        if not yes and sys.stdin.isatty() and sys.stderr.isatty():
+            out.info(f"After the reset {AFTER_RESET}.")
+        confirm(f"Forget the saved cursor of {open_kfid}?", yes=yes)
+        _forget_cursor(store, corp_id, open_kfid, out)
+    out.done({"open_kfid": open_kfid, "corp_id": corp_id, "cursor_reset": True},
+             f"forgot the cursor of {open_kfid}: {AFTER_RESET}")
+
+
+def _forget_cursor(store: Store, corp_id: str, open_kfid: str, out) -> None:
+    """Under the account's pull lock, so that a pull running now (`msg sync`, a receiver)
+    finishes first rather than failing on a cursor moved under it; waits as `msg sync`
+    does (Ctrl-C interrupts)."""
+    from kfcli.core.pull import lock_name
+
+    name = lock_name(corp_id, open_kfid)
+    lock = store.lock(name, wait=0.0)
+    if lock is None:
+        out.info(f"waiting: another process is pulling {open_kfid} (a msg sync or a "
+                 "receiver); resetting once it is done")
+        while lock is None:
+            lock = store.lock(name, wait=1.0)
+    with lock:
+        store.set_cursor(corp_id, open_kfid, None)
