@@ -5,7 +5,8 @@ import sys
 def test_importing_the_cli_does_not_import_requests_rich_or_the_sandbox():
     code = (
         "import sys, kfcli.cli.app; "
-        "heavy = [m for m in ('requests', 'rich', 'kfcli.sandbox', 'Crypto', 'sqlite3') "
+        "heavy = [m for m in ('requests', 'rich', 'kfcli.sandbox', 'Crypto', 'sqlite3', "
+        "'psycopg', 'psycopg_pool', 'kfcli.core.store') "
         "if m in sys.modules]; print(heavy)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -244,3 +244,22 @@ def test_tokens_from_a_missing_file_sends_nothing(kf, sandbox, seeded):
     r = kf("msg", "sync", seeded, "--tokens-from", "/nonexistent/callbacks.jsonl")
     assert r.code == 2 and "cannot read" in r.err
     assert sandbox.stats() == before
+
+
+def test_a_cursor_saved_by_an_older_kfcli_moves_into_the_store_once(kf, sandbox, home):
+    open_kfid = sandbox.account()
+    for i in range(5):
+        sandbox.say(open_kfid, f"seen {i}")
+    page = sandbox.api("POST", "/cgi-bin/kf/sync_msg", {"open_kfid": open_kfid, "limit": 5})
+    # What kfcli before the store kept: state/kfcli/sync/<profile>-<corp>/<open_kfid>.json
+    old = home / "state" / "kfcli" / "sync" / f"default-{sandbox.creds['corp_id']}" / \
+        f"{open_kfid}.json"
+    old.parent.mkdir(parents=True)
+    old.write_text(json.dumps({"cursor": page["next_cursor"], "recent": []}))
+    sandbox.say(open_kfid, "new")
+    r = kf("msg", "sync", open_kfid)
+    assert r.code == 0, r.err
+    assert [json.loads(x)["text"]["content"] for x in r.out.splitlines()] == ["new"]
+    assert "moved the saved cursor" in r.err
+    assert not old.exists() and old.with_name(old.name + ".migrated").exists()
+    assert kf("msg", "sync", open_kfid).out == ""
