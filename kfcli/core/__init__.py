@@ -6,7 +6,11 @@
     for account in client.iter_accounts():
         print(account.open_kfid, account.name)
 
-Nothing here imports Typer or rich; `requests` is imported on the first request.
+The message store (`kfcli.core.store`: SQLite by default, PostgreSQL shared between hosts)
+holds what was pulled; `open_store()` opens the configured one.
+
+Nothing here imports Typer or rich; HTTP (`http.client`), SQLite and psycopg are imported on
+first use.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any
 # CLI does not pay for the whole library at start-up.
 _EXPORTS = {
     "KfClient": "client",
+    "open_store": "store",
     "RetryPolicy": "client",
     "Timeout": "client",
     "ConfigFile": "config",
@@ -86,5 +91,6 @@ __all__ = [
     "WeComCrypto",
     "MessageStream",
     "Message",
+    "open_store",
     "resolve",
 ]
