@@ -75,7 +75,7 @@ def app_from_env(*, sync: bool = False, open_kfids: Collection[str] | None = Non
         emit = LineWriter()
     handler = CallbackHandler(emit, client=client, store=store, open_kfids=open_kfids,
                               history=history)
-    dispatcher = Dispatcher(handler)
+    dispatcher = Dispatcher(handler, before=handler.record)
     handler.requeue = dispatcher.put
     if sync:
         dispatcher.put({"type": CATCH_UP})

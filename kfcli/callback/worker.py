@@ -36,13 +36,16 @@ class Dispatcher:
     """Runs `handle(event)` for each event on one worker thread, in arrival order.
 
     `put` never blocks: it raises `queue.Full` when `maxsize` events are already waiting (the
-    receiver then answers 503 and WeCom retries). A failing handler is logged and the worker
-    goes on. The thread starts on first use and again in a forked child (gunicorn --preload).
+    receiver then answers 503 and WeCom retries); `before` runs on the caller's thread first.
+    A failing handler is logged and the worker goes on. The thread starts on first use and
+    again in a forked child (gunicorn --preload); at exit, what is queued is handled first.
     """
 
     def __init__(self, handle: Callable[[Record], Any], *, maxsize: int = 10_000,
-                 log: Log | None = None) -> None:
+                 log: Log | None = None,
+                 before: Callable[[Record], Record] | None = None) -> None:
         self.handle = handle
+        self.before = before
         self.log = log or _log.warning
         self._queue: queue.Queue[Any] = queue.Queue(maxsize)
         self._thread: threading.Thread | None = None
@@ -50,7 +53,11 @@ class Dispatcher:
         self._lock = threading.Lock()
 
     def put(self, event: Record) -> None:
+        """Queue an event. `before(event)` (if given) runs first, on the caller's thread: it
+        may raise `queue.Full` to refuse the event (the receiver answers 503)."""
         self._ensure_thread()
+        if self.before is not None:
+            event = self.before(event)
         self._queue.put_nowait(event)
 
     __call__ = put
@@ -66,6 +73,11 @@ class Dispatcher:
                 self._thread = threading.Thread(target=self._run, name="kfcli-callback-worker",
                                                 daemon=True)
                 self._thread.start()
+                # A graceful stop (gunicorn's SIGTERM ends a worker with sys.exit) writes out
+                # what is queued first: those callbacks were answered "success".
+                import atexit
+
+                atexit.register(self.close)
 
     def _run(self) -> None:
         q = self._queue
@@ -139,6 +151,28 @@ class CallbackHandler:
                                  owner_prefix=OWNER, sink=_Emitted(self), claim=_any,
                                  limit=limit, history=history, log=self.log)
 
+    def record(self, fields: Record) -> Record:
+        """The dispatcher's `before` hook, on the request thread: with a store, record the
+        announcement there *before* WeCom is answered "success" (so a receiver killed with
+        the callback still queued loses nothing: the next one's catch-up pulls the account).
+        Returns the event to queue. A store that cannot take it answers 503: WeCom retries."""
+        if self._wanted(fields):
+            token = fields.get("Token")
+            try:
+                self.store.request_pull(self.corp_id, fields["OpenKfId"],
+                                        token=token if isinstance(token, str) and token else None,
+                                        callback=fields)
+            except KfError as exc:
+                self.log(f"cannot record the callback: {exc.message}")
+                raise queue.Full from None
+            fields = {**fields, RECORDED: True}
+        return fields
+
+    def _wanted(self, fields: Record) -> bool:
+        open_kfid = fields.get("OpenKfId")
+        return (self.puller is not None and isinstance(open_kfid, str) and bool(open_kfid)
+                and (not self.open_kfids or open_kfid in self.open_kfids))
+
     def __call__(self, fields: Record) -> None:
         kind = fields.get("type")
         if kind == CATCH_UP:
@@ -146,7 +180,7 @@ class CallbackHandler:
             return
         if kind != RETRY:
             record: Record = {"type": "callback"}
-            record.update((k, v) for k, v in fields.items() if k != "type")
+            record.update((k, v) for k, v in fields.items() if k not in ("type", RECORDED))
             self.emit(record)
         if self.puller is None:
             return
@@ -157,13 +191,14 @@ class CallbackHandler:
             return
         token = fields.get("Token")
         announced = _int(fields.get("CreateTime"))
-        try:
-            self.store.request_pull(self.corp_id, open_kfid,
-                                    token=token if isinstance(token, str) and token else None,
-                                    callback=fields if kind != RETRY else None)
-        except KfError as exc:
-            self._failed(open_kfid, announced, f"cannot record the callback: {exc.message}")
-            return
+        if not fields.get(RECORDED):
+            try:
+                self.store.request_pull(self.corp_id, open_kfid,
+                                        token=token if isinstance(token, str) and token
+                                        else None, callback=fields if kind != RETRY else None)
+            except KfError as exc:
+                self._failed(open_kfid, announced, f"cannot record the callback: {exc.message}")
+                return
         self.drain(open_kfid, announced_at=announced)
 
     def catch_up(self) -> None:
@@ -250,6 +285,8 @@ OWNER = "receiver"
 #: Queue markers: pull every account with a cursor; pull one account again (no new callback).
 CATCH_UP = "kfcli-catch-up"
 RETRY = "kfcli-retry"
+#: Set on a queued callback whose pull request `accept` already stored.
+RECORDED = "kfcli-recorded"
 
 
 def _any(_entry: Any) -> bool:

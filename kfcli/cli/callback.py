@@ -120,7 +120,7 @@ def serve(
         store = open_store(settings=st.settings())  # a broken store fails now (exit 3/6)
     handler = CallbackHandler(emit, client=client, store=store, open_kfids=open_kfid,
                               log=out.warning, history=history)
-    dispatcher = Dispatcher(handler, log=out.warning)
+    dispatcher = Dispatcher(handler, log=out.warning, before=handler.record)
     handler.requeue = dispatcher.put
     wsgi = make_app(creds.token, creds.aes_key, creds.receive_id, on_event=dispatcher,
                     log=out.warning)

@@ -102,7 +102,11 @@ class Puller:
         cursor = expected if start is None else start
         emit_from = 0
         if expected is None and not self.history:
-            emit_from = max(1, (announced_at or 0) - GRACE) if announced_at else 2 ** 62
+            # The earliest callback recorded for the account announced its first messages
+            # (another worker, or a receiver that crashed, may have received it).
+            first = self.store.first_callback_time(self.corp_id, open_kfid)
+            announced_at = min(t for t in (announced_at, first, 2 ** 62) if t)
+            emit_from = max(1, announced_at - GRACE)
         written = stalled = 0
         while True:
             try:

@@ -80,3 +80,18 @@ def test_a_dead_workers_unwritten_page_is_written_by_the_next(tmp_path):
     CallbackHandler(out.append, client=client, store=store)({"OpenKfId": "wk1"})
     assert messages(out) == ["orphan"]
     assert store.outbox("wwfake", "wk1", owner_prefix="") == []
+
+
+def test_an_announcement_recorded_before_a_crash_is_pulled_by_the_next_start(tmp_path):
+    """The callback was recorded and answered, then the receiver died before pulling: the
+    next receiver's catch-up pulls the never-pulled account, on the recorded CreateTime."""
+    created = 1_800_000_000
+    client = FakeClient([{"msgid": "history", "send_time": created - 3600},
+                         {"msgid": "announced", "send_time": created - 1}])
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    crashed = CallbackHandler([].append, client=client, store=store)
+    queued = crashed.record({"OpenKfId": "wk1", "Token": "t", "CreateTime": str(created)})
+    assert queued["OpenKfId"] == "wk1"  # ...and the process died with it in its queue
+    out = []
+    CallbackHandler(out.append, client=client, store=store).catch_up()
+    assert messages(out) == ["announced"]

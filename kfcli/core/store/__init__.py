@@ -107,6 +107,8 @@ def parse(url: str) -> tuple[str, str]:
     scheme = parts.scheme.lower()
     if scheme == "sqlite":
         path = unquote(parts.path)
+        if path.startswith("//"):  # sqlite:////abs/path (SQLAlchemy's form) is /abs/path
+            path = "/" + path.lstrip("/")
         if parts.netloc or not path or path == "/":
             raise ConfigError(f"store URL {shown!r}: a SQLite URL is sqlite:///ABSOLUTE/PATH",
                               hint=_URL_HINT)

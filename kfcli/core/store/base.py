@@ -194,8 +194,12 @@ class Store(ABC):
     def has_request(self, corp_id: str, open_kfid: str) -> bool: ...
 
     @abstractmethod
+    def first_callback_time(self, corp_id: str, open_kfid: str) -> int | None:
+        """The CreateTime (WeCom's clock) of the earliest callback recorded for the account."""
+
+    @abstractmethod
     def accounts(self, corp_id: str) -> list[str]:
-        """Accounts that have a cursor (catch-up on start)."""
+        """Accounts that have a cursor or a pending pull request (catch-up on start)."""
 
     # -- the outbox
 

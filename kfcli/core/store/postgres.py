@@ -117,6 +117,7 @@ MIGRATIONS: dict[int, list[str]] = {
             received_at double precision NOT NULL,
             create_time bigint,
             fields text NOT NULL)""",
+        "CREATE INDEX IF NOT EXISTS callbacks_account ON callbacks (corp_id, open_kfid, id)",
         """CREATE TABLE IF NOT EXISTS consumers (
             corp_id text NOT NULL,
             name text NOT NULL,
@@ -584,9 +585,15 @@ class PostgresStore(Store):
                           "open_kfid = %s", (corp_id, open_kfid))
         return bool(rows and rows[0][0])
 
+    def first_callback_time(self, corp_id: str, open_kfid: str) -> int | None:
+        rows = self._read("SELECT MIN(create_time) FROM callbacks WHERE corp_id = %s AND "
+                          "open_kfid = %s", (corp_id, open_kfid))
+        return int(rows[0][0]) if rows and rows[0][0] is not None else None
+
     def accounts(self, corp_id: str) -> list[str]:
         return [r[0] for r in self._read(
-            "SELECT open_kfid FROM accounts WHERE corp_id = %s AND cursor IS NOT NULL "
+            "SELECT open_kfid FROM accounts WHERE corp_id = %s AND (cursor IS NOT NULL OR "
+            "requested) "
             "ORDER BY open_kfid COLLATE \"C\"", (corp_id,))]
 
     # ------------------------------------------------------------------ outbox

@@ -80,6 +80,7 @@ SCHEMA = [
         received_at REAL NOT NULL,
         create_time INTEGER,
         fields TEXT NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS callbacks_account ON callbacks (corp_id, open_kfid, id)",
     """CREATE TABLE IF NOT EXISTS consumers (
         corp_id TEXT NOT NULL,
         name TEXT NOT NULL,
@@ -202,7 +203,11 @@ class SqliteStore(Store):
         if not self.path.stat().st_size:
             return
         try:
-            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT)
+            from urllib.parse import quote
+
+            # A URI, so the path is quoted: '?', '#' or '%' in it must not change its meaning.
+            conn = sqlite3.connect(f"file:{quote(str(self.path))}?mode=ro", uri=True,
+                                   timeout=BUSY_TIMEOUT)
         except sqlite3.Error as exc:
             raise self._error(exc) from None
         try:
@@ -387,9 +392,15 @@ class SqliteStore(Store):
                           (corp_id, open_kfid))
         return bool(rows and rows[0][0])
 
+    def first_callback_time(self, corp_id: str, open_kfid: str) -> int | None:
+        rows = self._read("SELECT MIN(create_time) FROM callbacks WHERE corp_id = ? AND "
+                          "open_kfid = ?", (corp_id, open_kfid))
+        return rows[0][0] if rows else None
+
     def accounts(self, corp_id: str) -> list[str]:
         return [r[0] for r in self._read("SELECT open_kfid FROM accounts WHERE corp_id = ? AND "
-                                         "cursor IS NOT NULL ORDER BY open_kfid", (corp_id,))]
+                                         "(cursor IS NOT NULL OR requested = 1) "
+                                         "ORDER BY open_kfid", (corp_id,))]
 
     # ------------------------------------------------------------------ outbox
 
