@@ -1,18 +1,33 @@
-"""Throughput and peak memory of `kfcli msg sync` against a minimal `requests` loop.
+"""Throughput and peak memory of `kfcli msg sync` into the message store, against a minimal
+`requests` loop.
 
-    python bench/sync.py [--counts 5000 50000] [--runs 3]
+    python bench/sync.py [--counts 5000 50000] [--runs 3] [--quick]
+    pg_virtualenv python bench/sync.py       # also into PostgreSQL (when PGHOST is set)
+    pg_virtualenv -t python bench/sync.py    # the same, beside another pg_virtualenv cluster
 
-For each message count, seeds a fresh sandbox and, in one run with the two commands alternated,
-times `kfcli msg sync OPEN_KFID --all -o jsonl > /dev/null` (cursor saving and the msgid
-journal included) and a plain script paging through sync_msg with `requests` and printing
-each message as a JSON line. Prints messages/s for both, the ratio (target: kfcli >= 0.9x),
-and the peak RSS of each process (target: kfcli's does not grow with the message count).
+For each message count, seeds a fresh sandbox (one account) and, in one run with the commands
+alternated, times:
+
+* `kfcli msg sync OPEN_KFID -o jsonl > /dev/null` into a FRESH SQLite store (a new
+  `KFCLI_STORE=sqlite:///…` file per run): every page and its cursor committed, each new
+  message written once through kfcli's writer process;
+* the same into a fresh PostgreSQL database per run (`KFCLI_STORE=postgresql://…`), when
+  `PGHOST` is set (e.g. under `pg_virtualenv`, which sets PGHOST/PGPORT/PGUSER/PGPASSWORD);
+* a plain script paging through sync_msg with `requests` and printing each message as a JSON
+  line (no store: the floor).
+
+Prints messages/s of each, the ratio of throughputs kfcli/plain (target: >= 0.8, i.e. kfcli's
+time within 1.25x of the plain loop's), and the peak RSS of each command *including its child
+processes* (kfcli starts a small writer process): the process tree is sampled every 10 ms and
+the peaks (VmHWM) of all its processes are added up. Target: kfcli's does not grow with the
+message count. Medians over --runs runs; RSS is the largest over the runs.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import shutil
 import statistics
 import subprocess
@@ -20,6 +35,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 PLAIN = """
 import json, sys, requests
@@ -39,77 +55,255 @@ while True:
         break
 """
 
-# Runs a command with stdout to /dev/null and prints (seconds, peak RSS of the child in KiB).
+# Runs a command with stdout to /dev/null; prints its wall time and the sum over the process
+# tree (the command and all its descendants) of each process's peak RSS (VmHWM, KiB), sampled
+# every 10 ms. VmHWM only grows, so the last sample of a process is its peak (to within the
+# last 10 ms of its life).
 MEASURE = """
-import resource, subprocess, sys, time
+import os, subprocess, sys, threading, time
+
+def children(pid):
+    out = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                out.extend(int(x) for x in f.read().split())
+    except OSError:
+        pass
+    return out
+
+def hwm(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+peaks, done = {}, threading.Event()
+
+def sample(root):
+    while True:
+        todo = [root]
+        while todo:
+            pid = todo.pop()
+            value = hwm(pid)
+            if value is not None:
+                peaks[pid] = max(peaks.get(pid, 0), value)
+            todo.extend(children(pid))
+        if done.wait(0.01):
+            return
+
 start = time.perf_counter()
 with open("/dev/null", "wb") as sink:
-    subprocess.run(sys.argv[1:], stdout=sink, check=True)
-print(time.perf_counter() - start, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+    proc = subprocess.Popen(sys.argv[1:], stdout=sink)
+    sampler = threading.Thread(target=sample, args=(proc.pid,), daemon=True)
+    sampler.start()
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - start
+done.set()
+sampler.join()
+if status != 0:
+    sys.exit(f"command failed ({status}): {sys.argv[1:]}")
+# wait4's ru_maxrss is the largest peak among the root and its descendants: exact for the
+# root when it is the largest (kfcli's writer process is much smaller than kfcli).
+others = [v for pid, v in peaks.items() if pid != proc.pid]
+if usage.ru_maxrss >= max(others, default=0):
+    peaks[proc.pid] = max(peaks.get(proc.pid, 0), usage.ru_maxrss)
+print(elapsed, sum(peaks.values()), len(peaks))
 """
 
 
-def measure(cmd: list[str], env: dict[str, str]) -> tuple[float, int]:
+def measure(cmd: list[str], env: dict[str, str]) -> tuple[float, int, int]:
+    """(seconds, peak RSS of the process tree in KiB, processes seen)."""
     out = subprocess.run([sys.executable, "-c", MEASURE, *cmd], env=env, capture_output=True,
-                         text=True, check=True).stdout.split()
-    return float(out[0]), int(out[1])
+                         text=True)
+    if out.returncode != 0:
+        sys.exit(f"measurement failed:\n{out.stderr}")
+    t, rss, procs = out.stdout.split()
+    return float(t), int(rss), int(procs)
+
+
+def sqlite_url(path: str) -> str:
+    """kfcli's form, sqlite:///ABSOLUTE/PATH (three slashes, as `kfcli store status` shows)."""
+    return "sqlite:///" + str(path).lstrip("/")
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+def pg_admin():
+    import psycopg
+
+    return psycopg.connect(dbname=os.environ.get("PGDATABASE") or "postgres", autocommit=True,
+                           connect_timeout=10)
+
+
+def pg_url(dbname: str) -> str:
+    """A postgresql:// URL for `dbname` on the libpq environment's server (password, if any,
+    left to PGPASSWORD)."""
+    user = quote(os.environ.get("PGUSER") or "", safe="")
+    host = os.environ.get("PGHOST") or "localhost"
+    port = os.environ.get("PGPORT") or "5432"
+    if host.startswith("/"):
+        return f"postgresql://{user}@/{dbname}?host={quote(host, safe='')}&port={port}"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"postgresql://{user}@{host}:{port}/{dbname}"
+
+
+def pg_available() -> str:
+    """'' when PostgreSQL is usable, else why not."""
+    if not os.environ.get("PGHOST"):
+        return "PGHOST is not set (run under `pg_virtualenv python bench/sync.py`)"
+    try:
+        with pg_admin():
+            pass
+    except Exception as exc:  # psycopg missing or the server refused
+        return f"{type(exc).__name__}: {exc}".strip()
+    return ""
+
+
+class PgDatabases:
+    """Fresh databases, all dropped at the end."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def new(self) -> str:
+        name = "kfcli_bench_" + secrets.token_hex(5)
+        with pg_admin() as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        self.names.append(name)
+        return pg_url(name)
+
+    def drop_all(self) -> None:
+        with pg_admin() as conn:
+            for name in self.names:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        self.names = []
+
+
+# --------------------------------------------------------------------------- the run
+
+def seed_sandbox(base: str, creds: dict[str, str], count: int) -> tuple[str, str]:
+    """(access token, open_kfid of a new account holding `count` messages)."""
+    import requests
+
+    token = requests.get(base + "/cgi-bin/gettoken", params={
+        "corpid": creds["corp_id"], "corpsecret": creds["secret"]}).json()["access_token"]
+    png = Path(__file__).resolve().parents[1] / "examples" / "avatar.png"
+    media = requests.post(base + "/cgi-bin/media/upload",
+                          params={"access_token": token, "type": "image"},
+                          files={"media": ("a.png", png.read_bytes())}).json()
+    open_kfid = requests.post(base + "/cgi-bin/kf/account/add", params={"access_token": token},
+                              json={"name": "bench", "media_id": media["media_id"]}
+                              ).json()["open_kfid"]
+    seeded = requests.post(base + "/sandbox/seed_messages",
+                           json={"open_kfid": open_kfid, "count": count}).json()
+    assert seeded.get("errcode") == 0, seeded
+    return token, open_kfid
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--counts", type=int, nargs="+", default=[5000, 50000])
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--counts", type=int, nargs="+", default=None,
+                        help="message counts (default 5000 50000; --quick: 2000 5000)")
+    parser.add_argument("--runs", type=int, default=None,
+                        help="runs of each command per count (default 5; --quick: 1)")
+    parser.add_argument("--quick", action="store_true", help="a fast smoke run")
     args = parser.parse_args()
+    counts = args.counts or ([2000, 5000] if args.quick else [5000, 50000])
+    runs = args.runs or (1 if args.quick else 5)
     kfcli = shutil.which("kfcli")
     if not kfcli:
         sys.exit("kfcli is not installed in this environment (pip install .)")
-    import requests
-
     from kfcli.sandbox import start
 
-    print(f"{'messages':>9} {'kfcli msg/s':>12} {'plain msg/s':>12} {'ratio':>6} "
-          f"{'kfcli RSS':>10} {'plain RSS':>10}")
-    for count in args.counts:
+    why_no_pg = pg_available()
+    commands = ["kfcli sqlite", "plain"] + ([] if why_no_pg else ["kfcli postgresql"])
+    results: dict[int, dict[str, tuple[list[float], list[int]]]] = {}
+    loads = [os.getloadavg()[0]]
+    nprocs: dict[str, int] = {}  # processes seen in each command's tree
+    for count in counts:
+        print(f"{count} messages: {runs} run(s) of {', '.join(commands)} ...", flush=True)
         with tempfile.TemporaryDirectory() as tmp:
-            server = start(Path(tmp) / "bench.db")
+            server = start(Path(tmp) / "sandbox.db")
+            pg = PgDatabases()
             try:
-                creds = server.credentials
-                base = server.base_url
-                token = requests.get(base + "/cgi-bin/gettoken", params={
-                    "corpid": creds["corp_id"], "corpsecret": creds["secret"]}).json()[
-                    "access_token"]
-                png = Path(__file__).resolve().parents[1] / "examples" / "avatar.png"
-                media = requests.post(base + "/cgi-bin/media/upload",
-                                      params={"access_token": token, "type": "image"},
-                                      files={"media": ("a.png", png.read_bytes())}).json()
-                open_kfid = requests.post(base + "/cgi-bin/kf/account/add",
-                                          params={"access_token": token},
-                                          json={"name": "bench", "media_id": media["media_id"]}
-                                          ).json()["open_kfid"]
-                seeded = requests.post(base + "/sandbox/seed_messages",
-                                       json={"open_kfid": open_kfid, "count": count}).json()
-                assert seeded.get("errcode") == 0, seeded
+                creds, base = server.credentials, server.base_url
+                token, open_kfid = seed_sandbox(base, creds, count)
                 plain = Path(tmp) / "plain.py"
                 plain.write_text(PLAIN)
                 env = {**os.environ, "KFCLI_BASE_URL": base, "KFCLI_CORP_ID": creds["corp_id"],
                        "KFCLI_SECRET": creds["secret"], "XDG_CACHE_HOME": f"{tmp}/cache",
                        "KFCLI_CONFIG_DIR": f"{tmp}/cfg"}
-                ours, theirs, ours_rss, theirs_rss = [], [], [], []
-                for run in range(args.runs):
-                    env["XDG_STATE_HOME"] = f"{tmp}/state{run}"  # a fresh cursor every run
-                    t, rss = measure([kfcli, "msg", "sync", open_kfid, "--all", "-o", "jsonl"],
-                                     env)
-                    ours.append(t)
-                    ours_rss.append(rss)
-                    t, rss = measure([sys.executable, str(plain), base, token, open_kfid], env)
-                    theirs.append(t)
-                    theirs_rss.append(rss)
+                env.pop("KFCLI_STORE", None)
+                sync = [kfcli, "msg", "sync", open_kfid, "-o", "jsonl"]
+                # Warm the access token cache and the page cache once, outside the figures.
+                env["KFCLI_STORE"] = sqlite_url(f"{tmp}/warm.db")
+                env["XDG_STATE_HOME"] = f"{tmp}/state-warm"
+                measure(sync, env)
+                per: dict[str, tuple[list[float], list[int]]] = {c: ([], []) for c in commands}
+                for run in range(runs):
+                    for name in commands:
+                        env["XDG_STATE_HOME"] = f"{tmp}/state{run}"  # run journals: fresh too
+                        if name == "plain":
+                            cmd = [sys.executable, str(plain), base, token, open_kfid]
+                        elif name == "kfcli sqlite":
+                            env["KFCLI_STORE"] = sqlite_url(f"{tmp}/store-{run}.db")
+                            cmd = sync
+                        else:
+                            env["KFCLI_STORE"] = pg.new()
+                            cmd = sync
+                        t, rss, procs = measure(cmd, env)
+                        nprocs[name] = max(nprocs.get(name, 0), procs)
+                        per[name][0].append(t)
+                        per[name][1].append(rss)
+                    if not why_no_pg:
+                        pg.drop_all()
+                results[count] = per
             finally:
+                if not why_no_pg:
+                    pg.drop_all()
                 server.stop()
-        a, b = statistics.median(ours), statistics.median(theirs)
-        print(f"{count:>9} {count / a:>12.0f} {count / b:>12.0f} {b / a:>5.2f}x "
-              f"{max(ours_rss) / 1024:>8.1f}MB {max(theirs_rss) / 1024:>8.1f}MB")
+        loads.append(os.getloadavg()[0])
         time.sleep(0.2)
+
+    print()
+    print(f"=== bench/sync.py: msg sync into a fresh store vs a plain requests loop "
+          f"(medians of {runs} alternated run(s); Python {sys.version.split()[0]}, "
+          f"{os.cpu_count()} CPUs, load average {min(loads):.1f}-{max(loads):.1f}) ===")
+    print(f"{'messages':>9}  {'command':<17}{'msg/s':>8}{'median s':>10}{'vs plain':>10}"
+          f"{'peak RSS (tree)':>17}{'procs':>7}")
+    verdicts = []
+    for count, per in results.items():
+        plain_t = statistics.median(per["plain"][0])
+        for name in commands:
+            times, rsss = per[name]
+            t = statistics.median(times)
+            ratio = plain_t / t
+            shown = "-" if name == "plain" else f"{ratio:.2f}x"
+            print(f"{count:>9}  {name:<17}{count / t:>8.0f}{t:>10.2f}{shown:>10}"
+                  f"{max(rsss) / 1024:>15.1f}MB{nprocs[name]:>7}")
+            if name != "plain" and count == max(results):
+                verdicts.append((name, ratio))
+    for name, ratio in verdicts:
+        verdict = "met" if ratio >= 0.8 else "MISSED"
+        print(f"target {name} throughput >= 0.8x plain at {max(results)} messages: "
+              f"{ratio:.2f}x, {verdict}")
+    if len(results) > 1:
+        lo, hi = min(results), max(results)
+        for name in commands:
+            if name == "plain":
+                continue
+            a, b = max(results[lo][name][1]), max(results[hi][name][1])
+            flat = "flat" if b <= a * 1.15 + 2048 else "GROWS"
+            print(f"{name} peak RSS {lo} -> {hi} messages: {a / 1024:.1f}MB -> "
+                  f"{b / 1024:.1f}MB ({flat})")
+    if why_no_pg:
+        print(f"PostgreSQL: skipped ({why_no_pg})")
 
 
 if __name__ == "__main__":
