@@ -109,10 +109,36 @@ class Puller:
             emit_from = max(1, announced_at - GRACE)
         written = stalled = 0
         while True:
+            page, token = self._fetch(open_kfid, cursor, token)
+            texts = page.msg_texts or [None] * len(page.msg_list)
+            items = [Incoming.from_api(doc, text)
+                     for doc, text in zip(page.msg_list, texts, strict=True)]
+            next_cursor = page.next_cursor or cursor or ""
+            committed = self.store.commit_page(self.corp_id, open_kfid, expected=expected,
+                                               cursor=next_cursor, messages=items,
+                                               owner=self.owner, emit_from=emit_from)
+            written += self._hand_over(committed)
+            moved = bool(page.msg_list) or next_cursor != (cursor or "")
+            expected = cursor = next_cursor
+            if not page.has_more:
+                return written
+            stalled = 0 if moved else stalled + 1
+            if stalled >= MAX_STALLED_PAGES:
+                raise KfError(f"sync_msg for {open_kfid} answered {MAX_STALLED_PAGES} empty "
+                              "pages in a row with has_more=1; stopping (the cursor is saved)")
+
+    def _hand_over(self, committed) -> int:
+        if committed.rows:
+            self.sink.write(committed.rows, committed.outbox_id)
+        return len(committed.rows)
+
+    def _fetch(self, open_kfid: str, cursor: str | None, token: str | None):
+        """One page; a refused callback Token falls back to a pull without one."""
+        while True:
             try:
-                page = self.client.sync_msg(open_kfid, cursor=cursor or None, token=token,
+                return self.client.sync_msg(open_kfid, cursor=cursor or None, token=token,
                                             limit=self.limit, voice_format=self.voice_format,
-                                            keep_text=True)
+                                            keep_text=True), token
             except ApiError as exc:
                 if exc.errcode == 95007 and token:
                     # The callback's Token expired (10 minutes) or was used up: pull without
@@ -122,24 +148,6 @@ class Puller:
                     token = None
                     continue
                 raise
-            texts = page.msg_texts or [None] * len(page.msg_list)
-            items = [Incoming.from_api(doc, text)
-                     for doc, text in zip(page.msg_list, texts, strict=True)]
-            next_cursor = page.next_cursor or cursor or ""
-            committed = self.store.commit_page(self.corp_id, open_kfid, expected=expected,
-                                               cursor=next_cursor, messages=items,
-                                               owner=self.owner, emit_from=emit_from)
-            if committed.rows:
-                self.sink.write(committed.rows, committed.outbox_id)
-                written += len(committed.rows)
-            moved = bool(page.msg_list) or next_cursor != (cursor or "")
-            expected = cursor = next_cursor
-            if not page.has_more:
-                return written
-            stalled = 0 if moved else stalled + 1
-            if stalled >= MAX_STALLED_PAGES:
-                raise KfError(f"sync_msg for {open_kfid} answered {MAX_STALLED_PAGES} empty "
-                              "pages in a row with has_more=1; stopping (the cursor is saved)")
 
 
 class Journal:

@@ -269,9 +269,10 @@ def test_request_and_take(store):
     assert store.has_request(CORP, KFID)
     [status] = store.status(CORP)
     assert status.last_callback_at is not None and status.cursor is None
-    assert store.accounts(CORP) == []  # a request alone is not a cursor
+    assert store.accounts(CORP) == [KFID]  # a pending request is caught up on, too
     assert store.take_request(CORP, KFID) == (True, "tok1")
     assert store.take_request(CORP, KFID) == (False, None)
+    assert store.accounts(CORP) == []  # neither a cursor nor a request
     assert not store.has_request(CORP, KFID)
 
     store.request_pull(CORP, "wkother", token=None)

@@ -36,24 +36,13 @@ BUSY_TIMEOUT = 60.0
 
 SCHEMA = [
     """CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS messages (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        corp_id TEXT NOT NULL,
-        open_kfid TEXT NOT NULL,
-        msgid TEXT NOT NULL,
-        external_userid TEXT NOT NULL DEFAULT '',
-        servicer_userid TEXT NOT NULL DEFAULT '',
-        origin INTEGER NOT NULL DEFAULT 0,
-        msgtype TEXT NOT NULL DEFAULT '',
-        send_time INTEGER NOT NULL DEFAULT 0,
-        stored_at REAL NOT NULL,
-        body TEXT NOT NULL,
-        UNIQUE (corp_id, msgid))""",
-    "CREATE INDEX IF NOT EXISTS messages_account ON messages (corp_id, open_kfid, seq)",
-    """CREATE INDEX IF NOT EXISTS messages_customer
-        ON messages (corp_id, open_kfid, external_userid, seq)""",
-    "CREATE INDEX IF NOT EXISTS messages_time ON messages (corp_id, open_kfid, send_time)",
+    # Accounts and corps are numbered here, and messages and their indexes carry the numbers:
+    # index entries are a third of the size, which is most of the cost of storing a page.
+    """CREATE TABLE IF NOT EXISTS corps (
+        id INTEGER PRIMARY KEY,
+        corp_id TEXT NOT NULL UNIQUE)""",
     """CREATE TABLE IF NOT EXISTS accounts (
+        id INTEGER PRIMARY KEY,
         corp_id TEXT NOT NULL,
         open_kfid TEXT NOT NULL,
         cursor TEXT,
@@ -62,7 +51,25 @@ SCHEMA = [
         last_callback_at REAL,
         requested INTEGER NOT NULL DEFAULT 0,
         request_token TEXT,
-        PRIMARY KEY (corp_id, open_kfid))""",
+        UNIQUE (corp_id, open_kfid))""",
+    """CREATE TABLE IF NOT EXISTS messages (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        corp INTEGER NOT NULL,
+        account INTEGER NOT NULL,
+        msgid TEXT NOT NULL,
+        external_userid TEXT NOT NULL DEFAULT '',
+        servicer_userid TEXT NOT NULL DEFAULT '',
+        origin INTEGER NOT NULL DEFAULT 0,
+        msgtype TEXT NOT NULL DEFAULT '',
+        send_time INTEGER NOT NULL DEFAULT 0,
+        stored_at REAL NOT NULL,
+        body TEXT NOT NULL)""",
+    # Unique by corp + msgid. Every SQLite index entry ends with the rowid (seq), so
+    # (account) orders an account's messages by seq, and so on.
+    "CREATE UNIQUE INDEX IF NOT EXISTS messages_msgid ON messages (msgid, corp)",
+    "CREATE INDEX IF NOT EXISTS messages_account ON messages (account)",
+    "CREATE INDEX IF NOT EXISTS messages_customer ON messages (account, external_userid)",
+    "CREATE INDEX IF NOT EXISTS messages_time ON messages (account, send_time)",
     """CREATE TABLE IF NOT EXISTS outbox (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         corp_id TEXT NOT NULL,
@@ -112,6 +119,7 @@ class SqliteStore(Store):
         self._local = threading.local()
         self._pid = os.getpid()
         self._all: list[sqlite3.Connection] = []
+        self._numbers: dict[tuple[str, str], tuple[int, int]] = {}
         self._guard = threading.Lock()
         self._create_file()
         self._probe()
@@ -148,6 +156,7 @@ class SqliteStore(Store):
                                        isolation_level=None, check_same_thread=False)
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute("PRAGMA wal_autocheckpoint=16384")
             except sqlite3.Error as exc:
                 raise self._error(exc) from None
             self._local.conn = conn
@@ -301,6 +310,32 @@ class SqliteStore(Store):
                           (corp_id, open_kfid))
         return rows[0][0] if rows else None
 
+    def _ids(self, conn: sqlite3.Connection, corp_id: str, open_kfid: str, *,
+              create: bool) -> tuple[int, int] | None:
+        """(corp number, account number); created (inside the caller's write transaction)
+        when `create`, else None for an account never seen."""
+        key = (corp_id, open_kfid)
+        ids = self._numbers.get(key)
+        if ids is not None:
+            return ids
+        if create:
+            conn.execute("INSERT OR IGNORE INTO corps (corp_id) VALUES (?)", (corp_id,))
+            conn.execute("INSERT OR IGNORE INTO accounts (corp_id, open_kfid) VALUES (?, ?)",
+                         key)
+        row = conn.execute("SELECT c.id, a.id FROM accounts a JOIN corps c ON c.corp_id = "
+                           "a.corp_id WHERE a.corp_id = ? AND a.open_kfid = ?", key).fetchone()
+        if row is None:
+            return None
+        self._numbers[key] = (row[0], row[1])  # numbers never change once given
+        return self._numbers[key]
+
+    def _account(self, corp_id: str, open_kfid: str) -> int | None:
+        try:
+            ids = self._ids(self._conn(), corp_id, open_kfid, create=False)
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
+        return ids[1] if ids else None
+
     def commit_page(self, corp_id: str, open_kfid: str, *, expected: str | None,
                     cursor: str, messages: Sequence[Incoming], owner: str | None,
                     emit_from: int = 0) -> Committed:
@@ -311,17 +346,17 @@ class SqliteStore(Store):
             if (row[0] if row else None) != expected:
                 raise CursorMoved(open_kfid)
             fresh: list[tuple[Row, Incoming]] = []
+            corp, account = self._ids(conn, corp_id, open_kfid, create=True)
             if messages:
                 seq_row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = "
                                        "'messages'").fetchone()
                 before = seq_row[0] if seq_row else 0
                 changes = conn.total_changes
+                head = (corp, account, now)
                 conn.executemany(
-                    "INSERT OR IGNORE INTO messages (corp_id, open_kfid, msgid, "
-                    "external_userid, servicer_userid, origin, msgtype, send_time, stored_at, "
-                    "body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [(corp_id, open_kfid, m.msgid, m.external_userid, m.servicer_userid,
-                      m.origin, m.msgtype, m.send_time, now, m.text) for m in messages])
+                    "INSERT OR IGNORE INTO messages (corp, account, stored_at, msgid, "
+                    "external_userid, servicer_userid, origin, msgtype, send_time, body) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [head + m for m in messages])
                 inserted = conn.total_changes - changes
                 if inserted == len(messages):  # all new: seqs follow one another, page order
                     fresh = [(Row(before + i + 1, m.text), m) for i, m in enumerate(messages)]
@@ -412,10 +447,11 @@ class SqliteStore(Store):
         return [OutboxEntry(*r) for r in rows]
 
     def outbox_rows(self, corp_id: str, entry: OutboxEntry) -> list[Row]:
+        account = self._account(corp_id, entry.open_kfid)
         rows = self._read(
-            "SELECT seq, body FROM messages WHERE corp_id = ? AND open_kfid = ? AND seq "
-            "BETWEEN ? AND ? AND send_time >= ? ORDER BY seq",
-            (corp_id, entry.open_kfid, entry.first_seq, entry.last_seq, entry.emit_from))
+            "SELECT seq, body FROM messages WHERE account = ? AND seq BETWEEN ? AND ? AND "
+            "send_time >= ? ORDER BY seq",
+            (account, entry.first_seq, entry.last_seq, entry.emit_from))
         return [Row(*r) for r in rows]
 
     def outbox_done(self, ids: Collection[int]) -> None:
@@ -430,10 +466,17 @@ class SqliteStore(Store):
                  customer: str | None = None, since: int | None = None,
                  until: int | None = None, after_seq: int = 0, limit: int | None = None,
                  newest: bool = False) -> Iterator[Row]:
-        where, args = ["corp_id = ?", "seq > ?"], [corp_id, after_seq]
+        where: list[str] = ["seq > ?"]
+        args: list[Any] = [after_seq]
         if open_kfid is not None:
-            where.append("open_kfid = ?")
-            args.append(open_kfid)
+            account = self._account(corp_id, open_kfid)
+            if account is None:
+                return
+            where.append("account = ?")
+            args.append(account)
+        else:
+            where.append("corp = (SELECT id FROM corps WHERE corp_id = ?)")
+            args.append(corp_id)
         if customer is not None:
             where.append("external_userid = ?")
             args.append(customer)
@@ -462,15 +505,16 @@ class SqliteStore(Store):
 
     def last_seq(self, corp_id: str, open_kfid: str | None = None) -> int:
         if open_kfid is None:
-            rows = self._read("SELECT MAX(seq) FROM messages WHERE corp_id = ?", (corp_id,))
+            rows = self._read("SELECT MAX(seq) FROM messages WHERE corp = (SELECT id FROM "
+                              "corps WHERE corp_id = ?)", (corp_id,))
         else:
-            rows = self._read("SELECT MAX(seq) FROM messages WHERE corp_id = ? AND "
-                              "open_kfid = ?", (corp_id, open_kfid))
+            rows = self._read("SELECT MAX(seq) FROM messages WHERE account = ?",
+                              (self._account(corp_id, open_kfid),))
         return rows[0][0] or 0
 
     def seq_before(self, corp_id: str, open_kfid: str, send_time: int) -> int:
-        rows = self._read("SELECT MAX(seq) FROM messages WHERE corp_id = ? AND open_kfid = ? "
-                          "AND send_time < ?", (corp_id, open_kfid, send_time))
+        rows = self._read("SELECT MAX(seq) FROM messages WHERE account = ? AND send_time < ?",
+                          (self._account(corp_id, open_kfid), send_time))
         return rows[0][0] or 0
 
     # ------------------------------------------------------------------ consumers
@@ -493,18 +537,16 @@ class SqliteStore(Store):
 
     def status(self, corp_id: str) -> list[AccountStatus]:
         rows = self._read(
-            """SELECT k.open_kfid, COALESCE(m.n, 0), m.oldest, m.newest, a.cursor, a.cursor_at,
+            """SELECT a.open_kfid, COALESCE(m.n, 0), m.oldest, m.newest, a.cursor, a.cursor_at,
                       a.last_pull_at, a.last_callback_at, COALESCE(o.n, 0)
-               FROM (SELECT open_kfid FROM accounts WHERE corp_id = ?1
-                     UNION SELECT DISTINCT open_kfid FROM messages WHERE corp_id = ?1) k
-               LEFT JOIN accounts a ON a.corp_id = ?1 AND a.open_kfid = k.open_kfid
-               LEFT JOIN (SELECT open_kfid, COUNT(*) n, MIN(send_time) oldest,
-                                 MAX(send_time) newest
-                          FROM messages WHERE corp_id = ?1 GROUP BY open_kfid) m
-                      ON m.open_kfid = k.open_kfid
+               FROM accounts a
+               LEFT JOIN (SELECT account, COUNT(*) n, MIN(send_time) oldest,
+                                 MAX(send_time) newest FROM messages GROUP BY account) m
+                      ON m.account = a.id
                LEFT JOIN (SELECT open_kfid, COUNT(*) n FROM outbox WHERE corp_id = ?1
-                          GROUP BY open_kfid) o ON o.open_kfid = k.open_kfid
-               ORDER BY k.open_kfid""", (corp_id,))
+                          GROUP BY open_kfid) o ON o.open_kfid = a.open_kfid
+               WHERE a.corp_id = ?1
+               ORDER BY a.open_kfid""", (corp_id,))
         return [AccountStatus(*r) for r in rows]
 
 
