@@ -16,7 +16,7 @@ from kfcli.core.errors import (
     ValidationError,
 )
 
-app = new_app("Send messages (and, with `msg sync`, read them).")
+app = new_app("Send messages; pull them into the store (`msg sync`) and read it (`msg history`).")
 
 FileOpt = Annotated[Path | None, typer.Option(dir_okay=False, show_default=False)]
 StrOpt = Annotated[str | None, typer.Option(show_default=False)]
