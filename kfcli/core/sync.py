@@ -5,13 +5,9 @@ Two pieces:
 * `MessageStream`: an iterator over every message from a cursor on. It pages while
   `has_more == 1` (even when a page is empty) and exposes `cursor`, the position that covers
   exactly the messages already yielded once a page is finished.
-* `SyncState`: the cursor of one (profile, corp, open_kfid) on disk, plus the msgids emitted
-  since it was saved. The CLI appends each msgid to a journal right after writing the message,
-  and saves the cursor (atomically, journal folded into a bounded window of recent msgids) only
-  after a page is written and flushed. After a crash the rerun starts from the saved cursor,
-  sees that page again, and skips every msgid in the journal or window: each message comes out
-  once across the two runs. The only gap left is a kill between writing a line and appending
-  its msgid (two consecutive system calls).
+* `SyncState`: the per-profile cursor file that kfcli kept before the message store
+  (`kfcli.core.store`). `msg sync` now keeps cursors in the store and reads such a file only
+  once, to move its cursor there (`kfcli.cli.msg_stream._migrate_cursor`).
 """
 
 from __future__ import annotations
