@@ -13,7 +13,6 @@ Two pieces:
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 
 from kfcli.core import paths
 from kfcli.core.errors import KfError
-from kfcli.core.files import APPEND_FLAGS, ensure_private_dir, write_private
 
 if TYPE_CHECKING:
     from kfcli.core.client import KfClient
@@ -29,10 +27,6 @@ if TYPE_CHECKING:
 
 #: A server that keeps answering "empty, but has_more" is stopped after this many pages.
 MAX_EMPTY_PAGES = 100
-
-#: Recent msgids kept with the cursor: more than a page (1000), so that a page seen again after
-#: a restart, or overlapping pages, never yield a message twice. Memory stays flat.
-WINDOW = 3000
 
 ORIGINS = {3: "customer", 4: "system", 5: "servicer"}
 
@@ -196,7 +190,7 @@ class MessageStream:
 
 
 class SyncState:
-    """Saved cursor and recently emitted msgids for one account of one app."""
+    """The cursor file of one (profile, corp, open_kfid) that kfcli kept before the store."""
 
     def __init__(self, profile: str, corp_id: str, open_kfid: str, *,
                  directory: Path | None = None) -> None:
@@ -204,95 +198,20 @@ class SyncState:
         base = (directory or paths.state_dir() / "sync") / safe
         name = "".join(c if c.isalnum() or c in "-_" else "_" for c in open_kfid)
         self.path = base / f"{name}.json"
-        self.journal_path = base / f"{name}.journal"
-        self.lock_path = base / f"{name}.lock"
-        self._lock = None
         self.cursor = ""
-        self.recent: list[str] = []
-        self.seen: set[str] = set()
-        self._journal_fd: int | None = None
-
-    def acquire(self) -> SyncState:
-        """Take this account's sync lock for the life of the run: two runs sharing a cursor
-        would each emit every message."""
-        import filelock
-
-        ensure_private_dir(self.path.parent)
-        self._lock = filelock.FileLock(str(self.lock_path), mode=0o600)
-        try:
-            self._lock.acquire(timeout=0)
-        except filelock.Timeout:
-            self._lock = None
-            raise KfError(f"another msg sync for {self.path.stem} is running (lock "
-                          f"{self.lock_path})", hint="wait for it to finish, or use --no-save "
-                          "for an independent read") from None
-        return self
 
     def load(self) -> SyncState:
         try:
             doc = json.loads(self.path.read_bytes())
             self.cursor = str(doc.get("cursor", ""))
-            self.recent.extend(str(m) for m in doc.get("recent", [])[-WINDOW:])
         except FileNotFoundError:
             pass
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, AttributeError) as exc:
             from kfcli.core.errors import ConfigError
 
             raise ConfigError(f"sync state {self.path} is unreadable ({exc}); it was left "
-                              "untouched", hint="move it away to start from the beginning, or "
-                              "pass --cursor") from None
-        try:
-            journal = self.journal_path.read_text(encoding="utf-8").split("\n")
-        except FileNotFoundError:
-            journal = []
-        # The journal's last line may be cut short by a crash; a partial msgid matches nothing.
-        self.recent.extend(m for m in journal if m)
-        self.seen = set(self.recent)
+                              "untouched") from None
         return self
-
-    def claim(self, msgid: str) -> bool:
-        """True the first time a msgid is seen; it is then about to be written."""
-        if msgid in self.seen:
-            return False
-        self.seen.add(msgid)
-        self.recent.append(msgid)
-        return True
-
-    def emitted(self, msgids: list[str]) -> None:
-        """Journal claimed msgids whose messages were just written (one unbuffered append)."""
-        if self._journal_fd is None:
-            ensure_private_dir(self.path.parent)
-            self._journal_fd = os.open(self.journal_path, APPEND_FLAGS, 0o600)
-        os.write(self._journal_fd, ("\n".join(msgids) + "\n").encode("utf-8"))
-
-    def state_bytes(self, cursor: str) -> bytes:
-        """The state file for `cursor`; also trims the window so memory stays flat."""
-        self.cursor = cursor
-        if len(self.recent) > WINDOW:
-            del self.recent[:-WINDOW]
-            self.seen = set(self.recent)
-        return json.dumps({"cursor": cursor, "recent": self.recent}).encode("utf-8")
-
-    def save(self, cursor: str) -> None:
-        """Persist the cursor with the recent msgids, then clear the journal they came from."""
-        write_private(self.path, self.state_bytes(cursor))
-        if self._journal_fd is not None:
-            os.ftruncate(self._journal_fd, 0)
-
-    def reset(self) -> None:
-        for path in (self.path, self.journal_path):
-            path.unlink(missing_ok=True)
-        self.cursor = ""
-        self.recent.clear()
-        self.seen.clear()
-
-    def close(self) -> None:
-        if self._journal_fd is not None:
-            os.close(self._journal_fd)
-            self._journal_fd = None
-        if self._lock is not None:
-            self._lock.release()
-            self._lock = None
 
 
 _DECODER = json.JSONDecoder()
