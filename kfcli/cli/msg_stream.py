@@ -17,7 +17,7 @@ from typing import Annotated
 
 import typer
 
-from kfcli.cli.context import JsonOpt, OutputOpt, state
+from kfcli.cli.context import JsonOpt, state
 from kfcli.cli.msg import app
 from kfcli.core import limits
 from kfcli.core.errors import (
@@ -31,6 +31,11 @@ from kfcli.core.errors import (
 from kfcli.core.sync import ORIGINS, Message
 
 VOICE_FORMATS = {"amr": 0, "silk": 1}
+
+#: -o for message streams: JSON lines (not TSV) when stdout is not a terminal.
+StreamOutputOpt = Annotated[str | None, typer.Option(
+    "--output", "-o", help="Output format: table, tsv, json or jsonl. Default: table on a "
+    "terminal, jsonl otherwise. [env: KFCLI_OUTPUT]", show_default=False)]
 
 
 class _Rows:
@@ -62,8 +67,7 @@ class _Rows:
                 from kfcli.render import LineStream
 
                 self._stream = LineStream(out.stdout)
-        if self.fmt == "json":
-            self._send("[")
+        self._opened = False  # "[" of a JSON array goes out with the first data
 
     # Sink protocol (kfcli.core.pull)
     def write(self, rows, outbox_id: int | None) -> None:
@@ -71,8 +75,11 @@ class _Rows:
 
     def emit(self, rows, record: int | None) -> None:
         if self.fmt == "table":
-            for row in rows:
-                self._human(Message.from_api(json.loads(row.text)))
+            try:
+                for row in rows:
+                    self._human(Message.from_api(json.loads(row.text)))
+            except BrokenPipeError:
+                raise BrokenPipeError("stdout was closed") from None
         elif rows:
             self._send(self._format(rows), record)
         elif record is not None and self._writer is not None:
@@ -98,6 +105,17 @@ class _Rows:
         return "".join(lines)
 
     def _send(self, text: str, record: int | None = None) -> None:
+        if self.fmt == "json" and not self._opened:
+            self._opened = True
+            text = "[" + text
+        try:
+            self._put(text, record)
+        except BrokenPipeError:
+            # The reader went away (`| head`). Raised without errno, so that it ends the
+            # command quietly (exit 0) like every other closed pipe, not as a failure.
+            raise BrokenPipeError("stdout was closed") from None
+
+    def _put(self, text: str, record: int | None) -> None:
         if self._writer is not None:
             rec = f"{record}\n".encode() if record is not None else b""
             self._writer.write(text.encode("utf-8"), rec)
@@ -257,7 +275,7 @@ def sync(
     no_save: Annotated[bool, typer.Option(
         "--no-save", help="Leave the store alone: read from --cursor (or the start) and write "
         "everything read.")] = False,
-    output: OutputOpt = None,
+    output: StreamOutputOpt = None,
     json_: JsonOpt = False,
 ) -> None:
     """Pull messages and events with sync_msg into the store, writing out each new one once."""
@@ -370,11 +388,11 @@ def _read_only(client, out, open_kfid: str, *, cursor, token, limit, voice) -> N
 
 @app.command("history", epilog="""Examples:
 
-  kfcli msg history wkAbC123 --customer wmXyZ789          # one customer's conversation
+  kfcli msg history wkAbC123 --customer wmXyZ789     # one customer
 
-  kfcli msg history wkAbC123 --since 2026-11-01 --until 2026-12-01 -o jsonl > nov.jsonl
+  kfcli msg history wkAbC123 --since 2026-11-01 --until 2026-12-01
 
-  kfcli msg history wkAbC123 --limit 20                     # the last 20 messages
+  kfcli msg history wkAbC123 --limit 20                # the last 20
 
   kfcli msg history wkAbC123 --follow --consumer bot -o jsonl | ./my-bot
 
@@ -384,29 +402,35 @@ exactly the object `msg sync` writes. WHEN is a date (2026-11-30), a local time
 (2026-11-30T14:00), a duration ago (90m, 2h, 3d) or unix seconds. --follow keeps writing
 messages as they are stored. --consumer NAME keeps a durable position in the store: a
 restarted consumer resumes right after the last message it wrote (exactly once, also across
-kill -9); a new consumer starts after the newest stored message unless --since is given.""")
+kill -9); a new consumer starts after the newest stored message unless --since is given.
+
+Exit status: 0 done (also when the reader closes the pipe), 1 the consumer NAME is already
+running, 2 invalid input, 3 the store is misconfigured, 6 a PostgreSQL store is unreachable,
+130 interrupted.""")
 def history(
     open_kfid: Annotated[str, typer.Argument(help="The account's open_kfid.")],
     customer: Annotated[str | None, typer.Option(
-        "--customer", help="Only this customer's conversation (external_userid).",
+        "--customer", metavar="EXTERNAL_USERID", help="Only this customer's conversation.",
         show_default=False)] = None,
     since: Annotated[str | None, typer.Option(
-        "--since", help="Messages sent at or after WHEN.", show_default=False)] = None,
+        "--since", metavar="WHEN", help="Messages sent at or after WHEN.",
+        show_default=False)] = None,
     until: Annotated[str | None, typer.Option(
-        "--until", help="Messages sent before WHEN.", show_default=False)] = None,
+        "--until", metavar="WHEN", help="Messages sent before WHEN.",
+        show_default=False)] = None,
     limit: Annotated[int | None, typer.Option(
-        "--limit", help="At most N messages: the newest N (still oldest first); with "
-        "--consumer, N per run.", min=1, show_default=False)] = None,
+        "--limit", metavar="N", help="At most N messages: the newest N (still oldest first); with "
+        "--consumer, N per run.", min=1, max=10**9, show_default=False)] = None,
     follow: Annotated[bool, typer.Option(
         "--follow", "-f", help="Keep writing messages as they are stored, until "
         "interrupted.")] = False,
     consumer: Annotated[str | None, typer.Option(
-        "--consumer", help="Resume after the last message this named consumer wrote, and "
-        "record what it writes.", show_default=False)] = None,
+        "--consumer", metavar="NAME", help="Resume after the last message this named "
+        "consumer wrote, and record what it writes.", show_default=False)] = None,
     interval: Annotated[float, typer.Option(
         "--interval", help="Seconds between looks at the store with --follow.", min=0.05)
     ] = 1.0,
-    output: OutputOpt = None,
+    output: StreamOutputOpt = None,
     json_: JsonOpt = False,
 ) -> None:
     """Messages from the store, oldest first: a conversation, or JSON lines."""

@@ -10,8 +10,10 @@ from kfcli.core.errors import ValidationError
 
 _RELATIVE = re.compile(r"(\d+)\s*([smhdw])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-FORMS = "a date (2026-11-30), a local time (2026-11-30T14:00 or '2026-11-30 14:00:05'), " \
-        "a duration ago (90m, 2h, 3d, 1w) or unix seconds"
+FORMS = "a date (2026-11-30), a local time (2026-11-30T14:00 or '2026-11-30 14:00:05', " \
+        "optionally with +08:00 or Z), a duration ago (90m, 2h, 3d, 1w) or unix seconds"
+#: Times kfcli accepts: 1970-01-01 to 9999-12-31 (what a date can say, and SQL integers hold).
+LATEST = 253402300799
 
 
 def parse_when(value: str, *, option: str, now: float | None = None) -> int:
@@ -20,13 +22,17 @@ def parse_when(value: str, *, option: str, now: float | None = None) -> int:
     now = time.time() if now is None else now
     m = _RELATIVE.fullmatch(text)
     if m:
-        return int(now) - int(m.group(1)) * _UNITS[m.group(2)]
-    if text.isdigit() and len(text) >= 9:
-        return int(text)
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValidationError(option, f"{value!r} is not a time: use {FORMS}") from None
-    if moment.tzinfo is None:
-        moment = moment.astimezone()  # local time, as on the terminal
-    return int(moment.timestamp())
+        seconds = int(now) - int(m.group(1)) * _UNITS[m.group(2)]
+    elif text.isdigit() and len(text) != 8:  # 20261130 reads as a date, below
+        seconds = int(text)
+    else:
+        try:
+            moment = datetime.fromisoformat(text)
+            if moment.tzinfo is None:
+                moment = moment.astimezone()  # local time, as on the terminal
+            seconds = int(moment.timestamp())
+        except (ValueError, OverflowError, OSError):
+            raise ValidationError(option, f"{value!r} is not a time: use {FORMS}") from None
+    if not 0 <= seconds <= LATEST:
+        raise ValidationError(option, f"{value!r} is outside 1970-01-01 .. 9999-12-31")
+    return seconds

@@ -55,6 +55,9 @@ def test_history_is_what_sync_wrote_oldest_first(kf, stored):
     (["--consumer", "bad name!"], "--consumer"),
     (["--limit", "0"], "--limit"),
     (["--customer", ""], "external_userid"),
+    (["--since", "99999999999999999999"], "9999-12-31"),
+    (["--until", "99999999999999999999d"], "1970-01-01"),
+    (["--limit", "99999999999999999999"], "--limit"),
 ])
 def test_bad_input_is_refused_before_reading(kf, sandbox, args, needle):
     r = kf("msg", "history", sandbox.account(), *args)
@@ -138,3 +141,33 @@ def test_one_process_per_consumer_name(sandbox, stored, home):
         first.send_signal(signal.SIGINT)
         first.wait(timeout=10)
         first.stdout.close()
+
+
+def test_a_reader_that_stops_early_ends_it_quietly(sandbox, home):
+    open_kfid = sandbox.account()
+    sandbox.post("/sandbox/seed_messages", {"open_kfid": open_kfid, "count": 3000})
+    env = {**os.environ, **sandbox.env}
+    assert subprocess.run([sys.executable, "-m", "kfcli", "msg", "sync", open_kfid], env=env,
+                          capture_output=True).returncode == 0
+    for fmt in ("jsonl", "tsv"):  # 3000 lines: more than a pipe holds, so kfcli meets EPIPE
+        proc = subprocess.Popen([sys.executable, "-m", "kfcli", "msg", "history", open_kfid,
+                                 "-o", fmt], env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        proc.stdout.readline()
+        proc.stdout.close()  # like `| head -1`
+        err = proc.stderr.read()
+        proc.stderr.close()
+        assert proc.wait(timeout=60) == 0, err
+        assert err == b""
+
+
+def test_errors_leave_stdout_empty_even_for_json(kf, sandbox):
+    r = kf("msg", "sync", "wk" + "0" * 30, "-o", "json")
+    assert r.code == 4 and r.out == ""
+    r = kf("msg", "history", sandbox.account(), "-o", "json")
+    assert r.code == 0 and r.json() == []
+
+
+def test_a_directory_as_the_store_is_a_configuration_error(kf, sandbox, tmp_path):
+    r = kf("msg", "history", sandbox.account(), env={"KFCLI_STORE": str(tmp_path)})
+    assert r.code == 3 and "is a directory" in r.err and "Traceback" not in r.err

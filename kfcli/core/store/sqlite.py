@@ -123,6 +123,11 @@ class SqliteStore(Store):
         self._guard = threading.Lock()
         self._create_file()
         self._probe()
+        if not os.access(self.path, os.W_OK) or not os.access(self.path.parent, os.W_OK):
+            # Checked up front: a store found read-only halfway through a pull would fail
+            # after WeCom was asked (the pull is repeated, but the user deserves it now).
+            raise ConfigError(f"cannot write to the store {self.path} (read-only)",
+                              hint="check the file's and its directory's permissions")
         self._migrate()
 
     # ------------------------------------------------------------------ connections
@@ -130,6 +135,10 @@ class SqliteStore(Store):
     def _create_file(self) -> None:
         from kfcli.core.files import ensure_private_dir
 
+        if self.path.is_dir():
+            raise ConfigError(f"the store {self.path} is a directory; a SQLite store is a file",
+                              hint="point KFCLI_STORE at a file, e.g. "
+                              f"sqlite:///{str(self.path / 'store.db').lstrip('/')}")
         try:
             if not self.path.parent.exists():
                 ensure_private_dir(self.path.parent)
@@ -189,6 +198,10 @@ class SqliteStore(Store):
             raise self._error(exc) from None
         try:
             yield conn
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise self._error(exc) from None
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
@@ -227,7 +240,7 @@ class SqliteStore(Store):
                                    ).fetchone()
                 version = int(row[0]) if row else 0
         except (sqlite3.Error, ValueError) as exc:
-            raise self._error(sqlite3.DatabaseError(str(exc))) from None
+            raise self._error(sqlite3.DatabaseError(f"not a database: {exc}")) from None
         finally:
             conn.close()
         if version == 0 and any(not n.startswith("sqlite_") for n in names):
