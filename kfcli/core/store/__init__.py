@@ -109,6 +109,9 @@ def parse(url: str) -> tuple[str, str]:
         path = unquote(parts.path)
         if path.startswith("//"):  # sqlite:////abs/path (SQLAlchemy's form) is /abs/path
             path = "/" + path.lstrip("/")
+        if parts.query or parts.fragment:
+            raise ConfigError(f"store URL {shown!r}: SQLite URLs take no options (?…); a "
+                              "'?' or '#' in the path is written %3F / %23", hint=_URL_HINT)
         if parts.netloc or not path or path == "/":
             raise ConfigError(f"store URL {shown!r}: a SQLite URL is sqlite:///ABSOLUTE/PATH",
                               hint=_URL_HINT)

@@ -332,7 +332,9 @@ class PostgresStore(Store):
         for secret in self._secrets:
             text = text.replace(secret, "****")
         text = _PASSWORD_PARAM.sub(r"\1****", redact(text))
-        return " ".join(text.split())
+        # libpq puts its sentences on separate lines; keep them apart on one.
+        lines = [" ".join(line.split()) for line in text.splitlines() if line.strip()]
+        return "; ".join(line.rstrip(".;") for line in lines)
 
     def _error(self, exc: BaseException) -> KfError:
         text = self._clean(str(exc))
