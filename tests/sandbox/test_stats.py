@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from .conftest import Client
@@ -82,6 +84,7 @@ def test_figures_follow_the_history(client: Client, kf: str) -> None:
     client.say(kf, "third", alice)
     bob = client.customer(kf, "wmBob")
     assert client.send_text(kf, alice, "bot reply")["errcode"] == 0
+    started = time.monotonic()
     client.trans(kf, bob, 3, "user001")
     client.later(30)
     client.ok(
@@ -89,6 +92,9 @@ def test_figures_follow_the_history(client: Client, kf: str) -> None:
         "/sandbox/servicer_message",
         {"open_kfid": kf, "external_userid": bob, "userid": "user001", "text": "人工回复"},
     )
+    # The simulator's clock is the real one plus the advances: on a loaded machine the real
+    # seconds these requests took are added to the 30 (the bound is measured, not guessed).
+    took = time.monotonic() - started
     upgrade = {
         "open_kfid": kf,
         "external_userid": alice,
@@ -123,7 +129,7 @@ def test_figures_follow_the_history(client: Client, kf: str) -> None:
     assert figures["session_cnt"] == 1 and figures["customer_cnt"] == 1
     assert figures["customer_msg_cnt"] == 1
     assert figures["reply_rate"] == 1.0 and isinstance(figures["reply_rate"], float)
-    assert figures["first_reply_average_sec"] == 30.0
+    assert 30.0 <= figures["first_reply_average_sec"] <= 30.0 + took + 1
     assert figures["satisfaction_investgate_cnt"] == 0  # (sic)
     for name in (
         "upgrade_service_member_invite_cnt",
