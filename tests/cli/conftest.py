@@ -33,15 +33,15 @@ class Proc:
         for stream, lines in ((self.popen.stdout, self.out), (self.popen.stderr, self.err)):
             threading.Thread(target=_pump, args=(stream, lines), daemon=True).start()
 
-    def out_line(self, timeout: float = 10) -> str:
+    def out_line(self, timeout: float = 60) -> str:
         return self.out.get(timeout=timeout)
 
-    def err_line(self, timeout: float = 10) -> str:
+    def err_line(self, timeout: float = 60) -> str:
         line = self.err.get(timeout=timeout)
         self.err_seen.append(line)
         return line
 
-    def records_until(self, done, timeout: float = 5) -> list[dict]:
+    def records_until(self, done, timeout: float = 60) -> list[dict]:
         """JSON lines from stdout until `done(records)` holds (fails after `timeout`)."""
         records: list[dict] = []
         deadline = time.monotonic() + timeout

@@ -63,7 +63,7 @@ class Receiver:
         self.err_text = ""
         for stream, q in ((proc.stdout, self.out), (proc.stderr, self.err)):
             threading.Thread(target=_lines, args=(stream, q), daemon=True).start()
-        line = self.err_line(timeout=15)
+        line = self.err_line(timeout=60)
         assert line.startswith("listening on http://127.0.0.1:"), line
         self.url = line.split()[2]
         split = urlsplit(self.url)
@@ -202,9 +202,9 @@ def test_sync_pulls_the_announced_messages(serve, sandbox):
                              token=creds["token"], aes_key=creds["aes_key"],
                              receive_id=creds["corp_id"])
     assert rx.request("POST", query, body)[:2] == (200, b"success")
-    callback = rx.record(timeout=10)
+    callback = rx.record(timeout=60)
     assert callback["type"] == "callback" and callback["OpenKfId"] == open_kfid
-    message = rx.record(timeout=10)
+    message = rx.record(timeout=60)
     assert message["type"] == "message" and message["msgid"] == doc["msgid"]
     assert message["open_kfid"] == open_kfid and message["msgtype"] == "text"
     assert message["text"]["content"] == "你好, where is my order?"
@@ -214,8 +214,8 @@ def test_sync_pulls_the_announced_messages(serve, sandbox):
                              token=creds["token"], aes_key=creds["aes_key"],
                              receive_id=creds["corp_id"])
     assert rx.request("POST", query, body)[:2] == (200, b"success")
-    assert rx.record(timeout=10)["type"] == "callback"
-    second = rx.record(timeout=10)
+    assert rx.record(timeout=60)["type"] == "callback"
+    second = rx.record(timeout=60)
     assert second["msgid"] == doc2["msgid"] and second["text"]["content"] == "2nd"
     time.sleep(0.3)
     assert rx.out.empty()
@@ -233,7 +233,7 @@ def test_an_expired_callback_token_falls_back_to_a_pull_without_it(serve, sandbo
                              token=creds["token"], aes_key=creds["aes_key"],
                              receive_id=creds["corp_id"])
     assert rx.request("POST", query, body)[:2] == (200, b"success")
-    assert rx.record(timeout=10)["type"] == "callback"
+    assert rx.record(timeout=60)["type"] == "callback"
     message = rx.record(timeout=30)
     assert message["type"] == "message" and message["msgid"] == doc["msgid"]
     while "token was refused" not in rx.err_text:  # written before the message was

@@ -8,7 +8,6 @@ import json
 import os
 import queue
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -67,7 +66,7 @@ def test_a_receiver_killed_during_an_outage_catches_up_once(spawn, run, corp):
     rx = spawn("callback", "serve", "--port", "0", "--sync", env=env)
     point_callbacks(creds, receiver_url(rx))
     say(creds, open_kfid, "one")
-    assert texts(rx.records_until(has_texts("one"), timeout=15)) == ["one"]
+    assert texts(rx.records_until(has_texts("one"), timeout=60)) == ["one"]
     # Kill it once "one" is recorded as written (a kill in the instant between writing a line
     # and recording that is the documented window in which the next receiver repeats it).
     deadline = time.monotonic() + 30
@@ -82,10 +81,10 @@ def test_a_receiver_killed_during_an_outage_catches_up_once(spawn, run, corp):
     again = spawn("callback", "serve", "--port", "0", "--sync", env=env)
     url = receiver_url(again)
     # The catch-up on start pulls the account the store knows: the outage's messages, once.
-    caught = again.records_until(has_texts("two", "three", "four"), timeout=15)
+    caught = again.records_until(has_texts("two", "three", "four"), timeout=60)
     point_callbacks(creds, url)
     say(creds, open_kfid, "five")
-    later = again.records_until(has_texts("five"), timeout=15)
+    later = again.records_until(has_texts("five"), timeout=60)
     again.stop()
     rest = _drain(again)
     assert sorted(texts(caught + later + rest)) == sorted(["two", "three", "four", "five"])
@@ -124,7 +123,7 @@ def test_first_pull_emits_what_the_callback_announced_not_history(spawn, run, co
     rx = spawn("callback", "serve", "--port", "0", "--sync", env=env)
     point_callbacks(creds, receiver_url(rx))
     say(creds, open_kfid, "new")
-    records = rx.records_until(has_texts("new"), timeout=15)
+    records = rx.records_until(has_texts("new"), timeout=60)
     rx.stop()
     assert texts(records + _drain(rx)) == ["new"]
     r = run("msg", "history", open_kfid, env=env)
@@ -139,14 +138,8 @@ def test_history_flag_emits_older_messages_on_the_first_pull(spawn, run, corp, t
     rx = spawn("callback", "serve", "--port", "0", "--sync", "--history", env=env)
     point_callbacks(creds, receiver_url(rx))
     say(creds, open_kfid, "new")
-    records = rx.records_until(lambda rs: len(texts(rs)) >= 4, timeout=15)
+    records = rx.records_until(lambda rs: len(texts(rs)) >= 4, timeout=60)
     assert len(texts(records)) == 4 and "new" in texts(records)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Gunicorn:
@@ -154,28 +147,27 @@ class Gunicorn:
     lines are collected as they come."""
 
     def __init__(self, env: dict, cwd, *, workers: int, threads: int = 1) -> None:
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}/"
+        # Port 0: the kernel picks a free port, which gunicorn names on stderr (choosing one
+        # here and passing it on could race with any other process on the machine).
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--threads",
-             str(threads), "-b", f"127.0.0.1:{self.port}",
-             "kfcli.callback:app_from_env(sync=True)"],
+             str(threads), "-b", "127.0.0.1:0", "kfcli.callback:app_from_env(sync=True)"],
             env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             cwd=cwd)
         self.lines: list[bytes] = []
         self.err = b""
+        self._listening = threading.Event()
         self._pumps = [threading.Thread(target=self._pump_out, daemon=True),
                        threading.Thread(target=self._pump_err, daemon=True)]
         for pump in self._pumps:
             pump.start()
+        assert self._listening.wait(60), self.err
+        self.url = self._url
         deadline = time.monotonic() + 60
-        while True:  # until it answers
-            try:
-                requests.get(self.url, timeout=5)
-                return
-            except requests.ConnectionError:
-                assert time.monotonic() < deadline and self.proc.poll() is None, self.err
-                time.sleep(0.1)
+        while len(self.workers()) < workers:  # every worker booted
+            assert time.monotonic() < deadline and self.proc.poll() is None, self.err
+            time.sleep(0.05)
+        requests.get(self.url, timeout=30)
 
     def _pump_out(self) -> None:
         self.lines.extend(iter(self.proc.stdout.readline, b""))
@@ -183,6 +175,9 @@ class Gunicorn:
     def _pump_err(self) -> None:
         for chunk in iter(self.proc.stderr.readline, b""):
             self.err += chunk
+            if b"Listening at: " in chunk and not self._listening.is_set():
+                self._url = chunk.split(b"Listening at: ")[1].split()[0].decode() + "/"
+                self._listening.set()
 
     def emitted(self) -> list[str]:
         return [json.loads(x)["msgid"] for x in list(self.lines)
@@ -369,10 +364,7 @@ def test_a_gunicorn_worker_killed_mid_load_loses_nothing(run, corp, tmp_path):
         while len(set(gunicorn.emitted())) < 20 and time.monotonic() < deadline:
             time.sleep(0.05)
         workers = gunicorn.workers()
-        while len(workers) < 4 and time.monotonic() < deadline:  # all four booted
-            time.sleep(0.1)
-            workers = gunicorn.workers()
-        assert len(workers) == 4, workers
+        assert len(workers) == 4, (workers, gunicorn.proc.poll(), gunicorn.err[-3000:])
         os.kill(workers[0], signal.SIGKILL)
         second = {say(creds, open_kfid, f"second {i}")["msgid"] for i in range(100)}
         sent = first | second
