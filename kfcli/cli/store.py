@@ -75,7 +75,9 @@ callback, pending outbox entries (pages committed but not yet written out by the
 The first line on stderr names the backend, the URL (password masked) and the schema version.
 -o json: {{"backend", "url", "schema_version", "corp_id", "accounts": [{{"open_kfid",
 "messages", "oldest", "newest", "has_cursor", "cursor_at", "last_pull_at",
-"last_callback_at", "pending_outbox"}}]}} with times as unix seconds (null when never).
+"last_callback_at", "pending_outbox"}}], "consumers": [{{"name", "open_kfid", "position",
+"behind", "updated_at"}}]}} with times as unix seconds (null when never). Each `msg history
+--consumer` position is also listed on stderr with how many messages it is behind.
 
 {EXIT_CODES}""")
 @with_output
@@ -92,19 +94,25 @@ def status(
     with _opened() as (store, corp_id, url, source):
         version = store.schema_version()
         accounts = store.status(corp_id)
+        consumers = store.consumers(corp_id)
         backend = store.backend
     if account is not None:
         accounts = [a for a in accounts if a.open_kfid == account] or [
             AccountStatus(account, 0, None, None, None, None, None, None, 0)]
+        consumers = [c for c in consumers if c.open_kfid == account]
     if out.machine:
         out.obj({"backend": backend, "url": url, "schema_version": version, "corp_id": corp_id,
-                 "accounts": [a.as_dict() for a in accounts]})
+                 "accounts": [a.as_dict() for a in accounts],
+                 "consumers": [c.as_dict() for c in consumers]})
         return
     out.info(f"store: {backend} {url} ({source}), schema version {version}, corp {corp_id}")
     now = time.time()
     out.rows([_row(a, now) for a in accounts], COLUMNS, headers=HEADERS,
              empty=f"nothing stored for corp {corp_id} yet; `kfcli msg sync OPEN_KFID` fills "
              "the store")
+    for c in consumers:  # msg history --consumer positions (stderr: not part of the table)
+        out.info(f"consumer {c.name} of {c.open_kfid}: {c.behind} message(s) behind, last "
+                 f"moved {_ago(c.updated_at, now)}")
 
 
 def _row(a, now: float) -> dict[str, object]:

@@ -73,6 +73,9 @@ def test_a_new_consumer_starts_after_the_newest_message_then_resumes(kf, sandbox
     r = kf("msg", "history", open_kfid, "--consumer", "bot")
     assert [json.loads(x)["text"]["content"] for x in r.out.splitlines()] == ["for the bot"]
     assert kf("msg", "history", open_kfid, "--consumer", "bot").out == ""
+    r = kf("store", "status", "-o", "json")
+    [bot] = [c for c in r.json()["consumers"] if c["name"] == "bot"]
+    assert bot["open_kfid"] == open_kfid and bot["behind"] == 0
     # Another name has a position of its own; --since picks where a new one starts.
     r = kf("msg", "history", open_kfid, "--consumer", "audit", "--since", "2000-01-01")
     assert len(r.out.splitlines()) == 31

@@ -113,7 +113,8 @@ def test_status_json_shape(kf, filled):
     r = kf("store", "status", "--json", env=filled["env"])
     assert r.code == 0, r.err
     doc = r.json()
-    assert set(doc) == {"backend", "url", "schema_version", "corp_id", "accounts"}
+    assert set(doc) == {"backend", "url", "schema_version", "corp_id", "accounts",
+                        "consumers"}
     assert doc["corp_id"] == filled["corp_id"]
     first = doc["accounts"][0]
     assert set(first) == {"open_kfid", "messages", "oldest", "newest", "has_cursor",

@@ -378,6 +378,20 @@ def test_consumer_positions_only_move_forward(store):
     assert store.consumer_position("wwother", "bot", KFID) is None
 
 
+
+def test_consumers_are_listed_with_how_far_behind_they_are(store):
+    committed = store.commit_page(CORP, KFID, expected=None, cursor="c1",
+                                  messages=[msg(f"m{i}") for i in range(5)], owner=None)
+    seqs = [r.seq for r in committed.rows]
+    store.set_consumer_position(CORP, "bot", KFID, seqs[1])
+    store.set_consumer_position(CORP, "audit", KFID, seqs[-1])
+    listed = {c.name: c for c in store.consumers(CORP)}
+    assert [c.name for c in store.consumers(CORP)] == ["audit", "bot"]
+    assert listed["bot"].behind == 3 and listed["bot"].position == seqs[1]
+    assert listed["audit"].behind == 0 and listed["audit"].open_kfid == KFID
+    assert listed["bot"].as_dict()["updated_at"] > 0
+    assert store.consumers("wwother") == []
+
 # ---------------------------------------------------------------------------- reading
 
 

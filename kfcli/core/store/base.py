@@ -136,6 +136,19 @@ class AccountStatus:
         }
 
 
+@dataclass(frozen=True)
+class ConsumerStatus:
+    name: str
+    open_kfid: str
+    position: int  # the seq of the last message it wrote
+    behind: int  # messages of the account stored after it
+    updated_at: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "open_kfid": self.open_kfid, "position": self.position,
+                "behind": self.behind, "updated_at": self.updated_at}
+
+
 class CursorMoved(Exception):
     """The account's cursor is no longer the one this pull started from: another puller got
     there first (it can only happen when a lock was lost, e.g. a dropped database
@@ -255,6 +268,10 @@ class Store(ABC):
 
     @abstractmethod
     def status(self, corp_id: str) -> list[AccountStatus]: ...
+
+    @abstractmethod
+    def consumers(self, corp_id: str) -> list[ConsumerStatus]:
+        """Every `msg history --consumer` position of the corp, by name and account."""
 
     @abstractmethod
     def schema_version(self) -> int: ...

@@ -48,6 +48,7 @@ from kfcli.core.store.base import (
     SCHEMA_VERSION,
     AccountStatus,
     Committed,
+    ConsumerStatus,
     CursorMoved,
     Incoming,
     Lock,
@@ -689,6 +690,14 @@ class PostgresStore(Store):
                 (corp_id, name, open_kfid, seq, time.time()))
 
     # ------------------------------------------------------------------ operators
+
+    def consumers(self, corp_id: str) -> list[ConsumerStatus]:
+        rows = self._read(
+            "SELECT c.name, c.open_kfid, c.position, (SELECT COUNT(*) FROM messages m "
+            "WHERE m.corp_id = c.corp_id AND m.open_kfid = c.open_kfid AND m.seq > "
+            "c.position), c.updated_at FROM consumers c WHERE c.corp_id = %s "
+            'ORDER BY c.name COLLATE "C", c.open_kfid COLLATE "C"', (corp_id,))
+        return [ConsumerStatus(r[0], r[1], int(r[2]), int(r[3]), float(r[4])) for r in rows]
 
     def status(self, corp_id: str) -> list[AccountStatus]:
         return [AccountStatus(*r) for r in self._read(_STATUS, {"corp_id": corp_id})]

@@ -24,6 +24,7 @@ from kfcli.core.store.base import (
     SCHEMA_VERSION,
     AccountStatus,
     Committed,
+    ConsumerStatus,
     CursorMoved,
     Incoming,
     Lock,
@@ -547,6 +548,16 @@ class SqliteStore(Store):
                 (corp_id, name, open_kfid, seq, time.time()))
 
     # ------------------------------------------------------------------ operators
+
+    def consumers(self, corp_id: str) -> list[ConsumerStatus]:
+        rows = self._read(
+            """SELECT c.name, c.open_kfid, c.position,
+                      (SELECT COUNT(*) FROM messages m WHERE m.account = a.id
+                       AND m.seq > c.position), c.updated_at
+               FROM consumers c LEFT JOIN accounts a
+                    ON a.corp_id = c.corp_id AND a.open_kfid = c.open_kfid
+               WHERE c.corp_id = ? ORDER BY c.name, c.open_kfid""", (corp_id,))
+        return [ConsumerStatus(*r) for r in rows]
 
     def status(self, corp_id: str) -> list[AccountStatus]:
         rows = self._read(
