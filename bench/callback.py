@@ -112,32 +112,23 @@ def requests_for(count: int) -> list[tuple[str, bytes]]:
     return out
 
 
-def drive(port: int, reqs: list[tuple[str, bytes]], rate: float, seconds: float
-          ) -> tuple[list[float], int, float]:
-    total = int(rate * seconds)
-    latencies: list[float] = []
-    failures = 0
-    lock = threading.Lock()
+def post(port: int, path: str, body: bytes) -> bool:
+    """One callback on a new connection, as WeCom sends it: True when answered 200 success."""
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("POST", path, body=body, headers={"Content-Type": "text/xml"})
+        resp = conn.getresponse()
+        data = resp.read()
+        conn.close()
+        return resp.status == 200 and data == b"success"
+    except (OSError, http.client.HTTPException):
+        return False
 
-    def send(i: int, due: float) -> None:
-        nonlocal failures
-        path, body = reqs[i % len(reqs)]
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-            conn.request("POST", path, body=body, headers={"Content-Type": "text/xml"})
-            resp = conn.getresponse()
-            data = resp.read()
-            conn.close()
-            ok = resp.status == 200 and data == b"success"
-        except OSError:
-            ok = False
-        done = time.perf_counter()
-        with lock:
-            if ok:
-                latencies.append(done - due)
-            else:
-                failures += 1
 
+def open_loop(total: int, rate: float, send) -> float:
+    """Call `send(i, due)` for i in range(total) at `rate` per second, each on a pool thread
+    at its due time whatever the earlier ones are doing (an open loop); returns the elapsed
+    time once all were sent."""
     with ThreadPoolExecutor(max_workers=64) as pool:
         start = time.perf_counter()
         for i in range(total):
@@ -146,7 +137,26 @@ def drive(port: int, reqs: list[tuple[str, bytes]], rate: float, seconds: float
             if delay > 0:
                 time.sleep(delay)
             pool.submit(send, i, due)
-    elapsed = time.perf_counter() - start
+    return time.perf_counter() - start
+
+
+def drive(port: int, reqs: list[tuple[str, bytes]], rate: float, seconds: float
+          ) -> tuple[list[float], int, float]:
+    latencies: list[float] = []
+    failures = 0
+    lock = threading.Lock()
+
+    def send(i: int, due: float) -> None:
+        nonlocal failures
+        ok = post(port, *reqs[i % len(reqs)])
+        done = time.perf_counter()
+        with lock:
+            if ok:
+                latencies.append(done - due)
+            else:
+                failures += 1
+
+    elapsed = open_loop(int(rate * seconds), rate, send)
     return latencies, failures, elapsed
 
 

@@ -47,11 +47,10 @@ import sys
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from callback import PLAIN, Proc, pct  # noqa: E402  (bench/callback.py: the plain receiver)
+from callback import PLAIN, Proc, open_loop, pct, post  # noqa: E402  (bench/callback.py: the plain receiver)
 
 SANDBOX = """
 import json, sys, time
@@ -253,8 +252,8 @@ class Load:
                  "<Event><![CDATA[kf_msg_or_event]]></Event>"
                  f"<Token><![CDATA[{sync_token}]]></Token>"
                  f"<OpenKfId><![CDATA[{open_kfid}]]></OpenKfId></xml>")
-        post = self.crypto.build_post(inner.encode())
-        return "/?" + post.query, post.body
+        built = self.crypto.build_post(inner.encode())
+        return "/?" + built.query, built.body
 
     def drive(self, port: int, rate: float, seconds: float, first: int = 0
               ) -> tuple[list[float], int, float]:
@@ -264,8 +263,9 @@ class Load:
         failures = 0
         lock = threading.Lock()
 
-        def send(i: int) -> None:
+        def send(i: int, _due: float) -> None:
             nonlocal failures
+            i += first
             open_kfid = self.accounts[i % len(self.accounts)]
             try:
                 doc = self.sandbox.call("POST", "/sandbox/customer_message",
@@ -280,15 +280,7 @@ class Load:
                 self.created[doc["msgid"]] = time.perf_counter()
             path, body = self.callback(open_kfid, doc["token"])
             ready = time.perf_counter()
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-                conn.request("POST", path, body=body, headers={"Content-Type": "text/xml"})
-                resp = conn.getresponse()
-                data = resp.read()
-                conn.close()
-                ok = resp.status == 200 and data == b"success"
-            except (OSError, http.client.HTTPException):
-                ok = False
+            ok = post(port, path, body)
             done = time.perf_counter()
             with lock:
                 if ok:
@@ -296,15 +288,7 @@ class Load:
                 else:
                     failures += 1
 
-        with ThreadPoolExecutor(max_workers=64) as pool:
-            start = time.perf_counter()
-            for i in range(total):
-                due = start + i / rate
-                delay = due - time.perf_counter()
-                if delay > 0:
-                    time.sleep(delay)
-                pool.submit(send, first + i)
-        elapsed = time.perf_counter() - start
+        elapsed = open_loop(total, rate, send)
         return latencies, failures, elapsed
 
 

@@ -320,6 +320,7 @@ def sync(
     try:
         while True:
             before = rows.count
+            backoff = 0.0
             lock = _take_lock(lambda w: store.lock(lock_name(corp_id, open_kfid), wait=w),
                               f"another process is pulling {open_kfid}", out,
                               wait_note="(a msg sync or a receiver); pulling once it is done")
@@ -335,15 +336,14 @@ def sync(
                 # A follower outlives rate limits (WeCom blocks a minute) and network trouble:
                 # back off, doubling up to 60 s, and pull again from the saved position.
                 trouble += 1
-                wait = min(60.0, interval * 4 * 2 ** (trouble - 1))
-                out.warning(f"{exc.message}; pulling again in {wait:.1f} s")
-                rows.settle()
-                lock.release()
-                time.sleep(wait)
-                continue
+                backoff = min(60.0, interval * 4 * 2 ** (trouble - 1))
+                out.warning(f"{exc.message}; pulling again in {backoff:.1f} s")
             finally:
                 rows.settle()  # before the lock goes: what is written is recorded as such
                 lock.release()
+            if backoff:  # waited out without the lock, so others may pull meanwhile
+                time.sleep(backoff)
+                continue
             token = None  # callback tokens are single-purpose and expire after 10 minutes
             if tokens is not None:
                 token = next(tokens, None)
@@ -367,14 +367,12 @@ def sync(
 
 def _read_only(client, out, open_kfid: str, *, cursor, token, limit, voice) -> None:
     """--no-save: page from `cursor` and write everything, touching no store."""
-    from kfcli.core.store.base import Row
+    from kfcli.core.store.base import Incoming, Row
 
     rows = _Rows(out)
     stream = client.sync_messages(open_kfid, cursor=cursor or None, token=token, limit=limit,
                                   voice_format=voice)
     stream.keep_text = True
-    from kfcli.core.store.base import Incoming
-
     for page in stream.pages():
         texts = page.msg_texts or [None] * len(page.msg_list)
         rows.emit([Row(0, Incoming.from_api(doc, text).text)

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from kfcli.core.errors import ApiError, KfError
 from kfcli.core.store.base import Incoming, Lock, OutboxEntry, Row, Store
+from kfcli.core.sync import MAX_EMPTY_PAGES
 
 if TYPE_CHECKING:
     from kfcli.core.client import KfClient
@@ -31,10 +32,6 @@ if TYPE_CHECKING:
 #: Messages sent up to this many seconds (WeCom's clock) before the first callback that
 #: announces a never-pulled account count as announced by it; older ones are history.
 GRACE = 60
-
-#: A page that has `has_more` but moves nothing, this many times in a row, ends the pull
-#: rather than spinning (kf-api.md §2.5 allows empty pages with has_more 1).
-MAX_STALLED_PAGES = 100
 
 
 class Sink(Protocol):
@@ -123,8 +120,8 @@ class Puller:
             if not page.has_more:
                 return written
             stalled = 0 if moved else stalled + 1
-            if stalled >= MAX_STALLED_PAGES:
-                raise KfError(f"sync_msg for {open_kfid} answered {MAX_STALLED_PAGES} empty "
+            if stalled >= MAX_EMPTY_PAGES:
+                raise KfError(f"sync_msg for {open_kfid} answered {MAX_EMPTY_PAGES} empty "
                               "pages in a row with has_more=1; stopping (the cursor is saved)")
 
     def _hand_over(self, committed) -> int:

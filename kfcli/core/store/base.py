@@ -81,6 +81,17 @@ def _dumps(doc: Any) -> str:
     return jsontext.dumps(doc)
 
 
+def callback_row(callback: dict[str, Any]) -> tuple[int | None, str]:
+    """What a store keeps of a callback: its CreateTime (WeCom's clock) and its fields as
+    JSON, without the Token (a short-lived credential, kept only with the pull request)."""
+    fields = {k: v for k, v in callback.items() if k not in ("Token", "type")}
+    try:
+        created = int(callback.get("CreateTime"))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        created = None
+    return created, json.dumps(fields, ensure_ascii=False)
+
+
 def _int(value: Any) -> int:
     try:
         return int(value or 0)

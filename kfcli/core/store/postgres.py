@@ -55,6 +55,7 @@ from kfcli.core.store.base import (
     OutboxEntry,
     Row,
     Store,
+    callback_row,
 )
 
 CONNECT_TIMEOUT = 5  # seconds, for each connection attempt (libpq's connect_timeout)
@@ -561,8 +562,6 @@ class PostgresStore(Store):
 
     def request_pull(self, corp_id: str, open_kfid: str, *, token: str | None,
                      callback: dict[str, Any] | None = None) -> None:
-        import json
-
         now = time.time()
         with self._transaction() as conn:
             conn.execute(
@@ -573,11 +572,10 @@ class PostgresStore(Store):
                 "COALESCE(excluded.last_callback_at, accounts.last_callback_at)",
                 (corp_id, open_kfid, token, now if callback is not None else None))
             if callback is not None:
-                fields = {k: v for k, v in callback.items() if k not in ("Token", "type")}
+                created, fields = callback_row(callback)
                 conn.execute("INSERT INTO callbacks (corp_id, open_kfid, received_at, "
                              "create_time, fields) VALUES (%s, %s, %s, %s, %s)",
-                             (corp_id, open_kfid, now, _int_or_none(callback.get("CreateTime")),
-                              _text(json.dumps(fields, ensure_ascii=False))))
+                             (corp_id, open_kfid, now, created, _text(fields)))
 
     def take_request(self, corp_id: str, open_kfid: str) -> tuple[bool, str | None]:
         rows = self._read(_TAKE_REQUEST, (corp_id, open_kfid))
@@ -709,8 +707,3 @@ def _text(value: str) -> str:
     return value.replace("\x00", "\ufffd") if "\x00" in value else value
 
 
-def _int_or_none(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None

@@ -31,6 +31,7 @@ from kfcli.core.store.base import (
     OutboxEntry,
     Row,
     Store,
+    callback_row,
 )
 
 BUSY_TIMEOUT = 60.0
@@ -408,8 +409,6 @@ class SqliteStore(Store):
 
     def request_pull(self, corp_id: str, open_kfid: str, *, token: str | None,
                      callback: dict[str, Any] | None = None) -> None:
-        import json
-
         now = time.time()
         with self._write() as conn:
             conn.execute(
@@ -420,11 +419,10 @@ class SqliteStore(Store):
                 "last_callback_at)",
                 (corp_id, open_kfid, token, now if callback is not None else None))
             if callback is not None:
-                fields = {k: v for k, v in callback.items() if k not in ("Token", "type")}
+                created, fields = callback_row(callback)
                 conn.execute("INSERT INTO callbacks (corp_id, open_kfid, received_at, "
                              "create_time, fields) VALUES (?, ?, ?, ?, ?)",
-                             (corp_id, open_kfid, now, _int_or_none(callback.get("CreateTime")),
-                              json.dumps(fields, ensure_ascii=False)))
+                             (corp_id, open_kfid, now, created, fields))
 
     def take_request(self, corp_id: str, open_kfid: str) -> tuple[bool, str | None]:
         with self._write() as conn:
@@ -574,8 +572,3 @@ class SqliteStore(Store):
         return [AccountStatus(*r) for r in rows]
 
 
-def _int_or_none(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
