@@ -7,6 +7,8 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 import requests
@@ -115,10 +117,20 @@ def test_three_kills_mid_stream_then_rerun_is_exactly_once(sandbox, home):
     requests_before = sandbox.stats().get("/cgi-bin/kf/sync_msg", 0)
     sandbox.fault(fault="delay", seconds=60, path="/cgi-bin/kf/sync_msg", after=3)
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    got = b""
+    chunks: list[bytes] = []
+    reader = threading.Thread(target=lambda: chunks.extend(iter(lambda: proc.stdout.read1(65536),
+                                                                b"")), daemon=True)
+    reader.start()  # keeps the pipe drained, so kfcli reaches the held request on its own
+    deadline = time.monotonic() + 120
     while sandbox.stats().get("/cgi-bin/kf/sync_msg", 0) < requests_before + 4:
-        got += proc.stdout.read1(65536)
-    written += _killed_output(proc, got)
+        assert time.monotonic() < deadline, "the held request never came"
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)  # kfcli waits for the held page: a kill mid-stream
+    proc.wait()
+    reader.join(timeout=60)  # the writer process finishes what it was handed, then EOF
+    proc.stdout.close()
+    written += [json.loads(line)["msgid"] for line in b"".join(chunks).decode().splitlines()
+                if line.endswith("}")]
     requests.delete(sandbox.base_url + "/sandbox/faults", timeout=10)
     last = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert last.returncode == 0, last.stderr
