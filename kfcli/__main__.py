@@ -1,16 +1,24 @@
 """Entry point of the `kfcli` command and of `python -m kfcli`.
 
-`kfcli --version` is answered here, before Typer is imported: start-up time is paid on every
-TAB press and every script line, and the version needs none of it.
+`kfcli --version` and TAB completion are answered here, before Typer is imported: start-up
+time is paid on every TAB press and every script line, and neither needs Typer. Completion
+requests (`_KFCLI_COMPLETE=bash|zsh|fish`, set by the scripts in completions/) are answered by
+`kfcli._complete` from a command tree generated at build time.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 
 
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
+    shell = os.environ.get("_KFCLI_COMPLETE")
+    if shell in ("bash", "zsh", "fish"):
+        from kfcli._complete import answer
+
+        sys.exit(answer(shell, args))
     if args in (["--version"], ["-V"]):
         from kfcli import __version__
 

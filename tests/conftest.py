@@ -184,6 +184,57 @@ def on_pty(args: list[str], env: dict[str, str]) -> str:
     return b"".join(chunks).decode("utf-8", "replace")
 
 
+def on_terminal(args: list[str], env: dict[str, str], *, columns: int = 200,
+                columns_env: bool = True, timeout: float = 60) -> Result:
+    """Run kfcli with stdout and stderr each on its own pseudo-terminal `columns` wide (the
+    window size, and COLUMNS unless `columns_env` is false); whatever the exit code, returns
+    what each terminal got, with the terminal's CR LF turned back into LF."""
+    import fcntl
+    import pty
+    import selectors
+    import struct
+    import termios
+    import time
+
+    size = struct.pack("HHHH", 24, columns, 0, 0)
+    masters, slaves = [], []
+    for _ in range(2):
+        master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, size)
+        masters.append(master)
+        slaves.append(slave)
+    full_env = {**os.environ, "TERM": "xterm-256color", **env}
+    full_env.pop("COLUMNS", None)
+    if columns_env:
+        full_env["COLUMNS"] = str(columns)
+    proc = subprocess.Popen([sys.executable, "-m", "kfcli", *args], env=full_env,
+                            stdout=slaves[0], stderr=slaves[1], stdin=subprocess.DEVNULL)
+    for slave in slaves:
+        os.close(slave)
+    chunks: dict[int, list[bytes]] = {m: [] for m in masters}
+    selector = selectors.DefaultSelector()
+    for master in masters:
+        selector.register(master, selectors.EVENT_READ)
+    deadline = time.monotonic() + timeout
+    while selector.get_map() and time.monotonic() < deadline:
+        for key, _ in selector.select(timeout=1):
+            try:
+                data = os.read(key.fd, 65536)
+            except OSError:  # EIO: the other side is closed
+                data = b""
+            if data:
+                chunks[key.fd].append(data)
+            else:
+                selector.unregister(key.fd)
+    selector.close()
+    code = proc.wait(timeout=timeout)
+    for master in masters:
+        os.close(master)
+    out, err = (b"".join(chunks[m]).decode("utf-8", "replace").replace("\r\n", "\n")
+                for m in masters)
+    return Result(code, out, err)
+
+
 @pytest.fixture
 def kf(run, sandbox: Sandbox):
     """`kfcli` wired to the test's sandbox through the environment, as a CI script would."""

@@ -9,6 +9,7 @@ import typer
 
 from kfcli.cli.context import YesOpt, confirm, new_app, state, with_output
 from kfcli.cli.media import upload_file
+from kfcli.cli.text import plural
 from kfcli.core import limits
 from kfcli.core.errors import UsageError
 
@@ -66,9 +67,14 @@ def list_(
     else:
         accounts = client.account_list(offset=offset, limit=limit)
         if len(accounts) == limit:
-            state().out.info(f"showing {limit} accounts; there may be more (use --all)")
-    state().out.rows([a.to_dict() for a in accounts], COLUMNS,
-                     empty="no accounts yet; create one with `kfcli account add`")
+            state().out.info(f"showing {plural(limit, 'account')}; there may be more (use --all)")
+    rows = [a.to_dict() for a in accounts]
+    # TAB completion offers these open_kfids from a local cache, never from a request.
+    from kfcli._complete import remember_accounts
+
+    remember_accounts(rows, sandbox=state().sandbox, corp_id=state().settings().corp_id,
+                      full=all_ or (offset == 0 and len(rows) < limit))
+    state().out.rows(rows, COLUMNS, empty="no accounts yet; create one with `kfcli account add`")
 
 
 @app.command("add", epilog="""Examples:
@@ -83,12 +89,12 @@ def add(name: NameOpt = None, avatar: AvatarOpt = None, media_id: MediaIdOpt = N
     """Create a KF account with a name and an avatar."""
     if name is None:
         raise UsageError("--name is required")
-    limits.check_account_name(name)
+    limits.check_account_name(name, "--name")
     if avatar is None and media_id is None:
         raise UsageError("an avatar is required: --avatar FILE or --media-id ID")
     media = avatar_media_id(avatar, media_id)
     open_kfid = state().client().account_add(name, media)
-    state().out.obj({"open_kfid": open_kfid, "name": name, "media_id": media}, ["open_kfid"])
+    state().out.value({"open_kfid": open_kfid, "name": name, "media_id": media}, "open_kfid")
 
 
 @app.command("update", epilog="""Examples:
@@ -108,7 +114,7 @@ def update(
     if name is None and avatar is None and media_id is None:
         raise UsageError("nothing to update: give --name, --avatar or --media-id")
     if name is not None:
-        limits.check_account_name(name)
+        limits.check_account_name(name, "--name")
     media = avatar_media_id(avatar, media_id)
     state().client().account_update(open_kfid, name=name, media_id=media)
     doc = {"open_kfid": open_kfid, "name": name, "media_id": media}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
@@ -32,6 +34,11 @@ def api(
     input_: Annotated[str | None, typer.Option(
         "--input", help="Request body: a JSON FILE or - for stdin.", show_default=False)
     ] = None,
+    output_file: Annotated[str | None, typer.Option(
+        "-O", "--output-file", help="Write the answer to FILE ('-' for stdout): needed for "
+        "binary answers such as /cgi-bin/media/get's.", show_default=False)] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing -O file.")
+                     ] = False,
 ) -> None:
     """Call any WeCom API path with the access token added; prints the JSON response.
 
@@ -39,17 +46,26 @@ def api(
 
       kfcli api POST /cgi-bin/kf/account/list -F offset=0 -F limit=10
 
-      kfcli api GET /cgi-bin/kf/servicer/list -f open_kfid=wkAbC123
+      kfcli api GET kf/servicer/list -f open_kfid=wkAbC123
 
-      echo '{"open_kfid": "wkAbC123"}' | kfcli api POST /cgi-bin/kf/add_contact_way --input -
+      echo '{"open_kfid": "wkAbC123"}' | \\
+          kfcli api POST /cgi-bin/kf/add_contact_way --input -
 
-    The token is only ever sent to the configured base URL: absolute URLs to other hosts are
-    refused. API errors exit with the usual codes (see `kfcli --help`).
+      kfcli api GET /cgi-bin/media/get -f media_id=MEDIA_ID -O photo.jpg
+
+    PATH may leave out the leading /cgi-bin/ (kf/account/list). The token is only ever sent
+    to the configured base URL: absolute URLs to other hosts are refused. A binary answer
+    (a media download) needs -O FILE; `kfcli media get` does the same with checks. API
+    errors exit with the usual codes (see `kfcli --help`).
     """
     method = method.upper()
     if method not in METHODS:
         raise UsageError(f"method {method!r}: use GET or POST")
     path = _path(path)
+    target = _output_file(output_file, force)
+    if target is None and path in BINARY_PATHS:
+        raise UsageError(f"{path} answers with a file's bytes: add -O FILE (or - for a pipe)",
+                         hint="`kfcli media get MEDIA_ID -O FILE` downloads media with checks")
     values: dict[str, Any] = {}
     for item in field or []:
         key, value = _pair(item, "-f")
@@ -58,7 +74,7 @@ def api(
         key, value = _pair(item, "-F")
         try:
             values[key] = json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deeply
             raise ValidationError("-F", f"{key}: {value!r} is not a JSON value") from None
     body: dict[str, Any] | None = None
     if input_ is not None:
@@ -72,8 +88,54 @@ def api(
         params = {k: v if isinstance(v, str) else json.dumps(v) for k, v in values.items()}
     else:
         body = {**(body or {}), **values}
-    doc = state().client().call(method, path, body, params=params, retry_safe=method == "GET")
-    state().out.document(doc)
+    # Only with -O is a non-JSON answer expected (raw): otherwise it means a wrong base_url.
+    answer = state().client().call(method, path, body, params=params,
+                                   retry_safe=method == "GET", raw=target is not None)
+    if target is None:
+        state().out.document(answer)
+    elif isinstance(answer, dict):
+        from kfcli.core import jsontext
+
+        _write(target, (jsontext.dumps(answer, indent=2) + "\n").encode(), "application/json")
+    else:
+        _write(target, answer.body, answer.content_type)
+
+#: Paths whose successful answer is a file, not JSON.
+BINARY_PATHS = ("/cgi-bin/media/get", "/cgi-bin/media/get/jssdk")
+
+
+def _output_file(value: str | None, force: bool) -> Path | str | None:
+    """The -O target, checked before anything is sent."""
+    if value is None:
+        return None
+    if value == "-":
+        if sys.stdout.isatty():
+            raise UsageError("-O -: refusing to write an answer's bytes to a terminal; "
+                             "use a pipe or -O FILE")
+        return "-"
+    target = Path(value)
+    if target.is_dir():
+        raise UsageError(f"-O: {target} is a directory")
+    if target.exists() and not force:
+        raise UsageError(f"-O: {target} exists; pass --force to overwrite it")
+    if not target.parent.is_dir():
+        raise UsageError(f"-O: directory {target.parent} does not exist")
+    return target
+
+
+def _write(target: Path | str, data: bytes, content_type: str) -> None:
+    out = state().out
+    if target == "-":
+        out.binary(data)
+        return
+    from kfcli.core.files import write_atomic
+
+    try:
+        write_atomic(Path(target), data)
+    except OSError as exc:
+        raise UsageError(f"-O: cannot write {target} ({exc.strerror})") from None
+    out.done({"path": str(target), "bytes": len(data), "content_type": content_type},
+             f"wrote {len(data)} bytes ({content_type or 'unknown type'}) to {target}")
 
 
 def _path(value: str) -> str:
@@ -88,7 +150,8 @@ def _path(value: str) -> str:
                              f"{base.netloc} is allowed")
         value = parts.path + (f"?{parts.query}" if parts.query else "")
     if not value.startswith("/"):
-        value = "/cgi-bin/" + value
+        # `cgi-bin/kf/account/list` and `kf/account/list` both mean /cgi-bin/kf/account/list.
+        value = "/" + value if value.startswith("cgi-bin/") else "/cgi-bin/" + value
     if "?" in value:
         raise UsageError("put query parameters in -f key=value, not in the path")
     if "access_token" in value:

@@ -3,6 +3,7 @@ exceptions into messages and exit codes (DESIGN.md §5)."""
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from typing import Annotated
 
@@ -57,10 +58,22 @@ GROUPS = {
     "callback": "kfcli.cli.callback",
     "sandbox": "kfcli.cli.sandbox",
     "doctor": "kfcli.cli.doctor",
+    "completion": "kfcli.cli.completion",
 }
 
 
+class ReaderGone(Exception):
+    """stdout's reader went away. Not an OSError, so Click's own EPIPE handling (exit 1)
+    never sees it."""
+
+
 class LazyGroup(TyperGroup):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            raise ReaderGone() from None
+
     def list_commands(self, ctx) -> list[str]:
         return list(GROUPS)
 
@@ -72,9 +85,11 @@ class LazyGroup(TyperGroup):
 
         import typer.main
 
+        from kfcli.cli.text import keep_examples
+
         command = typer.main.get_command(importlib.import_module(module).app)
         command.name = name
-        return command
+        return keep_examples(command)  # examples in help are never rewrapped
 
 
 EPILOG = """Exit codes: 0 success; 1 API error (errcode shown) or some items of a batch failed;
@@ -85,7 +100,8 @@ failure after retries; 7 rate limited after retries; 130 interrupted.
 Environment: KFCLI_PROFILE, KFCLI_CORP_ID, KFCLI_SECRET, KFCLI_TOKEN (callback Token),
 KFCLI_AES_KEY (EncodingAESKey), KFCLI_BASE_URL, KFCLI_OUTPUT, KFCLI_CONFIG_DIR, KFCLI_SANDBOX,
 KFCLI_TIMEOUT, KFCLI_STORE (the message store: sqlite:///PATH or postgresql://…);
-HTTPS_PROXY/NO_PROXY; NO_COLOR. Precedence: flag > environment > profile > default.
+HTTPS_PROXY/NO_PROXY; NO_COLOR. Precedence: flag > profile named with -p > environment >
+current profile > default.
 """
 
 app = typer.Typer(
@@ -131,6 +147,12 @@ def root(
     json_: JsonOpt = False,
 ) -> None:
     st = state()
+    if profile is not None and not profile.strip():
+        from kfcli.core.errors import UsageError
+
+        raise UsageError("-p/--profile: the profile name is empty",
+                         hint="name a profile (`kfcli config list` shows them), or leave "
+                         "out -p for the current one")
     st.profile = profile
     st.sandbox = sandbox_
     st.debug = debug
@@ -139,19 +161,37 @@ def root(
 
 def run(args: list[str]) -> int:
     """Run the CLI; returns the exit code. Expected failures never show a traceback."""
+    _setup_streams()
     st = reset_state()
     try:
-        rv = app(args=args, prog_name="kfcli", standalone_mode=False)
+        code = _invoke(st, args)
+    finally:
+        st.close()
+    return _finish(code)
+
+
+def _invoke(st, args: list[str]) -> int:
+    from kfcli.core.errors import Interrupted
+
+    try:
+        rv = app(args=_utf8_args(args), prog_name="kfcli", standalone_mode=False)
         return rv if isinstance(rv, int) else 0
     except KfError as exc:
         _report(exc.to_dict())
         return exc.exit_code
     except click_exceptions.UsageError as exc:
+        from kfcli.cli.usage import misplaced_global, show_group_help
+
+        if show_group_help(exc):  # `kfcli account`: what the group holds, as --help shows
+            return 0
         hint = None
         if exc.ctx is not None:
             hint = f"see `{exc.ctx.command_path} --help`"
+        message = misplaced_global(exc, args)
+        if message is not None:
+            hint = None
         _report({"type": "usage", "errcode": None, "errmsg": None,
-                 "message": exc.format_message(), "hint": hint})
+                 "message": message or exc.format_message(), "hint": hint})
         return 2
     except click_exceptions.ClickException as exc:
         _report({"type": "usage", "errcode": None, "errmsg": None,
@@ -160,12 +200,16 @@ def run(args: list[str]) -> int:
     except _EXIT as exc:
         return exc.exit_code
     except (*_ABORT, KeyboardInterrupt):
-        sys.stderr.write("\ninterrupted\n")
+        _report(Interrupted().to_dict())
         return 130
-    except BrokenPipeError:
+    except (BrokenPipeError, ReaderGone):
         # The reader went away (`kfcli … | head`): not an error worth a message.
         _silence_stdout()
         return 0
+    except OSError as exc:  # the machine, not kfcli: a file, a directory, the output
+        problem = _environment(exc)
+        _report(problem.to_dict())
+        return problem.exit_code
     except Exception as exc:  # a bug: say so in one line; the traceback only with --debug
         if st.debug:
             import traceback
@@ -177,8 +221,78 @@ def run(args: list[str]) -> int:
                  "message": f"internal error: {type(exc).__name__}: {exc}",
                  "hint": "run again with --debug for the traceback, and please report it"})
         return 1
-    finally:
-        st.close()
+
+
+def _finish(code: int) -> int:
+    """Flush stdout here, where a failure can still be reported (at interpreter exit it would
+    be a traceback-like "Exception ignored" and exit status 120)."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+    except OSError as exc:
+        _silence_stdout()
+        if code == 0:
+            problem = _environment(exc, output=True)
+            _report(problem.to_dict())
+            code = problem.exit_code
+    return code
+
+
+def _environment(exc: OSError, *, output: bool = False):
+    """A clear one-line error for an OSError that escaped a command."""
+    import errno as errnos
+
+    from kfcli.core.errors import EnvironmentProblem
+
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    if exc.filename is not None:
+        return EnvironmentProblem(f"cannot use {exc.filename}: {reason}",
+                                  hint="check that the path exists and is writable (or point "
+                                  "KFCLI_CONFIG_DIR / XDG_*_HOME elsewhere)")
+    if not output:  # a failed write to stdout leaves data in its buffer: flushing fails again
+        try:
+            sys.stdout.flush()
+        except OSError:
+            output = True
+    if output:
+        return EnvironmentProblem(f"cannot write the output: {reason}",
+                                  hint="check the file or device stdout is redirected to")
+    name = errnos.errorcode.get(exc.errno or 0, "")
+    return EnvironmentProblem(f"{reason}{f' ({name})' if name else ''}")
+
+
+def _setup_streams() -> None:
+    """Data on stdout is UTF-8 whatever the locale (`LC_ALL=C` included); stdin is read as
+    UTF-8 too; messages on stderr never fail to encode."""
+    for stream, kwargs in ((sys.stdout, {"encoding": "utf-8"}),
+                           (sys.stdin, {"encoding": "utf-8"}),
+                           (sys.stderr, {"errors": "backslashreplace"})):
+        encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "")
+        if encoding != "utf8" and hasattr(stream, "reconfigure"):
+            with contextlib.suppress(OSError, ValueError):  # a closed or odd stream
+                stream.reconfigure(**kwargs)
+
+
+def _utf8_args(args: list[str]) -> list[str]:
+    """Arguments as UTF-8 text, also under a non-UTF-8 locale (where Python decodes them to
+    surrogate escapes: `LC_ALL=C kfcli account add --name 客服`)."""
+    import os
+
+    fixed = []
+    for arg in args:
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            try:
+                arg = os.fsencode(arg).decode("utf-8")
+            except UnicodeError:
+                from kfcli.core.errors import UsageError
+
+                raise UsageError(f"argument {arg.encode('utf-8', 'backslashreplace')!r:.60} "
+                                 "is not UTF-8 text") from None
+        fixed.append(arg)
+    return fixed
 
 
 def _report(err: dict) -> None:
@@ -188,7 +302,8 @@ def _report(err: dict) -> None:
         from kfcli.render import Output
 
         out = Output("tsv")
-    out.error(err)
+    with contextlib.suppress(OSError):  # stderr itself is gone (`2>/dev/full`): exit status
+        out.error(err)
 
 
 def _silence_stdout() -> None:

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from kfcli.cli.context import new_app, state, with_output
+from kfcli.cli.text import plural
 from kfcli.core.config import FIELDS, shown
 from kfcli.core.redact import mask
 
@@ -60,21 +61,34 @@ def _no_fetch() -> tuple[str, int]:  # pragma: no cover - status never fetches
     raise AssertionError("auth status must not fetch a token")
 
 
-@app.command("token", epilog="Examples:\n\n  kfcli auth token\n\n  kfcli auth token --refresh")
+@app.command("token", epilog="""Examples:
+
+  kfcli auth token
+
+  kfcli auth token --refresh
+
+  TOKEN=$(kfcli auth token --raw)
+
+--raw prints the bare token, and only it, for another program (as `gh auth token` does).
+Anyone who sees it can act as your app until it expires (2 hours): keep it out of logs, shell
+history and shared terminals. Prefer `kfcli api`, which never shows it.""")
 @with_output
 def token(
     refresh: Annotated[bool, typer.Option("--refresh", help="Fetch a new token even if the "
                                           "cached one is still valid.")] = False,
+    raw: Annotated[bool, typer.Option("--raw", help="Print the bare access token (unmasked: "
+                                      "see the warning below).")] = False,
 ) -> None:
-    """Get an access token (from the cache, or gettoken) and show it masked with its expiry.
-
-    The token itself is never printed: use `kfcli api` for raw calls.
-    """
+    """Get an access token (from the cache, or gettoken) and show it masked with its expiry."""
     client = state().client()
     value = client.access_token(refresh=refresh)
     cached = client.tokens.read()
-    state().out.obj({
-        "access_token": mask(value),
+    out = state().out
+    if raw and not out.machine:
+        out.binary(f"{value}\n".encode())
+        return
+    out.obj({
+        "access_token": value if raw else mask(value),
         "expires_in": cached.remaining if cached else None,
         "source": client.tokens.last_source,
     })
@@ -92,7 +106,7 @@ def logout(
     out = state().out
     if all_:
         count = drop_all()
-        out.done({"dropped": count}, f"dropped {count} cached token(s)")
+        out.done({"dropped": count}, f"dropped {plural(count, 'cached token')}")
         return
     settings = state().settings()
     settings.require("corp_id", "secret")

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sys
 import threading
 from typing import Annotated
 
 import typer
 
-from kfcli.cli.context import new_app, state
+from kfcli.cli.context import new_app, state, with_output
 
 app = new_app("Receive WeCom callbacks (kf_msg_or_event) and stream them as JSON lines.")
 
@@ -27,6 +28,24 @@ def _silence_stdout() -> None:
 
 def _stop(*_args: object) -> None:
     raise _Stop
+
+
+def listen_failed(host: str, port: int, exc: OSError):
+    """The error for a port that cannot be listened on (in use, privileged, a foreign
+    address): the local environment, exit 3, for `callback serve` and `sandbox serve` alike."""
+    import errno
+
+    from kfcli.core.errors import EnvironmentProblem
+
+    hint = "pick another --port (--port 0 picks a free one)"
+    if exc.errno == errno.EADDRINUSE:
+        hint = "another process is listening there: stop it, or " + hint
+    elif exc.errno == errno.EACCES:
+        hint = "ports below 1024 need privileges: " + hint
+    elif exc.errno == errno.EADDRNOTAVAIL or isinstance(exc, socket.gaierror):
+        hint = "--host must be an address of this machine, e.g. 127.0.0.1 or 0.0.0.0"
+    return EnvironmentProblem(f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+                              hint=hint)
 
 
 @app.command("serve", epilog="""Examples:
@@ -58,9 +77,13 @@ any number of worker processes; several hosts share a PostgreSQL store
 (KFCLI_STORE=postgresql://kfcli@db.internal:5432/kfcli): each message is written once, by the
 worker that stored it.
 
-  gunicorn --workers 4 -b 0.0.0.0:8000 'kfcli.callback:app_from_env()'
+  gunicorn -w 4 -b 0.0.0.0:8000 'kfcli.callback:app_from_env()'
 
-  gunicorn --workers 4 -b 0.0.0.0:8000 'kfcli.callback:app_from_env(sync=True)'""")
+  gunicorn -w 4 -b 0.0.0.0:8000 'kfcli.callback:app_from_env(sync=True)'
+
+Stdout is always JSON lines; -o json makes errors JSON objects on stderr too. A port that
+cannot be listened on (in use, privileged, an address not of this machine) exits 3.""")
+@with_output
 def serve(
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(
@@ -128,9 +151,7 @@ def serve(
         server = make_server(host, port, wsgi, access_log=out.info if access_log else None,
                              log=out.warning)
     except OSError as exc:
-        from kfcli.core.errors import UsageError
-
-        raise UsageError(f"cannot listen on {host}:{port} ({exc.strerror or exc})") from None
+        raise listen_failed(host, port, exc) from None
     out.info(f"listening on {url_of(server)} (receive id {creds.receive_id!r}; "
              f"{'callbacks and messages' if sync else 'callbacks'} as JSON lines on stdout)")
     if sync:

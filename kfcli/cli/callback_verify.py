@@ -74,7 +74,8 @@ def _read_input(source: str, what: str) -> bytes:
 
 @app.command("url", epilog="""Examples:
 
-  kfcli callback-verify url --msg-signature S --timestamp T --nonce N --echostr 'P9nA...'
+  kfcli callback-verify url --msg-signature S --timestamp T --nonce N \\
+      --echostr 'P9nA...'
 
 Pass the query values URL-decoded exactly once (echostr contains + / =). Prints what the
 receiver must answer: the decrypted echostr, as the bare body.""")
@@ -97,16 +98,19 @@ def url(
     if raw:
         out.binary(plain)
     else:
-        out.obj({"echostr": plain.decode("utf-8", "replace")}, ["echostr"])
+        out.value({"echostr": plain.decode("utf-8", "replace")}, "echostr")
 
 
 @app.command("decrypt", epilog="""Examples:
 
-  kfcli callback-verify decrypt --msg-signature S --timestamp T --nonce N body.xml
+  kfcli callback-verify decrypt --msg-signature S --timestamp T --nonce N \\
+      body.xml
 
-  kfcli callback-verify decrypt --msg-signature S --timestamp T --nonce N - < body.xml
+  kfcli callback-verify decrypt --msg-signature S --timestamp T --nonce N \\
+      - < body.xml
 
-  kfcli callback-verify decrypt --msg-signature S --timestamp T --nonce N --encrypt 'RypE...'
+  kfcli callback-verify decrypt --msg-signature S --timestamp T --nonce N \\
+      --encrypt 'RypE...'
 
 Prints the inner message's fields (Token, OpenKfId, ...); -o json gives one object keyed by
 the inner XML's element names; --raw writes exactly the decrypted message bytes.""")
@@ -129,8 +133,11 @@ def decrypt(
     """Verify and decrypt a callback POST body and print the message inside."""
     from kfcli.core.crypto import encrypt_of, parse_xml
 
-    if (body_file is None) == (encrypt is None):
+    if body_file is not None and encrypt is not None:
         raise UsageError("give the POST body (BODY_FILE or - for stdin) or --encrypt, not both")
+    if body_file is None and encrypt is None:
+        raise UsageError("nothing to decrypt: give the POST body (BODY_FILE, or - for stdin) "
+                         "or the bare Encrypt value with --encrypt")
     creds = credentials(token, aes_key, corp_id)
     if encrypt is None:
         encrypt = encrypt_of(_read_input(body_file or "-", "BODY_FILE"))
@@ -157,7 +164,8 @@ def decrypt(
 
   curl --data-binary @body.xml "http://127.0.0.1:8000/?$(cat query.txt)"
 
-  printf '<xml><Token>T</Token><OpenKfId>wk1</OpenKfId></xml>' | kfcli callback-verify encrypt -
+  printf '<xml><Token>T</Token><OpenKfId>wk1</OpenKfId></xml>' | \\
+      kfcli callback-verify encrypt -
 
 Encrypts a message for the configured receive id and signs it, as WeCom would: prints the
 POST body XML on stdout and the query string (msg_signature, timestamp, nonce) on stderr.""")

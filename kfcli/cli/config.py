@@ -43,7 +43,7 @@ def _has_password(url: str) -> bool:
 
   kfcli config set corp_id ww0123456789abcdef
 
-  kfcli config set secret                      # prompts, input hidden
+  kfcli config set secret                 # prompted, input hidden
 
   printf '%s' "$KF_SECRET" | kfcli -p prod config set secret
 
@@ -51,7 +51,7 @@ def _has_password(url: str) -> bool:
 
   kfcli config set store postgresql://kfcli@db.internal:5432/kfcli
 
-  kfcli config set store                       # a URL with a password: prompted, hidden
+  kfcli config set store                  # a URL with a password: prompted
 """)
 @with_output
 def set_(
@@ -109,10 +109,17 @@ def get(key: KeyArg) -> None:
     if key not in prof:
         raise ConfigError(f"{key} is not set in profile {name!r}",
                           hint=f"kfcli config set {key}")
-    state().out.obj({key: _shown(key, prof[key])}, [key])
+    state().out.value({key: _shown(key, prof[key])}, key)
 
 
-@app.command("unset", epilog="Example:\n\n  kfcli config unset base_url")
+@app.command("unset", epilog="""Examples:
+
+  kfcli config unset base_url
+
+  kfcli -p prod config unset store
+
+Unsetting a value that is not set does nothing and succeeds (it says so on stderr); a profile
+named with -p or KFCLI_PROFILE must exist.""")
 @with_output
 def unset(key: KeyArg) -> None:
     """Remove one value from the current profile."""
@@ -120,32 +127,39 @@ def unset(key: KeyArg) -> None:
         raise UsageError(f"unknown setting {key!r}; settings are: {', '.join(FIELDS)}")
     cfg = ConfigFile.load()
     name = _target_profile(cfg)
-    prof = cfg.profile(name)
+    named = state().profile is not None or bool(os.environ.get("KFCLI_PROFILE"))
+    prof = cfg.profile(name) if named or name in cfg.profiles else {}
+    out = state().out
     if key not in prof:
-        raise ConfigError(f"{key} is not set in profile {name!r}")
+        out.done({"profile": name, "key": key, "was_set": False},
+                 f"{key} was not set in profile {name!r}; nothing to do")
+        return
     del prof[key]
     cfg.save()
-    state().out.info(f"unset {key} in profile {name!r}")
+    out.done({"profile": name, "key": key, "was_set": True},
+             f"unset {key} in profile {name!r}")
 
 
-@app.command("list", epilog="Example:\n\n  kfcli config list -o json")
+@app.command("list", epilog=f"""Examples:
+
+  kfcli config list
+
+  kfcli config list -o json
+
+One row per profile: whether it is the one in effect, then each setting ({', '.join(FIELDS)}),
+secrets masked (****, plus the last 4 characters of a long one) and empty when not set (the
+default applies). -o json: a list of objects with those keys, null when not set.""")
 @with_output
 def list_() -> None:
-    """List profiles; the current one is marked."""
+    """List profiles and which settings each one has; the one in effect is marked."""
     cfg = ConfigFile.load()
     current = _target_profile(cfg)
     rows = [
-        {
-            "profile": name,
-            "current": name == current,
-            "corp_id": prof.get("corp_id", ""),
-            "secret": shown("secret", prof.get("secret")),
-            "base_url": prof.get("base_url", ""),
-            "store": shown("store", prof.get("store")),
-        }
+        {"profile": name, "current": name == current,
+         **{key: _shown(key, prof[key]) if prof.get(key) else None for key in FIELDS}}
         for name, prof in sorted(cfg.profiles.items())
     ]
-    state().out.rows(rows, ["profile", "current", "corp_id", "secret", "base_url", "store"],
+    state().out.rows(rows, ["profile", "current", *FIELDS],
                      empty=f"no profiles yet ({cfg.path}); start with `kfcli config set corp_id`")
 
 
@@ -175,7 +189,13 @@ def use(name: Annotated[str, typer.Argument(help="Profile to make current.")]) -
     state().out.info(f"current profile is now {name!r}")
 
 
-@app.command("remove", epilog="Example:\n\n  kfcli config remove staging --yes")
+@app.command("remove", epilog="""Example:
+
+  kfcli config remove staging --yes
+
+Removing the current profile makes the profile named default current if there is one; else
+no profile is current until `kfcli config use NAME` (commands then find nothing
+configured). Either way it says so.""")
 @with_output
 def remove(name: Annotated[str, typer.Argument(help="Profile to delete.")], yes: YesOpt = False
            ) -> None:
@@ -184,8 +204,19 @@ def remove(name: Annotated[str, typer.Argument(help="Profile to delete.")], yes:
     cfg.profile(name)
     confirm(f"Delete profile {name!r} (its secret cannot be recovered)?", yes=yes)
     del cfg.profiles[name]
-    if cfg.current == name:
+    was_current = cfg.current == name
+    if was_current:
+        # Never switch to an arbitrary profile (the next command could act on production):
+        # only to `default`, the profile kfcli uses when none is chosen.
         cfg.current = DEFAULT_PROFILE
     cfg.save()
-    state().out.info(f"removed profile {name!r}")
+    now = cfg.current if cfg.current in cfg.profiles else None
+    message = f"removed profile {name!r}"
+    if was_current and now:
+        message += f"; the current profile is now {now!r}"
+    elif was_current:
+        others = ", ".join(sorted(cfg.profiles))
+        message += ("; no profile is current now" +
+                    (f": pick one of {others} with `kfcli config use NAME`" if others else ""))
+    state().out.done({"removed": name, "current": now}, message)
 

@@ -28,18 +28,26 @@ class AppState:
     sandbox: bool = False
     debug: bool = False
     output_format: str | None = None
+    columns: list[str] | None = None
     _output: Output | None = field(default=None, repr=False)
     _settings: Any = field(default=None, repr=False)
     _client: Any = field(default=None, repr=False)
     _sandbox_server: Any = field(default=None, repr=False)
 
-    def set_output(self, output: str | None, as_json: bool) -> None:
-        if as_json:
-            output = "json"
+    def set_output(self, output: str | None, as_json: bool, columns: str | None = None
+                   ) -> None:
+        output = output_choice(output, as_json, self.output_format)
         if output is not None:
             if output not in FORMATS:
                 raise UsageError(f"--output: {output!r} is not one of {', '.join(FORMATS)}")
             self.output_format = output
+            self._output = None
+        if columns is not None:
+            names = [name.strip() for name in columns.split(",") if name.strip()]
+            if not names:
+                raise UsageError("--columns: give column names separated by commas, "
+                                 "e.g. --columns open_kfid,name")
+            self.columns = list(dict.fromkeys(names))
             self._output = None
 
     @property
@@ -51,7 +59,7 @@ class AppState:
                 if env not in FORMATS:
                     raise UsageError(f"KFCLI_OUTPUT: {env!r} is not one of {', '.join(FORMATS)}")
                 fmt = env
-            self._output = Output(fmt)
+            self._output = Output(fmt, columns=self.columns)
         return self._output
 
     def stream_out(self) -> Output:
@@ -101,6 +109,21 @@ class AppState:
             self._sandbox_server = None
 
 
+def output_choice(output: str | None, as_json: bool, earlier: str | None) -> str | None:
+    """The format that `-o X` / `--json` ask for. They must agree, with each other and with
+    a format given before the command (`kfcli -o tsv account list --json`): exit 2 rather
+    than silently printing one of them."""
+    if as_json:
+        if output not in (None, "json"):
+            raise UsageError(f"--json conflicts with -o {output}",
+                             hint="--json is short for -o json; give one or the other")
+        output = "json"
+    if output is not None and earlier is not None and output != earlier:
+        given = "--json" if as_json else f"-o {output}"
+        raise UsageError(f"{given} conflicts with -o {earlier} given before the command")
+    return output
+
+
 def _timeout():
     """Connect/read timeouts; KFCLI_TIMEOUT (seconds) sets the read timeout."""
     from kfcli.core.client import Timeout
@@ -139,30 +162,43 @@ OutputOpt = Annotated[
     typer.Option(
         "--output",
         "-o",
-        help="Output format: table, tsv, json or jsonl. Default: table on a terminal, tsv "
-        "otherwise. [env: KFCLI_OUTPUT]",
+        help="Output format: table, wide (a table with every column), tsv, json or jsonl. "
+        "Default: table on a terminal, tsv otherwise. [env: KFCLI_OUTPUT]",
         show_default=False,
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Short for --output json.")]
+ColumnsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--columns",
+        help="Columns to show, comma-separated, in this order (table and tsv; JSON keeps "
+        "every field).",
+        show_default=False,
+    ),
+]
 YesOpt = Annotated[
     bool, typer.Option("--yes", "-y", help="Do not ask for confirmation (needed in scripts).")
 ]
 
 
 def with_output(func: F) -> F:
-    """Give a command the `-o/--output` and `--json` options (accepted after the command)."""
+    """Give a command the `-o/--output`, `--json` and `--columns` options (accepted after the
+    command)."""
     sig = inspect.signature(func, eval_str=True)
     extra = [
         inspect.Parameter("output", inspect.Parameter.KEYWORD_ONLY, default=None,
                           annotation=OutputOpt),
         inspect.Parameter("json_", inspect.Parameter.KEYWORD_ONLY, default=False,
                           annotation=JsonOpt),
+        inspect.Parameter("columns_", inspect.Parameter.KEYWORD_ONLY, default=None,
+                          annotation=ColumnsOpt),
     ]
 
     @functools.wraps(func)
-    def wrapper(*args: Any, output: str | None = None, json_: bool = False, **kwargs: Any):
-        state().set_output(output, json_)
+    def wrapper(*args: Any, output: str | None = None, json_: bool = False,
+                columns_: str | None = None, **kwargs: Any):
+        state().set_output(output, json_, columns_)
         return func(*args, **kwargs)
 
     wrapper.__signature__ = sig.replace(parameters=[*sig.parameters.values(), *extra])

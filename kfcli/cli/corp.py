@@ -11,8 +11,9 @@ app = new_app("Corp qualification.")
 
   kfcli corp qualification -o json
 
-Reception quota (kf-api.md §2.9): unverified corp: 100 customers in total; verified corp
-without a bound WeChat Channels account: 10,000; verified with Channels bound: unlimited.""")
+Reception quota: unverified corp: 100 customers in total; verified corp without a bound
+WeChat Channels account: 10,000; verified with Channels bound: unlimited (WeCom's page:
+https://developer.work.weixin.qq.com/document/path/95148).""")
 @with_output
 def qualification() -> None:
     """Whether a WeChat Channels account is bound, and what that means for the quota."""

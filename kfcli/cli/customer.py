@@ -7,6 +7,8 @@ from typing import Annotated
 import typer
 
 from kfcli.cli.context import FromOpt, new_app, read_ids, state, with_output
+from kfcli.cli.strict import StrictCommand
+from kfcli.cli.text import plural
 from kfcli.core import limits
 from kfcli.core.errors import PartialError, UsageError
 
@@ -15,7 +17,7 @@ app = new_app("Look up customers.")
 GENDER = {0: "unknown", 1: "male", 2: "female"}
 
 
-@app.command("get", epilog="""Examples:
+@app.command("get", cls=StrictCommand, epilog="""Examples:
 
   kfcli customer get wmXyZ789
 
@@ -58,8 +60,8 @@ def get(
                          "scene": ctx.get("scene", ""), "scene_param": ctx.get("scene_param",
                                                                                 "")})
         out.rows(rows, ["external_userid", "nickname", "gender", "unionid", "scene",
-                        "scene_param"])
+                        "scene_param"], optional=["unionid"], extra=["avatar"])
     if invalid:
-        raise PartialError(f"{len(invalid)} external_userid(s) not found: "
+        raise PartialError(f"{plural(len(invalid), 'external_userid')} not found: "
                            f"{', '.join(invalid[:5])}{' …' if len(invalid) > 5 else ''}",
                            exit_code=4)

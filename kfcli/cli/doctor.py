@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kfcli.cli.context import new_app, state, with_output
+from kfcli.cli.text import plural
 from kfcli.core.errors import ConfigError, KfError
 from kfcli.core.redact import mask, redact
 
@@ -205,7 +206,7 @@ def _private(name: str, files: list[Path], what: str) -> Check:
         return Check(name, FAILED, f"readable by others: {'; '.join(bad)}",
                      "; ".join(fixes), EXIT_CONFIG)
     dirs = sorted({str(f.parent) for f in files})
-    return Check(name, OK, f"{len(files)} file(s) 0600 or stricter in 0700 "
+    return Check(name, OK, f"{plural(len(files), 'file')} 0600 or stricter in 0700 "
                  f"{'directory' if len(dirs) == 1 else 'directories'} {', '.join(dirs)}")
 
 

@@ -10,8 +10,9 @@ import typer
 
 from kfcli.cli.context import YesOpt, confirm, new_app, state, with_output
 from kfcli.cli.media import upload_file
+from kfcli.cli.text import plural
 from kfcli.core import limits, messages
-from kfcli.core.errors import UsageError, ValidationError
+from kfcli.core.errors import KfError, UsageError, ValidationError
 
 app = new_app("Knowledge base: groups and intents (self-built apps only).")
 group_app = new_app("Knowledge groups.")
@@ -41,7 +42,10 @@ def group_list(all_: AllOpt = False, limit: LimitOpt = 500) -> None:
     """List knowledge groups (the default group is marked)."""
     client = state().client()
     rows = _list(client.knowledge_groups(page_size=limit), limit, all_)
-    state().out.rows(rows, ["group_id", "name", "is_default"])
+    out = state().out
+    if not out.machine:  # WeCom's 0/1 shown like every other yes/no (JSON keeps it raw)
+        rows = [{**r, "is_default": bool(r.get("is_default"))} for r in rows]
+    out.rows(rows, ["group_id", "name", "is_default"])
 
 
 @group_app.command("add", epilog="Example:\n\n  kfcli knowledge group add 售后问题")
@@ -51,7 +55,7 @@ def group_add(name: Annotated[str, typer.Argument(help="Group name, 1-12 charact
     """Create a group; prints its group_id."""
     limits.check_text("name", name, max_chars=limits.KNOWLEDGE_GROUP_CHARS)
     group_id = state().client().knowledge_group_add(name)
-    state().out.obj({"group_id": group_id, "name": name}, ["group_id"])
+    state().out.value({"group_id": group_id, "name": name}, "group_id")
 
 
 @group_app.command("rename", epilog="Example:\n\n  kfcli knowledge group rename GROUP_ID 退换货")
@@ -98,12 +102,12 @@ def _similar(items: list[str]) -> dict[str, Any]:
 
 
 def _answer(text: str, attachments: list[str], images: list[Path]) -> list[dict[str, Any]]:
-    parsed = [messages.load_json(a, "--attachment") for a in attachments]
-    for item in parsed:
-        if not isinstance(item, dict) or item.get("msgtype") not in (
-                "image", "video", "link", "miniprogram"):
-            raise ValidationError("--attachment", 'must be {"msgtype": image|video|link|'
-                                  'miniprogram, <msgtype>: {…}}')
+    parsed = []
+    for n, source in enumerate(attachments, 1):
+        # Shape and fields checked with their JSON path: `--attachment #2: link.url: …`.
+        label = "--attachment" if len(attachments) == 1 else f"--attachment #{n}"
+        parsed.append(limits.check_attachment(messages.load_json(source, label),
+                                              limits.Where(label)))
     total = len(parsed) + len(images)
     if total > limits.KNOWLEDGE_ATTACHMENTS_MAX:
         raise ValidationError("attachments", f"{total} attachments, at most "
@@ -129,7 +133,8 @@ def _upload_images(answers: list[dict[str, Any]], images: list[Path]) -> None:
 
   kfcli knowledge intent list --all -o json
 
-TSV columns: intent_id, group_id, question, answer.""")
+TSV columns: intent_id, group_id, question, answer. A --group or --intent that does not exist
+exits 4.""")
 @with_output
 def intent_list(
     group: Annotated[str | None, typer.Option("--group", help="Only this group.",
@@ -143,6 +148,8 @@ def intent_list(
     client = state().client()
     rows = _list(client.knowledge_intents(group_id=group, intent_id=intent, page_size=limit),
                  limit, all_)
+    if not rows:
+        _require(client, group, intent)  # WeCom lists nothing for an unknown id: say so
     out = state().out
     if out.machine:
         out.rows(rows, [])
@@ -151,15 +158,35 @@ def intent_list(
              "question": ((r.get("question") or {}).get("text") or {}).get("content", ""),
              "answer": (((r.get("answers") or [{}])[0].get("text") or {}).get("content", ""))}
             for r in rows]
-    out.rows(flat, ["intent_id", "group_id", "question", "answer"])
+    where = f" in group {group}" if group else ""
+    out.rows(flat, ["intent_id", "group_id", "question", "answer"], optional=["group_id"],
+             empty=f"no intents{where}; add one with `kfcli knowledge intent add`")
+
+
+class NotFound(KfError):
+    """A group or intent named on the command line does not exist."""
+
+    exit_code = 4
+    kind = "not_found"
+
+
+def _require(client, group: str | None, intent: str | None) -> None:
+    if group and not any(True for _ in client.knowledge_groups(group_id=group)):
+        raise NotFound(f"knowledge group {group!r} not found",
+                       hint="`kfcli knowledge group list` shows the groups")
+    if intent:
+        where = f" in group {group!r}" if group else ""
+        raise NotFound(f"intent {intent!r} not found{where}",
+                       hint="`kfcli knowledge intent list` shows the intents")
 
 
 @intent_app.command("add", epilog="""Examples:
 
-  kfcli knowledge intent add --group GROUP_ID --question "如何退货？" --answer "七天内可退。"
+  kfcli knowledge intent add --group GROUP_ID --question "如何退货？" \\
+      --answer "七天内可退。"
 
-  kfcli knowledge intent add --group G --question "营业时间" --similar "几点开门" \\
-      --answer "9:00-18:00" --image hours.png
+  kfcli knowledge intent add --group G --question "营业时间" \\
+      --similar "几点开门" --answer "9:00-18:00" --image hours.png
 
 Prints the intent_id. Limits: question and similar questions 200 characters, up to 100 similar
 questions, answer 500 characters, up to 4 attachments.""")
@@ -179,17 +206,19 @@ def intent_add(
     _upload_images(body["answers"], image or [])
     intent_id = state().client().knowledge_intent_add(
         group, body["question"], body["answers"], body["similar_questions"] if similar else None)
-    state().out.obj({"intent_id": intent_id, "group_id": group}, ["intent_id"])
+    state().out.value({"intent_id": intent_id, "group_id": group}, "intent_id")
 
 
 @intent_app.command("update", epilog="""Examples:
 
   kfcli knowledge intent update INTENT_ID --answer "十天内可退。"
 
-  kfcli knowledge intent update INTENT_ID --similar "怎么退" --similar "退货流程"
+  kfcli knowledge intent update INTENT_ID \\
+      --similar "怎么退" --similar "退货流程"
 
 Each section given (question, similar questions, answer with its attachments) replaces that
-section wholesale, as WeCom does.""")
+section wholesale, as WeCom does: --answer without --attachment or --image removes the
+answer's attachments (kfcli warns when there were some; give them again to keep them).""")
 @with_output
 def intent_update(
     intent_id: Annotated[str, typer.Argument(help="The intent.")],
@@ -214,11 +243,25 @@ def intent_update(
     if not sections:
         raise UsageError("nothing to update: give --question, --similar or --answer")
     limits.check_intent(sections, partial=True)
+    if answer is not None and not (attachment or image):
+        _warn_dropped_attachments(intent_id)
     if answer is not None:
         _upload_images(sections["answers"], image or [])
     state().client().knowledge_intent_update(intent_id, **sections)
     state().out.done({"intent_id": intent_id, "updated": sorted(sections)},
                      f"updated intent {intent_id}")
+
+
+def _warn_dropped_attachments(intent_id: str) -> None:
+    """WeCom replaces an answer with its attachments: say which ones a new --answer drops."""
+    current = next(state().client().knowledge_intents(intent_id=intent_id), None)
+    answers = (current or {}).get("answers") or [{}]
+    dropped = [a.get("msgtype", "?") for a in answers[0].get("attachments") or []]
+    if dropped:
+        state().out.warning(
+            f"intent {intent_id}: the new answer replaces the old one with its "
+            f"{plural(len(dropped), 'attachment')} ({', '.join(dropped)}); give them again "
+            "with --attachment/--image to keep them")
 
 
 @intent_app.command("delete", epilog="Example:\n\n  kfcli knowledge intent delete INTENT_ID --yes")

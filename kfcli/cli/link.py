@@ -42,4 +42,4 @@ def create(
         url += ("&" if "?" in url else "?") + "scene_param=" + quote(scene_param, safe="")
     doc = {"open_kfid": open_kfid, "scene": scene or "", "scene_param": scene_param or "",
            "url": url}
-    state().out.obj(doc, ["url"])
+    state().out.value(doc, "url")

@@ -22,8 +22,8 @@ app = new_app("Upload and download temporary media.")
 
   kfcli media upload manual.pdf --type file -o json
 
-Prints the media_id (TSV). Limits: image 10 MB (JPG/PNG), voice 2 MB (AMR), video 10 MB (MP4),
-file 20 MB; every file more than 5 bytes.""")
+Prints the media_id (TSV). Limits: image 10 MB (JPG/PNG), voice 2 MB (AMR), video 10 MB
+(MP4), file 20 MB; every file more than 5 bytes.""")
 @with_output
 def upload(
     file: Annotated[Path, typer.Argument(help="The file to upload.", dir_okay=False)],
@@ -32,7 +32,7 @@ def upload(
         show_default=False)] = None,
 ) -> None:
     """Upload a file as temporary media and print its media_id."""
-    state().out.obj(upload_file(file, type_).to_dict(), ["media_id"])
+    state().out.value(upload_file(file, type_).to_dict(), "media_id")
 
 
 def upload_file(path: Path, media_type: str | None) -> MediaUpload:
@@ -49,8 +49,12 @@ def upload_file(path: Path, media_type: str | None) -> MediaUpload:
 
   kfcli media get MEDIA_ID > photo.jpg
 
+  kfcli media get MEDIA_ID -O photo.jpg -o json
+
 Without -O the bytes go to stdout, which must not be a terminal. An existing file is never
-overwritten without --force.""")
+overwritten without --force. With -O, -o json prints what was written: {"media_id", "path",
+"bytes", "content_type", "filename"}.""")
+@with_output
 def get(
     media_id: Annotated[str, typer.Argument(help="The media_id (from an upload or a message).")],
     output_file: Annotated[Path | None, typer.Option(
@@ -63,6 +67,9 @@ def get(
     out = state().out
     if output_file is None and out.stdout.isatty():
         raise UsageError("refusing to write binary data to a terminal: use -O FILE or a pipe")
+    if output_file is None and state().output_format in ("json", "jsonl"):  # -o, not the env
+        raise UsageError(f"-o {state().output_format} describes the file written with -O "
+                         "FILE; without -O the media's bytes are the output")
     if output_file is not None and output_file.exists() and not force:
         raise UsageError(f"{output_file} exists; pass --force to overwrite it")
     if output_file is not None and not output_file.parent.is_dir():
@@ -75,5 +82,7 @@ def get(
         write_atomic(output_file, data)
     except OSError as exc:
         raise UsageError(f"-O: cannot write {output_file} ({exc.strerror})") from None
-    out.info(f"wrote {len(data)} bytes ({content_type or 'unknown type'}"
+    out.done({"media_id": media_id, "path": str(output_file), "bytes": len(data),
+              "content_type": content_type, "filename": filename},
+             f"wrote {len(data)} bytes ({content_type or 'unknown type'}"
              f"{', ' + filename if filename else ''}) to {output_file}")

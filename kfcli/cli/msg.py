@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -10,11 +9,13 @@ import typer
 
 from kfcli.cli.context import new_app, state, with_output
 from kfcli.cli.media import upload_file
+from kfcli.cli.strict import StrictCommand
 from kfcli.core import limits, messages
 from kfcli.core.errors import (
     UsageError,
     ValidationError,
 )
+from kfcli.core.limits import Where
 
 app = new_app("Send messages; pull them into the store (`msg sync`) and read it (`msg history`).")
 
@@ -47,42 +48,96 @@ def _resolve(value: Any, dry_run: bool) -> Any:
 
 
 def _thumb(thumb: Path | None, thumb_media_id: str | None, what: str) -> Any:
-    if (thumb is None) == (thumb_media_id is None):
+    if thumb is not None and thumb_media_id is not None:
+        raise UsageError("give --thumb or --thumb-media-id, not both")
+    if thumb is None and thumb_media_id is None:
         raise UsageError(f"{what} needs a cover image: --thumb FILE or --thumb-media-id ID")
     return _Upload(thumb, "image") if thumb else limits.check_media_id(thumb_media_id,
-                                                                       "thumb_media_id")
+                                                                       "--thumb-media-id")
+
+
+#: The message options of `msg send`, with what kind of message each one makes.
+MESSAGE_OPTIONS = {
+    "--text": "a text message", "--image": "an image message", "--voice": "a voice message",
+    "--video": "a video message", "--file": "a file message", "--link": "a link message",
+    "--miniprogram": "a mini program message", "--menu": "a menu message",
+    "--location": "a location message", "--ca-link": "a customer-acquisition link message",
+    "--payload": "a raw message",
+}
+#: Options that only complete some message options (anything else refuses them).
+DETAIL_OPTIONS = {
+    "--title": ("--link", "--miniprogram"), "--desc": ("--link",),
+    "--pagepath": ("--miniprogram",), "--thumb": ("--link", "--miniprogram"),
+    "--thumb-media-id": ("--link", "--miniprogram"), "--name": ("--location",),
+    "--address": ("--location",),
+}
+#: A body field built from a flag -> the flag, so errors name what the user typed.
+_FLAG_OF_FIELD = {
+    "text.content": "--text", "link.title": "--title", "link.desc": "--desc",
+    "link.url": "--link", "link.thumb_media_id": "--thumb-media-id",
+    "miniprogram.appid": "--miniprogram", "miniprogram.title": "--title",
+    "miniprogram.pagepath": "--pagepath", "miniprogram.thumb_media_id": "--thumb-media-id",
+    "location.latitude": "--location (latitude)", "location.longitude": "--location (longitude)",
+    "location.name": "--name", "location.address": "--address", "ca_link.link_url": "--ca-link",
+}
+
+
+def _refuse_details(option: str, details: dict[str, Any]) -> None:
+    """An option that does not belong to the chosen message would be ignored: refuse it."""
+    for flag, value in details.items():
+        owners = DETAIL_OPTIONS[flag]
+        if value is not None and option not in owners:
+            raise UsageError(f"{flag} does not apply to {MESSAGE_OPTIONS[option]} ({option}); "
+                             f"it goes with {' or '.join(owners)}")
 
 
 def _check(msgtype: str, body: dict[str, Any], *, on_event: bool = False) -> None:
-    """Validate with placeholder media ids where uploads are still pending."""
+    """Validate a body built from flags, with placeholder media ids where uploads are still
+    pending; errors name the flag the field came from."""
     probe = {k: ("pending-upload" if isinstance(v, _Upload) else v) for k, v in body.items()}
-    messages.validate(msgtype, probe, on_event=on_event)
+    try:
+        messages.validate(msgtype, probe, on_event=on_event)
+    except ValidationError as exc:
+        flag = _FLAG_OF_FIELD.get(exc.field)
+        if flag is None:
+            raise
+        raise ValidationError(flag, exc.message[len(exc.field) + 2:], hint=exc.hint) from None
 
 
-@app.command("send", epilog="""Examples:
+@app.command("send", cls=StrictCommand, epilog="""Examples:
 
   kfcli msg send wkAbC123 wmXyZ789 --text "您好，请问有什么可以帮您？"
 
+  kfcli msg send wkAbC123 wmXyZ789 --text @reply.txt
+
   kfcli msg send wkAbC123 wmXyZ789 --image photo.jpg
 
-  kfcli msg send wkAbC123 wmXyZ789 --link https://example.com --title Offer --thumb cover.png
+  kfcli msg send wkAbC123 wmXyZ789 --link https://example.com --title Offer \\
+      --thumb cover.png
 
   kfcli msg send wkAbC123 wmXyZ789 --menu @menu.json
 
   kfcli msg send wkAbC123 wmXyZ789 --location 39.9042,116.4074 --name "Office"
 
-  kfcli msg send wkAbC123 wmXyZ789 --payload '{"msgtype":"text","text":{"content":"hi"}}'
+  kfcli msg send wkAbC123 wmXyZ789 \\
+      --payload '{"msgtype":"text","text":{"content":"hi"}}'
 
   kfcli msg send wkAbC123 wmXyZ789 --text hi --dry-run
 
+--text @FILE reads the text from FILE (UTF-8) and --text - from stdin, without the final
+line break; write @@ for a text that starts with @ (--text @@all sends "@all"). Options that
+do not belong to the message (--thumb with --text) are refused, as is an option given twice.
+
 Sending works in session states 0/1, within 48 h of the customer's last message and at most
-5 messages per customer message (kf-api.md §1.6). Prints the msgid.""")
+5 messages per customer message (WeCom's rules:
+https://developer.work.weixin.qq.com/document/path/96427). Prints the msgid.""")
 @with_output
 def send(
     open_kfid: Annotated[str, typer.Argument(help="The account's open_kfid.")],
     external_userid: Annotated[str, typer.Argument(help="The customer's external_userid.")],
-    text: Annotated[str | None, typer.Option("--text", help="Text, up to 2048 bytes.",
-                                             show_default=False)] = None,
+    text: Annotated[str | None, typer.Option(
+        "--text", help="Text, up to 2048 bytes; @FILE or - (stdin) to read it, @@ for a "
+        "leading @.", show_default=False)] = None,
     image: Annotated[Path | None, typer.Option("--image", help="Image file (JPG/PNG).",
                                                dir_okay=False, show_default=False)] = None,
     voice: Annotated[Path | None, typer.Option("--voice", help="Voice file (AMR, 2 MB).",
@@ -127,33 +182,39 @@ def send(
     """Send a message to a customer."""
     limits.check_open_kfid(open_kfid)
     limits.check_external_userid(external_userid)
-    given = {k: v for k, v in {
-        "--text": text, "--image": image, "--voice": voice, "--video": video, "--file": file,
-        "--link": link, "--miniprogram": miniprogram, "--menu": menu, "--location": location,
-        "--ca-link": ca_link, "--payload": payload}.items() if v is not None}
+    given = [flag for flag, value in (
+        ("--text", text), ("--image", image), ("--voice", voice), ("--video", video),
+        ("--file", file), ("--link", link), ("--miniprogram", miniprogram), ("--menu", menu),
+        ("--location", location), ("--ca-link", ca_link), ("--payload", payload))
+        if value is not None]
     if len(given) != 1:
         raise UsageError("give exactly one message: --text, --image, --voice, --video, --file, "
                          "--link, --miniprogram, --menu, --location, --ca-link or --payload"
                          + (f" (got {', '.join(given)})" if given else ""))
+    option = given[0]
+    _refuse_details(option, {"--title": title, "--desc": desc, "--pagepath": pagepath,
+                             "--thumb": thumb, "--thumb-media-id": thumb_media_id,
+                             "--name": name, "--address": address})
+    if msgid is not None:
+        limits.check_msgid(msgid)
     if payload is not None:
         # The payload's own routing fields must agree with the command line, and its msgid is
         # kept (a rerun of the same file must not get a new msgid and deliver twice).
         doc = load_payload(payload)
-        for key, value in (("touser", external_userid), ("open_kfid", open_kfid)):
-            if key in doc and doc[key] != value:
+        for key, value in (("touser", external_userid), ("open_kfid", open_kfid),
+                           ("msgid", msgid)):
+            if value is not None and key in doc and doc[key] != value:
                 raise ValidationError("--payload", f"{key} {doc[key]!r} differs from the "
                                       f"command line's {value!r}")
         if msgid is None and "msgid" in doc:
-            msgid = str(doc["msgid"])
-        payload = json.dumps(doc)
-    if msgid is not None:
-        limits.check_msgid(msgid)
-    msgtype, body = _build(text=text, image=image, voice=voice, video=video, file=file,
-                           link=link, miniprogram=miniprogram, menu=menu, location=location,
-                           ca_link=ca_link, payload=payload, title=title, desc=desc,
-                           pagepath=pagepath, thumb=thumb, thumb_media_id=thumb_media_id,
-                           name=name, address=address)
-    _check(msgtype, body)
+            msgid = limits.check_msgid(doc["msgid"])
+        msgtype, body = doc["msgtype"], doc[doc["msgtype"]]
+    else:
+        msgtype, body = _build(text=text, image=image, voice=voice, video=video, file=file,
+                               link=link, miniprogram=miniprogram, menu=menu,
+                               location=location, ca_link=ca_link, title=title, desc=desc,
+                               pagepath=pagepath, thumb=thumb, thumb_media_id=thumb_media_id,
+                               name=name, address=address)
     out = state().out
     if dry_run:
         request = {"touser": external_userid, "open_kfid": open_kfid, "msgid": msgid or
@@ -161,11 +222,11 @@ def send(
         out.document(request)
         return
     content = _resolve(body, False)
-    result = state().client().send_message(external_userid, open_kfid, msgtype, content,
-                                           msgid=msgid)
+    result = state().client().send_message(open_kfid=open_kfid, external_userid=external_userid,
+                                           msgtype=msgtype, content=content, msgid=msgid)
     _note_delivered_before(out, result, msgid)
-    out.obj({"msgid": result.msgid, "open_kfid": open_kfid, "touser": external_userid,
-             "msgtype": msgtype}, ["msgid"])
+    out.value({"msgid": result.msgid, "open_kfid": open_kfid, "touser": external_userid,
+               "msgtype": msgtype}, "msgid")
 
 
 def _note_delivered_before(out, result, msgid: str | None) -> None:
@@ -177,49 +238,71 @@ def _note_delivered_before(out, result, msgid: str | None) -> None:
 
 
 def _build(*, text, image, voice, video, file, link, miniprogram, menu, location, ca_link,
-           payload, title, desc, pagepath, thumb, thumb_media_id, name,
+           title, desc, pagepath, thumb, thumb_media_id, name,
            address) -> tuple[str, dict[str, Any]]:
+    """The message the flags describe, checked (media files are uploaded later, if at all)."""
+    if menu is not None:
+        return "msgmenu", load_menu(menu)
     if text is not None:
-        return "text", messages.text(text)
-    for media_type, path in (("image", image), ("voice", voice), ("video", video),
-                             ("file", file)):
-        if path is not None:
-            return media_type, {"media_id": _Upload(path, media_type)}
-    if link is not None:
+        msgtype, body = "text", messages.text(messages.load_text(text, "--text"))
+    elif link is not None:
         if title is None:
             raise UsageError("--link needs --title")
-        return "link", messages.link(link, title, _thumb(thumb, thumb_media_id, "--link"), desc)
-    if miniprogram is not None:
+        msgtype, body = "link", messages.link(link, title, _thumb(thumb, thumb_media_id,
+                                                                  "--link"), desc)
+    elif miniprogram is not None:
         if title is None or pagepath is None:
             raise UsageError("--miniprogram needs --title and --pagepath")
-        return "miniprogram", messages.miniprogram(
+        msgtype, body = "miniprogram", messages.miniprogram(
             miniprogram, title, pagepath, _thumb(thumb, thumb_media_id, "--miniprogram"))
-    if menu is not None:
-        return "msgmenu", messages.load_json(menu, "--menu")
-    if location is not None:
-        lat, lng = messages.parse_location(location)
-        return "location", messages.location(lat, lng, name, address)
-    if ca_link is not None:
-        return "ca_link", messages.ca_link(ca_link)
-    doc = load_payload(payload)
-    return doc["msgtype"], doc[doc["msgtype"]]
+    elif location is not None:
+        lat, lng = messages.parse_location(location, "--location")
+        msgtype, body = "location", messages.location(lat, lng, name, address)
+    elif ca_link is not None:
+        msgtype, body = "ca_link", messages.ca_link(ca_link)
+    else:
+        msgtype, path = next((t, p) for t, p in (("image", image), ("voice", voice),
+                                                  ("video", video), ("file", file))
+                             if p is not None)
+        body = {"media_id": _Upload(path, msgtype)}
+    _check(msgtype, body)
+    return msgtype, body
 
 
-def load_payload(source: str) -> dict[str, Any]:
-    doc = messages.load_json(source, "--payload")
-    if not isinstance(doc, dict) or not isinstance(doc.get("msgtype"), str):
-        raise ValidationError("--payload", 'must be an object like {"msgtype": "text", '
-                              '"text": {"content": "…"}}')
-    msgtype = doc["msgtype"]
-    if msgtype not in doc:
-        raise ValidationError("--payload", f"has msgtype {msgtype!r} but no {msgtype!r} object")
-    unknown = set(doc) - {"msgtype", msgtype, "msgid", "touser", "open_kfid"}
-    if unknown:
-        raise ValidationError("--payload", f"unexpected keys: {', '.join(sorted(unknown))}")
+def load_menu(source: str) -> dict[str, Any]:
+    """A menu from --menu (JSON, @FILE or -), its shape checked, errors as
+    `--menu: list[0].click.id: …` (JSON paths, counted from 0)."""
+    doc = messages.load_json(source, "--menu")
+    messages.validate_menu(doc, Where("--menu"))
     return doc
 
 
-@app.command("send-on-event", epilog="""Examples:
+def load_payload(source: str) -> dict[str, Any]:
+    """A raw message from --payload: {"msgtype": T, T: {…}} plus optional msgid, touser,
+    open_kfid; every field checked, errors as `--payload: text.content: …`."""
+    where = Where("--payload")
+    doc = limits.expect_object(messages.load_json(source, "--payload"), where,
+                               'an object like {"msgtype": "text", "text": {"content": "…"}}')
+    msgtype = doc.get("msgtype")
+    if not isinstance(msgtype, str):
+        raise where.key("msgtype").error(
+            f"expected one of {', '.join(messages.MSGTYPES)}, got {limits.kind_of(msgtype)}")
+    if msgtype not in messages.MSGTYPES:
+        raise where.key("msgtype").error(
+            f"{msgtype!r} is not one of {', '.join(messages.MSGTYPES)}")
+    if msgtype not in doc:
+        raise where.error(f"has msgtype {msgtype!r} but no {msgtype!r} object")
+    unknown = set(doc) - {"msgtype", msgtype, "msgid", "touser", "open_kfid"}
+    if unknown:
+        raise where.error(f"unexpected keys: {', '.join(sorted(unknown))}")
+    for key in ("msgid", "touser", "open_kfid"):
+        if key in doc and not isinstance(doc[key], str):
+            raise where.key(key).error(f"expected a string, got {limits.kind_of(doc[key])}")
+    messages.validate(msgtype, doc[msgtype], where=where.key(msgtype))
+    return doc
+
+
+@app.command("send-on-event", cls=StrictCommand, epilog="""Examples:
 
   kfcli msg send-on-event MSG_CODE --text "欢迎咨询！"
 
@@ -231,8 +314,9 @@ events. Each code is single use.""")
 @with_output
 def send_on_event(
     code: Annotated[str, typer.Argument(help="The event's code.")],
-    text: Annotated[str | None, typer.Option("--text", help="Text, up to 2048 bytes.",
-                                             show_default=False)] = None,
+    text: Annotated[str | None, typer.Option(
+        "--text", help="Text, up to 2048 bytes; @FILE or - (stdin) to read it, @@ for a "
+        "leading @.", show_default=False)] = None,
     menu: Annotated[str | None, typer.Option("--menu", help="Menu JSON: @FILE, - or JSON.",
                                              show_default=False)] = None,
     msgid: MsgidOpt = None,
@@ -244,9 +328,11 @@ def send_on_event(
     if msgid is not None:
         limits.check_msgid(msgid)
     limits.check_text("code", code, max_bytes=128)
-    msgtype, body = ("text", messages.text(text)) if text is not None else (
-        "msgmenu", messages.load_json(menu, "--menu"))
-    messages.validate(msgtype, body, on_event=True)
+    if text is not None:
+        msgtype, body = "text", messages.text(messages.load_text(text, "--text"))
+        _check(msgtype, body, on_event=True)
+    else:
+        msgtype, body = "msgmenu", load_menu(menu)
     out = state().out
     if dry_run:
         out.document({"code": code, "msgid": msgid or "<generated>", "msgtype": msgtype,
@@ -254,7 +340,7 @@ def send_on_event(
         return
     result = state().client().send_message_on_event(code, msgtype, body, msgid=msgid)
     _note_delivered_before(out, result, msgid)
-    out.obj({"msgid": result.msgid, "msgtype": msgtype}, ["msgid"])
+    out.value({"msgid": result.msgid, "msgtype": msgtype}, "msgid")
 
 
 # `msg sync` and `msg history` live in their own module; importing it registers them.

@@ -19,6 +19,7 @@ import typer
 
 from kfcli.cli.context import JsonOpt, state
 from kfcli.cli.msg import app
+from kfcli.cli.text import plural
 from kfcli.core import limits
 from kfcli.core.errors import (
     KfError,
@@ -192,7 +193,7 @@ def _tokens_in(stream, open_kfid: str):
         for line in stream:
             try:
                 doc = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):
                 continue
             if isinstance(doc, dict) and doc.get("OpenKfId") == open_kfid and doc.get("Token"):
                 yield str(doc["Token"])
@@ -233,7 +234,7 @@ def _migrate_cursor(store, settings, open_kfid: str, out) -> None:
 
 @app.command("sync", epilog="""Examples:
 
-  kfcli msg sync wkAbC123                       # new messages since the last pull
+  kfcli msg sync wkAbC123                   # new messages since the last pull
 
   kfcli msg sync wkAbC123 -o jsonl > new.jsonl
 
@@ -241,7 +242,7 @@ def _migrate_cursor(store, settings, open_kfid: str, out) -> None:
 
   kfcli callback serve | kfcli msg sync wkAbC123 --tokens-from -
 
-  kfcli msg sync wkAbC123 --no-save --all       # an independent read of all WeCom keeps
+  kfcli msg sync wkAbC123 --no-save --all   # all WeCom keeps; store untouched
 
 Messages go into the message store (see `kfcli store status`) and those new to the store are
 written out: a live list on a terminal; JSON lines when piped (one message per line, flushed);
@@ -362,7 +363,7 @@ def sync(
         journal.close(settled=settled)
         store.close()
     if out.fmt in ("table", "tsv") and not follow:
-        out.info(f"{rows.count} new message(s)")
+        out.info(f"{plural(rows.count, 'new message')}")
 
 
 def _read_only(client, out, open_kfid: str, *, cursor, token, limit, voice) -> None:
@@ -379,7 +380,7 @@ def _read_only(client, out, open_kfid: str, *, cursor, token, limit, voice) -> N
                    for doc, text in zip(page.msg_list, texts, strict=True)], None)
     rows.end()
     if out.fmt in ("table", "tsv"):
-        out.info(f"{rows.count} message(s)")
+        out.info(plural(rows.count, "message"))
 
 
 # ---------------------------------------------------------------------- history

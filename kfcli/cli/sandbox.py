@@ -14,11 +14,14 @@ import typer
 
 from kfcli.cli.context import YesOpt, confirm, new_app, state, with_output
 from kfcli.core.config import DEFAULT_BASE_URL
-from kfcli.core.errors import KfError, NetworkError, UsageError
+from kfcli.core.errors import EnvironmentProblem, KfError, NetworkError, UsageError
 
-app = new_app("The local WeCom KF simulator: serve it, make customers talk, inject faults.")
+app = new_app("The local WeCom KF simulator: serve it, make customers and servicers act, "
+              "inject faults.")
 
-FAULTS = ("errcode", "http_status", "disconnect", "delay", "expire_tokens")
+FAULTS = ("errcode", "http_status", "disconnect", "delay", "empty_page", "expire_tokens")
+#: Faults that act on the database at once: the only ones the embedded simulator can fire.
+LASTING_FAULTS = ("expire_tokens",)
 
 
 @app.command("serve", epilog="""Examples:
@@ -31,7 +34,11 @@ Then point kfcli at it:
 
   export KFCLI_BASE_URL=http://127.0.0.1:8765 KFCLI_CORP_ID=… KFCLI_SECRET=…
 
-The first line on stdout is JSON: {"base_url", "corp_id", "secret", "token", "aes_key"}.""")
+The first line on stdout is JSON: {"base_url", "corp_id", "secret", "token", "aes_key"}
+(always JSON; -o json makes errors JSON objects too). --db's directory must exist. A
+port that cannot be listened on (in use, privileged, an address not of this machine) exits
+3.""")
+@with_output
 def serve(
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port (0 picks a free one).")] = 8765,
@@ -42,15 +49,25 @@ def serve(
         "--token-ttl", help="Seconds an access token lives.", min=1)] = 7200,
 ) -> None:
     """Serve the simulator in the foreground until interrupted."""
+    import sqlite3
+
+    from kfcli.cli.callback import listen_failed
     from kfcli.core import paths
     from kfcli.sandbox import SandboxServer
 
     if not 0 <= port <= 65535:
         raise UsageError(f"--port: {port} is out of range 0..65535")
+    if db is not None and not db.parent.is_dir():
+        raise UsageError(f"--db: directory {db.parent} does not exist",
+                         hint="create it first, or give a file in an existing directory")
+    path = db or paths.sandbox_db()
     try:
-        server = SandboxServer(db or paths.sandbox_db(), host, port, token_ttl)
+        server = SandboxServer(path, host, port, token_ttl)
+    except sqlite3.DatabaseError as exc:
+        raise EnvironmentProblem(f"--db: {path} is not a usable sandbox database ({exc})",
+                                 hint="give another file, or remove this one") from None
     except OSError as exc:
-        raise NetworkError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+        raise listen_failed(host, port, exc) from None
     out = state().out
     out.line({"base_url": server.base_url, **server.credentials})
     out.info(f"sandbox listening on {server.base_url} (Ctrl-C to stop)")
@@ -90,8 +107,15 @@ def _control(method: str, path: str, body: dict[str, Any] | None = None) -> dict
         doc = resp.json()
     except ValueError:
         raise NetworkError(f"{base}{path}: not a kfcli sandbox (HTTP {resp.status})") from None
-    if resp.status >= 400 or doc.get("errcode", 0) != 0:
-        raise KfError(f"sandbox refused: {doc.get('errmsg', resp.status)}")
+    errcode = doc.get("errcode", 0)
+    if resp.status >= 400 or errcode != 0:
+        from kfcli.core.errors import ERRCODES, ApiError
+
+        message = f"sandbox refused: {doc.get('errmsg', resp.status)}"
+        info = ERRCODES.get(errcode) if isinstance(errcode, int) else None
+        if info is not None and info.exc is not ApiError:  # 95004 unknown account: exit 4
+            raise info.exc(errcode, str(doc.get("errmsg", "")), message=message)
+        raise KfError(message)
     return doc
 
 
@@ -127,6 +151,128 @@ def seed(
     """Add many customer messages at once (for trying `msg sync`)."""
     doc = _control("POST", "/sandbox/seed_messages", {"open_kfid": open_kfid, "count": count})
     state().out.obj({"count": doc.get("count", count)})
+
+
+@app.command("enter", epilog="""Examples:
+
+  kfcli --sandbox sandbox enter wkAbC123 --scene sale --scene-param order=42
+
+  kfcli --sandbox msg sync wkAbC123   # enter_session, with a welcome_code
+
+  kfcli --sandbox msg send-on-event WELCOME_CODE --text "欢迎光临"
+
+What WeCom does when a customer opens a contact link (`kfcli link create`): an
+enter_session event with the link's scene and scene_param, and a welcome_code (valid 20 s,
+single use, for `msg send-on-event`) unless the customer wrote to the account or was
+welcomed in the last 48 h. Prints external_userid and welcome_code (empty when none).""")
+@with_output
+def enter(
+    open_kfid: Annotated[str, typer.Argument(help="The account whose chat the customer "
+                                             "opens.")],
+    external_userid: Annotated[str | None, typer.Option(
+        "--external-userid", help="The customer (default: a new one).", show_default=False)
+    ] = None,
+    scene: Annotated[str | None, typer.Option(
+        "--scene", help="The link's scene: up to 32 bytes of [0-9a-zA-Z_-].",
+        show_default=False)] = None,
+    scene_param: Annotated[str | None, typer.Option(
+        "--scene-param", help="The link's scene_param (up to 128 bytes).",
+        show_default=False)] = None,
+) -> None:
+    """Make a simulated customer enter an account's chat from a link (welcome_code event)."""
+    body = {"open_kfid": open_kfid, "external_userid": external_userid, "scene": scene,
+            "scene_param": scene_param}
+    doc = _control("POST", "/sandbox/enter_session",
+                   {k: v for k, v in body.items() if v is not None})
+    state().out.obj({"external_userid": doc.get("external_userid"),
+                     "welcome_code": doc.get("welcome_code") or ""},
+                    ["external_userid", "welcome_code"])
+
+
+@app.command("servicer-say", epilog="""Examples:
+
+  kfcli --sandbox sandbox servicer-say wkAbC123 wmXyZ789 "我来帮您" \\
+      --servicer user001
+
+  kfcli --sandbox msg sync wkAbC123   # session_status_change, the message
+
+What WeCom reports when a servicer answers from the WeCom app: the servicer takes the
+session (state 3; a session_status_change event says how) and the message arrives in
+sync_msg with origin 5. The servicer must be one of the account's (`kfcli servicer add`).
+Prints the msgid.""")
+@with_output
+def servicer_say(
+    open_kfid: Annotated[str, typer.Argument(help="The account.")],
+    external_userid: Annotated[str, typer.Argument(help="The customer written to.")],
+    text: Annotated[str, typer.Argument(help="The servicer's message.")],
+    servicer: Annotated[str, typer.Option("--servicer", help="The servicer's userid.",
+                                          show_default=False)],
+) -> None:
+    """Make a servicer send a text message from the WeCom app (takes the session)."""
+    doc = _control("POST", "/sandbox/servicer_message",
+                   {"open_kfid": open_kfid, "external_userid": external_userid,
+                    "userid": servicer, "text": text})
+    state().out.obj({"msgid": doc.get("msgid")}, ["msgid"])
+
+
+#: servicer-status STATUS -> /sandbox/servicer_status's (status, stop_type).
+SERVICER_STATUSES = {"receiving": (0, 0), "stopped": (1, 0), "suspended": (1, 1)}
+
+
+@app.command("servicer-status", epilog="""Examples:
+
+  kfcli --sandbox sandbox servicer-status wkAbC123 user001 suspended
+
+  kfcli --sandbox servicer list wkAbC123      # user001: stopped
+
+  kfcli --sandbox sandbox servicer-status wkAbC123 user001 receiving
+
+What WeCom reports when a servicer changes their reception status in the WeCom app:
+servicer/list shows it, and a servicer_status_change event arrives in sync_msg. Only
+servicers added by userid have a status.""")
+@with_output
+def servicer_status(
+    open_kfid: Annotated[str, typer.Argument(help="The account.")],
+    userid: Annotated[str, typer.Argument(help="The servicer.")],
+    status: Annotated[str, typer.Argument(
+        help="receiving, stopped or suspended.", metavar="STATUS")],
+) -> None:
+    """Set a servicer receiving, stopped or suspended, as if from the WeCom app."""
+    if status not in SERVICER_STATUSES:
+        raise UsageError(f"STATUS {status!r} is not one of {', '.join(SERVICER_STATUSES)}")
+    code, stop_type = SERVICER_STATUSES[status]
+    _control("POST", "/sandbox/servicer_status",
+             {"open_kfid": open_kfid, "userid": userid, "status": code,
+              "stop_type": stop_type})
+    state().out.done({"open_kfid": open_kfid, "userid": userid, "status": status},
+                     f"servicer {userid} of {open_kfid} is now {status}")
+
+
+@app.command("corp", epilog="""Examples:
+
+  kfcli --sandbox sandbox corp --wechat-channels-binding
+
+  kfcli --sandbox corp qualification        # wechat_channels_binding: yes
+
+  kfcli --sandbox sandbox corp --no-wechat-channels-binding
+
+Sets what the simulated corp's get_corp_qualification answers (`kfcli corp
+qualification`).""")
+@with_output
+def corp(
+    binding: Annotated[bool | None, typer.Option(
+        "--wechat-channels-binding/--no-wechat-channels-binding",
+        help="Whether a WeChat Channels account is bound to the corp.",
+        show_default=False)] = None,
+) -> None:
+    """Change facts about the simulated corp (a bound WeChat Channels account)."""
+    if binding is None:
+        raise UsageError("give --wechat-channels-binding or --no-wechat-channels-binding",
+                         hint="`kfcli corp qualification` shows the current value")
+    doc = _control("POST", "/sandbox/corp", {"wechat_channels_binding": binding})
+    value = bool(doc.get("wechat_channels_binding", binding))
+    state().out.done({"wechat_channels_binding": value},
+                     f"WeChat Channels binding is now {'on' if value else 'off'}")
 
 
 @app.command("callback", epilog="""Examples:
@@ -213,9 +359,14 @@ def _callback_keys(token: str | None, aes_key: str | None) -> dict[str, str]:
 
   kfcli sandbox fault disconnect --path /cgi-bin/kf/send_msg
 
-  kfcli sandbox fault expire_tokens
+  kfcli sandbox fault empty_page --times 3
 
-Needs a long-running simulator (`kfcli sandbox serve`): faults live in its memory.""")
+  kfcli --sandbox sandbox fault expire_tokens
+
+Faults other than expire_tokens live in the memory of a long-running simulator (`kfcli
+sandbox serve`, with KFCLI_BASE_URL pointing at it): the one --sandbox embeds stops when the
+command ends, so with --sandbox they are refused (exit 2). empty_page makes sync_msg answer
+empty pages with has_more 1.""")
 @with_output
 def fault(
     kind: Annotated[str, typer.Argument(help=f"One of: {', '.join(FAULTS)}.")],
@@ -232,6 +383,12 @@ def fault(
     """Make the next matching requests fail in a chosen way."""
     if kind not in FAULTS:
         raise UsageError(f"fault {kind!r} is not one of {', '.join(FAULTS)}")
+    if state().sandbox and kind not in LASTING_FAULTS:
+        raise UsageError(
+            f"the embedded simulator cannot fire {kind} faults: they live in a running "
+            "simulator's memory, and --sandbox's stops when this command ends",
+            hint="run `kfcli sandbox serve` and point KFCLI_BASE_URL (with its KFCLI_CORP_ID "
+            "and KFCLI_SECRET) at it, then `kfcli sandbox fault` without --sandbox")
     body: dict[str, Any] = {"fault": kind}
     if kind != "expire_tokens":
         body["times"] = times
@@ -261,13 +418,23 @@ def stats() -> None:
         out.rows(rows, ["path", "requests"])
 
 
-@app.command("reset", epilog="Example:\n\n  kfcli sandbox reset --yes")
+@app.command("reset", epilog="""Example:
+
+  kfcli sandbox reset --yes
+
+Refused (exit 3) while a simulator uses the file: a `kfcli sandbox serve` on it, or another
+`kfcli --sandbox` command still running. Stop those first.""")
 @with_output
 def reset(yes: YesOpt = False) -> None:
     """Delete the embedded simulator's state (accounts, messages, credentials)."""
     from kfcli.core import paths
 
     db = paths.sandbox_db()
+    if _in_use(db):
+        raise EnvironmentProblem(
+            f"a simulator is using {db}: resetting it now would break that simulator",
+            hint="stop `kfcli sandbox serve` (or the running `kfcli --sandbox` command) on "
+            "this file, then reset")
     confirm(f"Delete the sandbox state in {db}?", yes=yes)
     removed = 0
     for suffix in ("", "-wal", "-shm"):
@@ -276,3 +443,26 @@ def reset(yes: YesOpt = False) -> None:
             target.unlink()
             removed += 1
     state().out.info(f"removed {db}" if removed else f"nothing to remove at {db}")
+
+
+def _in_use(db: Path) -> bool:
+    """Whether another process has the database open. The simulator keeps it in WAL mode,
+    and SQLite lets a connection leave WAL mode only when it is the file's only one."""
+    import sqlite3
+
+    if not db.exists():
+        return False
+    try:
+        conn = sqlite3.connect(db.resolve().as_uri() + "?mode=rw", uri=True, timeout=0,
+                               isolation_level=None)
+    except sqlite3.Error:
+        return False
+    try:
+        conn.execute("PRAGMA journal_mode=DELETE").fetchone()
+    except sqlite3.OperationalError as exc:
+        return "locked" in str(exc) or "busy" in str(exc)
+    except sqlite3.DatabaseError:  # not a database at all: nothing can be using it
+        return False
+    finally:
+        conn.close()
+    return False

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from kfcli.cli.context import FromOpt, YesOpt, confirm, new_app, read_ids, state, with_output
+from kfcli.cli.text import plural
 from kfcli.core import limits
 from kfcli.core.errors import KfError, PartialError, UsageError, ValidationError
 
@@ -63,6 +64,8 @@ def _apply(op: str, open_kfid: str, userids: list[str], departments: list[int]) 
     limits.check_open_kfid(open_kfid)
     if not userids and not departments:
         raise UsageError("give at least one USERID or --department (or --from FILE)")
+    if not state().out.machine:
+        state().out.columns_for(REPORT_COLUMNS)  # a bad --columns fails before any change
     for uid in userids:
         limits.check_text("userid", uid, max_bytes=64)
     client = state().client()
@@ -73,8 +76,8 @@ def _apply(op: str, open_kfid: str, userids: list[str], departments: list[int]) 
     try:
         # One request per batch of up to 100 userids and 100 departments (kf-api.md §2.3).
         for start in range(0, batches, size):
-            results.extend(call(open_kfid, userids[start:start + size],
-                                departments[start:start + size]))
+            results.extend(call(open_kfid=open_kfid, userids=userids[start:start + size],
+                                department_ids=departments[start:start + size]))
     except KfError:
         _report(results)  # what earlier batches did must not vanish with the error
         raise
@@ -89,6 +92,9 @@ def _apply(op: str, open_kfid: str, userids: list[str], departments: list[int]) 
         )
 
 
+REPORT_COLUMNS = ["id", "result", "errcode", "errmsg"]
+
+
 def _report(results) -> None:
     rows = []
     for r in results:
@@ -101,7 +107,7 @@ def _report(results) -> None:
     if out.machine:
         out.rows([r.to_dict() for r in results], [])
     else:
-        out.rows(rows, ["id", "result", "errcode", "errmsg"])
+        out.rows(rows, REPORT_COLUMNS)
 
 
 @app.command("add", epilog="""Examples:
@@ -133,5 +139,6 @@ def remove(open_kfid: OpenKfidArg, userids: UseridsArg = None, department: DeptO
     departments = _departments(department)
     if not ids and not departments:
         raise UsageError("give at least one USERID or --department (or --from FILE)")
-    confirm(f"Remove {len(ids) + len(departments)} servicer(s) from {open_kfid}?", yes=yes)
+    confirm(f"Remove {plural(len(ids) + len(departments), 'servicer')} from {open_kfid}?",
+            yes=yes)
     _apply("del", open_kfid, ids, departments)

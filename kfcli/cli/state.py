@@ -41,7 +41,8 @@ TSV columns: service_state, name, servicer_userid.""")
 @with_output
 def get(open_kfid: OpenKfidArg, external_userid: CustomerArg) -> None:
     """Show the session state (0-4) and, in state 3, the servicer."""
-    result = app_state().client().service_state_get(open_kfid, external_userid)
+    result = app_state().client().service_state_get(open_kfid=open_kfid,
+                                                     external_userid=external_userid)
     doc = {**result.to_dict(), "name": NAMES.get(result.service_state, "?")}
     out = app_state().out
     if out.machine:
@@ -76,7 +77,8 @@ def trans(
     service_state = limits.parse_state(target)
     limits.check_state_target(service_state, servicer)
     msg_code = app_state().client().service_state_trans(
-        open_kfid, external_userid, service_state, servicer)
+        open_kfid=open_kfid, external_userid=external_userid, service_state=service_state,
+        servicer_userid=servicer)
     out = app_state().out
     doc = {"open_kfid": open_kfid, "external_userid": external_userid,
            "service_state": service_state, "msg_code": msg_code}
@@ -85,6 +87,6 @@ def trans(
         return
     out.info(f"session is now {service_state} ({NAMES[service_state]})")
     if msg_code:
-        out.obj(doc, ["msg_code"])
+        out.value(doc, "msg_code")
         out.info(f"msg_code {CODE_NOTE.get(service_state, 'single use')}: "
                  f"kfcli msg send-on-event CODE --text …")

@@ -95,7 +95,7 @@ def corp(open_kfid: OpenKfidArg, since: SinceOpt, until: UntilOpt = None) -> Non
 
   kfcli stats servicer wkAbC123 --since 2026-11-01 --servicer zhangsan
 
-  kfcli stats servicer wkAbC123 --since 2026-11-01 -o json     # all servicers together
+  kfcli stats servicer wkAbC123 --since 2026-11-01 -o json   # all servicers
 
 TSV columns: date, then """ + ", ".join(SERVICER_FIELDS) + ".")
 @with_output
@@ -110,6 +110,6 @@ def servicer(
     """Reply rate, first-reply time and satisfaction of servicers, per day."""
     limits.check_open_kfid(open_kfid)
     start, end = window(since, until)
-    entries = state().client().servicer_statistic(open_kfid, start, end,
-                                                  servicer_userid=servicer_userid)
+    entries = state().client().servicer_statistic(open_kfid=open_kfid, start_time=start,
+                                                  end_time=end, servicer_userid=servicer_userid)
     _render(entries, SERVICER_FIELDS)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from kfcli.cli.context import YesOpt, confirm, new_app, state, with_output
+from kfcli.cli.text import plural
 from kfcli.core import limits
 from kfcli.core.errors import KfError
 
@@ -111,7 +112,7 @@ def status(
              empty=f"nothing stored for corp {corp_id} yet; `kfcli msg sync OPEN_KFID` fills "
              "the store")
     for c in consumers:  # msg history --consumer positions (stderr: not part of the table)
-        out.info(f"consumer {c.name} of {c.open_kfid}: {c.behind} message(s) behind, last "
+        out.info(f"consumer {c.name} of {c.open_kfid}: {plural(c.behind, 'message')} behind, last "
                  f"moved {_ago(c.updated_at, now)}")
 
 

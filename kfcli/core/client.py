@@ -10,7 +10,10 @@ Retry rules (DESIGN.md §3):
   (which always carry a msgid that WeCom keeps unique per account).
 
 HTTP goes through `kfcli.core.http` (the standard library's http.client, imported on the
-first request), which keeps start-up within budget.
+first request), which keeps start-up within budget. Everything that can go wrong in a call
+reaches the caller as a `KfError`: `kfcli.core.http` turns every socket, TLS and http.client
+failure into `HttpError` (here `NetworkError`), and an answer that is not JSON or lacks what
+the call needs is a `ResponseError` (`_json`, `_required`, `_models`).
 
 A client is safe to share between threads (see `KfClient`): calls return their whole outcome
 and leave no per-call state on the client (STYLE.md practice 14).
@@ -29,7 +32,15 @@ from typing import TYPE_CHECKING, Any
 
 from kfcli.core import limits, messages
 from kfcli.core.config import DEFAULT_BASE_URL, Settings
-from kfcli.core.errors import ApiError, NetworkError, UsageError, api_error
+from kfcli.core.errors import (
+    ConfigError,
+    KfError,
+    NetworkError,
+    ResponseError,
+    UsageError,
+    ValidationError,
+    api_error,
+)
 from kfcli.core.http import Http, HttpError, Response, multipart
 
 if TYPE_CHECKING:
@@ -78,8 +89,17 @@ class Timeout:
 class KfClient:
     """A client for one WeCom app (corp id + secret).
 
-    >>> client = KfClient("ww0123456789abcdef", secret)          # doctest: +SKIP
-    >>> [a.name for a in client.iter_accounts()]                  # doctest: +SKIP
+    >>> with KfClient.from_profile() as client:                    # doctest: +SKIP
+    ...     client.send_msg(open_kfid="wkAbC123", external_userid="wmXyZ789",
+    ...                     msgtype="text", content={"content": "hi"})
+
+    Ids are keyword-only wherever a method takes more than one (`open_kfid=`,
+    `external_userid=`, `member_userid=`, `userids=`, ...), so they can never be swapped.
+
+    Every exception a call raises is a `KfError`: `UsageError`/`ValidationError` for input
+    refused before sending, `ApiError` subclasses for WeCom's errcodes (`ResponseError` for an
+    answer that cannot be understood), `NetworkError` for the transport (refused, timed out,
+    dropped, TLS, not HTTP, HTTP 5xx), `ConfigError` for the token cache or settings.
 
     Safe to share between threads: a callback receiver's workers or an application's request
     handlers can all use one client. What they share and what is their own:
@@ -112,9 +132,12 @@ class KfClient:
         retry: RetryPolicy | None = None,
         trace: Trace | None = None,
     ) -> None:
+        for field, value in (("corp_id", corp_id), ("secret", secret)):
+            if not isinstance(value, str) or not value:
+                raise ConfigError(f"{field} is empty or not a string")
         register_secret(secret)
         self.corp_id = corp_id
-        self.base_url = base_url.rstrip("/")
+        self.base_url = str(base_url).rstrip("/")
         self.timeout = timeout or Timeout()
         self.retry = retry or RetryPolicy()
         self.trace = trace
@@ -122,6 +145,7 @@ class KfClient:
         self._http: Http | None = None
         self._http_lock = threading.Lock()
         self._last = threading.local()  # backs the deprecated per-thread flags below
+        self._new_http()  # a bad base_url fails here, not at the first call
         self.tokens = token_cache or TokenCache(corp_id, secret, self._fetch_token)
 
     @classmethod
@@ -129,6 +153,17 @@ class KfClient:
         settings.require("corp_id", "secret")
         return cls(settings.corp_id or "", settings.secret or "", base_url=settings.base_url,
                    **kwargs)
+
+    @classmethod
+    def from_profile(cls, name: str | None = None, **kwargs: Any) -> KfClient:
+        """A client configured as the CLI would be: the profile `name` (default: the one
+        KFCLI_PROFILE names, else the current profile), resolved with
+        `kfcli.core.config.resolve` (a named profile beats the KFCLI_* credential variables,
+        as `kfcli -p NAME` does). `kwargs` go to the constructor (`timeout`, `retry`,
+        `trace`, ...). Raises `ConfigError` when the profile is unknown or incomplete."""
+        from kfcli.core.config import resolve
+
+        return cls.from_settings(resolve(profile=name), **kwargs)
 
     # ------------------------------------------------------------------ lifetime
 
@@ -165,18 +200,24 @@ class KfClient:
 
     @property
     def http(self) -> Http:
-        """The connection pool, created on the first request."""
+        """The connection pool (its connections are opened on demand)."""
         http = self._http
         if http is None:
             with self._http_lock:
                 if self._http is None:
-                    from kfcli import __version__
-
-                    self._http = Http(self.base_url, connect_timeout=self.timeout.connect,
-                                      read_timeout=self.timeout.read,
-                                      user_agent=f"kfcli/{__version__}")
+                    self._http = self._new_http()
                 http = self._http
         return http
+
+    def _new_http(self) -> Http:
+        from kfcli import __version__
+
+        try:
+            return Http(self.base_url, connect_timeout=self.timeout.connect,
+                        read_timeout=self.timeout.read, user_agent=f"kfcli/{__version__}")
+        except ValueError as exc:
+            raise ConfigError(str(exc), hint="base_url is like https://qyapi.weixin.qq.com"
+                              ) from None
 
     def _send(
         self,
@@ -199,7 +240,8 @@ class KfClient:
                 resp = self.http.request(method, path, params=params, body=body, headers=headers)
             except HttpError as exc:
                 self._trace(f"! {exc.reason}")
-                if (retry_safe or exc.never_sent) and attempt < self.retry.max_retries:
+                if exc.retry and (retry_safe or exc.never_sent) and \
+                        attempt < self.retry.max_retries:
                     ambiguous |= not exc.never_sent
                     self._sleep(attempt)
                     attempt += 1
@@ -266,11 +308,15 @@ class KfClient:
                 retry_safe=True,
             )
             doc = _json(resp, "/cgi-bin/gettoken")
-            errcode = doc.get("errcode", 0)
+            errcode = _errcode(doc, "/cgi-bin/gettoken")
             if errcode == 0:
-                token = str(doc["access_token"])
+                token = _required(doc, "access_token", "/cgi-bin/gettoken")
                 register_secret(token)
-                return token, int(doc.get("expires_in", 7200))
+                expires_in = doc.get("expires_in", 7200)
+                if isinstance(expires_in, bool) or not isinstance(expires_in, int):
+                    raise ResponseError(f"/cgi-bin/gettoken: expires_in is {expires_in!r}, "
+                                        "not a number of seconds")
+                return token, expires_in
             if errcode in BACKOFF_ERRCODES and attempt < self.retry.max_retries:
                 self._sleep(attempt)
                 attempt += 1
@@ -280,7 +326,25 @@ class KfClient:
             raise api_error(errcode, str(doc.get("errmsg", "")), gettoken=True)
 
     def access_token(self, *, refresh: bool = False) -> str:
-        return self.tokens.get(force=refresh)
+        return self._token(force=refresh)
+
+    def _token(self, **kwargs: Any) -> str:
+        """`self.tokens.get(...)`, with a cache that cannot be used turned into a KfError."""
+        try:
+            return self.tokens.get(**kwargs)
+        except KfError:
+            raise
+        except TimeoutError:  # filelock.Timeout: another process holds the lock
+            raise NetworkError(
+                "timed out waiting for another kfcli process to fetch the access token",
+                hint=f"if no other kfcli is running, remove {getattr(self.tokens, 'lock_path', '')}"
+            ) from None
+        except OSError as exc:
+            where = getattr(exc, "filename", None) or getattr(self.tokens, "path", "")
+            raise ConfigError(f"cannot use the token cache at {where} "
+                              f"({exc.strerror or exc})",
+                              hint="check the permissions of the cache directory "
+                              "(XDG_CACHE_HOME)") from None
 
     # ------------------------------------------------------------------ calls
 
@@ -333,9 +397,12 @@ class KfClient:
         if upload is not None:
             data, headers["Content-Type"] = upload
         elif body is not None:
-            data = json.dumps(body, ensure_ascii=False).encode("utf-8")
+            try:
+                data = json.dumps(body, ensure_ascii=False).encode("utf-8")
+            except (TypeError, ValueError) as exc:  # a set, bytes, NaN-free floats...
+                raise ValidationError("body", f"cannot be sent as JSON ({exc})") from None
             headers["Content-Type"] = "application/json; charset=utf-8"
-        token = self.tokens.get()
+        token = self._token()
         token_retried = False
         retried = False
         attempt = 0
@@ -355,7 +422,7 @@ class KfClient:
             if errcode in TOKEN_ERRCODES and not token_retried:
                 token_retried = True
                 self._trace(f"! token rejected ({errcode}), fetching a new one")
-                token = self.tokens.get(rejected=token)
+                token = self._token(rejected=token)
                 continue
             if errcode in BACKOFF_ERRCODES and attempt < self.retry.max_retries:
                 self._sleep(attempt)
@@ -370,7 +437,7 @@ class KfClient:
         limits.check_account_name(name)
         limits.check_media_id(media_id)
         doc = self.call("POST", "/cgi-bin/kf/account/add", {"name": name, "media_id": media_id})
-        return str(doc["open_kfid"])
+        return _required(doc, "open_kfid", "/cgi-bin/kf/account/add")
 
     def account_delete(self, open_kfid: str) -> None:
         limits.check_open_kfid(open_kfid)
@@ -397,7 +464,7 @@ class KfClient:
             {"offset": offset, "limit": limit},
             retry_safe=True,
         )
-        return [Account.from_api(a) for a in doc.get("account_list", [])]
+        return _models(Account, doc, "account_list", "/cgi-bin/kf/account/list")
 
     def iter_accounts(self, *, page_size: int = 100) -> Iterator[Account]:
         """Every account, paging until a short page."""
@@ -416,7 +483,7 @@ class KfClient:
         if scene:  # empty optional fields are omitted, never sent as "" (kf-api.md §1.1)
             body["scene"] = limits.check_scene(scene)
         doc = self.call("POST", "/cgi-bin/kf/add_contact_way", body)
-        return str(doc["url"])
+        return _required(doc, "url", "/cgi-bin/kf/add_contact_way")
 
     # ------------------------------------------------------------------ media
 
@@ -424,10 +491,14 @@ class KfClient:
         """Upload a file as temporary media (valid 3 days). Type inferred when not given."""
         path = Path(path)
         media_type, _ = limits.check_media_file(path, media_type)
-        upload = multipart("media", path.name, path.read_bytes(), _content_type(media_type, path))
+        try:
+            data = path.read_bytes()
+        except OSError as exc:  # changed since it was checked
+            raise ValidationError(str(path), f"cannot read file ({exc.strerror})") from None
+        upload = multipart("media", path.name, data, _content_type(media_type, path))
         doc = self.call("POST", "/cgi-bin/media/upload", params={"type": media_type},
                         upload=upload)
-        return MediaUpload.from_api(doc)
+        return _model(MediaUpload, doc, "/cgi-bin/media/upload")
 
 
     def media_get(self, media_id: str) -> tuple[bytes, str, str]:
@@ -435,7 +506,8 @@ class KfClient:
         limits.check_media_id(media_id)
         resp = self.call("GET", "/cgi-bin/media/get", params={"media_id": media_id}, raw=True)
         if isinstance(resp, dict):  # a JSON body without errcode: unexpected, but not media
-            raise ApiError(-2, "no media in response", message="media/get returned JSON")
+            raise ResponseError("/cgi-bin/media/get: the answer is JSON without an errcode, "
+                                "not the media")
         disposition = resp.headers.get("content-disposition", "")
         filename = ""
         if "filename=" in disposition:
@@ -447,40 +519,44 @@ class KfClient:
     def servicer_list(self, open_kfid: str) -> list[Servicer]:
         limits.check_open_kfid(open_kfid)
         doc = self.call("GET", "/cgi-bin/kf/servicer/list", params={"open_kfid": open_kfid})
-        return [Servicer.from_api(s) for s in doc.get("servicer_list", [])]
+        return _models(Servicer, doc, "servicer_list", "/cgi-bin/kf/servicer/list")
 
-    def servicer_add(self, open_kfid: str, userids: Sequence[str] = (),
+    def servicer_add(self, *, open_kfid: str, userids: Sequence[str] = (),
                      department_ids: Sequence[int] = ()) -> list[ServicerResult]:
         """Add up to 100 userids and 100 departments; returns WeCom's per-item results."""
         return self._servicer("add", open_kfid, userids, department_ids)
 
-    def servicer_delete(self, open_kfid: str, userids: Sequence[str] = (),
+    def servicer_delete(self, *, open_kfid: str, userids: Sequence[str] = (),
                         department_ids: Sequence[int] = ()) -> list[ServicerResult]:
+        """Remove up to 100 userids and 100 departments; returns the per-item results."""
         return self._servicer("del", open_kfid, userids, department_ids)
 
     def _servicer(self, op: str, open_kfid: str, userids: Sequence[str],
                   department_ids: Sequence[int]) -> list[ServicerResult]:
         limits.check_open_kfid(open_kfid)
+        if isinstance(userids, str):  # a lone "zhangsan" would be sent letter by letter
+            raise ValidationError("userids", "expected a list of userids, got a string")
+        userids, department_ids = list(userids), list(department_ids)
         limits.check_servicer_batch(userids, department_ids)
         body: dict[str, Any] = {"open_kfid": open_kfid}
         if userids:
-            body["userid_list"] = list(userids)
+            body["userid_list"] = userids
         if department_ids:
-            body["department_id_list"] = [int(d) for d in department_ids]
+            body["department_id_list"] = department_ids
         doc = self.call("POST", f"/cgi-bin/kf/servicer/{op}", body)
-        return [ServicerResult.from_api(r) for r in doc.get("result_list", [])]
+        return _models(ServicerResult, doc, "result_list", f"/cgi-bin/kf/servicer/{op}")
 
     # ------------------------------------------------------------------ session state
 
-    def service_state_get(self, open_kfid: str, external_userid: str) -> ServiceState:
+    def service_state_get(self, *, open_kfid: str, external_userid: str) -> ServiceState:
         limits.check_open_kfid(open_kfid)
         limits.check_external_userid(external_userid)
         doc = self.call("POST", "/cgi-bin/kf/service_state/get",
                         {"open_kfid": open_kfid, "external_userid": external_userid},
                         retry_safe=True)
-        return ServiceState.from_api(doc)
+        return _model(ServiceState, doc, "/cgi-bin/kf/service_state/get")
 
-    def service_state_trans(self, open_kfid: str, external_userid: str, service_state: int,
+    def service_state_trans(self, *, open_kfid: str, external_userid: str, service_state: int,
                             servicer_userid: str | None = None) -> str:
         """Move a session to another state; returns the msg_code ("" when none is issued)."""
         limits.check_open_kfid(open_kfid)
@@ -489,45 +565,53 @@ class KfClient:
         body: dict[str, Any] = {"open_kfid": open_kfid, "external_userid": external_userid,
                                 "service_state": service_state}
         if servicer_userid:
-            body["servicer_userid"] = servicer_userid
+            body["servicer_userid"] = limits.check_userid(servicer_userid, "servicer_userid")
         doc = self.call("POST", "/cgi-bin/kf/service_state/trans", body)
         return str(doc.get("msg_code", ""))
 
     # ------------------------------------------------------------------ messages
 
-    def send_message(self, touser: str, open_kfid: str, msgtype: str,
-                     content: dict[str, Any], *, msgid: str | None = None) -> SendResult:
+    def send_message(self, *, open_kfid: str, external_userid: str | None = None,
+                     msgtype: str, content: dict[str, Any], msgid: str | None = None,
+                     touser: str | None = None) -> SendResult:
         """Send one message; returns its whole outcome (`SendResult`).
 
-        A msgid is always sent (generated when not given): WeCom keeps msgids unique per
-        account, so the network retry this enables can never deliver twice.
+        `external_userid` is the customer (WeCom's field `touser`; `touser=` is accepted as
+        another name for it). `content` is the body of `msgtype`, e.g. {"content": "hi"} for
+        text (`kfcli.core.messages` builds them). A msgid is always sent (generated when not
+        given): WeCom keeps msgids unique per account, so the network retry this enables can
+        never deliver twice.
         """
+        customer = _one_customer(external_userid, touser)
         limits.check_open_kfid(open_kfid)
-        limits.check_external_userid(touser, field="touser")
+        limits.check_external_userid(customer)
         messages.validate(msgtype, content)
-        msgid = limits.check_msgid(msgid) if msgid else new_msgid()
-        body = {"touser": touser, "open_kfid": open_kfid, "msgid": msgid, "msgtype": msgtype,
+        msgid = limits.check_msgid(msgid) if msgid is not None else new_msgid()
+        body = {"touser": customer, "open_kfid": open_kfid, "msgid": msgid, "msgtype": msgtype,
                 msgtype: content}
         return self._send_idempotent("/cgi-bin/kf/send_msg", body)
 
-    def send_msg(self, touser: str, open_kfid: str, msgtype: str, content: dict[str, Any],
-                 *, msgid: str | None = None) -> str:
+    def send_msg(self, *, open_kfid: str, external_userid: str | None = None, msgtype: str,
+                 content: dict[str, Any], msgid: str | None = None,
+                 touser: str | None = None) -> str:
         """Send one message; returns its msgid. `send_message` returns the whole outcome.
 
         Why two methods rather than one returning a `str` subclass that carries the flags:
         such a string compares, hashes, formats and serialises as a plain string, so the
         flags vanish silently at the first f-string or `json.dumps`; and making `send_msg`
         return a `SendResult` would break every caller that uses its answer as the msgid.
-        So `send_msg` stays exactly as it was, and the outcome has a type of its own.
+        So `send_msg` returns the msgid, and the outcome has a type of its own.
         """
-        return self.send_message(touser, open_kfid, msgtype, content, msgid=msgid).msgid
+        return self.send_message(open_kfid=open_kfid, external_userid=external_userid,
+                                 msgtype=msgtype, content=content, msgid=msgid,
+                                 touser=touser).msgid
 
     def send_message_on_event(self, code: str, msgtype: str, content: dict[str, Any], *,
                               msgid: str | None = None) -> SendResult:
         """Answer an event code (welcome, queue, closing words); returns the whole outcome."""
         limits.check_text("code", code, max_bytes=128)
         messages.validate(msgtype, content, on_event=True)
-        msgid = limits.check_msgid(msgid) if msgid else new_msgid()
+        msgid = limits.check_msgid(msgid) if msgid is not None else new_msgid()
         body = {"code": code, "msgid": msgid, "msgtype": msgtype, msgtype: content}
         return self._send_idempotent("/cgi-bin/kf/send_msg_on_event", body)
 
@@ -577,7 +661,8 @@ class KfClient:
         if keep_text:
             from kfcli.core.sync import split_page as decode
         doc = self.call("POST", "/cgi-bin/kf/sync_msg", body, retry_safe=True, decode=decode)
-        return SyncPage.from_api(doc)
+        _models(None, doc, "msg_list", "/cgi-bin/kf/sync_msg")
+        return _model(SyncPage, doc, "/cgi-bin/kf/sync_msg")
 
     def sync_messages(self, open_kfid: str, *, cursor: str | None = None,
                       token: str | None = None, limit: int = 1000,
@@ -594,6 +679,8 @@ class KfClient:
     def customer_batchget(self, external_userids: Sequence[str], *,
                           with_context: bool = False) -> CustomerBatch:
         """Up to 100 customers; unknown ids come back in `invalid_external_userid`."""
+        if isinstance(external_userids, str):  # one id would be sent letter by letter
+            raise ValidationError("external_userids", "expected a list of ids, got a string")
         ids = list(external_userids)
         limits.check_batch("external_userid", ids, limits.BATCH_IDS)
         for uid in ids:
@@ -602,30 +689,33 @@ class KfClient:
         if with_context:
             body["need_enter_session_context"] = 1
         doc = self.call("POST", "/cgi-bin/kf/customer/batchget", body, retry_safe=True)
-        return CustomerBatch.from_api(doc)
+        _models(None, doc, "customer_list", "/cgi-bin/kf/customer/batchget")
+        return _model(CustomerBatch, doc, "/cgi-bin/kf/customer/batchget")
 
     def upgrade_service_config(self) -> dict[str, Any]:
         doc = self.call("GET", "/cgi-bin/kf/customer/get_upgrade_service_config")
         return _strip(doc)
 
-    def upgrade_service(self, open_kfid: str, external_userid: str, *,
+    def upgrade_service(self, *, open_kfid: str, external_userid: str,
                         member_userid: str | None = None, chat_id: str | None = None,
                         wording: str | None = None) -> None:
-        """Recommend a dedicated member (type 1) or a customer group (type 2)."""
+        """Recommend a dedicated member (`member_userid`, type 1) or a customer group
+        (`chat_id`, type 2): exactly one of them."""
         limits.check_open_kfid(open_kfid)
         limits.check_external_userid(external_userid)
         if (member_userid is None) == (chat_id is None):
             raise UsageError("upgrade needs exactly one of a member userid or a group chat_id")
-        target: dict[str, Any] = {"userid": member_userid} if member_userid else \
-            {"chat_id": chat_id}
-        if wording:
+        if member_userid is not None:
+            kind, target = 1, {"userid": limits.check_userid(member_userid)}
+        else:
+            kind, target = 2, {"chat_id": limits.check_chat_id(chat_id or "")}
+        if wording is not None:
             target["wording"] = limits.check_text("wording", wording, max_bytes=1024)
         body: dict[str, Any] = {"open_kfid": open_kfid, "external_userid": external_userid,
-                                "type": 1 if member_userid else 2,
-                                "member" if member_userid else "groupchat": target}
+                                "type": kind, "member" if kind == 1 else "groupchat": target}
         self.call("POST", "/cgi-bin/kf/customer/upgrade_service", body)
 
-    def cancel_upgrade_service(self, open_kfid: str, external_userid: str) -> None:
+    def cancel_upgrade_service(self, *, open_kfid: str, external_userid: str) -> None:
         limits.check_open_kfid(open_kfid)
         limits.check_external_userid(external_userid)
         self.call("POST", "/cgi-bin/kf/customer/cancel_upgrade_service",
@@ -641,30 +731,33 @@ class KfClient:
         limits.check_open_kfid(open_kfid)
         body = {"open_kfid": open_kfid, "start_time": start_time, "end_time": end_time}
         doc = self.call("POST", "/cgi-bin/kf/get_corp_statistic", body, retry_safe=True)
-        return list(doc.get("statistic_list", []))
+        return _models(None, doc, "statistic_list", "/cgi-bin/kf/get_corp_statistic")
 
-    def servicer_statistic(self, open_kfid: str, start_time: int, end_time: int, *,
+    def servicer_statistic(self, *, open_kfid: str, start_time: int, end_time: int,
                            servicer_userid: str | None = None) -> list[dict]:
+        """Daily statistics of an account's servicers (all of them, or `servicer_userid`)."""
         limits.check_open_kfid(open_kfid)
         body: dict[str, Any] = {"open_kfid": open_kfid, "start_time": start_time,
                                 "end_time": end_time}
         if servicer_userid:
-            body["servicer_userid"] = servicer_userid
+            body["servicer_userid"] = limits.check_userid(servicer_userid, "servicer_userid")
         doc = self.call("POST", "/cgi-bin/kf/get_servicer_statistic", body, retry_safe=True)
-        return list(doc.get("statistic_list", []))
+        return _models(None, doc, "statistic_list", "/cgi-bin/kf/get_servicer_statistic")
 
     # ------------------------------------------------------------------ knowledge base
 
     def knowledge_group_add(self, name: str) -> str:
         limits.check_text("name", name, max_chars=limits.KNOWLEDGE_GROUP_CHARS)
-        return str(self.call("POST", "/cgi-bin/kf/knowledge/add_group", {"name": name})
-                   ["group_id"])
+        limits.check_not_blank("name", name)
+        doc = self.call("POST", "/cgi-bin/kf/knowledge/add_group", {"name": name})
+        return _required(doc, "group_id", "/cgi-bin/kf/knowledge/add_group")
 
     def knowledge_group_delete(self, group_id: str) -> None:
         self.call("POST", "/cgi-bin/kf/knowledge/del_group", {"group_id": group_id})
 
     def knowledge_group_rename(self, group_id: str, name: str) -> None:
         limits.check_text("name", name, max_chars=limits.KNOWLEDGE_GROUP_CHARS)
+        limits.check_not_blank("name", name)
         self.call("POST", "/cgi-bin/kf/knowledge/mod_group", {"group_id": group_id, "name": name})
 
     def knowledge_groups(self, *, group_id: str | None = None,
@@ -681,7 +774,8 @@ class KfClient:
         if similar_questions:
             body["similar_questions"] = similar_questions
         limits.check_intent(body)
-        return str(self.call("POST", "/cgi-bin/kf/knowledge/add_intent", body)["intent_id"])
+        doc = self.call("POST", "/cgi-bin/kf/knowledge/add_intent", body)
+        return _required(doc, "intent_id", "/cgi-bin/kf/knowledge/add_intent")
 
     def knowledge_intent_update(self, intent_id: str, **sections: Any) -> None:
         """Replace whole sections (question, similar_questions, answers) of an intent."""
@@ -709,8 +803,8 @@ class KfClient:
             if cursor:
                 body["cursor"] = cursor
             doc = self.call("POST", path, body, retry_safe=True)
-            yield from doc.get(key, [])
-            cursor = str(doc.get("next_cursor", ""))
+            yield from _models(None, doc, key, path)
+            cursor = str(doc.get("next_cursor") or "")
             if not doc.get("has_more") or not cursor:
                 return
 
@@ -743,14 +837,57 @@ def _json(resp: Response, path: str, decode: Callable[[str], Any] | None = None
           ) -> dict[str, Any]:
     try:
         doc = decode(resp.text) if decode else resp.json()
-    except (ValueError, IndexError):
-        raise ApiError(
-            -2, f"HTTP {resp.status}, not JSON", message=f"{path}: the server did not "
-            f"answer with JSON (HTTP {resp.status})", hint="check base_url"
-        ) from None
+    except (ValueError, IndexError, RecursionError):  # UnicodeDecodeError is a ValueError
+        raise ResponseError(f"{path}: the server did not answer with JSON (HTTP "
+                            f"{resp.status}, {resp.content_type or 'no content type'})",
+                            hint="check base_url") from None
     if not isinstance(doc, dict):
-        raise ApiError(-2, "not a JSON object", message=f"{path}: unexpected answer")
+        raise ResponseError(f"{path}: the answer is {limits.kind_of(doc)}, not a JSON object",
+                            hint="check base_url")
     return doc
+
+
+def _errcode(doc: dict[str, Any], path: str) -> int:
+    errcode = doc.get("errcode", 0)
+    if isinstance(errcode, bool) or not isinstance(errcode, int):
+        raise ResponseError(f"{path}: errcode is {errcode!r}, not a number")
+    return errcode
+
+
+def _required(doc: dict[str, Any], key: str, path: str) -> str:
+    """A string field the call cannot do without."""
+    value = doc.get(key)
+    if value is None or value == "" or isinstance(value, (dict, list, bool)):
+        raise ResponseError(f"{path}: the answer has no {key}")
+    return str(value)
+
+
+def _models(model: Any, doc: dict[str, Any], key: str, path: str) -> list[Any]:
+    """`doc[key]` as a list of objects (absent = empty), each parsed by `model.from_api`
+    (None: kept as dicts). Anything else is a `ResponseError`, not a TypeError later."""
+    items = doc.get(key)
+    if items is None:
+        return []
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        raise ResponseError(f"{path}: {key} is not a list of objects")
+    return items if model is None else [_model(model, item, path) for item in items]
+
+
+def _model(model: Any, doc: dict[str, Any], path: str) -> Any:
+    try:
+        return model.from_api(doc)
+    except (TypeError, ValueError, AttributeError, KeyError) as exc:
+        raise ResponseError(f"{path}: unexpected answer ({type(exc).__name__}: {exc})"
+                            ) from None
+
+
+def _one_customer(external_userid: str | None, touser: str | None) -> str:
+    if external_userid is not None and touser is not None and external_userid != touser:
+        raise UsageError("give external_userid= or touser= (the same id), not two different")
+    customer = external_userid if external_userid is not None else touser
+    if customer is None:
+        raise UsageError("send_message needs external_userid= (the customer)")
+    return customer
 
 
 def _clip(text: str, limit: int = 2000) -> str:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from kfcli.core import paths
 from kfcli.core.errors import ConfigError, UsageError, ValidationError
-from kfcli.core.files import write_private
+from kfcli.core.files import ensure_private_dir, write_atomic, write_private
 
 DEFAULT_BASE_URL = "https://qyapi.weixin.qq.com"
 DEFAULT_PROFILE = "default"
@@ -37,6 +37,9 @@ ENV_VARS = {
     "base_url": "KFCLI_BASE_URL",
     "store": "KFCLI_STORE",
 }
+
+#: How long `save()` waits for another process's write (they take milliseconds).
+LOCK_TIMEOUT = 30.0
 
 _PROFILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -64,9 +67,7 @@ def check_field(key: str, value: str) -> str:
         raise UsageError(f"unknown setting {key!r}; settings are: {', '.join(FIELDS)}")
     value = value.strip()
     if key == "base_url":
-        if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", value):
-            raise ValidationError("base_url", "must be an http(s) URL such as " + DEFAULT_BASE_URL)
-        return value.rstrip("/")
+        return _check_base_url(value)
     if key in CALLBACK_RULES and not CALLBACK_RULES[key][0].fullmatch(value):
         raise ValidationError(key, CALLBACK_RULES[key][1])
     if key == "corp_id" and not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", value):
@@ -81,6 +82,17 @@ def check_field(key: str, value: str) -> str:
         except ConfigError as exc:  # a value typed in now: invalid input (exit 2), not config
             raise UsageError(exc.message, hint=exc.hint) from None
     return value
+
+
+def _check_base_url(value: str) -> str:
+    match = re.fullmatch(r"https?://(\[[0-9A-Fa-f:.]+\]|[^\s/?#:@\[\]]+)(?::(\d*))?"
+                         r"(/[^\s?#]*)?", value)
+    if not match:
+        raise ValidationError("base_url", "must be an http(s) URL such as " + DEFAULT_BASE_URL)
+    port = match.group(2)
+    if port is not None and not (port.isdigit() and 1 <= int(port) <= 65535):
+        raise ValidationError("base_url", f"port {port or '(empty)'} is not in 1-65535")
+    return value.rstrip("/")
 
 
 def shown(key: str, value: str | None) -> str:
@@ -136,10 +148,47 @@ class ConfigFile:
             ) from None
         return cls(path=path, current=current, profiles=profiles, exists=True)
 
+    def __post_init__(self) -> None:
+        self._base = _snapshot(self.current, self.profiles)  # what save() compares against
+
     def save(self) -> None:
-        doc = {"current": self.current, "profiles": self.profiles}
-        write_private(self.path, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+        """Write the changes made since `load()`, under the config lock, onto what the file
+        holds now: two processes changing different profiles or settings both keep their
+        change (the last writer wins only for the same setting). A symlinked config.json is
+        written through the link, so the link stays."""
+        import filelock
+
+        target = self._target()
+        try:
+            ensure_private_dir(self.path.parent)
+            lock = filelock.FileLock(str(self.path.parent / f".{self.path.name}.lock"),
+                                     mode=0o600, timeout=LOCK_TIMEOUT)
+            with lock:
+                now = ConfigFile.load(self.path)
+                current, profiles = _merge(self._base, self, now)
+                doc = {"current": current, "profiles": profiles}
+                data = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+                if target == self.path:
+                    write_private(target, data)
+                else:
+                    write_atomic(target, data, mode=0o600)
+        except filelock.Timeout:
+            raise ConfigError(f"config file {self.path} is locked by another kfcli for more "
+                              f"than {LOCK_TIMEOUT:.0f} s", hint="try again") from None
+        except OSError as exc:
+            raise ConfigError(f"cannot write config file {target}: "
+                              f"{exc.strerror or exc}",
+                              hint="check the permissions of the file and its directory, "
+                              "or point KFCLI_CONFIG_DIR elsewhere") from None
+        self.current, self.profiles = current, profiles
+        self._base = _snapshot(current, profiles)
         self.exists = True
+
+    def _target(self) -> Path:
+        """The file to replace: the link's target when config.json is a symlink."""
+        if self.path.is_symlink():
+            return Path(os.path.realpath(self.path))
+        return self.path
 
     def profile(self, name: str) -> dict[str, str]:
         try:
@@ -150,6 +199,31 @@ class ConfigFile:
                 f"profile {name!r} not found in {self.path} (known profiles: {known})",
                 hint=f"create it with `kfcli -p {name} config set corp_id …`",
             ) from None
+
+
+def _snapshot(current: str, profiles: dict[str, dict[str, str]]):
+    return current, {name: dict(prof) for name, prof in profiles.items()}
+
+
+def _merge(base, mine: ConfigFile, now: ConfigFile):
+    """Apply what `mine` changed relative to `base` onto `now` (the file as it is now)."""
+    base_current, base_profiles = base
+    profiles = {name: dict(prof) for name, prof in now.profiles.items()}
+    for name in base_profiles.keys() - mine.profiles.keys():
+        profiles.pop(name, None)  # removed here
+    for name, prof in mine.profiles.items():
+        before = base_profiles.get(name)
+        if before is None:
+            profiles[name] = {**profiles.get(name, {}), **prof}  # created here
+            continue
+        merged = profiles.setdefault(name, {})
+        for key in before.keys() - prof.keys():
+            merged.pop(key, None)
+        for key, value in prof.items():
+            if before.get(key) != value:
+                merged[key] = value
+    current = mine.current if mine.current != base_current else now.current
+    return current, profiles
 
 
 @dataclass(frozen=True)
@@ -166,6 +240,8 @@ class Settings:
     profile_source: str
     values: dict[str, Setting]
     config_path: Path
+    #: Environment variables present but not used (a profile named with -p beats them).
+    ignored_env: list[str] = field(default_factory=list)
 
     def get(self, key: str) -> str | None:
         return self.values[key].value
@@ -200,12 +276,16 @@ def resolve(
     env: Mapping[str, str] | None = None,
     overrides: Mapping[str, str] | None = None,
 ) -> Settings:
-    """Resolve every field. `overrides` (the sandbox's own credentials) beat everything."""
+    """Resolve every field: flag > environment > profile > default, except that a profile
+    named by `profile` (the command line's -p) beats the environment entirely, as the aws CLI
+    does: `kfcli -p prod …` never acts on the corp that KFCLI_CORP_ID names. Empty
+    environment variables count as unset. `overrides` (the sandbox's own credentials) beat
+    everything."""
     env = os.environ if env is None else env
     flags = flags or {}
     cfg = ConfigFile.load()
-    if profile:
-        name, profile_source = profile, "flag"
+    if profile is not None:
+        name, profile_source = check_profile_name(profile), "flag"
     elif env.get("KFCLI_PROFILE"):
         name, profile_source = env["KFCLI_PROFILE"], "env"
     else:
@@ -219,15 +299,20 @@ def resolve(
     else:
         prof = {}
     values: dict[str, Setting] = {}
+    ignored: list[str] = []
     for key in FIELDS:
+        from_env = env.get(ENV_VARS[key]) or None
+        if from_env is not None and (profile_source == "flag" or overrides):
+            ignored.append(ENV_VARS[key])
+            from_env = None
         if overrides and key in overrides:
             values[key] = Setting(overrides[key], "sandbox")
         elif flags.get(key) is not None:
             values[key] = Setting(flags[key], "flag")
-        elif env.get(ENV_VARS[key]) is not None:
-            values[key] = Setting(env[ENV_VARS[key]], "env")
+        elif from_env is not None:
+            values[key] = Setting(_checked(key, from_env, ENV_VARS[key]), "env")
         elif key in prof:
-            values[key] = Setting(prof[key], "profile")
+            values[key] = Setting(_checked(key, prof[key], f"profile {name!r}"), "profile")
         elif key == "base_url":
             values[key] = Setting(DEFAULT_BASE_URL, "default")
         elif key == "store":
@@ -236,7 +321,19 @@ def resolve(
             values[key] = Setting(default_url(), "default")
         else:
             values[key] = Setting(None, "unset")
-    return Settings(name, profile_source, values, cfg.path)
+    return Settings(name, profile_source, values, cfg.path, ignored_env=ignored)
+
+
+def _checked(key: str, value: str, where: str) -> str:
+    """A base URL from the environment or a hand-edited profile, checked before any request
+    (exit 3 naming where it came from), so `ftp://x` or port 99999 never reaches a socket."""
+    if key != "base_url":
+        return value
+    try:
+        return check_field(key, value)
+    except ValidationError as exc:
+        raise ConfigError(f"base_url from {where} ({value!r}): {exc.problem}",
+                          hint="set an http(s) URL such as " + DEFAULT_BASE_URL) from None
 
 
 def callback_values(settings: Settings, flags: Mapping[str, str | None], *,

@@ -49,6 +49,7 @@ class ValidationError(UsageError):
     def __init__(self, field: str, problem: str, *, hint: str | None = None) -> None:
         super().__init__(f"{field}: {problem}", hint=hint)
         self.field = field
+        self.problem = problem
 
 
 class ConfigError(KfError):
@@ -56,6 +57,23 @@ class ConfigError(KfError):
 
     exit_code = 3
     kind = "config"
+
+
+class EnvironmentProblem(ConfigError):
+    """The local environment fails: a file or directory kfcli needs cannot be read or
+    written, or its output cannot be written. Exit 3, like configuration."""
+
+    kind = "environment"
+
+
+class Interrupted(KfError):
+    """Ctrl-C (or SIGINT). `message` says how far the work got."""
+
+    exit_code = 130
+    kind = "interrupted"
+
+    def __init__(self, message: str = "interrupted", *, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
 
 
 class NetworkError(KfError):
@@ -105,6 +123,17 @@ class ApiError(KfError):
         return {**super().to_dict(), "errcode": self.errcode, "errmsg": self.errmsg}
 
 
+class ResponseError(ApiError):
+    """The server's answer could not be understood: not JSON, not an object, or without a
+    field the call needs (a proxy's error page, a wrong base_url, an API change). Exit 1, as
+    an unclassified API error; `errcode` is -2, which WeCom never sends."""
+
+    kind = "response"
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(-2, "unexpected response", message=message, hint=hint)
+
+
 class AuthError(ApiError):
     """Credentials, permissions or the API mode are wrong: fix the configuration, not the call."""
 
@@ -148,7 +177,7 @@ class ErrorInfo:
 
 _MODE_HINT = (
     "KF can be driven by a self-built app's secret or by the KF console's own secret, not both; "
-    "use the secret that matches the mode chosen in 微信客服 → API (kf-api.md §1.2)"
+    "use the secret that matches the mode chosen in 微信客服 → API"  # kf-api.md §1.2
 )
 
 #: errcode -> what it means and what the user can do. Source: kf-api.md §5.
@@ -219,7 +248,7 @@ ERRCODES: dict[int, ErrorInfo] = {
         SessionStateError,
         "send count limit reached",
         "发送消息条数超过限制",
-        "at most 5 messages per customer message within 48 h (kf-api.md §1.6)",
+        "at most 5 messages per customer message within 48 h",  # kf-api.md §1.6
     ),
     95002: ErrorInfo(
         SessionStateError,
@@ -269,7 +298,8 @@ ERRCODES: dict[int, ErrorInfo] = {
         SessionStateError,
         "state transition not allowed",
         "不允许这种状态转换",
-        "check the session with `kfcli state get` (kf-api.md §1.5)",
+        "check the session with `kfcli state get`; `kfcli state trans --help` lists the "
+        "allowed changes",  # kf-api.md §1.5
     ),
     95017: ErrorInfo(
         AuthError,

@@ -21,16 +21,22 @@ import socket
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urlencode, urlsplit
+from urllib.parse import quote, unquote, urlencode, urlsplit
 
 
 class HttpError(Exception):
-    """`never_sent` is True when the server cannot have seen the request."""
+    """Every failure of `Http.request`: whatever http.client, the socket, TLS or the proxy
+    raised is turned into this one type, with a reason a user can read.
 
-    def __init__(self, reason: str, *, never_sent: bool) -> None:
+    `never_sent` is True when the server cannot have seen the request. `retry` is False when
+    trying again cannot help (an answer that is not HTTP, a TLS or host-name problem, a request
+    that cannot be encoded)."""
+
+    def __init__(self, reason: str, *, never_sent: bool, retry: bool = True) -> None:
         super().__init__(reason)
         self.reason = reason
         self.never_sent = never_sent
+        self.retry = retry
 
 
 @dataclass
@@ -88,9 +94,13 @@ class Http:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"base URL must be http(s)://host[:port], not {base_url!r}")
+        try:
+            port = parts.port
+        except ValueError:
+            raise ValueError(f"base URL {base_url!r} has an invalid port") from None
         self.scheme = parts.scheme
         self.host = parts.hostname
-        self.port = parts.port or (443 if self.scheme == "https" else 80)
+        self.port = port or (443 if self.scheme == "https" else 80)
         self.prefix = parts.path.rstrip("/")
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
@@ -104,7 +114,10 @@ class Http:
 
     def request(self, method: str, path: str, *, params: dict[str, Any] | None = None,
                 body: bytes | None = None, headers: dict[str, str] | None = None) -> Response:
-        target = self.prefix + path + (("?" + urlencode(params)) if params else "")
+        # http.client sends the target as ASCII and refuses control characters: quote the
+        # rest (a non-ASCII path from `kfcli api` stays a request, not an encoding crash).
+        target = quote(self.prefix + path, safe=_PATH_SAFE) + (
+            ("?" + urlencode(params)) if params else "")
         all_headers = {"User-Agent": self.user_agent, "Accept": "application/json, */*",
                        **(headers or {})}
         if self.proxy and self.scheme == "http":
@@ -114,6 +127,8 @@ class Http:
                 all_headers["Proxy-Authorization"] = self.proxy.auth
         generation = self._generation
         conn = self._borrow()
+        import http.client
+
         # On any failure the connection is closed, never given back: its state is unknown.
         try:
             conn.request(method, target, body=body, headers=all_headers)
@@ -124,25 +139,35 @@ class Http:
             conn.close()
             raise HttpError(f"connection failed while sending ({_os_reason(exc)})",
                             never_sent=False) from None
+        except (http.client.HTTPException, ValueError) as exc:  # nothing went out
+            conn.close()
+            raise HttpError(f"cannot send the request ({type(exc).__name__}: {exc})",
+                            never_sent=True, retry=False) from None
         try:
             resp = conn.getresponse()
             data = resp.read()
+            headers = {k.lower(): v for k, v in resp.getheaders()}
         except TimeoutError:
             conn.close()
             raise HttpError("timed out waiting for the response", never_sent=False) from None
-        except (OSError, ValueError) as exc:  # RemoteDisconnected, reset, IncompleteRead
-            import http.client
-
+        except (ConnectionError, http.client.IncompleteRead):  # incl. RemoteDisconnected
             conn.close()
-            if isinstance(exc, (http.client.HTTPException, ConnectionError)):
-                raise HttpError("connection dropped before a response arrived",
-                                never_sent=False) from None
+            raise HttpError("connection dropped before the whole response arrived",
+                            never_sent=False) from None
+        except OSError as exc:
+            conn.close()
             raise HttpError(f"connection failed ({_os_reason(exc)})", never_sent=False) from None
+        except (http.client.HTTPException, ValueError) as exc:
+            # BadStatusLine, LineTooLong, a bad chunk size, too many headers: the other end
+            # does not speak HTTP (a wrong port in base_url, a broken proxy). Retrying the
+            # same server cannot help.
+            conn.close()
+            raise HttpError(f"the server's answer is not valid HTTP ({_http_reason(exc)}); "
+                            "is base_url right?", never_sent=False, retry=False) from None
         if resp.will_close:
             conn.close()
         else:
             self._give_back(conn, generation)
-        headers = {k.lower(): v for k, v in resp.getheaders()}
         return Response(resp.status, resp.reason, headers, data)
 
     def _borrow(self):
@@ -173,28 +198,45 @@ class Http:
     def _open(self):
         import http.client
 
-        host, port = (self.proxy.host, self.proxy.port) if self.proxy else (self.host, self.port)
-        if self.scheme == "https":
-            import ssl
-
-            conn = http.client.HTTPSConnection(host, port, timeout=self.connect_timeout,
-                                               context=ssl.create_default_context())
-            if self.proxy:
-                tunnel_headers = {"Proxy-Authorization": self.proxy.auth} if self.proxy.auth \
-                    else None
-                conn.set_tunnel(self.host, self.port, headers=tunnel_headers)
-        else:
-            conn = http.client.HTTPConnection(host, port, timeout=self.connect_timeout)
+        conn = None
         try:
+            conn = self._connection()
             conn.connect()
         except TimeoutError:
-            conn.close()
+            _close(conn)
             raise HttpError("timed out connecting (server unreachable)", never_sent=True) from None
         except OSError as exc:
-            conn.close()
+            _close(conn)
+            if _is_tls_error(exc):
+                # A certificate or protocol mismatch (https:// to a plain-HTTP port) stays
+                # the same however often one tries.
+                raise HttpError(f"TLS handshake with {self.host} failed ({_tls_reason(exc)})",
+                                never_sent=True, retry=False) from None
             raise HttpError(f"connection failed ({_os_reason(exc)}; server unreachable)",
                             never_sent=True) from None
+        except (http.client.HTTPException, ValueError) as exc:
+            # A host name that cannot be encoded (UnicodeError from IDNA) or holds control
+            # characters, a proxy that answers CONNECT with something that is not HTTP.
+            _close(conn)
+            raise HttpError(f"cannot connect to {self.host!r} ({_http_reason(exc)})",
+                            never_sent=True, retry=False) from None
         conn.sock.settimeout(self.read_timeout)
+        return conn
+
+    def _connection(self):
+        import http.client
+
+        host, port = (self.proxy.host, self.proxy.port) if self.proxy else (self.host, self.port)
+        if self.scheme != "https":
+            return http.client.HTTPConnection(host, port, timeout=self.connect_timeout)
+        import ssl
+
+        conn = http.client.HTTPSConnection(host, port, timeout=self.connect_timeout,
+                                           context=ssl.create_default_context())
+        if self.proxy:
+            tunnel_headers = {"Proxy-Authorization": self.proxy.auth} if self.proxy.auth \
+                else None
+            conn.set_tunnel(self.host, self.port, headers=tunnel_headers)
         return conn
 
     @property
@@ -223,6 +265,11 @@ class Http:
             conn.close()
 
 
+def _close(conn) -> None:
+    if conn is not None:
+        conn.close()
+
+
 def _dropped(conn) -> bool:
     """A kept-alive connection the server has closed (readable at EOF) must not be reused."""
     sock = conn.sock
@@ -238,7 +285,33 @@ def _dropped(conn) -> bool:
 def _os_reason(exc: BaseException) -> str:
     if isinstance(exc, socket.gaierror):
         return "host name not found"
-    return getattr(exc, "strerror", None) or type(exc).__name__
+    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+
+
+def _http_reason(exc: BaseException) -> str:
+    """Why http.client gave up, in one short line (a BadStatusLine carries the bytes the
+    server sent instead of a status line: shown clipped and escaped)."""
+    detail = str(exc)
+    if len(detail) > 60:
+        detail = detail[:60] + "…"
+    return f"{type(exc).__name__}: {detail!r}" if detail else type(exc).__name__
+
+
+def _is_tls_error(exc: BaseException) -> bool:
+    import sys
+
+    ssl = sys.modules.get("ssl")  # imported only for https; no TLS error without it
+    return ssl is not None and isinstance(exc, ssl.SSLError)
+
+
+def _tls_reason(exc: BaseException) -> str:
+    return getattr(exc, "verify_message", None) or getattr(exc, "reason", None) or str(exc)
+
+
+#: Characters left as they are in a request path (RFC 3986 pchar and "/", plus "%" so that
+#: a path the caller already percent-encoded is not encoded twice, and "?" for a caller that
+#: put a query in the path).
+_PATH_SAFE = "/%:@!$&'()*+,;=-._~?"
 
 
 @dataclass(frozen=True)

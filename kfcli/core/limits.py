@@ -19,6 +19,8 @@ SCENE_PARAM_BYTES = 128
 ACCOUNT_LIST_LIMIT = 100
 EXTERNAL_USERID_BYTES = 64
 MSGID_BYTES = 32
+USERID_BYTES = 64
+CHAT_ID_BYTES = 128
 SYNC_LIMIT = 1000
 #: Ids per call for servicer add/del and customer batchget: kfcli batches beyond this.
 BATCH_IDS = 100
@@ -50,6 +52,65 @@ def utf8_len(value: str) -> int:
     return len(value.encode("utf-8"))
 
 
+class Where:
+    """Where a value sits in what the user gave, for error messages: the option (or label) it
+    came from and a JSON path indexed from 0, as in JSON: `--menu: list[0].type`."""
+
+    __slots__ = ("label", "path")
+
+    def __init__(self, label: str = "", path: str = "") -> None:
+        self.label = label
+        self.path = path
+
+    def key(self, name: str) -> Where:
+        return Where(self.label, f"{self.path}.{name}" if self.path else name)
+
+    def item(self, index: int) -> Where:
+        return Where(self.label, f"{self.path}[{index}]")
+
+    def __str__(self) -> str:
+        if self.label and self.path:
+            return f"{self.label}: {self.path}"
+        return self.label or self.path or "value"
+
+    def error(self, problem: str) -> ValidationError:
+        return ValidationError(str(self), problem)
+
+
+def kind_of(value: object) -> str:
+    """A JSON value's kind in words ("an array", "a string", ...), for error messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, (list, tuple)):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return f"a {type(value).__name__}"
+
+
+def expect_object(value: object, where: Where, what: str = "an object") -> dict:
+    """`value` if it is a JSON object; else a `ValidationError` naming `where`."""
+    if isinstance(value, dict):
+        return value
+    if value is None:
+        raise where.error(f"is required ({what})")
+    raise where.error(f"expected {what}, got {kind_of(value)}")
+
+
+def expect_list(value: object, where: Where, what: str = "an array") -> list:
+    if isinstance(value, list):
+        return value
+    if value is None:
+        raise where.error(f"is required ({what})")
+    raise where.error(f"expected {what}, got {kind_of(value)}")
+
+
 def check_text(
     field: str,
     value: str,
@@ -58,6 +119,8 @@ def check_text(
     max_chars: int | None = None,
     min_len: int = 1,
 ) -> str:
+    if not isinstance(value, str):
+        raise ValidationError(field, f"expected a string, got {kind_of(value)}")
     if len(value) < min_len:
         raise ValidationError(field, "must not be empty")
     if max_chars is not None and len(value) > max_chars:
@@ -71,8 +134,29 @@ def check_text(
     return value
 
 
-def check_account_name(name: str) -> str:
-    return check_text("name", name, max_chars=ACCOUNT_NAME_CHARS)
+def check_not_blank(field: str, value: str) -> str:
+    """A name or id made only of spaces passes a length check but WeCom refuses it (95006
+    for an account name): refuse it here, before any upload."""
+    if isinstance(value, str) and value and not value.strip():
+        raise ValidationError(field, "must not be blank (only whitespace)")
+    return value
+
+
+def check_account_name(name: str, field: str = "name") -> str:
+    check_text(field, name, max_chars=ACCOUNT_NAME_CHARS)
+    return check_not_blank(field, name)
+
+
+def check_userid(value: str, field: str = "userid") -> str:
+    """A member's userid (1-64 bytes)."""
+    check_text(field, value, max_bytes=USERID_BYTES)
+    return check_not_blank(field, value)
+
+
+def check_chat_id(value: str, field: str = "chat_id") -> str:
+    """A customer group's chat_id. WeCom documents no length; 128 bytes is generous (verify)."""
+    check_text(field, value, max_bytes=CHAT_ID_BYTES)
+    return check_not_blank(field, value)
 
 
 def check_media_id(media_id: str, field: str = "media_id") -> str:
@@ -80,7 +164,8 @@ def check_media_id(media_id: str, field: str = "media_id") -> str:
 
 
 def check_open_kfid(open_kfid: str) -> str:
-    return check_text("open_kfid", open_kfid, max_bytes=OPEN_KFID_BYTES)
+    check_text("open_kfid", open_kfid, max_bytes=OPEN_KFID_BYTES)
+    return check_not_blank("open_kfid", open_kfid)
 
 
 def check_scene(scene: str) -> str:
@@ -101,7 +186,8 @@ def check_scene_param(scene_param: str, scene: str | None) -> str:
 
 
 def check_external_userid(value: str, field: str = "external_userid") -> str:
-    return check_text(field, value, max_bytes=EXTERNAL_USERID_BYTES)
+    check_text(field, value, max_bytes=EXTERNAL_USERID_BYTES)
+    return check_not_blank(field, value)
 
 
 def check_msgid(msgid: str) -> str:
@@ -126,7 +212,7 @@ def check_servicer_batch(userids, department_ids) -> None:
         if len(items) > BATCH_IDS:
             raise ValidationError(field, f"{len(items)} items, at most {BATCH_IDS} per call")
     for uid in userids:
-        check_text("userid", uid, max_bytes=64)
+        check_userid(uid)
     for dep in department_ids:
         if not isinstance(dep, int) or dep < 1 or dep >= 2**32:
             raise ValidationError("department_id", f"{dep!r} is not a positive integer")
@@ -151,33 +237,89 @@ def check_state_target(state: int, servicer_userid: str | None) -> None:
                               "servicer (3): pass --servicer USERID")
 
 
-def check_intent(body: dict, *, partial: bool = False) -> None:
-    """Knowledge-base intent limits (kf-api.md §2.11)."""
+def check_intent(body: dict, *, partial: bool = False, where: Where | None = None) -> None:
+    """Knowledge-base intent limits and shapes (kf-api.md §2.11): `question` and each of
+    `similar_questions.items` are {"text": {"content": …}}, `answers` holds exactly one answer
+    with its text and up to 4 attachments. `partial`: only the sections present (mod_intent
+    replaces whole sections)."""
+    where = where or Where()
+    body = expect_object(body, where)
     question = body.get("question")
     if question is not None or not partial:
-        text = ((question or {}).get("text") or {}).get("content", "")
-        check_text("question", text, max_chars=KNOWLEDGE_QUESTION_CHARS)
+        _text_content(question, where.key("question"), KNOWLEDGE_QUESTION_CHARS)
     similar = body.get("similar_questions")
     if similar is not None:
-        items = similar.get("items", [])
+        at = where.key("similar_questions")
+        similar = expect_object(similar, at, 'an object {"items": [...]}')
+        items = similar.get("items")
+        items = [] if items is None else expect_list(items, at.key("items"))
         if len(items) > KNOWLEDGE_SIMILAR_MAX:
-            raise ValidationError("similar_questions",
-                                  f"{len(items)} items, at most {KNOWLEDGE_SIMILAR_MAX}")
-        for item in items:
-            check_text("similar question", (item.get("text") or {}).get("content", ""),
-                       max_chars=KNOWLEDGE_QUESTION_CHARS)
+            raise at.key("items").error(f"{len(items)} items, at most {KNOWLEDGE_SIMILAR_MAX}")
+        for i, item in enumerate(items):
+            _text_content(item, at.key("items").item(i), KNOWLEDGE_QUESTION_CHARS)
     answers = body.get("answers")
     if answers is not None or not partial:
-        answers = answers or []
+        at = where.key("answers")
+        answers = expect_list(answers, at, "an array holding one answer")
         if len(answers) != 1:
-            raise ValidationError("answers", f"{len(answers)} answers; WeCom supports exactly 1")
-        answer = answers[0]
-        check_text("answer", (answer.get("text") or {}).get("content", ""),
-                   max_chars=KNOWLEDGE_ANSWER_CHARS)
-        attachments = answer.get("attachments", [])
+            raise at.error(f"{len(answers)} answers; WeCom supports exactly 1")
+        answer = expect_object(answers[0], at.item(0))
+        _text_content(answer, at.item(0), KNOWLEDGE_ANSWER_CHARS)
+        attachments = answer.get("attachments")
+        attachments = [] if attachments is None else expect_list(
+            attachments, at.item(0).key("attachments"))
         if len(attachments) > KNOWLEDGE_ATTACHMENTS_MAX:
-            raise ValidationError("attachments", f"{len(attachments)} attachments, at most "
-                                  f"{KNOWLEDGE_ATTACHMENTS_MAX}")
+            raise at.item(0).key("attachments").error(
+                f"{len(attachments)} attachments, at most {KNOWLEDGE_ATTACHMENTS_MAX}")
+        for i, attachment in enumerate(attachments):
+            check_attachment(attachment, at.item(0).key("attachments").item(i))
+
+
+def _text_content(value: object, where: Where, max_chars: int) -> str:
+    """`{"text": {"content": "…"}}`, the shape of a question, similar question or answer."""
+    doc = expect_object(value, where, 'an object {"text": {"content": "…"}}')
+    text = expect_object(doc.get("text"), where.key("text"), 'an object {"content": "…"}')
+    content = text.get("content")
+    at = where.key("text").key("content")
+    if content is None:
+        raise at.error("is required")
+    check_text(str(at), content, max_chars=max_chars)
+    return check_not_blank(str(at), content)
+
+
+#: Knowledge answer attachments: msgtype -> {field: required} (kf-api.md §2.11).
+ATTACHMENT_FIELDS: dict[str, dict[str, bool]] = {
+    "image": {"media_id": True},
+    "video": {"media_id": True},
+    "link": {"title": True, "url": True, "picurl": False, "desc": False},
+    "miniprogram": {"title": True, "thumb_media_id": True, "appid": True, "pagepath": True},
+}
+
+
+def check_attachment(value: object, where: Where | None = None) -> dict:
+    """One knowledge answer attachment, `{"msgtype": T, T: {…}}`; returns it."""
+    where = where or Where("attachment")
+    doc = expect_object(value, where, 'an object {"msgtype": …, <msgtype>: {…}}')
+    kinds = ", ".join(ATTACHMENT_FIELDS)
+    kind = doc.get("msgtype")
+    if not isinstance(kind, str) or kind not in ATTACHMENT_FIELDS:
+        got = repr(kind) if isinstance(kind, str) else kind_of(kind)
+        raise where.key("msgtype").error(f"expected one of {kinds}, got {got}")
+    inner = expect_object(doc.get(kind), where.key(kind))
+    for field, required in ATTACHMENT_FIELDS[kind].items():
+        at = where.key(kind).key(field)
+        item = inner.get(field)
+        if item is None:
+            if required:
+                raise at.error("is required")
+            continue
+        check_text(str(at), item, max_bytes=2048, min_len=1 if required else 0)
+        if field in ("url", "picurl") and item and not item.startswith(("http://", "https://")):
+            raise at.error("must start with http:// or https://")
+    unknown = set(doc) - {"msgtype", kind}
+    if unknown:
+        raise where.error(f"unexpected keys: {', '.join(sorted(unknown))}")
+    return doc
 
 
 def check_limit(value: int, maximum: int, field: str = "limit") -> int:
@@ -224,8 +366,8 @@ def check_media_file(path: Path, media_type: str | None = None) -> tuple[str, in
     if media_type is None:
         media_type = sniffed
     elif media_type != "file" and sniffed != media_type:
-        formats = {"image": "JPG or PNG", "voice": "AMR", "video": "MP4"}[media_type]
-        raise ValidationError(field, f"is not a {formats} file, which {media_type} media must be")
+        formats = {"image": "a JPG or PNG", "voice": "an AMR", "video": "an MP4"}[media_type]
+        raise ValidationError(field, f"is not {formats} file, which {media_type} media must be")
     if size < MEDIA_MIN_BYTES:
         raise ValidationError(field, f"{size} bytes; WeCom rejects files of 5 bytes or less")
     limit = MEDIA_MAX_BYTES[media_type]

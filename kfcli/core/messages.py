@@ -3,7 +3,13 @@
 Peers shipped wrong payload keys and missing fields (kf-api.md §7 #10); here every body is
 built from one schema and checked against WeCom's limits before anything is sent. `validate`
 also checks raw `--payload` bodies and menus read from files, so a typo in a JSON file is
-reported with its field and limit instead of a server error.
+reported with its field and limit instead of a server error. Shapes are checked as well as
+limits: whatever JSON a user typed (an array for a menu, a string for the text object), the
+answer is a `ValidationError` whose field is a JSON path counted from 0, as in JSON
+(`--menu: list[0].type`), never an AttributeError.
+
+`load_json` and `load_text` read what command-line options give: the value itself, `@FILE`
+or `-` (stdin), as UTF-8 with or without a BOM.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from kfcli.core.errors import ValidationError
-from kfcli.core.limits import check_text, utf8_len
+from kfcli.core.limits import Where, check_text, expect_list, expect_object, kind_of, utf8_len
 
 TEXT_BYTES = 2048
 MENU_ITEMS = 10
@@ -70,121 +76,168 @@ def ca_link(link_url: str) -> dict[str, Any]:
     return {"link_url": link_url}
 
 
-def parse_location(value: str) -> tuple[float, float]:
+def parse_location(value: str, what: str = "location") -> tuple[float, float]:
     """`LAT,LNG` as given on the command line."""
     try:
         lat_s, lng_s = value.split(",")
-        return float(lat_s), float(lng_s)
+        lat, lng = float(lat_s), float(lng_s)
     except ValueError:
-        raise ValidationError("location", f"{value!r} is not LAT,LNG (e.g. 39.9042,116.4074)"
+        raise ValidationError(what, f"{value!r} is not LAT,LNG (e.g. 39.9042,116.4074)"
                               ) from None
+    if lat != lat or lng != lng:  # "nan" parses as a float
+        raise ValidationError(what, f"{value!r} is not LAT,LNG (e.g. 39.9042,116.4074)")
+    return lat, lng
+
+
+def read_source(source: str, what: str, *, stdin: Any = None) -> tuple[str, str]:
+    """The text of `@FILE` or `-` (stdin) as (text, where it came from). UTF-8, with or
+    without a byte-order mark (Windows editors write one); errors name the file."""
+    if source == "-":
+        import sys
+
+        stream = stdin or sys.stdin
+        data = getattr(stream, "buffer", stream).read()
+        origin = "stdin"
+    else:
+        path = Path(source[1:])
+        origin = str(path)
+        if not source[1:]:
+            raise ValidationError(what, "give a file name after @ (@FILE), or write @@ for a "
+                                  "text that starts with @")
+        try:
+            data = path.read_bytes()
+        except IsADirectoryError:
+            raise ValidationError(what, f"cannot read {path}: it is a directory") from None
+        except OSError as exc:
+            raise ValidationError(what, f"cannot read {path} ({exc.strerror or exc})",
+                                  hint="write @@ for a text that starts with @"
+                                  if what == "--text" else None) from None
+    if isinstance(data, str):
+        return data, origin
+    try:
+        return data.decode("utf-8-sig"), origin
+    except UnicodeDecodeError as exc:
+        raise ValidationError(what, f"{origin} is not UTF-8 text (byte {exc.start})") from None
+
+
+def load_text(value: str, what: str, *, stdin: Any = None) -> str:
+    """Text given on the command line: `@FILE` reads FILE, `-` reads stdin, `@@…` stands for a
+    literal `@…`; anything else is the text itself. One line break at the end of a file or of
+    stdin is dropped (editors and `echo` add it; a message never wants it)."""
+    if value.startswith("@@"):
+        return value[1:]
+    if value != "-" and not value.startswith("@"):
+        return value
+    text, _ = read_source(value, what, stdin=stdin)
+    if text.endswith("\r\n"):
+        return text[:-2]
+    return text[:-1] if text.endswith("\n") else text
 
 
 def load_json(source: str, what: str, *, stdin: Any = None) -> Any:
     """JSON from `@FILE`, `-` (stdin) or the text itself; errors name the source."""
-    if source == "-":
-        import sys
-
-        raw, origin = (stdin or sys.stdin).read(), "stdin"
-    elif source.startswith("@"):
-        path = Path(source[1:])
-        try:
-            raw, origin = path.read_text(encoding="utf-8"), str(path)
-        except OSError as exc:
-            raise ValidationError(what, f"cannot read {path} ({exc.strerror})") from None
-        except UnicodeDecodeError:
-            raise ValidationError(what, f"{path} is not UTF-8 text") from None
+    if source == "-" or source.startswith("@"):
+        raw, origin = read_source(source, what, stdin=stdin)
     else:
         raw, origin = source, "the argument"
     try:
         return json.loads(raw)
     except ValueError as exc:
         raise ValidationError(what, f"malformed JSON in {origin}: {exc}") from None
+    except RecursionError:
+        raise ValidationError(what, f"malformed JSON in {origin}: nested too deeply") from None
 
 
-def validate(msgtype: str, body: Any, *, on_event: bool = False) -> None:
-    """Check one message body against WeCom's limits; raises `ValidationError`."""
+def validate(msgtype: str, body: Any, *, on_event: bool = False,
+             where: Where | None = None) -> None:
+    """Check one message body's shape and WeCom's limits; raises `ValidationError` naming
+    the field (`text.content`, or with `where` e.g. `--payload: text.content`)."""
     allowed = EVENT_MSGTYPES if on_event else MSGTYPES
-    if msgtype not in allowed:
-        raise ValidationError("msgtype", f"{msgtype!r} is not one of {', '.join(allowed)}")
-    if not isinstance(body, dict):
-        raise ValidationError(msgtype, "the message body must be a JSON object")
+    if where is None:
+        where = Where("", msgtype if isinstance(msgtype, str) else "")
+    if not isinstance(msgtype, str) or msgtype not in allowed:
+        got = repr(msgtype) if isinstance(msgtype, str) else kind_of(msgtype)
+        raise Where(where.label, "msgtype").error(f"{got} is not one of {', '.join(allowed)}")
+    if msgtype == "msgmenu":
+        validate_menu(body, where)
+        return
+    body = expect_object(body, where)
     if msgtype == "text":
-        _str(body, "text.content", "content", max_bytes=TEXT_BYTES)
+        _str(body, where, "content", max_bytes=TEXT_BYTES)
     elif msgtype in MEDIA_TYPES:
-        _str(body, f"{msgtype}.media_id", "media_id", max_bytes=128)
+        _str(body, where, "media_id", max_bytes=128)
     elif msgtype == "link":
         # WeCom truncates long titles and descriptions; kfcli refuses them so nothing is lost.
-        _str(body, "link.title", "title", max_bytes=LINK_TITLE_BYTES)
-        _str(body, "link.desc", "desc", max_bytes=LINK_DESC_BYTES, required=False)
-        _url(body, "link.url", "url")
-        _str(body, "link.thumb_media_id", "thumb_media_id", max_bytes=128)
+        _str(body, where, "title", max_bytes=LINK_TITLE_BYTES)
+        _str(body, where, "desc", max_bytes=LINK_DESC_BYTES, required=False)
+        _url(body, where, "url")
+        _str(body, where, "thumb_media_id", max_bytes=128)
     elif msgtype == "miniprogram":
-        _str(body, "miniprogram.appid", "appid", max_bytes=32)
-        _str(body, "miniprogram.title", "title", max_bytes=MINIPROGRAM_TITLE_BYTES,
-             required=False)
-        _str(body, "miniprogram.pagepath", "pagepath", max_bytes=1024)
-        _str(body, "miniprogram.thumb_media_id", "thumb_media_id", max_bytes=128)
-    elif msgtype == "msgmenu":
-        validate_menu(body)
+        _str(body, where, "appid", max_bytes=32)
+        _str(body, where, "title", max_bytes=MINIPROGRAM_TITLE_BYTES, required=False)
+        _str(body, where, "pagepath", max_bytes=1024)
+        _str(body, where, "thumb_media_id", max_bytes=128)
     elif msgtype == "location":
         for key, bound in (("latitude", 90), ("longitude", 180)):
             value = body.get(key)
+            at = where.key(key)
+            if value is None:
+                raise at.error("is required (a number)")
             if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ValidationError(f"location.{key}", "must be a number")
+                raise at.error(f"expected a number, got {kind_of(value)}")
             if not -bound <= value <= bound:
-                raise ValidationError(f"location.{key}", f"{value} is out of range "
-                                      f"-{bound}..{bound}")
-        _str(body, "location.name", "name", max_bytes=256, required=False)
-        _str(body, "location.address", "address", max_bytes=512, required=False)
+                raise at.error(f"{value} is out of range -{bound}..{bound}")
+        _str(body, where, "name", max_bytes=256, required=False)
+        _str(body, where, "address", max_bytes=512, required=False)
     elif msgtype == "ca_link":
-        _url(body, "ca_link.link_url", "link_url")
+        _url(body, where, "link_url")
 
 
-def validate_menu(menu: Any) -> None:
-    if not isinstance(menu, dict):
-        raise ValidationError("msgmenu", "a menu is a JSON object with head_content, list, "
-                              "tail_content")
-    _str(menu, "msgmenu.head_content", "head_content", max_bytes=MENU_HEAD_TAIL_BYTES,
-         required=False)
-    _str(menu, "msgmenu.tail_content", "tail_content", max_bytes=MENU_HEAD_TAIL_BYTES,
-         required=False)
-    items = menu.get("list")
-    if not isinstance(items, list) or not items:
-        raise ValidationError("msgmenu.list", "must be a non-empty array of items")
+def validate_menu(menu: Any, where: Where | None = None) -> None:
+    """A msgmenu object: head_content, list (1-10 items), tail_content (kf-api.md §2.6)."""
+    where = where or Where("", "msgmenu")
+    menu = expect_object(menu, where, "a menu object with head_content, list, tail_content")
+    _str(menu, where, "head_content", max_bytes=MENU_HEAD_TAIL_BYTES, required=False)
+    _str(menu, where, "tail_content", max_bytes=MENU_HEAD_TAIL_BYTES, required=False)
+    at = where.key("list")
+    items = expect_list(menu.get("list"), at, f"an array of 1-{MENU_ITEMS} items")
+    if not items:
+        raise at.error(f"must hold 1-{MENU_ITEMS} items")
     if len(items) > MENU_ITEMS:
-        raise ValidationError("msgmenu.list", f"{len(items)} items, at most {MENU_ITEMS}")
-    for i, item in enumerate(items, 1):
-        where = f"msgmenu.list[{i}]"
-        if not isinstance(item, dict):
-            raise ValidationError(where, "must be an object")
+        raise at.error(f"{len(items)} items, at most {MENU_ITEMS}")
+    kinds = ", ".join(MENU_ITEM_FIELDS)
+    for i, item in enumerate(items):
+        here = at.item(i)
+        item = expect_object(item, here, 'an object {"type": …, <type>: {…}}')
         kind = item.get("type")
+        if not isinstance(kind, str):
+            raise here.key("type").error(f"expected one of {kinds}, got {kind_of(kind)}")
         if kind not in MENU_ITEM_FIELDS:
-            raise ValidationError(f"{where}.type", f"{kind!r} is not one of "
-                                  f"{', '.join(MENU_ITEM_FIELDS)}")
-        inner = item.get(kind)
-        if not isinstance(inner, dict):
-            raise ValidationError(f"{where}.{kind}", "missing or not an object")
-        for field, (low, high) in MENU_ITEM_FIELDS[kind].items():
-            _str(inner, f"{where}.{kind}.{field}", field, max_bytes=high, min_bytes=low)
+            raise here.key("type").error(f"{kind!r} is not one of {kinds}")
+        fields = MENU_ITEM_FIELDS[kind]
+        inner = expect_object(item.get(kind), here.key(kind),
+                              f"an object with {', '.join(fields)}")
+        for field, (low, high) in fields.items():
+            _str(inner, here.key(kind), field, max_bytes=high, min_bytes=low)
 
 
-def _str(body: dict, name: str, key: str, *, max_bytes: int, required: bool = True,
+def _str(body: dict, where: Where, key: str, *, max_bytes: int, required: bool = True,
          min_bytes: int = 1) -> None:
+    at = where.key(key)
     value = body.get(key)
     if value is None:
         if required:
-            raise ValidationError(name, "is required")
+            raise at.error("is required")
         return
     if not isinstance(value, str):
-        raise ValidationError(name, "must be a string")
+        raise at.error(f"expected a string, got {kind_of(value)}")
     if required or value:
-        check_text(name, value, max_bytes=max_bytes, min_len=min_bytes)
+        check_text(str(at), value, max_bytes=max_bytes, min_len=min_bytes)
 
 
-def _url(body: dict, name: str, key: str) -> None:
-    _str(body, name, key, max_bytes=URL_BYTES)
+def _url(body: dict, where: Where, key: str) -> None:
+    _str(body, where, key, max_bytes=URL_BYTES)
     value = body[key]
     if not value.startswith(("http://", "https://")):
-        raise ValidationError(name, f"must start with http:// or https:// ({utf8_len(value)} "
-                              f"bytes given)")
+        raise where.key(key).error(f"must start with http:// or https:// ({utf8_len(value)} "
+                                   f"bytes given)")

@@ -131,8 +131,10 @@ def test_encrypt_json_and_raw(run):
 def test_empty_corp_id_means_an_empty_receive_id(run):
     encrypt = ref_encrypt(AES_KEY, b"<xml><A>1</A></xml>", b"")
     args = ["callback-verify", "decrypt", *signed(encrypt), "--encrypt", encrypt, "--raw"]
+    # An empty variable counts as unset (KFCLI_CORP_ID= in a CI file is "not given"): only
+    # the flag says "an empty receive id".
     r = run(*args, env={**ENV, "KFCLI_CORP_ID": ""})
-    assert r.code == 0 and r.out == "<xml><A>1</A></xml>", r.err
+    assert r.code == 3 and "--corp-id ''" in r.err, r.err
     r = run(*args, "--token", TOKEN, "--aes-key", AES_KEY, "--corp-id", "")
     assert r.code == 0 and r.out == "<xml><A>1</A></xml>", r.err
     r = run(*args, env=ENV)  # expects wx5823…: the message carries an empty id

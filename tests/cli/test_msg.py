@@ -178,7 +178,7 @@ def test_menu_item_and_miniprogram_limits(kf, sandbox, chat, tmp_path):
 
     cases = [
         (["--menu", menu({"type": "click", "click": {"id": "x" * 65, "content": "c"}})],
-         "msgmenu.list[1].click.id: 65 bytes"),
+         "--menu: list[0].click.id: 65 bytes"),  # JSON paths count from 0
         (["--menu", menu({"type": "view", "view": {"url": "https://e.com", "content": ""}})],
          "must not be empty"),
         (["--menu", menu({"type": "text", "text": {"content": "t" * 257}})], "256 bytes"),

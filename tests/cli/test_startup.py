@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 
@@ -26,3 +27,25 @@ def test_version_and_help(run):
     assert r.code == 0 and "Examples" in r.out
     r = run("account", "lst")
     assert r.code == 2 and "error:" in r.err and "Traceback" not in r.err
+
+
+def test_completion_modules_import_only_os_and_sys():
+    """A TAB press pays for these two modules; json only when a value needs a file."""
+    code = (
+        "import sys; before = set(sys.modules); import kfcli._complete, kfcli.cli._tree; "
+        "new = sorted(m for m in set(sys.modules) - before if not m.startswith('kfcli')); "
+        "print(new)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_completion_request_does_not_import_typer(tmp_path):
+    code = "import sys; from kfcli.__main__ import main\n" \
+           "try:\n main(['account', 'l'])\nexcept SystemExit: pass\nprint('typer' in sys.modules)"
+    env = {**os.environ, "_KFCLI_COMPLETE": "fish", "HOME": str(tmp_path),
+           "KFCLI_CONFIG_DIR": str(tmp_path / "config")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env=env)
+    lines = out.stdout.splitlines()
+    assert lines[0] == "words\t" and lines[1].startswith("list\t") and lines[-1] == "False"

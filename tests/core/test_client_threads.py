@@ -87,11 +87,13 @@ def test_sixteen_threads_share_one_client_without_mixing_answers(sandbox, home):
             else:  # four sends a thread, both kinds of method
                 msgid = f"thread-{i}-call-{call}"
                 if call % 2:
-                    assert client.send_msg(customer, open_kfid, "text", {"content": msgid},
+                    assert client.send_msg(open_kfid=open_kfid, external_userid=customer,
+                                           msgtype="text", content={"content": msgid},
                                            msgid=msgid) == msgid
                 else:
-                    result = client.send_message(customer, open_kfid, "text",
-                                                 {"content": msgid}, msgid=msgid)
+                    result = client.send_message(open_kfid=open_kfid, external_userid=customer,
+                                                 msgtype="text", content={"content": msgid},
+                                                 msgid=msgid)
                     assert result == SendResult(msgid, already_delivered=False, retried=False)
                 sent.append(msgid)
         return sent
@@ -126,8 +128,9 @@ def test_a_dropped_send_is_reported_to_its_own_thread_only(sandbox, home):
         outcomes = []
         for n in range(5):
             msgid = f"t{i}-n{n}"
-            result = client.send_message(customers[i], open_kfid, "text",
-                                         {"content": msgid}, msgid=msgid)
+            result = client.send_message(open_kfid=open_kfid, external_userid=customers[i],
+                                         msgtype="text", content={"content": msgid},
+                                         msgid=msgid)
             assert result.msgid == msgid
             # The deprecated flags are per thread: they describe this thread's send.
             outcomes.append((result, client.already_delivered,
@@ -164,7 +167,8 @@ def test_expired_token_mid_run_is_fetched_once_for_all_threads(sandbox, home):
             page = client.sync_msg(open_kfid)
             assert sorted(m["external_userid"] for m in page.msg_list) == sorted(customers)
             msgid = f"after-{i}-{n}"
-            assert client.send_message(customers[i], open_kfid, "text", {"content": "x"},
+            assert client.send_message(open_kfid=open_kfid, external_userid=customers[i],
+                                       msgtype="text", content={"content": "x"},
                                        msgid=msgid).msgid == msgid
 
     in_threads(8, work, action=lambda: sandbox.fault(fault="expire_tokens"))
@@ -259,8 +263,10 @@ def test_deprecated_flags_warn_and_client_is_a_context_manager(sandbox, home):
     open_kfid = sandbox.account()
     customer = sandbox.say(open_kfid, "hello")
     with make_client(sandbox) as client:
-        client.send_msg(customer, open_kfid, "text", {"content": "a"}, msgid="dup-1")
-        assert client.send_message(customer, open_kfid, "text", {"content": "a"},
+        client.send_msg(open_kfid=open_kfid, touser=customer, msgtype="text",
+                        content={"content": "a"}, msgid="dup-1")
+        assert client.send_message(open_kfid=open_kfid, external_userid=customer,
+                                   msgtype="text", content={"content": "a"},
                                    msgid="dup-1") == SendResult("dup-1", True, False)
         with pytest.deprecated_call():
             assert client.already_delivered is True
