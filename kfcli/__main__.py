@@ -8,6 +8,7 @@ requests (`_KFCLI_COMPLETE=bash|zsh|fish`, set by the scripts in completions/) a
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 
@@ -22,7 +23,15 @@ def main(argv: list[str] | None = None) -> None:
     if args in (["--version"], ["-V"]):
         from kfcli import __version__
 
-        sys.stdout.write(f"kfcli {__version__}\n")
+        try:
+            sys.stdout.write(f"kfcli {__version__}\n")
+            sys.stdout.flush()
+        except OSError as exc:  # `| head -0` or `> /dev/full`: as the full CLI reports it
+            os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+            if exc.errno == errno.EPIPE:
+                sys.exit(0)
+            sys.stderr.write(f"error: cannot write the output: {exc.strerror}\n")
+            sys.exit(3)
         sys.exit(0)
     from kfcli.cli.app import run
 

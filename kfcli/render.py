@@ -85,6 +85,7 @@ class Output:
         #: --columns: the columns (or an object's fields) to show in tables and TSV.
         self.columns = list(columns) if columns else None
         self._noted = False
+        self._status = False  # a progress line is showing on stderr
         #: Errors as JSON on stderr: with -o json/jsonl, not when a stream merely defaults to it.
         self.json_errors = True
 
@@ -239,6 +240,30 @@ class Output:
 
     # ------------------------------------------------------------------ messages (stderr)
 
+    @property
+    def shows_progress(self) -> bool:
+        """Progress goes to stderr, and only when it is a terminal (DESIGN.md §4)."""
+        return _isatty(self.stderr)
+
+    def status(self, text: str | None) -> None:
+        """Show (or with None, clear) the one-line progress status on a terminal's stderr;
+        a no-op elsewhere, so logs and pipes never see it."""
+        if not self.shows_progress:
+            return
+        if text is None:
+            if self._status:
+                self.stderr.write("\r\x1b[K")
+                self.stderr.flush()
+                self._status = False
+            return
+        width = max(10, terminal_width(self.stderr) - 1)
+        line = clean(redact(text))
+        if cell_width(line) > width:
+            line = _crop(line, width)
+        self.stderr.write("\r\x1b[K" + line)
+        self.stderr.flush()
+        self._status = True
+
     def info(self, text: str) -> None:
         self._err(text)
 
@@ -259,6 +284,7 @@ class Output:
         self.stderr.flush()
 
     def _err(self, text: str) -> None:
+        self.status(None)  # a message never lands in the middle of a progress line
         self.stderr.write(clean(redact(text), keep_newlines=True) + "\n")
         self.stderr.flush()
 

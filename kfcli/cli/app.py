@@ -4,6 +4,7 @@ exceptions into messages and exit codes (DESIGN.md §5)."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import sys
 from typing import Annotated
 
@@ -111,6 +112,7 @@ app = typer.Typer(
     epilog=EPILOG,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    add_completion=False,  # `kfcli completion install`: the fast scripts, not Typer's
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -163,6 +165,7 @@ def run(args: list[str]) -> int:
     """Run the CLI; returns the exit code. Expected failures never show a traceback."""
     _setup_streams()
     st = reset_state()
+    _setup_log()
     try:
         code = _invoke(st, args)
     finally:
@@ -250,16 +253,51 @@ def _environment(exc: OSError, *, output: bool = False):
         return EnvironmentProblem(f"cannot use {exc.filename}: {reason}",
                                   hint="check that the path exists and is writable (or point "
                                   "KFCLI_CONFIG_DIR / XDG_*_HOME elsewhere)")
-    if not output:  # a failed write to stdout leaves data in its buffer: flushing fails again
-        try:
-            sys.stdout.flush()
-        except OSError:
-            output = True
+    output = output or _from_render(exc)
     if output:
         return EnvironmentProblem(f"cannot write the output: {reason}",
                                   hint="check the file or device stdout is redirected to")
     name = errnos.errorcode.get(exc.errno or 0, "")
     return EnvironmentProblem(f"{reason}{f' ({name})' if name else ''}")
+
+
+def _setup_log() -> None:
+    """What the library logs (`kfcli.core`: an unusable token cache, retries) goes to stderr
+    as `warning: …`; notices (retrying after 45009, …) only when stderr is a terminal."""
+    logger = logging.getLogger("kfcli.core")
+    if any(isinstance(h, _StderrLog) for h in logger.handlers):
+        return
+    logger.addHandler(_StderrLog())
+    logger.setLevel(logging.INFO if _isatty(sys.stderr) else logging.WARNING)
+    logger.propagate = False
+
+
+def _isatty(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+class _StderrLog(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        with contextlib.suppress(Exception):  # a log line must never fail a command
+            out = state().out
+            text = record.getMessage()
+            out.warning(text) if record.levelno >= logging.WARNING else out.info(text)
+
+
+def _from_render(exc: BaseException) -> bool:
+    """Whether the error was raised writing output."""
+    from pathlib import Path
+
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return False
+    code = tb.tb_frame.f_code  # render.py writes data; Click's echo() writes help text
+    return Path(code.co_filename).name == "render.py" or code.co_name == "echo"
 
 
 def _setup_streams() -> None:

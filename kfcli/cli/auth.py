@@ -21,7 +21,8 @@ app = new_app("Inspect credentials and the access-token cache.")
 def status() -> None:
     """Show each setting, where it comes from (flag, env, profile, default), and the token cache.
 
-    Makes no network request. Secrets are masked, and so is the password of a store URL.
+    A profile named with -p wins over KFCLI_* variables; those it overrides are listed as
+    ignored. Makes no network request. Secrets are masked, and so is the password of a store URL.
     """
     from kfcli.core.tokens import TokenCache
 
@@ -46,6 +47,7 @@ def status() -> None:
             "settings": {r["setting"]: {"value": r["value"], "source": r["source"]}
                          for r in rows},
             "token": token,
+            "ignored_env": settings.ignored_env,
         })
         return
     rows.insert(0, {"setting": "profile", "value": settings.profile,
@@ -55,6 +57,10 @@ def status() -> None:
                  "value": f"cached, expires in {left} s" if token["cached"] else "not cached",
                  "source": "cache"})
     out.rows(rows, ["setting", "value", "source"])
+    if settings.ignored_env:
+        why = "--sandbox" if st.sandbox else f"-p {settings.profile}"
+        out.info(f"ignored: {', '.join(settings.ignored_env)} ({why} on the command line wins "
+                 "over the environment)")
 
 
 def _no_fetch() -> tuple[str, int]:  # pragma: no cover - status never fetches

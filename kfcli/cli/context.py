@@ -214,7 +214,8 @@ def confirm(question: str, *, yes: bool) -> None:
         raise UsageError(f"{question} needs confirmation: pass --yes (no terminal to ask on)")
     answer = typer.confirm(question, default=False, err=True)
     if not answer:
-        raise typer.Exit(1)
+        raise UsageError("not confirmed: nothing was changed",
+                         hint="answer y to go ahead, or pass --yes")
 
 
 def read_secret(prompt: str) -> str:
@@ -228,20 +229,34 @@ def read_secret(prompt: str) -> str:
     return value
 
 
+def read_text(option: str, source: str) -> str:
+    """The text of FILE, or of stdin for '-': UTF-8 (a leading BOM dropped). Unreadable or
+    not UTF-8 → a usage error naming the file and where the first bad byte is."""
+    name = "stdin" if source == "-" else source
+    try:
+        if source == "-":
+            data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else \
+                sys.stdin.read().encode("utf-8")
+        else:
+            with open(source, "rb") as fh:
+                data = fh.read()
+    except OSError as exc:
+        raise UsageError(f"{option}: cannot read {name} ({exc.strerror})") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise UsageError(f"{option}: {name} is not UTF-8 text (byte 0x{data[exc.start]:02x} "
+                         f"on line {line})",
+                         hint="convert it first, e.g. `iconv -f GBK -t UTF-8`") from None
+
+
 def read_ids(values: list[str] | None, source: str | None, what: str) -> list[str]:
     """Ids from arguments plus, with `--from FILE|-`, one per line (blank lines and #-comments
     skipped), in order, without duplicates."""
     ids = list(values or [])
     if source is not None:
-        if source == "-":
-            lines = sys.stdin.read().splitlines()
-        else:
-            try:
-                with open(source, encoding="utf-8") as fh:
-                    lines = fh.read().splitlines()
-            except OSError as exc:
-                raise UsageError(f"--from: cannot read {source} ({exc.strerror})") from None
-        ids.extend(line.strip() for line in lines)
+        ids.extend(line.strip() for line in read_text("--from", source).splitlines())
     ids = [i for i in ids if i and not i.startswith("#")]
     return list(dict.fromkeys(ids))
 

@@ -40,7 +40,17 @@ def upload_file(path: Path, media_type: str | None) -> MediaUpload:
     media_type, size = limits.check_media_file(path, media_type)
     if media_type == "image" and size > limits.IMAGE_WARN_BYTES:
         state().out.warning(f"{path}: {size} bytes; older WeCom pages limit images to 2 MB")
-    return state().client().media_upload(path, media_type)
+    out = state().out
+    out.status(f"uploading {path.name} ({_size(size)}) as {media_type}…")
+    try:
+        return state().client().media_upload(path, media_type)
+    finally:
+        out.status(None)
+
+
+def _size(size: int) -> str:
+    return f"{size / 1048576:.1f} MB" if size >= 1048576 else f"{size / 1024:.0f} KB" \
+        if size >= 1024 else f"{size} bytes"
 
 
 @app.command("get", epilog="""Examples:

@@ -22,6 +22,7 @@ from kfcli.cli.msg import app
 from kfcli.cli.text import plural
 from kfcli.core import limits
 from kfcli.core.errors import (
+    Interrupted,
     KfError,
     NetworkError,
     RateLimitError,
@@ -30,6 +31,7 @@ from kfcli.core.errors import (
     ValidationError,
 )
 from kfcli.core.sync import ORIGINS, Message
+from kfcli.render import _isatty
 
 VOICE_FORMATS = {"amr": 0, "silk": 1}
 
@@ -69,12 +71,16 @@ class _Rows:
 
                 self._stream = LineStream(out.stdout)
         self._opened = False  # "[" of a JSON array goes out with the first data
+        #: Called with the running count after each page (progress on a terminal's stderr).
+        self.progress: Callable[[int], None] | None = None
 
     # Sink protocol (kfcli.core.pull)
     def write(self, rows, outbox_id: int | None) -> None:
         self.emit(rows, outbox_id)
 
     def emit(self, rows, record: int | None) -> None:
+        if rows:
+            self.out.status(None)  # a "waiting…" line must not run into the messages
         if self.fmt == "table":
             try:
                 for row in rows:
@@ -88,6 +94,8 @@ class _Rows:
         if record is not None and self._writer is None:
             self._pending.append(record)
         self.count += len(rows)
+        if rows and self.progress is not None:
+            self.progress(self.count)
 
     def _format(self, rows) -> str:
         if self.fmt == "jsonl":
@@ -313,6 +321,8 @@ def sync(
     puller = Puller(client, store, corp_id, owner=journal.owner,
                     owner_prefix=journal.owner_prefix, sink=rows, claim=journal.claim,
                     limit=limit, voice_format=voice, history=True, log=out.warning)
+    if out.shows_progress and not _isatty(out.stdout):  # `msg sync … > file` on a terminal
+        rows.progress = lambda n: out.status(f"msg sync {open_kfid}: {plural(n, 'message')}")
     start = cursor if cursor is not None else ("" if all_ else None)
     following = follow or tokens is not None
     delay = interval
@@ -354,10 +364,16 @@ def sync(
             if not follow:
                 break
             delay = interval if rows.count > before else min(delay * 2, 60.0)
+            out.status(f"{plural(rows.count, 'message')} so far; waiting for new ones, next "
+                       f"look in {delay:.0f} s (Ctrl-C stops)")
             time.sleep(delay)
         rows.end()
         settled = True
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted after {plural(rows.count, 'message')}; every message "
+                          "written is saved, and the next run continues after it") from None
     finally:
+        out.status(None)
         if not settled:
             rows.abandon()
         journal.close(settled=settled)
@@ -476,11 +492,13 @@ def history(
                 rows.emit(batch, None)
                 last = batch[-1].seq
                 continue
+            out.status(_WAITING)
             time.sleep(interval)
     finally:
         store.close()
 
 
+_WAITING = "waiting for new messages in the store (Ctrl-C stops)"
 _CONSUMER = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
@@ -533,6 +551,7 @@ def _consume(store, out, corp_id: str, open_kfid: str, name: str, *, customer, s
             rows.settle()
             if not follow:
                 break
+            out.status(_WAITING)
             time.sleep(interval)
         rows.end()
         settled = True

@@ -9,7 +9,13 @@ import typer
 from kfcli.cli.context import FromOpt, YesOpt, confirm, new_app, read_ids, state, with_output
 from kfcli.cli.text import plural
 from kfcli.core import limits
-from kfcli.core.errors import KfError, PartialError, UsageError, ValidationError
+from kfcli.core.errors import (
+    Interrupted,
+    KfError,
+    PartialError,
+    UsageError,
+    ValidationError,
+)
 
 app = new_app("List, add and remove servicers of a KF account.")
 
@@ -70,18 +76,40 @@ def _apply(op: str, open_kfid: str, userids: list[str], departments: list[int]) 
         limits.check_text("userid", uid, max_bytes=64)
     client = state().client()
     call = client.servicer_add if op == "add" else client.servicer_delete
+    out = state().out
     size = limits.BATCH_IDS
-    batches = max(len(userids), len(departments))
-    results = []
+    total = len(userids) + len(departments)
+    # TSV and JSON lines are written batch by batch, so an interrupt or a failure keeps the
+    # record of what was done; a table and a JSON document need every row first.
+    streaming = out.fmt in ("tsv", "jsonl")
+    results, pending, done = [], [], 0
+    verb = "added" if op == "add" else "removed"
     try:
-        # One request per batch of up to 100 userids and 100 departments (kf-api.md §2.3).
-        for start in range(0, batches, size):
-            results.extend(call(open_kfid=open_kfid, userids=userids[start:start + size],
-                                department_ids=departments[start:start + size]))
+        # One request per batch of up to 100 userids and 100 departments (WeCom's limit).
+        for start in range(0, max(len(userids), len(departments)), size):
+            batch_users = userids[start:start + size]
+            batch_depts = departments[start:start + size]
+            out.status(f"servicer {'add' if op == 'add' else 'remove'}: {done} of {total} "
+                       f"done, sending {len(batch_users) + len(batch_depts)}…")
+            batch = call(open_kfid=open_kfid, userids=batch_users, department_ids=batch_depts)
+            done += len(batch_users) + len(batch_depts)
+            results.extend(batch)
+            if streaming:
+                _report(batch)
+            else:
+                pending.extend(batch)
+    except KeyboardInterrupt:
+        out.status(None)
+        _report(pending)
+        raise Interrupted(f"interrupted after {done} of {total} ({done} {verb} or reported "
+                          "above)", hint="run the same command again to do the rest: ids "
+                          "already done are reported as ignored") from None
     except KfError:
-        _report(results)  # what earlier batches did must not vanish with the error
+        out.status(None)
+        _report(pending)  # what earlier batches did must not vanish with the error
         raise
-    _report(results)
+    out.status(None)
+    _report(pending)
     failed = [r for r in results if not r.ok]
     if failed:
         first = failed[0]
@@ -96,6 +124,8 @@ REPORT_COLUMNS = ["id", "result", "errcode", "errmsg"]
 
 
 def _report(results) -> None:
+    if not results and state().out.fmt in ("tsv", "jsonl"):
+        return
     rows = []
     for r in results:
         row = r.to_dict()

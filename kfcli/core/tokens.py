@@ -72,6 +72,22 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_locks)
 
 
+_warned: set[str] = set()
+
+
+def _cache_unusable(directory: Path, exc: OSError) -> None:
+    """Log (once per directory and process) that the token cache cannot be written. Each
+    process then fetches its own token: slower, and more gettoken calls, but it works."""
+    if str(directory) in _warned:
+        return
+    _warned.add(str(directory))
+    import logging
+
+    logging.getLogger("kfcli.core").warning(
+        "cannot use the token cache %s (%s); continuing without it, so every run fetches a "
+        "new token", directory, exc.strerror or exc)
+
+
 def cache_key(corp_id: str, secret: str) -> str:
     digest = hashlib.sha256(secret.encode("utf-8")).hexdigest()[:16]
     safe_corp = "".join(c if c.isalnum() or c in "-_" else "_" for c in corp_id)
@@ -147,20 +163,36 @@ class TokenCache:
                 return memo.access_token
             import filelock
 
-            ensure_private_dir(self.directory)
-            with filelock.FileLock(str(self.lock_path), timeout=LOCK_TIMEOUT, mode=0o600):
+            try:
+                ensure_private_dir(self.directory)
+                file_lock = filelock.FileLock(str(self.lock_path), timeout=LOCK_TIMEOUT,
+                                              mode=0o600)
+                file_lock.acquire()
+            except OSError as exc:  # an unwritable cache: work without it, say so once
+                _cache_unusable(self.directory, exc)
+                return self._fetch_new()
+            try:
                 cached = self.read()
                 if reuse and cached and cached.fresh() and cached.access_token != rejected:
                     self._memo = cached  # the newest there is, whatever read() kept
                     self.last_source = "cache"
                     return cached.access_token
-                token, expires_in = self._fetch()
-                register_secret(token)
-                now = time.time()
-                self._memo = CachedToken(token, now + expires_in, now)
+                return self._fetch_new(save=True)
+            finally:
+                file_lock.release()
+
+    def _fetch_new(self, *, save: bool = False) -> str:
+        token, expires_in = self._fetch()
+        register_secret(token)
+        now = time.time()
+        self._memo = CachedToken(token, now + expires_in, now)
+        if save:
+            try:
                 self._write(self._memo)
-                self.last_source = "gettoken"
-                return token
+            except OSError as exc:
+                _cache_unusable(self.directory, exc)
+        self.last_source = "gettoken"
+        return token
 
     def _write(self, token: CachedToken) -> None:
         doc = {

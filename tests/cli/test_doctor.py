@@ -203,8 +203,10 @@ def test_invalid_base_url(run):
     r = run("doctor", "-o", "json", env={"KFCLI_BASE_URL": "ftp://example.com",
                                           "KFCLI_CORP_ID": "ww1", "KFCLI_SECRET": "s" * 20})
     assert r.code == 3
-    assert statuses(r)["reachability"] == "failed"
-    assert "base_url" in detail(r, "reachability")["hint"]
+    # Caught with the configuration, before anything tries to reach it.
+    assert statuses(r)["config"] == "failed"
+    assert "KFCLI_BASE_URL" in detail(r, "config")["detail"]
+    assert statuses(r)["reachability"] == "skipped"
 
 
 @pytest.mark.parametrize(("token", "aes_key", "needle"), [
