@@ -76,6 +76,15 @@ class Sandbox:
     def stats(self) -> dict[str, int]:
         return self.get("/sandbox/stats")["requests"]
 
+    def idle(self, timeout: float = 60) -> None:
+        """Wait until no API request is being handled (a stalled one has taken effect)."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while self.get("/sandbox/stats")["in_flight"]:
+            assert time.monotonic() < deadline, "the sandbox stayed busy"
+            time.sleep(0.02)
+
     def fault(self, **body) -> None:
         resp = requests.post(self.base_url + "/sandbox/faults", json=body, timeout=10)
         assert resp.status_code == 200, resp.text

@@ -14,8 +14,6 @@ TREE = {
         (('--debug',), None, 'Trace HTTP requests on stderr (secrets redacted)', False),
         (('--output', '-o'), 'format', 'Output format: table, wide (a table with every column), tsv, json or jsonl', False),
         (('--json',), None, 'Short for --output json', False),
-        (('--install-completion',), None, 'Install completion for the current shell', False),
-        (('--show-completion',), None, 'Show completion for the current shell, to copy it or customize the installation', False),
         (('--help', '-h'), None, 'Show help and exit', False),
     ),
     'commands': {

@@ -4,7 +4,6 @@ exceptions into messages and exit codes (DESIGN.md §5)."""
 from __future__ import annotations
 
 import contextlib
-import logging
 import sys
 from typing import Annotated
 
@@ -262,14 +261,20 @@ def _environment(exc: OSError, *, output: bool = False):
 
 
 def _setup_log() -> None:
-    """What the library logs (`kfcli.core`: an unusable token cache, retries) goes to stderr
-    as `warning: …`; notices (retrying after 45009, …) only when stderr is a terminal."""
-    logger = logging.getLogger("kfcli.core")
-    if any(isinstance(h, _StderrLog) for h in logger.handlers):
-        return
-    logger.addHandler(_StderrLog())
-    logger.setLevel(logging.INFO if _isatty(sys.stderr) else logging.WARNING)
-    logger.propagate = False
+    """What the library has to say (`kfcli.core.notices`: an unusable token cache, retries)
+    goes to stderr: warnings always, notices (45009, retrying in 2 s) on a terminal only."""
+    from kfcli.core import notices
+
+    show_info = _isatty(sys.stderr)
+
+    def listener(level: str, text: str) -> None:
+        with contextlib.suppress(Exception):  # a notice must never fail a command
+            if level == notices.WARNING:
+                state().out.warning(text)
+            elif show_info:
+                state().out.info(text)
+
+    notices.listen(listener)
 
 
 def _isatty(stream) -> bool:
@@ -277,14 +282,6 @@ def _isatty(stream) -> bool:
         return stream.isatty()
     except (AttributeError, ValueError):
         return False
-
-
-class _StderrLog(logging.Handler):
-    def emit(self, record: logging.LogRecord) -> None:
-        with contextlib.suppress(Exception):  # a log line must never fail a command
-            out = state().out
-            text = record.getMessage()
-            out.warning(text) if record.levelno >= logging.WARNING else out.info(text)
 
 
 def _from_render(exc: BaseException) -> bool:

@@ -268,10 +268,20 @@ FromOpt = Annotated[
 ]
 
 
+class _Typer(typer.Typer):
+    """Commands refuse a single-value option given twice (`--text a --text b`): Click would
+    silently keep the last one."""
+
+    def command(self, name: str | None = None, *, cls: Any = None, **kwargs: Any):
+        from kfcli.cli.strict import StrictCommand
+
+        return super().command(name, cls=cls or StrictCommand, **kwargs)
+
+
 def new_app(help: str, *, group: bool = True) -> typer.Typer:
     """A command-group app with kfcli's settings: plain help (no rich import), -h, and a
     group even when it holds a single command (`kfcli corp qualification`)."""
-    app = typer.Typer(help=help, no_args_is_help=group, rich_markup_mode=None,
+    app = _Typer(help=help, no_args_is_help=group, rich_markup_mode=None,
                       add_completion=False, pretty_exceptions_enable=False,
                       context_settings={"help_option_names": ["-h", "--help"]})
     if group:

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kfcli.core import limits, messages
+from kfcli.core import limits, messages, notices
 from kfcli.core.config import DEFAULT_BASE_URL, Settings
 from kfcli.core.errors import (
     ConfigError,
@@ -243,7 +243,7 @@ class KfClient:
                 if exc.retry and (retry_safe or exc.never_sent) and \
                         attempt < self.retry.max_retries:
                     ambiguous |= not exc.never_sent
-                    self._sleep(attempt)
+                    self._sleep(attempt, f"{path}: {exc.reason}")
                     attempt += 1
                     continue
                 hint = None if (retry_safe or exc.never_sent) else (
@@ -254,16 +254,20 @@ class KfClient:
             self._trace_response(resp, started)
             if resp.status >= 500 and retry_safe and attempt < self.retry.max_retries:
                 ambiguous = True
-                self._sleep(attempt)
+                self._sleep(attempt, f"{path}: HTTP {resp.status}")
                 attempt += 1
                 continue
             if resp.status >= 500:
                 raise NetworkError(f"{method} {path}: HTTP {resp.status} from server")
             return resp, ambiguous
 
-    def _sleep(self, attempt: int) -> None:
+    def _sleep(self, attempt: int, reason: str) -> None:
+        """Wait before retry number attempt+1; the `kfcli.core` logger says why (the CLI
+        shows it on a terminal)."""
         delay = self.retry.delay(attempt)
         self._trace(f"! retrying in {delay:.2f} s")
+        notices.notice(notices.INFO, f"{reason}, retrying in {delay:.1f} s (retry "
+                       f"{attempt + 1} of {self.retry.max_retries})")
         time.sleep(delay)
 
     def _trace(self, line: str) -> None:
@@ -318,7 +322,7 @@ class KfClient:
                                         "not a number of seconds")
                 return token, expires_in
             if errcode in BACKOFF_ERRCODES and attempt < self.retry.max_retries:
-                self._sleep(attempt)
+                self._sleep(attempt, _busy(errcode))
                 attempt += 1
                 continue
             # 40001/40013 here are configuration errors: stop at once (repeated wrong secrets
@@ -425,7 +429,7 @@ class KfClient:
                 token = self._token(rejected=token)
                 continue
             if errcode in BACKOFF_ERRCODES and attempt < self.retry.max_retries:
-                self._sleep(attempt)
+                self._sleep(attempt, _busy(errcode))
                 attempt += 1
                 continue
             raise api_error(errcode, str(doc.get("errmsg", "")))
@@ -901,3 +905,8 @@ def _content_type(media_type: str, path: Path) -> str:
 
 
 __all__ = ["KfClient", "RetryPolicy", "SendResult", "Timeout"]
+
+
+def _busy(errcode: int) -> str:
+    return {45009: "45009 rate limited", 45033: "45033 too many concurrent calls",
+            -1: "-1 system busy"}.get(errcode, f"{errcode} busy")

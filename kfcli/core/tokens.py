@@ -14,6 +14,7 @@ a missing or rejected token is fetched once per process, not once per thread.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -81,11 +82,10 @@ def _cache_unusable(directory: Path, exc: OSError) -> None:
     if str(directory) in _warned:
         return
     _warned.add(str(directory))
-    import logging
+    from kfcli.core.notices import WARNING, notice
 
-    logging.getLogger("kfcli.core").warning(
-        "cannot use the token cache %s (%s); continuing without it, so every run fetches a "
-        "new token", directory, exc.strerror or exc)
+    notice(WARNING, f"cannot use the token cache {directory} ({exc.strerror or exc}); "
+           "continuing without it, so every run fetches a new token")
 
 
 def cache_key(corp_id: str, secret: str) -> str:
@@ -163,23 +163,20 @@ class TokenCache:
                 return memo.access_token
             import filelock
 
-            try:
-                ensure_private_dir(self.directory)
-                file_lock = filelock.FileLock(str(self.lock_path), timeout=LOCK_TIMEOUT,
-                                              mode=0o600)
-                file_lock.acquire()
-            except OSError as exc:  # an unwritable cache: work without it, say so once
-                _cache_unusable(self.directory, exc)
-                return self._fetch_new()
-            try:
+            with contextlib.ExitStack() as held:
+                try:
+                    ensure_private_dir(self.directory)
+                    held.enter_context(filelock.FileLock(str(self.lock_path),
+                                                         timeout=LOCK_TIMEOUT, mode=0o600))
+                except OSError as exc:  # an unwritable cache: work without it, say so once
+                    _cache_unusable(self.directory, exc)
+                    return self._fetch_new()
                 cached = self.read()
                 if reuse and cached and cached.fresh() and cached.access_token != rejected:
                     self._memo = cached  # the newest there is, whatever read() kept
                     self.last_source = "cache"
                     return cached.access_token
                 return self._fetch_new(save=True)
-            finally:
-                file_lock.release()
 
     def _fetch_new(self, *, save: bool = False) -> str:
         token, expires_in = self._fetch()

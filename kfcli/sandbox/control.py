@@ -41,7 +41,8 @@ def get_directory(request: Request) -> dict[str, Any]:
 
 @CONTROL.route("GET", "/sandbox/stats")
 def get_stats(request: Request) -> dict[str, Any]:
-    return {"requests": request.server.stats.snapshot()}
+    stats = request.server.stats
+    return {"requests": stats.snapshot(), "in_flight": stats.in_flight}
 
 
 # --- customers ----------------------------------------------------------------------------

@@ -57,6 +57,18 @@ class RequestStats:
         with self._lock:
             return dict(self._counts)
 
+    # API requests being handled right now (a stalled one included): a test waits for 0
+    # instead of guessing how long the server takes.
+    in_flight = 0
+
+    def begin(self) -> None:
+        with self._lock:
+            self.in_flight += 1
+
+    def end(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
+
 
 def handle(
     server: SandboxServer,
@@ -72,7 +84,11 @@ def handle(
     query = dict(parse_qsl(url.query, keep_blank_values=True))
     request = Request(method, url.path, query, headers, raw_body, client_ip, server)
     if url.path.startswith("/cgi-bin/"):
-        return _handle_api(request)
+        server.stats.begin()
+        try:
+            return _handle_api(request)
+        finally:
+            server.stats.end()
     if url.path.startswith("/sandbox/"):
         return _handle_control(request)
     return _not_found(url.path)

@@ -296,3 +296,17 @@ def test_progress_only_on_a_terminal(kf, sandbox, tmp_path: Path) -> None:
     # Not a terminal: no progress at all.
     quiet = kf("servicer", "remove", open_kfid, "--from", str(ids), "--yes")
     assert quiet.code == 0 and quiet.err == ""
+
+
+def test_retries_are_announced_on_a_terminal_only(kf, sandbox) -> None:
+    from tests.conftest import on_terminal
+
+    open_kfid = sandbox.account("Support")
+    path = "/cgi-bin/kf/account/list"
+    sandbox.fault(fault="errcode", errcode=45009, path=path)
+    r = on_terminal(["account", "list", "-o", "tsv"], sandbox.env)
+    assert r.code == 0 and open_kfid in r.out
+    assert "45009 rate limited, retrying in" in r.err
+    sandbox.fault(fault="errcode", errcode=45009, path=path)
+    quiet = kf("account", "list")
+    assert quiet.code == 0 and quiet.err == ""

@@ -173,7 +173,7 @@ def test_fault_matrix(kf, sandbox, command, fault):
         env["KFCLI_TIMEOUT"] = TIMEOUT
     sandbox.fault(**spec)
     before = sandbox.stats()["/cgi-bin/gettoken"]
-    started = time.monotonic()
+    before_path = sandbox.stats().get(case.path, 0)
     r = kf(*case.args, env=env)
     # (the fixture's own helpers call gettoken too: count the command's calls alone)
     fetched = sandbox.stats()["/cgi-bin/gettoken"] - before
@@ -183,7 +183,7 @@ def test_fault_matrix(kf, sandbox, command, fault):
         if spec["fault"] == "delay":
             # The stalled first attempt completes on the server after the retry: wait for it,
             # so that a second delivery (or a second servicer row) would be seen.
-            time.sleep(max(0.0, STALL + 0.3 - (time.monotonic() - started)))
+            _stalled_done(sandbox, case, before_path, attempts=2)
         case.check(r)
     else:
         code, words, hint = expected
@@ -193,7 +193,7 @@ def test_fault_matrix(kf, sandbox, command, fault):
         if hint:
             assert f"hint: the request {hint}" in r.err
         if spec["fault"] == "delay":
-            time.sleep(max(0.0, STALL + 0.3 - (time.monotonic() - started)))
+            _stalled_done(sandbox, case, before_path, attempts=1)
         # What the server did: nothing after a 500 (it fails before taking effect); after a
         # dropped or stalled request, the servicers were added exactly once.
         added = [] if fault == "http-500-once" else ["user001", "user002"]
@@ -204,6 +204,15 @@ def test_fault_matrix(kf, sandbox, command, fault):
         assert_servicers(sandbox, case.open_kfid, ["user001", "user002"])
     # The cached token is used; a rejected one is replaced exactly once.
     assert fetched == (1 if fault in ("errcode-42001", "errcode-40014", "expire-tokens") else 0)
+
+
+def _stalled_done(sandbox, case: Case, before: int, *, attempts: int) -> None:
+    """Every attempt reached the server and none is still being handled."""
+    deadline = time.monotonic() + 60
+    while sandbox.stats().get(case.path, 0) < before + case.after + attempts:
+        assert time.monotonic() < deadline, "the stalled request never arrived"
+        time.sleep(0.02)
+    sandbox.idle()
 
 
 # ---------------------------------------------------------------------- the hardest case

@@ -370,10 +370,21 @@ def test_a_refused_connection_is_a_network_error(home):
         client.account_list()
 
 
-def test_an_unusable_token_cache_is_a_config_error(sandbox, home, monkeypatch):
+def test_an_unusable_token_cache_never_escapes_as_oserror(sandbox, home, monkeypatch):
     blocker = home / "not-a-directory"
     blocker.parent.mkdir(parents=True, exist_ok=True)
     blocker.write_text("a file where the cache directory should be")
     monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
-    with client_for(sandbox) as client, pytest.raises(ConfigError, match="token cache"):
+    with client_for(sandbox) as client:  # the cache is skipped (with a warning): calls work
+        assert client.account_list() == []
+
+    class BrokenCache:  # a cache of the caller's own that fails with an OSError
+        path = home / "tokens.json"
+
+        def get(self, **kwargs):
+            raise PermissionError(13, "Permission denied", str(self.path))
+
+    client = client_for(sandbox, token_cache=BrokenCache())
+    with client, pytest.raises(ConfigError, match="token cache") as exc:
         client.account_list()
+    assert "Permission denied" in exc.value.message
