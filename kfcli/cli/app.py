@@ -68,6 +68,16 @@ class ReaderGone(Exception):
 
 
 class LazyGroup(TyperGroup):
+    def get_params(self, ctx):
+        # Typer's --install-completion/--show-completion stay (scripts installed by older
+        # kfcli versions still speak Typer's protocol) but hidden: `kfcli completion install`
+        # installs the fast scripts.
+        params = super().get_params(ctx)
+        for param in params:
+            if param.name in ("install_completion", "show_completion"):
+                param.hidden = True
+        return params
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
@@ -111,7 +121,6 @@ app = typer.Typer(
     epilog=EPILOG,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,  # `kfcli completion install`: the fast scripts, not Typer's
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )

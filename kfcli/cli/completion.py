@@ -337,7 +337,7 @@ def _node(command, path: tuple[str, ...], overrides, used) -> dict[str, Any]:
         node["help"] = _short(command.short_help or command.help or "")
     options, args = [], []
     for param in command.params:
-        if getattr(param, "hidden", False):
+        if getattr(param, "hidden", False) or param.name in _TYPER_OWN:
             continue
         kind = _kind(" ".join(path), param, overrides, used)
         if param.param_type_name == "argument":
@@ -356,6 +356,10 @@ def _node(command, path: tuple[str, ...], overrides, used) -> dict[str, Any]:
             if child is not None and not child.hidden:
                 node["commands"][name] = _node(child, (*path, name), overrides, used)
     return node
+
+
+#: Typer's own completion options: hidden in help (see LazyGroup.get_params), not completed.
+_TYPER_OWN = ("install_completion", "show_completion")
 
 
 def _kind(path: str, param, overrides, used) -> Any:

@@ -80,8 +80,8 @@ def enc_scene(aes_key: str, open_kfid: str, scene: str) -> str:
 
 
 def event_code() -> str:
-    """A welcome_code / msg_code for send_msg_on_event."""
-    return _random(_URLSAFE, 43)
+    """A welcome_code / msg_code for send_msg_on_event (never starting with ``-``)."""
+    return _random(_ALNUM, 1) + _random(_URLSAFE, 42)
 
 
 def sync_token() -> str:

@@ -27,7 +27,7 @@ def test_directory(client: Client, tmp_path: Path) -> None:
 
 
 def test_stats_count_api_paths_only(client: Client) -> None:
-    assert client.ok("GET", "/sandbox/stats") == {"requests": {}}
+    assert client.ok("GET", "/sandbox/stats") == {"requests": {}, "in_flight": 0}
     client.accounts()
     client.accounts()
     client.http.post(f"{client.base}/cgi-bin/kf/unknown", json={})
@@ -38,7 +38,8 @@ def test_stats_count_api_paths_only(client: Client) -> None:
             "/cgi-bin/gettoken": 1,
             "/cgi-bin/kf/account/list": 3,
             "/cgi-bin/kf/unknown": 1,
-        }
+        },
+        "in_flight": 0,
     }
 
 
