@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import select
 import signal
 import subprocess
 import sys
@@ -255,18 +256,22 @@ def _on_tty(args: list[str], env: dict[str, str], answer: bytes = b"") -> tuple[
     if pid == 0:  # pragma: no cover - the child
         os.execvpe(sys.executable, [sys.executable, "-m", "kfcli", *args],
                    {**os.environ, "TERM": "xterm", "COLUMNS": "100", **env})
-    if answer:
-        time.sleep(0)  # the prompt is read whenever it comes; the input waits in the tty
+    if answer:  # waits in the terminal's input queue until the prompt reads it
         os.write(master, answer)
     chunks = []
-    while True:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if not select.select([master], [], [], 1)[0]:
+            continue
         try:
             data = os.read(master, 65536)
-        except OSError:
+        except OSError:  # EIO: the child closed the terminal
             break
         if not data:
             break
         chunks.append(data)
+    else:
+        os.kill(pid, signal.SIGKILL)  # hung: fail below instead of waiting forever
     _, status = os.waitpid(pid, 0)
     os.close(master)
     return os.waitstatus_to_exitcode(status), b"".join(chunks).decode("utf-8", "replace")
@@ -310,3 +315,48 @@ def test_retries_are_announced_on_a_terminal_only(kf, sandbox) -> None:
     sandbox.fault(fault="errcode", errcode=45009, path=path)
     quiet = kf("account", "list")
     assert quiet.code == 0 and quiet.err == ""
+
+
+def test_msg_sync_progress_waiting_and_ctrl_c(kf, sandbox, tmp_path: Path) -> None:
+    """`msg sync --follow > file` on a terminal: counts and "waiting" on stderr; Ctrl-C says
+    how many messages were written and exits 130; the file holds every one of them."""
+    open_kfid = sandbox.account("Support")
+    for i in range(5):
+        sandbox.say(open_kfid, f"hello {i}")
+    master, slave = pty.openpty()
+    out = tmp_path / "out.jsonl"
+    with open(out, "w") as fh:
+        proc = subprocess.Popen([*KFCLI, "msg", "sync", open_kfid, "--all", "--follow",
+                                 "--interval", "1"], stdout=fh, stderr=slave,
+                                stdin=subprocess.DEVNULL,
+                                env={**os.environ, **sandbox.env, "TERM": "xterm",
+                                     "COLUMNS": "120"})
+    os.close(slave)
+    seen = b""
+    deadline = time.monotonic() + 60
+    while b"waiting for new ones" not in seen:
+        assert time.monotonic() < deadline, seen
+        if select.select([master], [], [], 1)[0]:
+            seen += os.read(master, 65536)
+    proc.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if not select.select([master], [], [], 1)[0]:
+            if proc.poll() is not None:
+                break
+            continue
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: the process closed its end
+            break
+        if not data:
+            break
+        seen += data
+    assert proc.wait(timeout=60) == 130
+    os.close(master)
+    text = seen.decode("utf-8", "replace")
+    assert f"msg sync {open_kfid}: 5 messages" in text
+    assert "5 messages so far; waiting for new ones" in text
+    assert "interrupted after 5 messages" in text
+    assert [json.loads(line)["text"]["content"] for line in out.read_text().splitlines()] == [
+        f"hello {i}" for i in range(5)]
