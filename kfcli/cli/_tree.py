@@ -730,7 +730,7 @@ TREE = {
                 'get': {
                     'help': 'Download temporary media (valid 3 days after upload)',
                     'options': (
-                        (('-O', '--output-file'), 'file', 'Write to this file', False),
+                        (('-O', '--output-file'), 'file', "Write to this file ('-': stdout)", False),
                         (('--force',), None, 'Overwrite an existing file', False),
                         (('--output', '-o'), 'format', 'Output format: table, wide (a table with every column), tsv, json or jsonl', False),
                         (('--json',), None, 'Short for --output json', False),

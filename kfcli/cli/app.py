@@ -83,6 +83,17 @@ class LazyGroup(TyperGroup):
             return super().invoke(ctx)
         except BrokenPipeError:
             raise ReaderGone() from None
+        except KeyboardInterrupt:
+            # Typer would turn it into a silent exit 130: report it as every command does.
+            from kfcli.core.errors import Interrupted
+
+            raise Interrupted() from None
+
+    def parse_args(self, ctx, args):
+        from kfcli.cli.strict import refuse_repeated_options
+
+        refuse_repeated_options(self, ctx, args)  # `-p a -p b`: which one was meant?
+        return super().parse_args(ctx, args)
 
     def list_commands(self, ctx) -> list[str]:
         return list(GROUPS)

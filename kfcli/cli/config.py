@@ -193,9 +193,9 @@ def use(name: Annotated[str, typer.Argument(help="Profile to make current.")]) -
 
   kfcli config remove staging --yes
 
-Removing the current profile makes the profile named default current if there is one; else
-no profile is current until `kfcli config use NAME` (commands then find nothing
-configured). Either way it says so.""")
+Removing the current profile makes the profile named default current, whether or not it
+exists (when it does not, commands find nothing configured until `kfcli config use NAME`, and
+the next `config set` creates it). Either way it says so.""")
 @with_output
 def remove(name: Annotated[str, typer.Argument(help="Profile to delete.")], yes: YesOpt = False
            ) -> None:

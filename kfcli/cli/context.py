@@ -16,7 +16,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from kfcli.core.errors import UsageError
+from kfcli.core.errors import ConfigError, UsageError
 from kfcli.render import FORMATS, Output
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -57,7 +57,8 @@ class AppState:
             env = os.environ.get("KFCLI_OUTPUT")
             if fmt is None and env:
                 if env not in FORMATS:
-                    raise UsageError(f"KFCLI_OUTPUT: {env!r} is not one of {', '.join(FORMATS)}")
+                    raise ConfigError(f"KFCLI_OUTPUT: {env!r} is not one of "
+                                      f"{', '.join(FORMATS)}")
                 fmt = env
             self._output = Output(fmt, columns=self.columns)
         return self._output
@@ -136,7 +137,7 @@ def _timeout():
         if not 0 < seconds <= 600:
             raise ValueError
     except ValueError:
-        raise UsageError(f"KFCLI_TIMEOUT: {value!r} is not a number of seconds in (0, 600]"
+        raise ConfigError(f"KFCLI_TIMEOUT: {value!r} is not a number of seconds in (0, 600]"
                          ) from None
     return Timeout(connect=min(5.0, seconds), read=seconds)
 
@@ -212,18 +213,30 @@ def confirm(question: str, *, yes: bool) -> None:
         return
     if not (sys.stdin.isatty() and sys.stderr.isatty()):
         raise UsageError(f"{question} needs confirmation: pass --yes (no terminal to ask on)")
-    answer = typer.confirm(question, default=False, err=True)
+    try:
+        answer = typer.confirm(question, default=False, err=True)
+    except typer.Abort as exc:
+        if isinstance(exc.__context__, EOFError):  # Ctrl-D: an answer, and it is not "yes"
+            answer = False
+        else:
+            raise
     if not answer:
         raise UsageError("not confirmed: nothing was changed",
                          hint="answer y to go ahead, or pass --yes")
 
 
 def read_secret(prompt: str) -> str:
-    """A secret from a hidden prompt on a terminal, else the first line of stdin."""
+    """A secret from a hidden prompt on a terminal, else the one line on stdin."""
     if sys.stdin.isatty():
         value = typer.prompt(prompt, hide_input=True, err=True)
     else:
-        value = sys.stdin.readline().rstrip("\r\n")
+        lines = read_text(prompt, "-").splitlines()
+        while lines and not lines[-1]:
+            lines.pop()
+        if len(lines) > 1:  # which line was meant? Storing the first would hide a mistake
+            raise UsageError(f"{prompt}: stdin has {len(lines)} lines; a value is one line",
+                             hint="pipe exactly the value, e.g. printf '%s' \"$VALUE\"")
+        value = lines[0] if lines else ""
     if not value:
         raise UsageError(f"{prompt}: no value given (type it at the prompt or pipe it on stdin)")
     return value

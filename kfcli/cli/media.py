@@ -68,19 +68,21 @@ overwritten without --force. With -O, -o json prints what was written: {"media_i
 def get(
     media_id: Annotated[str, typer.Argument(help="The media_id (from an upload or a message).")],
     output_file: Annotated[Path | None, typer.Option(
-        "-O", "--output-file", help="Write to this file.", dir_okay=False,
+        "-O", "--output-file", help="Write to this file ('-': stdout).", dir_okay=False,
         show_default=False)] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
 ) -> None:
     """Download temporary media (valid 3 days after upload)."""
     limits.check_media_id(media_id)
     out = state().out
+    if output_file is not None and str(output_file) == "-":  # as `api -O -` and curl: stdout
+        output_file = None
     if output_file is None and out.stdout.isatty():
         raise UsageError("refusing to write binary data to a terminal: use -O FILE or a pipe")
     if output_file is None and state().output_format in ("json", "jsonl"):  # -o, not the env
         raise UsageError(f"-o {state().output_format} describes the file written with -O "
                          "FILE; without -O the media's bytes are the output")
-    if output_file is not None and output_file.exists() and not force:
+    if output_file is not None and output_file.is_file() and not force:
         raise UsageError(f"{output_file} exists; pass --force to overwrite it")
     if output_file is not None and not output_file.parent.is_dir():
         raise UsageError(f"-O: directory {output_file.parent} does not exist")

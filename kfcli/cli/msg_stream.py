@@ -170,12 +170,22 @@ class _Rows:
         if self._console is None:
             self._console = Console(file=self.out.stdout, highlight=False, markup=False,
                                     emoji=False)
+        from rich.padding import Padding
+
         line = Text(f"{_when(message.send_time)}  ", style="dim")
         line.append(f"{ORIGINS.get(message.origin, message.origin):<8} ", style="cyan")
         line.append(clean(message.sender)[:34].ljust(34) + " ", style="bold")
-        line.append(f"{message.event_type or message.msgtype:<10} ", style="magenta")
-        line.append(clean(message.summary(), keep_newlines=True))
-        self._console.print(line)
+        line.append(f"{message.event_type or message.msgtype:<10}", style="magenta")
+        # What a customer wrote never starts a line of its own: text that has line breaks or
+        # does not fit goes below, every line indented, so it cannot pass for a message.
+        text = clean(message.summary().replace("\t", " "), keep_newlines=True)
+        width = self._console.width
+        if "\n" not in text and line.cell_len + 1 + Text(text).cell_len <= width:
+            line.append(" " + text)
+            self._console.print(line)
+        else:
+            self._console.print(line)
+            self._console.print(Padding(Text(text), (0, 0, 0, 4), expand=False))
 
 
 def _when(ts: int) -> str:

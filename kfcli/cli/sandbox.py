@@ -72,9 +72,7 @@ def serve(
     out.line({"base_url": server.base_url, **server.credentials})
     out.info(f"sandbox listening on {server.base_url} (Ctrl-C to stop)")
     try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        out.info("sandbox stopped")
+        server.serve_forever()  # Ctrl-C: "interrupted", exit 130, as every command reports it
     finally:
         server.stop()
 

@@ -128,7 +128,7 @@ class KfClient:
         *,
         base_url: str = DEFAULT_BASE_URL,
         token_cache: TokenCache | None = None,
-        timeout: Timeout | None = None,
+        timeout: Timeout | float | None = None,
         retry: RetryPolicy | None = None,
         trace: Trace | None = None,
     ) -> None:
@@ -138,6 +138,13 @@ class KfClient:
         register_secret(secret)
         self.corp_id = corp_id
         self.base_url = str(base_url).rstrip("/")
+        if isinstance(timeout, (int, float)) and not isinstance(timeout, bool):
+            if not 0 < timeout <= 600:
+                raise ValidationError("timeout", f"{timeout!r} is not a number of seconds in "
+                                      "(0, 600]")
+            timeout = Timeout(connect=min(5.0, float(timeout)), read=float(timeout))
+        elif timeout is not None and not isinstance(timeout, Timeout):
+            raise ValidationError("timeout", "a Timeout or a number of seconds")
         self.timeout = timeout or Timeout()
         self.retry = retry or RetryPolicy()
         self.trace = trace

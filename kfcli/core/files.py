@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -37,9 +38,20 @@ def write_private(path: Path, data: bytes | str) -> None:
 
 
 def write_atomic(path: Path, data: bytes | str, *, mode: int | None = None) -> None:
-    """Atomically replace `path` with `data` (a reader never sees half a file)."""
+    """Atomically replace `path` with `data` (a reader never sees half a file). A `path` that
+    is a device or a FIFO is written into, not replaced."""
     if isinstance(data, str):
         data = data.encode("utf-8")
+    try:
+        existing = os.stat(path)
+    except FileNotFoundError:
+        existing = None
+    if existing is not None and not stat.S_ISREG(existing.st_mode):
+        # A device or a FIFO (`-O /dev/null`, `-O /dev/stdout`): write into it. Renaming a
+        # file over it would replace /dev/null itself for everyone.
+        with open(path, "wb") as fh:
+            fh.write(data)
+        return
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         if mode is None:

@@ -117,7 +117,10 @@ def read_source(source: str, what: str, *, stdin: Any = None) -> tuple[str, str]
     try:
         return data.decode("utf-8-sig"), origin
     except UnicodeDecodeError as exc:
-        raise ValidationError(what, f"{origin} is not UTF-8 text (byte {exc.start})") from None
+        line = data[:exc.start].count(b"\n") + 1
+        raise ValidationError(what, f"{origin} is not UTF-8 text (byte 0x{data[exc.start]:02x} "
+                              f"on line {line})",
+                              hint="convert it first, e.g. `iconv -f GBK -t UTF-8`") from None
 
 
 def load_text(value: str, what: str, *, stdin: Any = None) -> str:

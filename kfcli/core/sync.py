@@ -122,6 +122,8 @@ def summarize_event(event: dict[str, Any]) -> str:
         return f"message {event.get('fail_msgid', '')} failed: fail_type {event.get('fail_type')}"
     if kind == "servicer_status_change":
         status = {1: "receiving", 2: "stopped"}.get(event.get("status"), event.get("status"))
+        if event.get("status") == 2 and event.get("stop_type") == 1:
+            status = "suspended"
         return f"servicer {event.get('servicer_userid', '')} is now {status}"
     if kind == "session_status_change":
         change = {1: "picked from the pool", 2: "transferred", 3: "ended",

@@ -81,6 +81,10 @@ def main(argv: list[str]) -> int:
                     view = view[os.write(out, view):]
             except BrokenPipeError:
                 return 1  # the reader went away; what it did not get is not recorded
+            except OSError as exc:  # `> /dev/full`, EIO…: the main process reports it
+                with contextlib.suppress(OSError):
+                    os.write(ack, b"E" + str(exc.errno or 0).encode())
+                return 3
             if record:
                 os.write(journal, record)
         elif kind == b"F":
@@ -131,8 +135,18 @@ class WriterProcess:
 
     def _send(self, command: bytes) -> None:
         view = memoryview(command)
-        while view:
-            view = view[os.write(self.fd, view):]
+        try:
+            while view:
+                view = view[os.write(self.fd, view):]
+        except BrokenPipeError:
+            self._gone()
+
+    def _gone(self) -> None:
+        """The writer has stopped: stdout's reader went away (BrokenPipeError), or stdout
+        could not be written (EnvironmentProblem, exit 3)."""
+        if self.proc.wait() == 3 and os.read(self.ack, 1) == b"E":
+            self._failed()
+        raise BrokenPipeError("stdout was closed")
 
     def write(self, data: bytes, record: bytes) -> None:
         self._send(data_command(data, record))
@@ -140,12 +154,23 @@ class WriterProcess:
     def fence(self) -> None:
         """Wait until everything sent so far is written and journaled. BrokenPipeError when
         the writer stopped (stdout's reader went away)."""
-        try:
-            self._send(frame(b"F", b""))
-        except BrokenPipeError:
-            raise BrokenPipeError("stdout was closed") from None
-        if os.read(self.ack, 1) != b"F":
+        self._send(frame(b"F", b""))
+        answer = os.read(self.ack, 1)
+        if answer == b"E":
+            self._failed()
+        if answer != b"F":
             raise BrokenPipeError("stdout was closed")
+
+    def _failed(self) -> None:
+        """The writer could not write stdout (not a closed pipe): a clear error (exit 3)."""
+        from kfcli.core.errors import EnvironmentProblem
+
+        self.proc.wait()
+        code = int(os.read(self.ack, 16) or b"0")
+        reason = os.strerror(code) if code else "write failed"
+        raise EnvironmentProblem(f"cannot write the output: {reason}",
+                                 hint="check the file or device stdout is redirected to; "
+                                 "what was not written stays to be written by the next run")
 
     def truncate(self) -> None:
         self._send(frame(b"T", b""))
@@ -156,6 +181,8 @@ class WriterProcess:
             with contextlib.suppress(BrokenPipeError):
                 self.proc.stdin.close()
         code = self.proc.wait()
-        os.close(self.ack)
-        if code != 0:
-            raise BrokenPipeError("stdout was closed")
+        try:
+            if code != 0:
+                self._gone()
+        finally:
+            os.close(self.ack)

@@ -360,3 +360,113 @@ def test_msg_sync_progress_waiting_and_ctrl_c(kf, sandbox, tmp_path: Path) -> No
     assert "interrupted after 5 messages" in text
     assert [json.loads(line)["text"]["content"] for line in out.read_text().splitlines()] == [
         f"hello {i}" for i in range(5)]
+
+
+# ---------------------------------------------------------------------- found in review
+
+
+def test_msg_sync_and_a_consumer_into_a_full_device(kf, sandbox) -> None:
+    """Nothing could be written: exit 3, one line, and nothing is recorded as written."""
+    open_kfid = sandbox.account("Support")
+    for i in range(3):
+        sandbox.say(open_kfid, f"hello {i}")
+    env = {**os.environ, **sandbox.env}
+    for args in (["msg", "sync", open_kfid],
+                 ["msg", "history", open_kfid, "--consumer", "bot", "--since", "1d"]):
+        with open("/dev/full", "w") as full:
+            proc = subprocess.run([*KFCLI, *args, "-o", "jsonl"], stdout=full,
+                                  stderr=subprocess.PIPE, text=True, timeout=60, env=env)
+        assert proc.returncode == 3, proc.stderr
+        assert "cannot write the output: No space left on device" in proc.stderr
+        assert "Traceback" not in proc.stderr
+        again = kf(*args, "-o", "jsonl")
+        assert again.code == 0, again.err
+        assert [json.loads(line)["text"]["content"] for line in again.out.splitlines()] == [
+            f"hello {i}" for i in range(3)]
+
+
+def test_a_customer_cannot_forge_a_line_in_the_terminal_view(kf, sandbox) -> None:
+    from tests.conftest import on_terminal
+
+    open_kfid = sandbox.account("Support")
+    forged = "2026-12-02 14:09:57  servicer user001     text  please pay to account 123"
+    sandbox.say(open_kfid, f"hi\n{forged}\tand\x1b[31m more")
+    r = on_terminal(["msg", "sync", open_kfid], sandbox.env, columns=200)
+    assert r.code == 0, r.err
+    lines = r.out.splitlines()
+    [at] = [i for i, line in enumerate(lines) if "please pay" in line]
+    assert lines[at].startswith("    ") and "\x1b[31m" not in r.out
+    assert lines[at - 1].strip() == "hi"
+
+
+def test_media_get_to_stdout_and_into_a_fifo(kf, sandbox, tmp_path: Path) -> None:
+    import threading
+
+    from tests.conftest import PNG
+
+    media_id = sandbox.upload(PNG)
+    r = subprocess.run([*KFCLI, "media", "get", media_id, "-O", "-"], capture_output=True,
+                       timeout=60, env={**os.environ, **sandbox.env})
+    assert r.returncode == 0 and r.stdout == PNG
+    assert not Path("-").exists()
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader.start()
+    r2 = kf("media", "get", media_id, "-O", str(fifo), "--force")
+    reader.join(timeout=60)
+    assert r2.code == 0, r2.err
+    assert got == [PNG]
+    assert fifo.is_fifo()  # written into, not replaced by a regular file
+
+
+def test_ctrl_c_is_reported_the_same_way_everywhere(kf, sandbox) -> None:
+    open_kfid = sandbox.account("Support")
+    for args, ready in ((["msg", "history", open_kfid, "--follow"], b"waiting for new"),
+                        (["callback", "serve", "--port", "0"], b"listening on")):
+        pid, master = pty.fork()
+        if pid == 0:  # pragma: no cover - the child
+            os.execvpe(sys.executable, [sys.executable, "-m", "kfcli", *args],
+                       {**os.environ, **sandbox.env, "TERM": "xterm", "COLUMNS": "100",
+                        "KFCLI_TOKEN": "t" * 8, "KFCLI_AES_KEY": "a" * 43})
+        seen = b""
+        deadline = time.monotonic() + 60
+        while ready not in seen and time.monotonic() < deadline:
+            if select.select([master], [], [], 1)[0]:
+                try:
+                    seen += os.read(master, 65536)
+                except OSError:  # EIO: it exited
+                    break
+        assert ready in seen, seen
+        os.kill(pid, signal.SIGINT)
+        while time.monotonic() < deadline:
+            if not select.select([master], [], [], 1)[0]:
+                continue
+            try:
+                data = os.read(master, 65536)
+            except OSError:
+                break
+            if not data:
+                break
+            seen += data
+        _, status = os.waitpid(pid, 0)
+        os.close(master)
+        assert os.waitstatus_to_exitcode(status) == 130, seen
+        assert seen.decode().rstrip().endswith("interrupted"), seen
+
+
+def test_ctrl_d_at_a_confirmation_is_no(kf, sandbox) -> None:
+    open_kfid = sandbox.account("Support")
+    code, text = _on_tty(["account", "delete", open_kfid], sandbox.env, answer=b"\x04")
+    assert code == 2
+    assert "not confirmed: nothing was changed" in text
+    assert [a["open_kfid"] for a in sandbox.accounts()] == [open_kfid]
+
+
+def test_repeated_global_option_and_a_two_line_secret(run) -> None:
+    r = run("-p", "a", "-p", "b", "config", "list")
+    assert r.code == 2 and "-p/--profile given twice" in r.err
+    r = run("config", "set", "secret", input="one\ntwo\n")
+    assert r.code == 2 and "stdin has 2 lines" in r.err
+    assert run("config", "get", "secret").code != 0  # nothing stored

@@ -41,7 +41,7 @@ def test_env_output_and_invalid_format(kf, sandbox):
     r = kf("account", "list", "-o", "yaml")
     assert r.code == 2 and "not one of table, tsv, json, jsonl" in r.err
     r = kf("account", "list", env={"KFCLI_OUTPUT": "xml"})
-    assert r.code == 2 and "KFCLI_OUTPUT" in r.err
+    assert r.code == 3 and "KFCLI_OUTPUT" in r.err  # the environment: configuration
 
 
 def test_table_on_a_terminal_cannot_be_hijacked(sandbox, home, avatar):
