@@ -33,8 +33,11 @@ def main(argv: list[str] | None = None) -> None:
             sys.stderr.write(f"error: cannot write the output: {exc.strerror}\n")
             sys.exit(3)
         sys.exit(0)
-    from kfcli.cli.app import run
-
+    try:
+        from kfcli.cli.app import run
+    except KeyboardInterrupt:  # Ctrl-C while starting: reported as everywhere else
+        sys.stderr.write("interrupted\n")
+        sys.exit(130)
     sys.exit(run(args))
 
 
