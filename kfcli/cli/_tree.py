@@ -4,7 +4,7 @@ Typer. Generated from the Typer app by `python -m kfcli.cli.completion`: do not 
 
 FORMATS = ('table', 'tsv', 'json', 'jsonl', 'wide')
 
-FIELDS = (('corp_id', 'KFCLI_CORP_ID'), ('secret', 'KFCLI_SECRET'), ('token', 'KFCLI_TOKEN'), ('aes_key', 'KFCLI_AES_KEY'), ('base_url', 'KFCLI_BASE_URL'), ('store', 'KFCLI_STORE'))
+FIELDS = (('corp_id', 'KFCLI_CORP_ID'), ('secret', 'KFCLI_SECRET'), ('token', 'KFCLI_TOKEN'), ('aes_key', 'KFCLI_AES_KEY'), ('base_url', 'KFCLI_BASE_URL'), ('store', 'KFCLI_STORE'), ('retention_days', 'KFCLI_RETENTION_DAYS'))
 
 TREE = {
     'options': (
@@ -370,6 +370,36 @@ TREE = {
                         ('code', 'text', 1),
                     ),
                 },
+                'export': {
+                    'help': 'Write stored messages to a CSV, JSON lines or HTML file',
+                    'options': (
+                        (('--format',), 'text', 'What to write: csv (for spreadsheets), jsonl (the raw messages) or html (a page…', False),
+                        (('-O', '--output-file'), 'file', "Write to FILE ('-': stdout)", False),
+                        (('--account',), 'open_kfid', 'Only this account (default: every account of the corp)', False),
+                        (('--customer',), 'text', "Only this customer's messages", False),
+                        (('--since',), 'text', 'Messages sent at or after WHEN', False),
+                        (('--until',), 'text', 'Messages sent before WHEN', False),
+                        (('--force',), None, 'Replace an existing FILE', False),
+                        (('--help', '-h'), None, 'Show help and exit', False),
+                    ),
+                },
+                'search': {
+                    'help': 'Find stored messages containing TEXT (Chinese or Latin), newest first',
+                    'options': (
+                        (('--account',), 'open_kfid', "Only this account's messages", False),
+                        (('--customer',), 'text', "Only this customer's conversations", False),
+                        (('--since',), 'text', 'Messages sent at or after WHEN', False),
+                        (('--until',), 'text', 'Messages sent before WHEN', False),
+                        (('--limit',), 'text', 'At most N matches, newest first (default 100)', False),
+                        (('--all',), None, 'Every match, however many', False),
+                        (('--output', '-o'), 'format', 'Output format: table, tsv, json or jsonl', False),
+                        (('--json',), None, 'Short for --output json', False),
+                        (('--help', '-h'), None, 'Show help and exit', False),
+                    ),
+                    'args': (
+                        ('text', 'text', 1),
+                    ),
+                },
                 'sync': {
                     'help': 'Pull messages and events with sync_msg into the store, writing out each new one…',
                     'options': (
@@ -400,6 +430,7 @@ TREE = {
                         (('--follow', '-f'), None, 'Keep writing messages as they are stored, until interrupted', False),
                         (('--consumer',), 'text', 'Resume after the last message this named consumer wrote, and record what it wri…', False),
                         (('--interval',), 'text', 'Seconds between looks at the store with --follow', False),
+                        (('--grep',), 'text', 'Only messages containing TEXT, as `msg search` finds them (substring, any case)', False),
                         (('--output', '-o'), 'format', 'Output format: table, tsv, json or jsonl', False),
                         (('--json',), None, 'Short for --output json', False),
                         (('--help', '-h'), None, 'Show help and exit', False),
@@ -437,6 +468,18 @@ TREE = {
                     ),
                     'args': (
                         ('open_kfid', 'open_kfid', 1),
+                    ),
+                },
+                'prune': {
+                    'help': 'Remove messages older than a date (or than retention_days) from the store',
+                    'options': (
+                        (('--before',), 'text', 'Remove messages sent before DATE (default: retention_days ago)', False),
+                        (('--dry-run',), None, 'Count what would be removed; remove nothing', False),
+                        (('--yes', '-y'), None, 'Do not ask for confirmation (needed in scripts)', False),
+                        (('--output', '-o'), 'format', 'Output format: table, wide (a table with every column), tsv, json or jsonl', False),
+                        (('--json',), None, 'Short for --output json', False),
+                        (('--columns',), 'text', 'Columns to show, comma-separated, in this order (table and tsv; JSON keeps ever…', False),
+                        (('--help', '-h'), None, 'Show help and exit', False),
                     ),
                 },
             },
@@ -868,9 +911,13 @@ TREE = {
                     ),
                 },
                 'say': {
-                    'help': 'Make a simulated customer send a text message (opens the session and the 48 h w…',
+                    'help': 'Make a simulated customer send a text, image, voice, video or file message',
                     'options': (
-                        (('--external-userid',), 'text', 'The customer (default: a new one)', False),
+                        (('--image',), 'file', 'Send this JPG or PNG file as an image message', False),
+                        (('--voice',), 'file', 'Send this AMR file as a voice message', False),
+                        (('--video',), 'file', 'Send this MP4 file as a video message', False),
+                        (('--file',), 'file', 'Send this file as a file message', False),
+                        (('--customer', '--external-userid'), 'text', "The customer's external_userid (default: a new customer)", False),
                         (('--output', '-o'), 'format', 'Output format: table, wide (a table with every column), tsv, json or jsonl', False),
                         (('--json',), None, 'Short for --output json', False),
                         (('--columns',), 'text', 'Columns to show, comma-separated, in this order (table and tsv; JSON keeps ever…', False),
@@ -879,6 +926,16 @@ TREE = {
                     'args': (
                         ('open_kfid', 'open_kfid', 1),
                         ('text', 'text', 1),
+                    ),
+                },
+                'clock': {
+                    'help': "Show the simulator's clock, or move it forward (to let tokens, windows, media e…",
+                    'options': (
+                        (('--advance',), 'text', 'Move the clock forward: 3d, 72h, 90m, 1d12h or seconds', False),
+                        (('--output', '-o'), 'format', 'Output format: table, wide (a table with every column), tsv, json or jsonl', False),
+                        (('--json',), None, 'Short for --output json', False),
+                        (('--columns',), 'text', 'Columns to show, comma-separated, in this order (table and tsv; JSON keeps ever…', False),
+                        (('--help', '-h'), None, 'Show help and exit', False),
                     ),
                 },
                 'seed': {

@@ -343,5 +343,8 @@ def send_on_event(
     out.value({"msgid": result.msgid, "msgtype": msgtype}, "msgid")
 
 
-# `msg sync` and `msg history` live in their own module; importing it registers them.
+# `msg sync` and `msg history` live in their own module, `msg export` in another;
+# importing them registers them.
+from kfcli.cli import msg_export as _msg_export  # noqa: E402,F401
+from kfcli.cli import msg_search as _msg_search  # noqa: E402,F401
 from kfcli.cli import msg_stream as _msg_stream  # noqa: E402,F401

@@ -50,10 +50,14 @@ class _Rows:
     """
 
     def __init__(self, out, *, journal=None,
-                 on_settle: Callable[[list[int]], None] | None = None) -> None:
+                 on_settle: Callable[[list[int]], None] | None = None,
+                 customer: str | None = None) -> None:
         self.out = out
         self.fmt = out.fmt
         self.count = 0
+        #: The one customer shown (`--customer`): named once above the conversation, not on
+        #: every message.
+        self.customer = customer
         self.on_settle = on_settle
         self._pending: list[int] = []
         self._writer = None
@@ -162,30 +166,52 @@ class _Rows:
                 self._writer.close()
 
     def _human(self, message: Message) -> None:
-        from rich.console import Console
+        """The transcript view: a line for each new day, then per message its time, the
+        customer (unless the view is of one customer, named once above), who spoke
+        (`customer`, the servicer's userid or `system`) and what was said."""
         from rich.text import Text
 
+        from kfcli.core.transcript import describe, who
         from kfcli.render import clean
 
-        if self._console is None:
-            self._console = Console(file=self.out.stdout, highlight=False, markup=False,
-                                    emoji=False)
-        from rich.padding import Padding
+        console = self._console
+        if console is None:
+            from rich.console import Console
 
-        line = Text(f"{_when(message.send_time)}  ", style="dim")
-        line.append(f"{ORIGINS.get(message.origin, message.origin):<8} ", style="cyan")
-        line.append(clean(message.sender)[:34].ljust(34) + " ", style="bold")
-        line.append(f"{message.event_type or message.msgtype:<10}", style="magenta")
+            console = self._console = Console(file=self.out.stdout, highlight=False,
+                                              markup=False, emoji=False)
+            if self.customer is not None:
+                head = Text("conversation with customer ", style="bold")
+                head.append(self.customer, style="bold green")
+                console.print(head)
+        if message.send_time:
+            stamp = time.localtime(message.send_time)
+            day = time.strftime("%Y-%m-%d %A", stamp)
+            if day != self._day:
+                self._day = day
+                console.print(Text(f"── {day} ──", style="dim"))
+            clock = time.strftime("%H:%M:%S", stamp)
+        else:
+            clock = "--:--:--"
+        line = Text(f"{clock}  ", style="dim")
+        if self.customer is None and message.external_userid:
+            line.append(clean(message.external_userid) + "  ", style="green")
+        speaker = clean(who(message))
+        style = {3: "bold green", 5: "bold cyan"}.get(message.origin, "magenta")
+        line.append(speaker.ljust(8) + "  ", style=style)
+        event = message.msgtype == "event" or message.origin == 4
         # What a customer wrote never starts a line of its own: text that has line breaks or
         # does not fit goes below, every line indented, so it cannot pass for a message.
-        text = clean(message.summary().replace("\t", " "), keep_newlines=True)
-        width = self._console.width
-        if "\n" not in text and line.cell_len + 1 + Text(text).cell_len <= width:
-            line.append(" " + text)
-            self._console.print(line)
+        text = clean(describe(message).replace("\t", " "), keep_newlines=True)
+        body = Text(text, style="italic" if event else "")
+        if "\n" not in text and line.cell_len + body.cell_len <= console.width:
+            console.print(line + body)
         else:
-            self._console.print(line)
-            self._console.print(Padding(Text(text), (0, 0, 0, 4), expand=False))
+            from rich.padding import Padding
+
+            line.rstrip()
+            console.print(line)
+            console.print(Padding(body, (0, 0, 0, 4), expand=False))
 
 
 def _when(ts: int) -> str:
@@ -419,6 +445,8 @@ def _read_only(client, out, open_kfid: str, *, cursor, token, limit, voice) -> N
 
   kfcli msg history wkAbC123 --limit 20                # the last 20
 
+  kfcli msg history wkAbC123 --customer wmXyZ789 --grep 退款
+
   kfcli msg history wkAbC123 --follow --consumer bot -o jsonl | ./my-bot
 
 Reads the message store (what `msg sync` and `callback serve --sync` pulled, from any host
@@ -428,6 +456,8 @@ exactly the object `msg sync` writes. WHEN is a date (2026-11-30), a local time
 messages as they are stored. --consumer NAME keeps a durable position in the store: a
 restarted consumer resumes right after the last message it wrote (exactly once, also across
 kill -9); a new consumer starts after the newest stored message unless --since is given.
+--grep TEXT keeps only the messages `msg search TEXT` finds (substring, any case); with
+--limit N, the newest N of them.
 
 Exit status: 0 done (also when the reader closes the pipe), 1 the consumer NAME is already
 running, 2 invalid input, 3 the store is misconfigured, 6 a PostgreSQL store is unreachable,
@@ -455,6 +485,9 @@ def history(
     interval: Annotated[float, typer.Option(
         "--interval", help="Seconds between looks at the store with --follow.", min=0.05)
     ] = 1.0,
+    grep: Annotated[str | None, typer.Option(
+        "--grep", metavar="TEXT", help="Only messages containing TEXT, as `msg search` "
+        "finds them (substring, any case).", show_default=False)] = None,
     output: StreamOutputOpt = None,
     json_: JsonOpt = False,
 ) -> None:
@@ -473,6 +506,12 @@ def history(
         raise ValidationError("--until", "must be later than --since")
     if consumer is not None and not _CONSUMER.fullmatch(consumer):
         raise ValidationError("--consumer", "a name of 1-64 characters [A-Za-z0-9_.-]")
+    if grep is not None:
+        from kfcli.cli.msg_search import check_query
+
+        check_query(grep, "--grep")
+        if follow or consumer is not None:
+            raise UsageError("--grep reads what is stored: not with --follow or --consumer")
     from kfcli.core.store import open_store
 
     settings = st.settings()
@@ -485,10 +524,17 @@ def history(
             _consume(store, out, corp_id, open_kfid, consumer, customer=customer, since=start,
                      until=end, limit=limit, follow=follow, interval=interval)
             return
-        rows = _Rows(out)
+        rows = _Rows(out, customer=customer)
         last = 0
-        for row in store.messages(corp_id, open_kfid, customer=customer, since=start,
-                                  until=end, limit=limit, newest=limit is not None):
+        if grep is not None:  # the newest `limit` matches (from `msg search`), oldest first
+            found = store.search(corp_id, grep, open_kfid=open_kfid, customer=customer,
+                                 since=start, until=end, limit=limit,
+                                 oldest_first=limit is None)
+            matches = found if limit is None else reversed(list(found))
+        else:
+            matches = store.messages(corp_id, open_kfid, customer=customer, since=start,
+                                     until=end, limit=limit, newest=limit is not None)
+        for row in matches:
             rows.emit([row], None)
             last = row.seq
         if not follow:

@@ -121,22 +121,146 @@ def _control(method: str, path: str, body: dict[str, Any] | None = None) -> dict
 
   kfcli --sandbox sandbox say wkAbC123 "Hello, is anyone there?"
 
-  kfcli --sandbox sandbox say wkAbC123 "again" --external-userid wmXyZ""")
+  kfcli --sandbox sandbox say wkAbC123 "again" --customer wmXyZ
+
+  kfcli --sandbox sandbox say wkAbC123 --image photo.png --customer wmXyZ
+
+  kfcli --sandbox sandbox say wkAbC123 --file 报价单.pdf -o json
+
+Give TEXT or one of --image (JPG or PNG, up to 2 MB), --voice (AMR, up to 2 MB), --video
+(MP4, up to 10 MB) or --file (anything, up to 20 MB): the sizes WeCom delivers from
+customers. The message arrives in `kfcli msg sync` shaped as WeCom sends it (a media_id;
+`kfcli media get MEDIA_ID -O FILE` downloads it, with the file's name). Like WeCom's, the
+media expires 3 days later on the simulator's clock: `kfcli sandbox clock --advance 3d`.
+Prints external_userid and msgid (-o json adds media_id for media).""")
 @with_output
 def say(
     open_kfid: Annotated[str, typer.Argument(help="The account the customer writes to.")],
-    text: Annotated[str, typer.Argument(help="The customer's message.")],
-    external_userid: Annotated[str | None, typer.Option(
-        "--external-userid", help="The customer (default: a new one).", show_default=False)
+    text: Annotated[str | None, typer.Argument(
+        help="The customer's text message (or give a media option).", show_default=False)
     ] = None,
+    image: Annotated[Path | None, typer.Option(
+        "--image", help="Send this JPG or PNG file as an image message.", metavar="FILE",
+        show_default=False)] = None,
+    voice: Annotated[Path | None, typer.Option(
+        "--voice", help="Send this AMR file as a voice message.", metavar="FILE",
+        show_default=False)] = None,
+    video: Annotated[Path | None, typer.Option(
+        "--video", help="Send this MP4 file as a video message.", metavar="FILE",
+        show_default=False)] = None,
+    file: Annotated[Path | None, typer.Option(
+        "--file", help="Send this file as a file message.", metavar="FILE",
+        show_default=False)] = None,
+    customer: Annotated[str | None, typer.Option(
+        "--customer", "--external-userid", help="The customer's external_userid (default: "
+        "a new customer).", metavar="EXTERNAL_USERID", show_default=False)] = None,
 ) -> None:
-    """Make a simulated customer send a text message (opens the session and the 48 h window)."""
-    body = {"open_kfid": open_kfid, "text": text}
-    if external_userid:
-        body["external_userid"] = external_userid
+    """Make a simulated customer send a text, image, voice, video or file message."""
+    media = {kind: path for kind, path in
+             (("image", image), ("voice", voice), ("video", video), ("file", file))
+             if path is not None}
+    if (text is not None) + len(media) != 1:
+        given = ["TEXT"] * (text is not None) + [f"--{kind}" for kind in media]
+        raise UsageError(
+            "give the message as TEXT or as one of --image, --voice, --video, --file"
+            + (f" (not {' and '.join(given)})" if given else ""),
+            hint="one message per command: `kfcli sandbox say OPEN_KFID --image photo.png`")
+    body: dict[str, Any] = {"open_kfid": open_kfid}
+    if customer:
+        body["external_userid"] = customer
+    if text is not None:
+        if not text.strip():
+            raise UsageError("TEXT is empty")
+        body["text"] = text
+    else:
+        ((kind, path),) = media.items()
+        body.update(msgtype=kind, filename=path.name, media_base64=_media_base64(kind, path))
     doc = _control("POST", "/sandbox/customer_message", body)
-    state().out.obj({"msgid": doc.get("msgid"), "external_userid": doc.get("external_userid")},
-                    ["external_userid", "msgid"])
+    result = {"external_userid": doc.get("external_userid"), "msgid": doc.get("msgid")}
+    if doc.get("media_id"):
+        result["media_id"] = doc["media_id"]
+    state().out.obj(result, ["external_userid", "msgid"])
+
+
+def _media_base64(kind: str, path: Path) -> str:
+    """The file's bytes in base64, checked as the simulator will (exit 2 naming the file)."""
+    import base64
+
+    from kfcli.sandbox import rules
+
+    option = f"--{kind} {path}"
+    cap = rules.CUSTOMER_MEDIA_MAX_BYTES[kind]
+    try:
+        if not path.is_file():
+            problem = "no such file" if not path.exists() else "not a regular file"
+            raise UsageError(f"{option}: cannot read it ({problem})")
+        size = path.stat().st_size
+        if size > cap:  # refused before the file is read into memory
+            raise UsageError(f"{option}: the file is {size / rules.MB:.1f} MB; WeCom delivers "
+                             f"{kind} messages from customers up to {cap // rules.MB} MB")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"{option}: cannot read it ({exc.strerror or exc})") from None
+    problem = rules.customer_media_problem(kind, data)
+    if problem is not None:
+        raise UsageError(f"{option}: {problem[1]}")
+    return base64.b64encode(data).decode("ascii")
+
+
+#: `sandbox clock --advance` units.
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_DURATION_RE = re.compile(r"(?:\d+[smhdw])+|\d+")
+#: Ten years: far enough for any expiry rule, small enough to stay a sane date.
+MAX_ADVANCE = 3650 * 86400
+
+
+def parse_duration(value: str) -> int:
+    """Seconds in `3d`, `72h`, `1d12h`, `90m` or plain `259200` (UsageError otherwise)."""
+    text = value.strip().lower()
+    if not _DURATION_RE.fullmatch(text):
+        raise UsageError(f"--advance: {value!r} is not a duration (for example 3d, 72h, 90m, "
+                         "1d12h or 259200 seconds)")
+    if text.isdigit():
+        seconds = int(text)
+    else:
+        seconds = sum(int(n) * _DURATION_UNITS[unit]
+                      for n, unit in re.findall(r"(\d+)([smhdw])", text))
+    if seconds > MAX_ADVANCE:
+        raise UsageError(f"--advance: {value!r} is more than 3650 days")
+    return seconds
+
+
+@app.command("clock", epilog="""Examples:
+
+  kfcli --sandbox sandbox clock
+
+  kfcli --sandbox sandbox clock --advance 3d
+
+  kfcli --sandbox sandbox clock --advance 72h -o json
+
+The simulator's clock is the real one plus an offset that only moves forward. Everything
+that expires follows it: access tokens (2 h), welcome codes (20 s), the 48 h reply window,
+sessions, and media (3 days: after `--advance 3d`, `kfcli media get` of an earlier
+media_id exits 4, as WeCom's 40007). Prints the simulated time, as unix seconds (now) and
+local time (time), and the offset in seconds.""")
+@with_output
+def clock(
+    advance: Annotated[str | None, typer.Option(
+        "--advance", help="Move the clock forward: 3d, 72h, 90m, 1d12h or seconds.",
+        metavar="DURATION", show_default=False)] = None,
+) -> None:
+    """Show the simulator's clock, or move it forward (to let tokens, windows, media expire)."""
+    from datetime import datetime
+
+    if advance is None:
+        doc = _control("GET", "/sandbox/clock")
+    else:
+        doc = _control("POST", "/sandbox/clock", {"advance": parse_duration(advance)})
+    now = int(doc.get("now", 0))
+    offset = float(doc.get("offset", 0))
+    state().out.obj({"time": datetime.fromtimestamp(now).astimezone().isoformat(), "now": now,
+                     "offset": int(offset) if offset.is_integer() else offset},
+                    ["time", "now", "offset"])
 
 
 @app.command("seed", epilog="Example:\n\n  kfcli --sandbox sandbox seed wkAbC123 --count 5000")

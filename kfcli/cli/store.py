@@ -1,5 +1,6 @@
 """`kfcli store`: the message store that `msg sync` and the receiver fill (DESIGN.md §9):
-what it holds per account, and forgetting an account's cursor.
+what it holds per account, forgetting an account's cursor, and removing old messages
+(`store prune`, DESIGN.md §10).
 
 The store is whatever `KFCLI_STORE` or the profile setting `store` names (default: SQLite in
 the user state directory); these commands never learn which engine is behind it.
@@ -30,8 +31,8 @@ COLUMNS = ["open_kfid", "messages", "oldest", "newest", "cursor", "last_pull",
 HEADERS = ["open_kfid", "messages", "oldest", "newest", "cursor age", "last pull",
            "last callback", "pending outbox"]
 
-EXIT_CODES = """Exit status: 0 success; 2 invalid input (or reset-cursor without --yes and no
-terminal); 3 the store URL is invalid, the file is not a kfcli store, was written by a newer
+EXIT_CODES = """Exit status: 0 success; 2 invalid input (or reset-cursor/prune without --yes and
+no terminal); 3 the store URL is invalid, the file is not a kfcli store, was written by a newer
 kfcli, or cannot be written, or corp_id is not configured; 4 the store has no cursor for that
 account (reset-cursor); 6 the PostgreSQL server cannot be reached."""
 
@@ -189,3 +190,78 @@ def _forget_cursor(store: Store, corp_id: str, open_kfid: str, out) -> None:
             lock = store.lock(name, wait=1.0)
     with lock:
         store.set_cursor(corp_id, open_kfid, None)
+
+
+@app.command("prune", epilog=f"""Examples:
+
+  kfcli store prune --before 2026-06-01
+
+  kfcli store prune --before 180d --yes
+
+  kfcli config set retention_days 365
+
+  kfcli store prune --yes          # keeps retention_days (e.g. from cron)
+
+Removes from the store the messages of the configured corp sent before DATE, and the
+callbacks received before it. DATE is a date (2026-06-01), a local time, a duration ago
+(180d, 26w) or unix seconds. Without --before, the profile setting retention_days (or
+KFCLI_RETENTION_DAYS) says how many days to keep. Never removed: messages a `msg sync` or
+receiver still has to write out (a pending outbox entry), and the callbacks of an account
+never pulled; consumer positions (`msg history --consumer`) stay where they are. Reports the
+messages removed per account (-o json: {{"before", "messages", "accounts": {{OPEN_KFID: N}},
+"callbacks", "kept_pending", "media", "dry_run"}}). Asks for confirmation on a terminal;
+scripts pass --yes. --dry-run counts without removing.
+
+{EXIT_CODES}""")
+@with_output
+def prune(
+    before: Annotated[str | None, typer.Option(
+        "--before", metavar="DATE", help="Remove messages sent before DATE (default: "
+        "retention_days ago). [env: KFCLI_RETENTION_DAYS for the default]",
+        show_default=False)] = None,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Count what would be removed; remove nothing.")] = False,
+    yes: YesOpt = False,
+) -> None:
+    """Remove messages older than a date (or than retention_days) from the store."""
+    from kfcli.core.errors import UsageError
+    from kfcli.core.when import parse_when
+
+    out = state().out
+    settings = state().settings()
+    now = time.time()
+    if before is not None:
+        cutoff = parse_when(before, option="--before", now=now)
+        why = f"sent before {_local(cutoff)}"
+    else:
+        days = settings.get("retention_days")
+        if not days:
+            raise UsageError("store prune needs --before DATE, or the retention_days setting",
+                             hint="kfcli store prune --before 2026-06-01, or `kfcli config set "
+                             "retention_days 180` (KFCLI_RETENTION_DAYS) and then kfcli store "
+                             "prune")
+        cutoff = int(now) - int(days) * 86400
+        why = f"older than retention_days ({days} days: sent before {_local(cutoff)})"
+    if cutoff > now:
+        from kfcli.core.errors import ValidationError
+
+        raise ValidationError("--before", f"{before!r} is in the future: that would remove "
+                              "messages not sent yet")
+    with _opened() as (store, corp_id, _url, _source):
+        preview = store.prune(corp_id, cutoff, dry_run=True)
+        if not dry_run and preview.total + preview.callbacks:
+            confirm(f"Remove {plural(preview.total, 'message')} {why} (corp {corp_id}) "
+                    "from the store?", yes=yes)
+            result = store.prune(corp_id, cutoff)
+        else:
+            result = preview
+    doc = {**result.as_dict(), "dry_run": dry_run}
+    verb = "would remove" if dry_run else "removed"
+    per_account = "".join(f"\n  {kfid}: {plural(n, 'message')}"
+                          for kfid, n in result.messages.items())
+    message = (f"{verb} {plural(result.total, 'message')} {why}{per_account}"
+               f"\n{verb} {plural(result.callbacks, 'callback')}")
+    if result.kept_pending:
+        message += (f"\nkept {plural(result.kept_pending, 'older message')} still to be "
+                    "written out by a msg sync or receiver (pending outbox)")
+    out.done(doc, message)

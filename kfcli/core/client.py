@@ -519,10 +519,7 @@ class KfClient:
         if isinstance(resp, dict):  # a JSON body without errcode: unexpected, but not media
             raise ResponseError("/cgi-bin/media/get: the answer is JSON without an errcode, "
                                 "not the media")
-        disposition = resp.headers.get("content-disposition", "")
-        filename = ""
-        if "filename=" in disposition:
-            filename = disposition.split("filename=", 1)[1].strip().strip('"')
+        filename = _disposition_filename(resp.headers.get("content-disposition", ""))
         return resp.body, resp.content_type, filename
 
     # ------------------------------------------------------------------ servicers
@@ -917,3 +914,24 @@ __all__ = ["KfClient", "RetryPolicy", "SendResult", "Timeout"]
 def _busy(errcode: int) -> str:
     return {45009: "45009 rate limited", 45033: "45033 too many concurrent calls",
             -1: "-1 system busy"}.get(errcode, f"{errcode} busy")
+
+
+def _disposition_filename(disposition: str) -> str:
+    """The filename of a Content-Disposition header: RFC 6266's `filename*=UTF-8''…` when
+    given (names in Chinese), else `filename="…"`; '' when there is none."""
+    from urllib.parse import unquote
+
+    plain = ""
+    for part in disposition.split(";"):
+        key, _, value = part.strip().partition("=")
+        key, value = key.strip().lower(), value.strip()
+        if key == "filename*":
+            charset, _, rest = value.partition("'")
+            _, _, encoded = rest.partition("'")
+            try:
+                return unquote(encoded, encoding=charset or "utf-8", errors="strict")
+            except (LookupError, UnicodeDecodeError):
+                continue
+        if key == "filename":
+            plain = value[1:-1] if len(value) >= 2 and value[0] == value[-1] == '"' else value
+    return plain

@@ -25,7 +25,7 @@ DEFAULT_BASE_URL = "https://qyapi.weixin.qq.com"
 DEFAULT_PROFILE = "default"
 
 #: Profile fields, in display order.
-FIELDS = ("corp_id", "secret", "token", "aes_key", "base_url", "store")
+FIELDS = ("corp_id", "secret", "token", "aes_key", "base_url", "store", "retention_days")
 #: Fields that are never accepted as arguments and never shown unmasked.
 SECRET_FIELDS = frozenset({"secret", "token", "aes_key"})
 #: Environment variable for each field (DESIGN.md §2, contract).
@@ -36,7 +36,10 @@ ENV_VARS = {
     "aes_key": "KFCLI_AES_KEY",
     "base_url": "KFCLI_BASE_URL",
     "store": "KFCLI_STORE",
+    "retention_days": "KFCLI_RETENTION_DAYS",
 }
+#: `retention_days`: how many days of messages `kfcli store prune` keeps (1 to 100 years).
+RETENTION_DAYS = (1, 36500)
 
 #: How long `save()` waits for another process's write (they take milliseconds).
 LOCK_TIMEOUT = 30.0
@@ -74,6 +77,8 @@ def check_field(key: str, value: str) -> str:
         raise ValidationError("corp_id", "the CorpID is 1-64 characters [A-Za-z0-9_-] (ww…)")
     if key == "secret" and not re.fullmatch(r"[\x21-\x7e]{1,128}", value):
         raise ValidationError("secret", "the secret is 1-128 printable ASCII characters")
+    if key == "retention_days":
+        return check_retention_days(value)
     if key == "store":
         from kfcli.core.store import parse
 
@@ -82,6 +87,14 @@ def check_field(key: str, value: str) -> str:
         except ConfigError as exc:  # a value typed in now: invalid input (exit 2), not config
             raise UsageError(exc.message, hint=exc.hint) from None
     return value
+
+
+def check_retention_days(value: str) -> str:
+    low, high = RETENTION_DAYS
+    if not (value.isascii() and value.isdigit() and low <= int(value) <= high):
+        raise ValidationError("retention_days", f"{value!r} is not a whole number of days "
+                              f"from {low} to {high}")
+    return str(int(value))
 
 
 def _check_base_url(value: str) -> str:
@@ -327,6 +340,14 @@ def resolve(
 def _checked(key: str, value: str, where: str) -> str:
     """A base URL from the environment or a hand-edited profile, checked before any request
     (exit 3 naming where it came from), so `ftp://x` or port 99999 never reaches a socket."""
+    if key == "retention_days":
+        try:
+            return check_retention_days(value.strip())
+        except ValidationError as exc:
+            raise ConfigError(f"retention_days from {where}: {exc.problem}",
+                              hint="set it to the number of days of messages `kfcli store "
+                              "prune` keeps, e.g. `kfcli config set retention_days 180`"
+                              ) from None
     if key != "base_url":
         return value
     try:

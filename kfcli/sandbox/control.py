@@ -12,6 +12,8 @@ stats, sent_messages. Test machinery: faults, callback, clock.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import re
 from typing import Any
@@ -21,12 +23,15 @@ from .errors import ControlError, WeComError
 from .faults import KINDS
 from .handlers.common import account_by_id
 from .handlers.corp import CHANNELS_BINDING_KEY
+from .handlers.media import store_media
 from .handlers.sync import PATH as SYNC_PATH
 from .routing import CONTROL, Request
 from .store import Tx
 
 MAX_SEED = 1_000_000
 MAX_DELAY_SECONDS = 300
+MAX_FILENAME_BYTES = 255
+_DEFAULT_EXTENSION = {"image": "png", "voice": "amr", "video": "mp4", "file": "bin"}
 _EXTERNAL_USERID_RE = re.compile(r"[0-9A-Za-z_-]{1,64}")
 _AES_KEY_RE = re.compile(r"[A-Za-z0-9]{43}")
 
@@ -50,18 +55,82 @@ def get_stats(request: Request) -> dict[str, Any]:
 
 @CONTROL.route("POST", "/sandbox/customer_message")
 def customer_message(request: Request) -> dict[str, Any]:
-    open_kfid = _required_str(request.body, "open_kfid")
-    external_userid = _external_userid(request.body)
-    text = _required_str(request.body, "text")
+    """A customer sends a message: text, or an image, voice, video or file.
+
+    ``{"open_kfid", "external_userid"?, "msgtype"? = "text", "text"}`` or, for media,
+    ``{"open_kfid", "external_userid"?, "msgtype", "media_base64", "filename"?}``. The bytes
+    are kept as temporary media (media/get serves them, with the filename, for 3 days of
+    simulator time) and the message is what sync_msg gives for that type: ``{"msgtype":
+    "image", "image": {"media_id": ...}}`` (kf-api.md §3.2; a file message carries no name).
+    """
+    body = request.body
+    open_kfid = _required_str(body, "open_kfid")
+    external_userid = _external_userid(body)
+    msgtype = body.get("msgtype") or "text"
+    if msgtype == "text":
+        if body.get("media_base64") not in (None, "") or body.get("filename") not in (None, ""):
+            raise ControlError("media_base64 and filename go with msgtype image, voice, "
+                               "video or file")
+        text = _required_str(body, "text")
+        media = None
+    elif msgtype in rules.MEDIA_MSGTYPES:
+        if body.get("text") not in (None, ""):
+            raise ControlError(f"text goes with msgtype text, not {msgtype}")
+        media = _customer_media(body, msgtype)
+    else:
+        raise ControlError("msgtype must be one of text, " + ", ".join(rules.MEDIA_MSGTYPES))
     now = request.now_int
+    answer: dict[str, Any] = {"errcode": 0}
     with request.db.write() as db:
         _account(db, open_kfid)
         external_userid = customers.ensure_customer(db, external_userid, now)
         customers.customer_spoke(db, open_kfid, external_userid, now)
-        (msgid,) = customers.add_text_messages(db, open_kfid, [(external_userid, text)], now)
+        if media is None:
+            (msgid,) = customers.add_text_messages(db, open_kfid, [(external_userid, text)], now)
+        else:
+            data, filename = media
+            media_id = store_media(
+                db, msgtype, filename, rules.media_content_type(msgtype, data, filename),
+                data, now,
+            )
+            msgid = messages.add(
+                db, open_kfid, external_userid, messages.ORIGIN_CUSTOMER, msgtype,
+                {"media_id": media_id}, now,
+            )
+            answer["media_id"] = media_id
         token = callbacks.issue_sync_token(db, open_kfid, now)
     callbacks.notify_new_messages(request.server, open_kfid)
-    return {"errcode": 0, "msgid": msgid, "external_userid": external_userid, "token": token}
+    return {**answer, "msgid": msgid, "external_userid": external_userid, "token": token}
+
+
+def _customer_media(body: dict[str, Any], msgtype: str) -> tuple[bytes, str]:
+    """(bytes, filename) of a customer's media message, checked as WeCom would deliver it."""
+    encoded = body.get("media_base64")
+    if not isinstance(encoded, str) or not encoded:
+        raise ControlError(f"media_base64 is required for msgtype {msgtype} (the file's "
+                           "bytes in base64)")
+    try:
+        data = base64.b64decode("".join(encoded.split()), validate=True)
+    except (binascii.Error, ValueError):
+        raise ControlError("media_base64 is not valid base64") from None
+    problem = rules.customer_media_problem(msgtype, data)
+    if problem is not None:
+        errcode, words = problem
+        raise ControlError(f"media_base64: {words}", errcode=errcode)
+    filename = _optional_str(body, "filename")
+    if filename is None:
+        filename = f"{msgtype}.{_DEFAULT_EXTENSION.get(msgtype, 'bin')}"
+        if msgtype == "image" and not data.startswith(b"\x89PNG"):
+            filename = "image.jpg"
+    elif (
+        not filename.isprintable()  # also refuses lone surrogates before encode()
+        or len(filename.encode()) > MAX_FILENAME_BYTES
+        or filename in (".", "..")
+        or any(c in filename for c in "/\\")
+    ):
+        raise ControlError(f"filename must be a file's name: 1..{MAX_FILENAME_BYTES} bytes, "
+                           "no / or \\ or control characters")
+    return data, filename
 
 
 @CONTROL.route("POST", "/sandbox/seed_messages")

@@ -52,6 +52,15 @@ MEDIA_TYPES = tuple(MEDIA_MAX_BYTES)
 # 40006 as the generic "invalid file size"; the global table's 40010 (voice size) is not
 # among the codes the upload page names, so voice and file use 40006.
 MEDIA_OVERSIZE_ERRCODE = {"image": 40009, "voice": 40006, "video": 40011, "file": 40006}
+# What a customer sends reaches sync_msg only up to these sizes; bigger items arrive as a text
+# notice instead (kf-api.md §2.12, DOC:31078). The sandbox refuses them rather than invent
+# the notice's wording.
+CUSTOMER_MEDIA_MAX_BYTES = {"image": 2 * MB, "voice": 2 * MB, "video": 10 * MB, "file": 20 * MB}
+_FORMATS = {
+    "image": "JPG or PNG",
+    "voice": "AMR (a file starting with #!AMR)",
+    "video": "MP4",
+}
 # Largest request body read at all (a 20 MB file plus multipart overhead fits easily).
 MAX_BODY_BYTES = 64 * MB
 
@@ -91,6 +100,43 @@ def check_media_content(media_type: str, data: bytes) -> None:
         raise WeComError(MEDIA_OVERSIZE_ERRCODE[media_type])
     if not _format_ok(media_type, data):
         raise WeComError(40005)
+
+
+def customer_media_problem(media_type: str, data: bytes) -> tuple[int, str] | None:
+    """Why a customer could not send ``data`` as a ``media_type`` message, or None.
+
+    (errcode, words): the upload rules' codes for the same faults (44001 empty, 40006 too
+    small, the type's oversize code, 40005 wrong format), with the sync_msg size caps.
+    Shared by POST /sandbox/customer_message and `kfcli sandbox say`, which checks first.
+    """
+    size = len(data)
+    if not size:
+        return 44001, "the file is empty"
+    if size < MEDIA_MIN_BYTES:
+        return 40006, f"the file is {size} bytes; WeCom needs more than {MEDIA_MIN_BYTES - 1}"
+    cap = CUSTOMER_MEDIA_MAX_BYTES[media_type]
+    if size > cap:
+        return (
+            MEDIA_OVERSIZE_ERRCODE[media_type],
+            f"the file is {size / MB:.1f} MB; WeCom delivers {media_type} messages from "
+            f"customers up to {cap // MB} MB (larger ones arrive as a text notice)",
+        )
+    if not _format_ok(media_type, data):
+        return 40005, f"a customer's {media_type} must be {_FORMATS[media_type]}"
+    return None
+
+
+def media_content_type(media_type: str, data: bytes, filename: str) -> str:
+    """The Content-Type media/get sends for media stored without one."""
+    if media_type == "image":
+        return "image/png" if data.startswith(b"\x89PNG") else "image/jpeg"
+    if media_type == "voice":
+        return "audio/amr"
+    if media_type == "video":
+        return "video/mp4"
+    import mimetypes
+
+    return mimetypes.guess_type(filename)[0] or "application/octet-stream"
 
 
 def _format_ok(media_type: str, data: bytes) -> bool:

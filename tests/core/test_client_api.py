@@ -388,3 +388,20 @@ def test_an_unusable_token_cache_never_escapes_as_oserror(sandbox, home, monkeyp
     with client, pytest.raises(ConfigError, match="token cache") as exc:
         client.account_list()
     assert "Permission denied" in exc.value.message
+
+
+def test_media_filename_in_chinese_comes_from_the_rfc_6266_form(sandbox) -> None:
+    """WeCom (and the simulator) send `filename*=UTF-8''…` for names that are not ASCII."""
+    import base64
+
+    from kfcli.core import KfClient
+
+    open_kfid = sandbox.account()
+    doc = sandbox.post("/sandbox/customer_message", {
+        "open_kfid": open_kfid, "msgtype": "file", "filename": "报告 2026.txt",
+        "media_base64": base64.b64encode("退款说明\n".encode()).decode()})
+    assert doc["errcode"] == 0, doc
+    with KfClient(sandbox.creds["corp_id"], sandbox.creds["secret"],
+                  base_url=sandbox.base_url) as client:
+        data, _, filename = client.media_get(doc["media_id"])
+    assert (data.decode(), filename) == ("退款说明\n", "报告 2026.txt")

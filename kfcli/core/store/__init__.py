@@ -30,6 +30,7 @@ from kfcli.core.store.base import (
     Incoming,
     Lock,
     OutboxEntry,
+    Pruned,
     Row,
     Store,
 )
@@ -43,6 +44,7 @@ __all__ = [
     "Incoming",
     "Lock",
     "OutboxEntry",
+    "Pruned",
     "Row",
     "Store",
     "default_url",

@@ -33,7 +33,9 @@ from typing import Any, NamedTuple
 
 #: The schema this kfcli writes. A store with a higher version was written by a newer kfcli
 #: and is refused, never altered; a lower one is upgraded in place.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+#: Version 2 added the searchable text of each message (`msg search`, `msg history --grep`).
 
 
 class Incoming(NamedTuple):
@@ -47,6 +49,7 @@ class Incoming(NamedTuple):
     msgtype: str
     send_time: int
     text: str  # the message's JSON text, one line
+    search: str | None = None  # its searchable text (search_text); None: worked out on commit
 
     @classmethod
     def from_api(cls, doc: dict[str, Any], text: str | None = None) -> Incoming:
@@ -72,7 +75,69 @@ class Incoming(NamedTuple):
             msgtype if type(msgtype) is str else str(msgtype),
             send_time if type(send_time) is int else _int(send_time),
             text,
+            search_text(doc),
         )
+
+    def searchable(self) -> str:
+        """The searchable text: given, or worked out from the JSON text."""
+        if self.search is not None:
+            return self.search
+        try:
+            doc = json.loads(self.text)
+        except (ValueError, RecursionError):
+            return ""
+        return search_text(doc) if isinstance(doc, dict) else ""
+
+
+def search_text(doc: dict[str, Any]) -> str:
+    """What `msg search` looks in: `search_pieces` lower-cased (case-insensitive for Latin
+    script; CJK has no case), one line per piece. Empty for messages with nothing to read
+    (images, most events)."""
+    return "\n".join(search_pieces(doc)).lower()
+
+
+def search_pieces(doc: dict[str, Any]) -> list[str]:
+    """The text a person wrote or reads in the message: text content, menu head/items/tail,
+    link/miniprogram/news titles and descriptions, location names, an event's scene."""
+    msgtype = doc.get("msgtype")
+    body = doc.get(msgtype) if isinstance(msgtype, str) else None
+    pieces: list[str] = []
+
+    def add(*values: Any) -> None:
+        for value in values:
+            if isinstance(value, str) and value.strip():
+                pieces.append(value)
+
+    if isinstance(body, dict):
+        add(body.get("content"), body.get("title"), body.get("desc"),
+            body.get("description"), body.get("name"), body.get("address"),
+            body.get("head_content"), body.get("tail_content"))
+        items = body.get("list") or body.get("articles")
+        for item in items if isinstance(items, list) else []:
+            if isinstance(item, dict):
+                add(item.get("title"), item.get("description"))
+                for kind in ("click", "view", "miniprogram", "text"):
+                    sub = item.get(kind)
+                    if isinstance(sub, dict):
+                        add(sub.get("content"))
+        if msgtype == "event":
+            # Events are searchable by what they are about: the scene a customer came from.
+            add(body.get("scene"), body.get("scene_param"))
+    return pieces
+
+
+def like_escape(text: str) -> str:
+    """`text` as a LIKE pattern matching itself (escape character: backslash)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def search_query(text: str) -> str:
+    """The query as it is compared with search_text: lower-cased, surrounding whitespace
+    dropped. ValueError when nothing is left."""
+    query = text.strip().lower()
+    if not query:
+        raise ValueError("empty search text")
+    return query
 
 
 def _dumps(doc: Any) -> str:
@@ -114,6 +179,26 @@ class Committed:
 
     rows: list[Row]
     outbox_id: int | None
+
+
+@dataclass(frozen=True)
+class Pruned:
+    """What `prune` removed (or, with dry_run, would remove)."""
+
+    before: int  # send_time bound (unix seconds): messages sent earlier were removed
+    messages: dict[str, int]  # per open_kfid
+    callbacks: int
+    kept_pending: int  # older messages kept because an outbox entry still has to write them
+    media: int = 0  # archived media files removed (none archived yet: the hook is `_prune_media`)
+
+    @property
+    def total(self) -> int:
+        return sum(self.messages.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"before": self.before, "messages": self.total, "accounts": self.messages,
+                "callbacks": self.callbacks, "kept_pending": self.kept_pending,
+                "media": self.media}
 
 
 @dataclass(frozen=True)
@@ -258,6 +343,16 @@ class Store(ABC):
         `newest`: the last `limit` of them (still returned oldest first)."""
 
     @abstractmethod
+    def search(self, corp_id: str, text: str, *, open_kfid: str | None = None,
+               customer: str | None = None, since: int | None = None,
+               until: int | None = None, limit: int | None = None,
+               oldest_first: bool = False) -> Iterator[Row]:
+        """Messages whose searchable text contains `text` (case-insensitive; substring, so
+        Chinese needs no segmentation), newest first (or oldest first), at most `limit`.
+        Queries of three characters or more use the index (SQLite FTS5 trigram, PostgreSQL
+        pg_trgm); shorter ones scan the messages the other filters select."""
+
+    @abstractmethod
     def last_seq(self, corp_id: str, open_kfid: str | None = None) -> int:
         """The highest seq stored for the account (0 when none)."""
 
@@ -283,6 +378,18 @@ class Store(ABC):
     @abstractmethod
     def consumers(self, corp_id: str) -> list[ConsumerStatus]:
         """Every `msg history --consumer` position of the corp, by name and account."""
+
+    @abstractmethod
+    def prune(self, corp_id: str, before: int, *, dry_run: bool = False) -> Pruned:
+        """Remove the corp's messages sent before `before` and callbacks received before it.
+        Never removes a message a pending outbox entry still has to write, nor outbox
+        entries, nor the callbacks of an account never pulled (they decide what its first
+        pull writes out); consumer positions stay where they are."""
+
+    def _prune_media(self, corp_id: str) -> int:
+        """Hook for the media archive: remove what messages no longer stored archived; returns how
+        many files or blobs went. Nothing is archived yet."""
+        return 0
 
     @abstractmethod
     def schema_version(self) -> int: ...

@@ -53,9 +53,13 @@ from kfcli.core.store.base import (
     Incoming,
     Lock,
     OutboxEntry,
+    Pruned,
     Row,
     Store,
     callback_row,
+    like_escape,
+    search_query,
+    search_text,
 )
 
 CONNECT_TIMEOUT = 5  # seconds, for each connection attempt (libpq's connect_timeout)
@@ -128,6 +132,15 @@ MIGRATIONS: dict[int, list[str]] = {
             updated_at double precision NOT NULL,
             PRIMARY KEY (corp_id, name, open_kfid))""",
     ],
+    # Search: the searchable text of each message (filled in for those stored so far) and a
+    # pg_trgm GIN index on it, which serves LIKE '%…%' for queries of three characters up.
+    2: [
+        "ALTER TABLE messages ADD COLUMN IF NOT EXISTS search_text text NOT NULL DEFAULT ''",
+        "BACKFILL search_text",
+        "CREATE EXTENSION IF NOT EXISTS pg_trgm",
+        """CREATE INDEX IF NOT EXISTS messages_search
+            ON messages USING gin (search_text gin_trgm_ops)""",
+    ],
 }
 assert max(MIGRATIONS) == SCHEMA_VERSION
 
@@ -141,13 +154,13 @@ _ENSURE_ACCOUNT = ("INSERT INTO accounts (corp_id, open_kfid) VALUES (%s, %s) "
 # skips what is stored already (and a msgid repeated within the page, after its first time).
 _INSERT_PAGE = """
     INSERT INTO messages (corp_id, open_kfid, msgid, external_userid, servicer_userid, origin,
-                          msgtype, send_time, stored_at, body)
+                          msgtype, send_time, stored_at, body, search_text)
     SELECT %s, %s, m.msgid, m.external_userid, m.servicer_userid, m.origin, m.msgtype,
-           m.send_time, %s, m.body
+           m.send_time, %s, m.body, m.search_text
     FROM unnest(%b::text[], %b::text[], %b::text[], %b::bigint[], %b::text[], %b::bigint[],
-                %b::text[])
+                %b::text[], %b::text[])
          WITH ORDINALITY AS m(msgid, external_userid, servicer_userid, origin, msgtype,
-                              send_time, body, n)
+                              send_time, body, search_text, n)
     ORDER BY m.n
     ON CONFLICT (corp_id, msgid) DO NOTHING
     RETURNING seq, msgid"""
@@ -461,7 +474,12 @@ class PostgresStore(Store):
                     version = self._version(conn)
                     for step in range(version + 1, SCHEMA_VERSION + 1):
                         for statement in MIGRATIONS[step]:
-                            conn.execute(statement)
+                            if statement == "BACKFILL search_text":
+                                self._backfill_search_text(conn)
+                            elif "EXTENSION" in statement:
+                                self._create_extension(conn, statement)
+                            else:
+                                conn.execute(statement)
                     if version < SCHEMA_VERSION:
                         conn.execute(_SET_VERSION, (str(SCHEMA_VERSION),))
         except psycopg.Error as exc:
@@ -471,6 +489,43 @@ class PostgresStore(Store):
                               f"written by a newer kfcli (this one knows {SCHEMA_VERSION}); "
                               "it was left untouched", hint="upgrade kfcli (pip install -U "
                               "kfcli)")
+
+    @staticmethod
+    def _backfill_search_text(conn: psycopg.Connection) -> None:
+        import json
+
+        last = 0
+        while True:
+            rows = conn.execute("SELECT seq, body FROM messages WHERE seq > %s ORDER BY seq "
+                                "LIMIT 5000", (last,)).fetchall()
+            if not rows:
+                return
+            last = rows[-1][0]
+            updates = []
+            for seq, body in rows:
+                try:
+                    doc = json.loads(body)
+                except (ValueError, RecursionError):
+                    continue
+                text = search_text(doc) if isinstance(doc, dict) else ""
+                if text:
+                    updates.append((_text(text), seq))
+            if updates:
+                with conn.cursor() as cur:
+                    cur.executemany("UPDATE messages SET search_text = %s WHERE seq = %s",
+                                    updates)
+
+    def _create_extension(self, conn: psycopg.Connection, statement: str) -> None:
+        try:
+            with conn.transaction():  # a savepoint: the error below is the one reported
+                conn.execute(statement)
+        except psycopg.Error as exc:
+            raise ConfigError(
+                f"the store {self.display_url} needs the PostgreSQL extension pg_trgm "
+                f"(search), which could not be created ({self._clean(str(exc))})",
+                hint="install PostgreSQL's contrib package on the server and run "
+                "`CREATE EXTENSION pg_trgm;` in the database as a superuser (or a user "
+                "allowed to), then run kfcli again") from None
 
     def schema_version(self) -> int:
         with self._connection() as conn:
@@ -522,7 +577,8 @@ class PostgresStore(Store):
                     emit_from: int = 0) -> Committed:
         now = time.time()
         page = [(_text(m.msgid), _text(m.external_userid), _text(m.servicer_userid), m.origin,
-                 _text(m.msgtype), m.send_time, _text(m.text)) for m in messages]
+                 _text(m.msgtype), m.send_time, _text(m.text), _text(m.searchable()))
+                for m in messages]
         with self._transaction() as conn:
             conn.execute(_ENSURE_ACCOUNT, (corp_id, open_kfid))
             row = conn.execute("SELECT cursor FROM accounts WHERE corp_id = %s AND "
@@ -536,7 +592,7 @@ class PostgresStore(Store):
                 columns = [list(column) for column in zip(*page, strict=True)]
                 seqs = {msgid: seq for seq, msgid in conn.execute(
                     _INSERT_PAGE, (corp_id, open_kfid, now, *columns)).fetchall()}
-                for msgid, _e, _s, _o, _t, send_time, text in page:
+                for msgid, _e, _s, _o, _t, send_time, text, _q in page:
                     seq = seqs.pop(msgid, None)  # pop: a msgid repeated in a page counts once
                     if seq is not None:
                         fresh.append((Row(seq, text), send_time))
@@ -657,6 +713,46 @@ class PostgresStore(Store):
                 for seq, body in batch:
                     yield Row(seq, body)
 
+    def search(self, corp_id: str, text: str, *, open_kfid: str | None = None,
+               customer: str | None = None, since: int | None = None,
+               until: int | None = None, limit: int | None = None,
+               oldest_first: bool = False) -> Iterator[Row]:
+        query = search_query(text)
+        where = ["corp_id = %s", "search_text LIKE %s"]
+        args: list[Any] = [corp_id, "%" + like_escape(_text(query)) + "%"]
+        if open_kfid is not None:
+            where.append("open_kfid = %s")
+            args.append(open_kfid)
+        if customer is not None:
+            where.append("external_userid = %s")
+            args.append(customer)
+        if since is not None:
+            where.append("send_time >= %s")
+            args.append(since)
+        if until is not None:
+            where.append("send_time < %s")
+            args.append(until)
+        order = "ASC" if oldest_first else "DESC"
+        tail = f" LIMIT {int(limit)}" if limit is not None and int(limit) >= 0 else ""
+        if len(query) >= 3:
+            # The matches come from the trigram index first (MATERIALIZED: the planner must not
+            # walk the whole table newest first, hoping to meet `limit` matches early).
+            sql = (f"WITH hits AS MATERIALIZED (SELECT seq, send_time, body FROM messages "
+                   f"WHERE {' AND '.join(where)}) SELECT seq, body FROM hits ORDER BY "
+                   f"send_time {order}, seq {order}{tail}")
+        else:  # no trigram in it: scan what the other filters select
+            sql = (f"SELECT seq, body FROM messages WHERE {' AND '.join(where)} ORDER BY "
+                   f"send_time {order}, seq {order}{tail}")
+        with self._connection() as conn, conn.transaction(), \
+                conn.cursor(name="kfcli_search") as cur:
+            cur.execute(sql, args)
+            while True:
+                batch = cur.fetchmany(FETCH)
+                if not batch:
+                    return
+                for seq, body in batch:
+                    yield Row(seq, body)
+
     def last_seq(self, corp_id: str, open_kfid: str | None = None) -> int:
         if open_kfid is None:
             rows = self._read("SELECT MAX(seq) FROM messages WHERE corp_id = %s", (corp_id,))
@@ -686,6 +782,37 @@ class PostgresStore(Store):
                 "position = GREATEST(consumers.position, excluded.position), "
                 "updated_at = excluded.updated_at",
                 (corp_id, name, open_kfid, seq, time.time()))
+
+    # ------------------------------------------------------------------ retention
+
+    def prune(self, corp_id: str, before: int, *, dry_run: bool = False) -> Pruned:
+        # A message inside the seq range of a pending outbox entry is still to be written by
+        # its committer's next run: kept, whatever its age.
+        pending = ("EXISTS (SELECT 1 FROM outbox o WHERE o.corp_id = m.corp_id AND "
+                   "o.open_kfid = m.open_kfid AND m.seq BETWEEN o.first_seq AND o.last_seq)")
+        old = "m.corp_id = %(corp_id)s AND m.send_time < %(before)s"
+        callbacks = ("FROM callbacks WHERE corp_id = %(corp_id)s AND received_at < "
+                     "%(before)s AND open_kfid IN (SELECT open_kfid FROM accounts WHERE "
+                     "corp_id = %(corp_id)s AND cursor IS NOT NULL)")
+        params = {"corp_id": corp_id, "before": before}
+        if dry_run:
+            gone = f"SELECT m.open_kfid FROM messages m WHERE {old} AND NOT {pending}"
+        else:
+            gone = (f"DELETE FROM messages m WHERE {old} AND NOT {pending} "
+                    "RETURNING m.open_kfid")
+        with self._transaction() as conn:
+            rows = conn.execute(f"WITH gone AS ({gone}) SELECT open_kfid, COUNT(*) FROM gone "
+                                'GROUP BY open_kfid ORDER BY open_kfid COLLATE "C"',
+                                params).fetchall()
+            kept = conn.execute(f"SELECT COUNT(*) FROM messages m WHERE {old} AND {pending}",
+                                params).fetchone()[0]
+            if dry_run:
+                n_callbacks = conn.execute(f"SELECT COUNT(*) {callbacks}",
+                                           params).fetchone()[0]
+            else:
+                n_callbacks = conn.execute(f"DELETE {callbacks}", params).rowcount
+        media = 0 if dry_run else self._prune_media(corp_id)
+        return Pruned(before, {k: int(n) for k, n in rows}, int(n_callbacks), int(kept), media)
 
     # ------------------------------------------------------------------ operators
 

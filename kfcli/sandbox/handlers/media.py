@@ -17,6 +17,7 @@ from urllib.parse import quote
 from .. import ids, rules
 from ..errors import WeComError
 from ..routing import API, RawResponse, Request
+from ..store import Tx
 
 _DEFAULT_CONTENT_TYPE = {
     "image": "image/jpeg",
@@ -45,16 +46,28 @@ def media_upload(request: Request) -> dict[str, Any]:
         content_type = part.get_content_type()
     else:
         content_type = _DEFAULT_CONTENT_TYPE[media_type]
-    media_id = ids.media_id()
     created_at = request.now_int
     with request.db.write() as db:
-        db.execute(
-            "INSERT INTO media (media_id, type, filename, content_type, size, data, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (media_id, media_type, filename, content_type, len(data), data, created_at),
-        )
+        media_id = store_media(db, media_type, filename, content_type, data, created_at)
     # created_at is a string in WeCom's answer (kf-api.md §2.12).
     return {"type": media_type, "media_id": media_id, "created_at": str(created_at)}
+
+
+def store_media(
+    db: Tx, media_type: str, filename: str, content_type: str, data: bytes, now: int
+) -> str:
+    """Keep a temporary media file (an upload, or what a customer sent); returns its media_id.
+
+    It lives `rules.MEDIA_TTL` of simulator time from ``now``: media/get and the media checks
+    of send_msg and account/add answer 40007 afterwards.
+    """
+    media_id = ids.media_id()
+    db.execute(
+        "INSERT INTO media (media_id, type, filename, content_type, size, data, created_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (media_id, media_type, filename, content_type, len(data), data, now),
+    )
+    return media_id
 
 
 def _media_part(request: Request) -> Message | None:

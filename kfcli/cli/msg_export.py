@@ -1,0 +1,201 @@
+"""`kfcli msg export`: stored messages to a CSV, JSON lines or HTML file (or stdout).
+
+The formats are written by `kfcli.core.export`; this module parses the options, opens the
+target and reports. A file is written beside its final name and renamed into place once
+complete, so an interrupted export never leaves half a file under that name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import stat
+import sys
+import tempfile
+from pathlib import Path
+from typing import IO, Annotated
+
+import typer
+
+from kfcli.cli.context import state
+from kfcli.cli.msg import app
+from kfcli.core import limits
+from kfcli.core.errors import Interrupted, KfError, UsageError, ValidationError
+
+#: Progress on a terminal's stderr every this many messages.
+PROGRESS_EVERY = 10_000
+
+
+class _Target:
+    """Where the export goes: stdout (`-`), a device or FIFO (written into), or a file
+    (written to a private temporary file in the same directory, then renamed over it)."""
+
+    def __init__(self, name: str, *, force: bool) -> None:
+        self.name = name
+        self.path: Path | None = None
+        self._tmp: str | None = None
+        self._raw: IO[bytes]
+        if name == "-":
+            # A duplicate of stdout's descriptor: closing it (also after the reader went
+            # away) leaves stdout itself open for the error report.
+            sys.stdout.flush()
+            self.shown = "stdout"
+            self._raw = os.fdopen(os.dup(sys.stdout.fileno()), "wb", buffering=1 << 16)
+        else:
+            self.path = Path(name)
+            self.shown = name
+            self._raw = self._open(force)
+        # newline="": the csv module writes its own line ends; other formats write "\n".
+        self.stream = io.TextIOWrapper(self._raw, encoding="utf-8", newline="",
+                                       write_through=False)
+
+    def _open(self, force: bool) -> IO[bytes]:
+        path = self.path
+        assert path is not None
+        try:
+            existing = os.stat(path)
+        except FileNotFoundError:
+            existing = None
+        except OSError as exc:
+            raise UsageError(f"-O: cannot write {path} ({exc.strerror})") from None
+        if existing is not None and stat.S_ISDIR(existing.st_mode):
+            raise UsageError(f"-O: {path} is a directory")
+        if existing is not None and not stat.S_ISREG(existing.st_mode):
+            # A FIFO or a device (`-O /dev/null`): write into it; never replace it.
+            try:
+                return open(path, "wb")  # noqa: SIM115 - closed by finish()/abort()
+            except OSError as exc:
+                raise UsageError(f"-O: cannot write {path} ({exc.strerror})") from None
+        if existing is not None and not force:
+            raise UsageError(f"{path} exists; pass --force to overwrite it")
+        parent = path.parent
+        if not parent.is_dir():
+            raise UsageError(f"-O: directory {parent} does not exist")
+        try:
+            fd, self._tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp",
+                                             dir=parent)
+        except OSError as exc:
+            raise UsageError(f"-O: cannot write {path} ({exc.strerror})") from None
+        return os.fdopen(fd, "wb", buffering=1 << 20)
+
+    def finish(self) -> None:
+        """Everything is written: flush, and put the file in place."""
+        self.stream.flush()
+        if self._tmp is not None:
+            os.fsync(self._raw.fileno())
+        self.stream.close()
+        if self._tmp is not None:
+            os.replace(self._tmp, self.path)  # type: ignore[arg-type]
+            self._tmp = None
+
+    def abort(self) -> None:
+        """Something failed: leave no temporary file behind (and no file under the name)."""
+        with contextlib.suppress(OSError, ValueError):
+            self.stream.close()
+        with contextlib.suppress(OSError, ValueError):
+            self._raw.close()  # when closing the wrapper failed (a broken pipe)
+        if self._tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._tmp)
+            self._tmp = None
+
+
+@app.command("export", epilog="""Examples:
+
+  kfcli msg export --format csv -O week.csv --since 7d
+
+  kfcli msg export --customer wmXyZ789 --format html -O chat.html
+
+  kfcli msg export --format jsonl -O - | gzip > archive.jsonl.gz
+
+Writes messages from the store (what `msg sync` and `callback serve --sync` pulled) of every
+account of the corp, or of --account, oldest first. WHEN is a date (2026-11-30), a local
+time (2026-11-30T14:00), a duration ago (90m, 2h, 3d) or unix seconds.
+
+csv: UTF-8 with a BOM, so Excel (also on a Chinese Windows) opens it correctly; a header row
+and one row per message: time (ISO 8601, local, with its offset), account, customer
+(external_userid), origin (customer, servicer or system), sender, msgtype, text (what a
+non-text message is, e.g. "[image]" or "transferred to user001"; line breaks kept), msgid,
+media_id. Text starting with = + - or @ gets a leading ' so that Excel never runs it as a
+formula. jsonl: each message exactly as `msg sync -o jsonl` writes it. html: one page,
+nothing loaded from elsewhere, one section per conversation with a line for each new day.
+
+An existing file is only replaced with --force. The file appears once it is complete (an
+interrupted export leaves no partial file), readable by you only (it holds customers'
+words). Memory stays the same however many messages are exported.
+
+Exit status: 0 done, 2 invalid input, an existing file without --force or an unwritable
+path, 3 the store is misconfigured, 6 a PostgreSQL store is unreachable, 130 interrupted.""")
+def export(
+    fmt: Annotated[str, typer.Option(
+        "--format", metavar="csv|jsonl|html", help="What to write: csv (for spreadsheets), "
+        "jsonl (the raw messages) or html (a page to read).", show_default=False)],
+    output_file: Annotated[str, typer.Option(
+        "-O", "--output-file", metavar="FILE", help="Write to FILE ('-': stdout).",
+        show_default=False)],
+    account: Annotated[str | None, typer.Option(
+        "--account", metavar="OPEN_KFID", help="Only this account (default: every account "
+        "of the corp).", show_default=False)] = None,
+    customer: Annotated[str | None, typer.Option(
+        "--customer", metavar="EXTERNAL_USERID", help="Only this customer's messages.",
+        show_default=False)] = None,
+    since: Annotated[str | None, typer.Option(
+        "--since", metavar="WHEN", help="Messages sent at or after WHEN.",
+        show_default=False)] = None,
+    until: Annotated[str | None, typer.Option(
+        "--until", metavar="WHEN", help="Messages sent before WHEN.",
+        show_default=False)] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing FILE.")] = False,
+) -> None:
+    """Write stored messages to a CSV, JSON lines or HTML file."""
+    from kfcli.core.export import FORMATS, Exporter, Selection
+    from kfcli.core.when import parse_when
+
+    st = state()
+    out = st.out
+    fmt = fmt.strip().lower()
+    if fmt not in FORMATS:
+        raise ValidationError("--format", f"{fmt!r} is not one of {', '.join(FORMATS)}")
+    if account is not None:
+        limits.check_open_kfid(account)
+    if customer is not None:
+        limits.check_external_userid(customer)
+    start = parse_when(since, option="--since") if since is not None else None
+    end = parse_when(until, option="--until") if until is not None else None
+    if start is not None and end is not None and end <= start:
+        raise ValidationError("--until", "must be later than --since")
+    if not output_file:
+        raise UsageError("-O: give a file name, or - for stdout")
+    settings = st.settings()
+    corp_id = settings.corp_id or ""
+    if not corp_id:
+        settings.require("corp_id")
+
+    from kfcli.core.store import open_store
+
+    store = open_store(settings=settings)
+    target = None
+    try:
+        target = _Target(output_file, force=force)
+        exporter = Exporter(store, Selection(corp_id, account, customer, start, end),
+                            every=PROGRESS_EVERY,
+                            progress=lambda n: out.status(f"exporting: {n:,} messages"))
+        try:
+            exporter.write(fmt, target.stream)
+            target.finish()
+        except BrokenPipeError:
+            raise BrokenPipeError("stdout was closed") from None  # `| head`: exit 0
+        except OSError as exc:
+            left = "" if target.path is None else f"; nothing was written to {target.path}"
+            raise KfError(f"writing {target.shown} failed ({exc.strerror or exc}){left}"
+                          ) from None
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted; nothing was written to {output_file}") from None
+    finally:
+        out.status(None)
+        if target is not None:
+            target.abort()
+        store.close()
+    count = exporter.count
+    out.info(f"exported {count:,} message{'' if count == 1 else 's'} to {target.shown}")

@@ -1,0 +1,237 @@
+"""`kfcli msg search`: find stored messages by the text in them (DESIGN.md §10).
+
+Substring search, case-insensitive for Latin script, correct for Chinese without word
+segmentation; newest first. The store does the finding (`Store.search`: an FTS5 trigram index
+on SQLite, pg_trgm on PostgreSQL); this module parses, and renders: a table with the match
+highlighted on a terminal, TSV, or the raw message objects as JSON / JSON lines.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from kfcli.cli.context import JsonOpt, state
+from kfcli.cli.msg import app
+from kfcli.core import limits
+from kfcli.core.errors import ValidationError
+from kfcli.core.sync import ORIGINS, Message
+
+#: -o as for `msg history`: JSON lines (not TSV) when stdout is not a terminal. (Not imported
+#: from msg_stream: msg.py imports both modules, in either order.)
+StreamOutputOpt = Annotated[str | None, typer.Option(
+    "--output", "-o", help="Output format: table, tsv, json or jsonl. Default: table on a "
+    "terminal, jsonl otherwise. [env: KFCLI_OUTPUT]", show_default=False)]
+
+#: Matches shown when --limit is not given (newest first).
+DEFAULT_LIMIT = 100
+#: The highlight of the matching part on a terminal (plain in TSV and JSON).
+HIGHLIGHT = "bold reverse"
+
+
+def check_query(text: str, option: str = "TEXT") -> str:
+    """The search text, or ValidationError (exit 2) when it is empty or only blanks."""
+    if not text.strip():
+        raise ValidationError(option, "give the text to look for (it is empty)")
+    limits.check_text(option, text, max_bytes=1024)
+    return text
+
+
+def parse_range(since: str | None, until: str | None) -> tuple[int | None, int | None]:
+    from kfcli.core.when import parse_when
+
+    start = parse_when(since, option="--since") if since is not None else None
+    end = parse_when(until, option="--until") if until is not None else None
+    if start is not None and end is not None and end <= start:
+        raise ValidationError("--until", "must be later than --since")
+    return start, end
+
+
+@app.command("search", epilog=f"""Examples:
+
+  kfcli msg search 退款
+
+  kfcli msg search 退 --account wkAbC123 --since 7d
+
+  kfcli msg search refund --customer wmXyZ789 -o jsonl
+
+  kfcli msg search "申请退款" --until 2026-12-01 --limit 500
+
+Looks through the message store (what `msg sync` and `callback serve --sync` pulled): the text
+of messages, and the titles and items of menus, links, mini programs and news. TEXT matches
+anywhere inside (no word segmentation: 退 finds 退款 and 退货), upper and lower case alike for
+Latin script. Newest first, at most {DEFAULT_LIMIT} unless --limit N or --all. On a terminal a
+table (time, account, customer, sender, text) with the matching part highlighted; -o tsv
+columns time, open_kfid, external_userid, origin, sender, type, text, msgid; JSON lines when
+piped, each exactly the object `msg sync` writes. WHEN is a date (2026-11-30), a local time
+(2026-11-30T14:00), a duration ago (90m, 2h, 3d) or unix seconds.
+
+Text of three characters or more is looked up in the index; one or two characters are matched
+by reading the messages the other options select (narrow with --account, --customer, --since).
+
+Exit status: 0 done (also when nothing matches: "no messages match" on a terminal), 2 invalid
+input (empty TEXT, --since after --until), 3 the store is misconfigured, 6 a PostgreSQL store
+is unreachable.""")
+def search(
+    text: Annotated[str, typer.Argument(metavar="TEXT", help="The text to look for.",
+                                        show_default=False)],
+    account: Annotated[str | None, typer.Option(
+        "--account", metavar="OPEN_KFID", help="Only this account's messages.",
+        show_default=False)] = None,
+    customer: Annotated[str | None, typer.Option(
+        "--customer", metavar="EXTERNAL_USERID", help="Only this customer's conversations.",
+        show_default=False)] = None,
+    since: Annotated[str | None, typer.Option(
+        "--since", metavar="WHEN", help="Messages sent at or after WHEN.",
+        show_default=False)] = None,
+    until: Annotated[str | None, typer.Option(
+        "--until", metavar="WHEN", help="Messages sent before WHEN.",
+        show_default=False)] = None,
+    limit: Annotated[int | None, typer.Option(
+        "--limit", metavar="N", help=f"At most N matches, newest first (default "
+        f"{DEFAULT_LIMIT}).", min=1, max=10**9, show_default=False)] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Every match, however many.")] = False,
+    output: StreamOutputOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Find stored messages containing TEXT (Chinese or Latin), newest first."""
+    st = state()
+    st.set_output(output, json_)
+    out = st.stream_out()
+    check_query(text)
+    if account is not None:
+        limits.check_open_kfid(account)
+    if customer is not None:
+        limits.check_external_userid(customer)
+    start, end = parse_range(since, until)
+    if all_ and limit is not None:
+        raise ValidationError("--limit", "give --limit N or --all, not both")
+    cap = None if all_ else (limit or DEFAULT_LIMIT)
+    from kfcli.core.store import open_store
+
+    settings = st.settings()
+    if not settings.corp_id:
+        settings.require("corp_id")
+    store = open_store(settings=settings)
+    try:
+        rows = store.search(settings.corp_id, text, open_kfid=account, customer=customer,
+                            since=start, until=end, limit=None if cap is None else cap + 1)
+        try:
+            count = _render(out, rows, text, cap)
+        except BrokenPipeError:
+            # The reader went away (`| head`): a quiet end (exit 0), as for msg history.
+            raise BrokenPipeError("stdout was closed") from None
+    finally:
+        store.close()
+    if count == 0 and (out.fmt == "table" or _tty(out.stderr)):
+        out.info(f"no messages match {text.strip()!r}")
+
+
+def _when(ts: int) -> str:
+    from datetime import datetime
+
+    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else ""
+
+
+def _tty(stream) -> bool:
+    from kfcli.render import _isatty
+
+    return _isatty(stream)
+
+
+def _render(out, rows, query: str, cap: int | None) -> int:
+    """Write the matches; returns how many. One more than `cap` is asked of the store, to
+    say on a terminal that there are more."""
+    from kfcli.render import LineStream, tsv_field
+
+    needle = query.strip().lower()
+    stream = LineStream(out.stdout) if out.fmt != "table" else None
+    lines = []
+    count = 0
+    more = False
+    for row in rows:
+        if cap is not None and count >= cap:
+            more = True
+            break
+        count += 1
+        if out.fmt == "jsonl":
+            stream.add(row.text + "\n")
+        elif out.fmt == "json":
+            stream.add(("[\n" if count == 1 else ",\n") + row.text)
+        else:
+            message = Message.from_api(json.loads(row.text))
+            if out.fmt == "tsv":
+                fields = (_when(message.send_time), message.open_kfid,
+                          message.external_userid, ORIGINS.get(message.origin, message.origin),
+                          message.sender, message.event_type or message.msgtype,
+                          shown_text(message, needle), message.msgid)
+                stream.add("\t".join(tsv_field(f) for f in fields) + "\n")
+            else:
+                lines.append(message)
+        if stream is not None and count % 1000 == 0:
+            stream.flush()
+    if stream is not None:
+        if out.fmt == "json":
+            stream.add("[]\n" if not count else "\n]\n")
+        stream.flush()
+    else:
+        _table(out, lines, needle)
+    if more and out.fmt in ("table", "tsv") and _tty(out.stderr):
+        out.info(f"showing the newest {count}; --limit N or --all for more")
+    return count
+
+
+def shown_text(message: Message, needle: str) -> str:
+    """What the result shows of a message: its summary, and when the match is not in it
+    (a menu item, a link's description), the piece of text that holds the match."""
+    from kfcli.core.store.base import search_pieces
+
+    summary = message.summary()
+    if needle in summary.lower():
+        return summary
+    for piece in search_pieces(message.raw):
+        if needle in piece.lower():
+            return f"{summary} · {piece}"
+    return summary
+
+
+def _table(out, messages: list[Message], needle: str) -> None:
+    if not messages:
+        return
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    from kfcli.render import clean
+
+    console = Console(file=out.stdout, highlight=False, markup=False, emoji=False,
+                      soft_wrap=False)
+    table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
+    for name in ("time", "account", "customer", "sender", "text"):
+        table.add_column(name, overflow="fold", no_wrap=name != "text")
+    for m in messages:
+        body = clean(shown_text(m, needle).replace("\t", " ").replace("\n", " "))
+        table.add_row(
+            Text(_when(m.send_time), style="dim"), Text(clean(m.open_kfid)),
+            Text(clean(m.external_userid)),
+            Text(f"{ORIGINS.get(m.origin, m.origin)} {clean(m.sender)}".strip()),
+            highlight(body, needle))
+    console.print(table)
+
+
+def highlight(text: str, needle: str):
+    """`text` as rich Text with every case-insensitive occurrence of `needle` highlighted."""
+    from rich.text import Text
+
+    result = Text(text)
+    lowered = text.lower()
+    if len(lowered) != len(text) or not needle:  # lower() moved positions: show it plain
+        return result
+    at = lowered.find(needle)
+    while at >= 0:
+        result.stylize(HIGHLIGHT, at, at + len(needle))
+        at = lowered.find(needle, at + len(needle))
+    return result
+

@@ -1,0 +1,347 @@
+"""Stored messages written out for people and spreadsheets (`kfcli msg export`).
+
+Three formats, each written as the rows are read from the store, so memory stays flat
+however many messages are exported:
+
+* `csv`: UTF-8 with a byte-order mark (Excel on a Chinese Windows machine reads it as UTF-8
+  only with one), a header row, one row per message (`CSV_COLUMNS`). Text that Excel would
+  run as a formula (starting with = + - @ or a tab/CR) gets a leading `'`, as OWASP advises
+  for CSV fed to spreadsheets: customer text is hostile.
+* `jsonl`: each message's stored JSON text, exactly what `msg sync -o jsonl` printed.
+* `html`: one self-contained page (inline CSS, nothing fetched), messages grouped by
+  conversation (account + customer) with a line for each new day; all text escaped. To group
+  without holding messages, a first pass notes the conversations (their ids only), then each
+  is read back with the store's per-customer query.
+
+Images are inlined as `data:` URIs when `media(message)` returns their bytes. The store does
+not archive media yet: `archived_media()` is the hook for that and returns None today, so an
+image shows as "[image]".
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import IO, TYPE_CHECKING
+
+from kfcli.core.sync import Message
+from kfcli.core.transcript import describe, iso, origin_name, who
+
+if TYPE_CHECKING:
+    from kfcli.core.store import Row, Store
+
+FORMATS = ("csv", "jsonl", "html")
+CSV_COLUMNS = ("time", "account", "customer", "origin", "sender", "msgtype", "text", "msgid",
+               "media_id")
+BOM = "\ufeff"
+
+#: (bytes, MIME type) of a message's archived media, or None.
+MediaSource = Callable[[Message], "tuple[bytes, str] | None"]
+
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+# C0 controls but tab and newline, DEL, C1 controls, bidi overrides: never valid or wanted
+# in the page's text.
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def archived_media(store: Store, corp_id: str) -> MediaSource:
+    """The media of `store` as a MediaSource. The store keeps no media yet (issue 11, part
+    3): until it does, every lookup answers None and exports show "[image]"."""
+
+    def lookup(message: Message) -> tuple[bytes, str] | None:
+        return None
+
+    return lookup
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which stored messages: one account or all of the corp's, optionally one customer's,
+    sent in [since, until)."""
+
+    corp_id: str
+    open_kfid: str | None = None
+    customer: str | None = None
+    since: int | None = None
+    until: int | None = None
+
+    def rows(self, store: Store, *, open_kfid: str | None = None,
+             customer: str | None = None) -> Iterator[Row]:
+        return store.messages(self.corp_id, open_kfid or self.open_kfid,
+                              customer=self.customer if customer is None else customer,
+                              since=self.since, until=self.until)
+
+
+class Exporter:
+    """Writes a selection to a text stream (opened with newline="") in one format.
+
+    `progress(count)` is called every `every` messages; `count` is the number written."""
+
+    def __init__(self, store: Store, selection: Selection, *,
+                 media: MediaSource | None = None,
+                 progress: Callable[[int], None] | None = None, every: int = 10_000) -> None:
+        self.store = store
+        self.selection = selection
+        self.media = media or archived_media(store, selection.corp_id)
+        self.progress = progress
+        self.every = every
+        self.count = 0
+
+    def write(self, fmt: str, stream: IO[str]) -> int:
+        if fmt not in FORMATS:
+            raise ValueError(f"unknown format {fmt!r}")
+        getattr(self, f"_{fmt}")(stream)
+        return self.count
+
+    def _tick(self) -> None:
+        self.count += 1
+        if self.progress is not None and self.count % self.every == 0:
+            self.progress(self.count)
+
+    # ------------------------------------------------------------------ jsonl
+
+    def _jsonl(self, stream: IO[str]) -> None:
+        for row in self.selection.rows(self.store):
+            stream.write(row.text)
+            stream.write("\n")
+            self._tick()
+
+    # ------------------------------------------------------------------ csv
+
+    def _csv(self, stream: IO[str]) -> None:
+        # The hot loop of a million-row export: fields read straight from the parsed message
+        # (Message only where a summary is needed), lines built by hand with the csv
+        # module's rules (a field holding a quote, comma or line break is quoted, its quotes
+        # doubled) and written a thousand at a time.
+        stream.write(BOM + ",".join(CSV_COLUMNS) + "\r\n")
+        scan, from_api, clock = _SCAN, _message, _Clock().iso
+        special, formula = _CSV_SPECIAL.search, _FORMULA
+        lines: list[str] = []
+        width = len(CSV_COLUMNS) - 1  # commas in a line that needs no quoting
+        count, progress = self.count, self.progress
+        next_note = count + self.every
+        last_time, stamp = None, ""
+        for row in self.selection.rows(self.store):
+            text = row.text
+            try:
+                doc, end = scan(text, 0)
+                if end != len(text):
+                    doc = json.loads(text)
+            except StopIteration:
+                doc = json.loads(text)
+            msgtype = doc.get("msgtype")
+            body = doc.get("text") if msgtype == "text" else None
+            origin = doc.get("origin")
+            content = body.get("content") if type(body) is dict else None
+            if type(content) is str and (origin == 3 or origin == 5) \
+                    and not body.get("menu_id"):
+                customer = doc.get("external_userid") or ""
+                if origin == 3:
+                    who, sender = "customer", customer
+                else:
+                    who, sender = "servicer", doc.get("servicer_userid") or ""
+                if content.startswith(formula):
+                    content = "'" + content
+                sent = doc.get("send_time")
+                if sent != last_time:
+                    last_time, stamp = sent, clock(sent or 0)
+                fields = [stamp, doc.get("open_kfid") or "", customer, who, sender, "text",
+                          content, doc.get("msgid") or "", ""]
+            else:
+                m = from_api(doc)
+                summary = describe(m)
+                if summary.startswith(formula):
+                    summary = "'" + summary
+                fields = [clock(m.send_time), m.open_kfid, m.external_userid,
+                          origin_name(m), m.sender, m.msgtype, summary, m.msgid,
+                          str(m.body.get("media_id") or "")]
+            try:
+                line = ",".join(fields)
+            except TypeError:  # a field of another type than WeCom documents
+                fields = [str(f) for f in fields]
+                line = ",".join(fields)
+            if line.count(",") != width or special(line):
+                line = ",".join(_quote(f) if special(f) or "," in f else f for f in fields)
+            lines.append(line)
+            count += 1
+            if len(lines) == 1000:
+                lines.append("")
+                stream.write("\r\n".join(lines))
+                lines = []
+                if progress is not None and count >= next_note:
+                    next_note += self.every
+                    self.count = count
+                    progress(count)
+        self.count = count
+        if lines:
+            lines.append("")
+            stream.write("\r\n".join(lines))
+
+    # ------------------------------------------------------------------ html
+
+    def _html(self, stream: IO[str]) -> None:
+        # Pass 1: the conversations, in order of their first message, and the newest seq
+        # (messages stored meanwhile are left out of pass 2, as they were of pass 1).
+        conversations: dict[tuple[str, str], None] = {}
+        top = 0
+        for row in self.selection.rows(self.store):
+            m = _message(_loads(row.text))
+            conversations.setdefault((m.open_kfid, m.external_userid), None)
+            top = row.seq
+        stream.write(_page_head(self.selection))
+        if not conversations:
+            stream.write('<p class="none">No messages.</p>\n')
+        for open_kfid, customer in conversations:
+            stream.write(_conversation_head(open_kfid, customer))
+            day = ""
+            for row in self.selection.rows(self.store, open_kfid=open_kfid, customer=customer):
+                if row.seq > top:
+                    continue
+                m = _message(_loads(row.text))
+                if m.open_kfid != open_kfid:  # events carry ids inside `event`; be exact
+                    continue
+                t = time.localtime(m.send_time)
+                today = time.strftime("%Y-%m-%d %A", t)
+                if today != day:
+                    day = today
+                    stream.write(f'<h3 class="day">{_esc(today)}</h3>\n')
+                stream.write(self._message_html(m, t))
+                self._tick()
+            stream.write("</section>\n")
+        stream.write(f'<footer>{self.count:,} message{"" if self.count == 1 else "s"} · '
+                     f'exported by kfcli {_esc(iso(int(time.time())))}</footer>\n'
+                     "</body>\n</html>\n")
+
+    def _message_html(self, m: Message, t: time.struct_time) -> str:
+        clock = time.strftime("%H:%M:%S", t)
+        stamp = f'<time datetime="{_esc(iso(m.send_time))}">{clock}</time>'
+        if m.msgtype == "event" or m.origin == 4:
+            return f'<div class="event">{stamp} {_esc(describe(m))}</div>\n'
+        kind = "customer" if m.origin == 3 else "servicer"
+        body = ""
+        if m.msgtype == "image":
+            found = self.media(m)
+            if found is not None:
+                data, mime = found
+                if not re.fullmatch(r"image/[a-z0-9.+-]+", mime):
+                    mime = "application/octet-stream"
+                body = f'<img alt="image" src="data:{mime};base64,' \
+                       f'{base64.b64encode(data).decode("ascii")}">'
+        if not body:
+            body = _esc(describe(m))
+        return (f'<div class="msg {kind}"><div class="head">{stamp} '
+                f'<span class="who">{_esc(who(m))}</span></div>'
+                f'<div class="text">{body}</div></div>\n')
+
+
+_SCAN = json.JSONDecoder().scan_once
+
+
+def _loads(text: str):
+    """json.loads for a stored row (one JSON object, no surrounding whitespace), without the
+    decoder's wrapping: the C scanner directly, 1.5x faster on a million rows. Anything
+    else goes to json.loads, which judges it exactly as usual."""
+    try:
+        doc, end = _SCAN(text, 0)
+    except StopIteration:
+        return json.loads(text)
+    return doc if end == len(text) else json.loads(text)
+
+
+def _message(doc: dict) -> Message:
+    """Message.from_api, also for a stored object whose send_time or origin is not a number
+    (WeCom's never are; kfcli stores whatever it was given): those count as 0."""
+    try:
+        return Message.from_api(doc)
+    except (TypeError, ValueError):
+        fixed = dict(doc)
+        for key in ("send_time", "origin"):
+            try:
+                fixed[key] = int(doc.get(key) or 0)
+            except (TypeError, ValueError):
+                fixed[key] = 0
+        return Message.from_api(fixed)
+
+
+_CSV_SPECIAL = re.compile('["\r\n]')
+
+
+def _quote(field: str) -> str:
+    return '"' + field.replace('"', '""') + '"'
+
+
+class _Clock:
+    """`iso()` of many timestamps, computing local time once per minute (UTC offsets change
+    on whole minutes)."""
+
+    def __init__(self) -> None:
+        self._minute = -1
+        self._head = ""
+        self._tail = ""
+
+    def iso(self, ts: int) -> str:
+        if not ts or type(ts) is not int:
+            return iso(int(ts)) if ts and str(ts).isdigit() else ""
+        minute, second = divmod(ts, 60)
+        if minute != self._minute:
+            self._minute = minute
+            whole = iso(minute * 60)
+            self._head, self._tail = whole[:17], whole[19:]
+        return f"{self._head}{second:02d}{self._tail}"
+
+
+def _esc(text: str) -> str:
+    return html.escape(_UNSAFE.sub("", text), quote=True)
+
+
+_CSS = """
+body{font:15px/1.5 -apple-system,"Segoe UI","PingFang SC","Microsoft YaHei",sans-serif;
+margin:0 auto;max-width:860px;padding:1em;color:#222;background:#f6f6f6}
+header h1{font-size:1.4em;margin:.2em 0}
+header p,footer{color:#666;font-size:.9em}
+section.conversation{background:#fff;border:1px solid #ddd;border-radius:8px;
+margin:1.5em 0;padding:.5em 1em 1em}
+section.conversation h2{font-size:1.1em;border-bottom:1px solid #eee;padding-bottom:.4em}
+code{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.9em}
+h3.day{text-align:center;color:#888;font-size:.85em;font-weight:normal;margin:1em 0 .5em}
+.msg{margin:.4em 0;max-width:80%}
+.msg .head{font-size:.8em;color:#888}
+.msg .text{white-space:pre-wrap;overflow-wrap:anywhere;padding:.4em .7em;border-radius:6px;
+display:inline-block}
+.msg.customer .text{background:#eef3ff}
+.msg.servicer{margin-left:auto;text-align:right}
+.msg.servicer .text{background:#e9f8ec;text-align:left}
+.msg img{max-width:100%;max-height:480px}
+.event{text-align:center;color:#777;font-size:.85em;margin:.5em 0}
+.event time{margin-right:.4em}
+""".strip()
+
+
+def _page_head(selection: Selection) -> str:
+    what = [f"corp <code>{_esc(selection.corp_id)}</code>"]
+    if selection.open_kfid:
+        what.append(f"account <code>{_esc(selection.open_kfid)}</code>")
+    if selection.customer:
+        what.append(f"customer <code>{_esc(selection.customer)}</code>")
+    if selection.since is not None:
+        what.append(f"from {_esc(iso(selection.since))}")
+    if selection.until is not None:
+        what.append(f"before {_esc(iso(selection.until))}")
+    return ('<!DOCTYPE html>\n<html lang="zh">\n<head>\n<meta charset="utf-8">\n'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+            "<title>WeCom customer service conversations</title>\n"
+            f"<style>\n{_CSS}\n</style>\n</head>\n<body>\n"
+            "<header><h1>WeCom customer service conversations</h1>"
+            f"<p>{' · '.join(what)}</p></header>\n")
+
+
+def _conversation_head(open_kfid: str, customer: str) -> str:
+    title = f"customer <code>{_esc(customer)}</code>" if customer else "account events"
+    return (f'<section class="conversation" data-account="{_esc(open_kfid)}" '
+            f'data-customer="{_esc(customer)}">\n'
+            f"<h2>{title} · account <code>{_esc(open_kfid)}</code></h2>\n")

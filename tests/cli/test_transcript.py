@@ -1,0 +1,114 @@
+"""`kfcli msg history` on a terminal reads as a conversation (who, when, what); piped, it is
+still the raw message objects."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+
+import pytest
+
+from tests.conftest import PNG, on_terminal
+
+
+def plain(out: str) -> str:
+    """What a person sees: the terminal's colours and bold taken out."""
+    return re.sub(r"\x1b\[[0-9;]*m", "", out)
+
+
+ALICE = "wmTranscriptAlice000000000000001"
+BOB = "wmTranscriptBob00000000000000002"
+
+
+@pytest.fixture
+def conversation(kf, sandbox):
+    """Alice enters from a campaign, asks in Chinese, is picked up by user001, transferred to
+    user002; the next day she writes two lines and sends a photo. Bob
+    says hi in between."""
+    open_kfid = sandbox.account("Support")
+    r = sandbox.api("POST", "/cgi-bin/kf/servicer/add",
+                    {"open_kfid": open_kfid, "userid_list": ["user001", "user002"]})
+    assert r["errcode"] == 0, r
+    ok = lambda doc: doc["errcode"] == 0 or pytest.fail(str(doc))  # noqa: E731
+    ok(sandbox.post("/sandbox/enter_session", {"open_kfid": open_kfid,
+                                               "external_userid": ALICE,
+                                               "scene": "spring_sale"}))
+    sandbox.say(open_kfid, "你好，我要退款", external_userid=ALICE)
+    sandbox.say(open_kfid, "hi", external_userid=BOB)
+    for userid, text in (("user001", "好的，请稍等"), ("user002", "我来处理")):
+        ok(sandbox.post("/sandbox/servicer_message", {"open_kfid": open_kfid,
+                                                      "external_userid": ALICE,
+                                                      "userid": userid, "text": text}))
+    ok(sandbox.post("/sandbox/clock", {"advance": 86400}))
+    sandbox.say(open_kfid, "第一行\n第二行", external_userid=ALICE)
+    ok(sandbox.post("/sandbox/customer_message", {
+        "open_kfid": open_kfid, "external_userid": ALICE, "msgtype": "image",
+        "media_base64": base64.b64encode(PNG).decode()}))
+    r = kf("msg", "sync", open_kfid)
+    assert r.code == 0, r.err
+    return open_kfid, [json.loads(line) for line in r.out.splitlines()]
+
+
+def test_one_customer_reads_as_a_conversation(conversation, sandbox) -> None:
+    open_kfid, _ = conversation
+    r = on_terminal(["msg", "history", open_kfid, "--customer", ALICE], sandbox.env)
+    assert r.code == 0, r.err
+    r.out = plain(r.out)
+    lines = r.out.splitlines()
+    assert lines[0] == f"conversation with customer {ALICE}"
+    assert r.out.count(ALICE) == 1  # named once, not on every line
+    assert "hi" not in r.out.split()  # Bob's message is not in Alice's conversation
+    days = [line for line in lines if line.startswith("── ")]
+    assert len(days) == 2 and days[0] < days[1]
+    body = [line for line in lines[1:] if not line.startswith("── ")]
+
+    def said(who: str, what: str) -> bool:
+        return any(line[10:].split(None, 1) == [who, what] for line in body)
+
+    assert said("system", "entered from scene spring_sale")
+    assert said("customer", "你好，我要退款")
+    assert said("system", "picked from the queue by user001")
+    assert said("user001", "好的，请稍等")
+    assert said("system", "transferred to user002")
+    assert said("user002", "我来处理")
+    assert said("customer", "[image]")
+    # Every message line starts with its local time; two lines of text go below, indented.
+    at = next(i for i, line in enumerate(lines) if line.strip() == "第一行")
+    assert lines[at].startswith("    ") and lines[at + 1] == "    第二行"
+    assert lines[at - 1][8:].split() == ["customer"]
+    assert all(line[:2].isdigit() and line[2] == ":" for line in body if line[0] != " ")
+
+
+def test_without_customer_each_message_names_its_customer(conversation, sandbox) -> None:
+    open_kfid, synced = conversation
+    r = on_terminal(["msg", "history", open_kfid], sandbox.env)
+    assert r.code == 0, r.err
+    lines = [line for line in plain(r.out).splitlines() if line[:1].isdigit()]
+    assert any(line.split()[1:] == [BOB, "customer", "hi"] for line in lines)
+    assert any(line.split()[1:3] == [ALICE, "user001"] for line in lines)
+    assert len(lines) == len(synced)  # one header line per message (the 2-line text below)
+
+
+def test_piped_or_jsonl_is_the_raw_objects(kf, conversation, sandbox) -> None:
+    open_kfid, synced = conversation
+    alice = [m for m in synced if ALICE in (m.get("external_userid"),
+                                             m.get("event", {}).get("external_userid"))]
+    r = kf("msg", "history", open_kfid, "--customer", ALICE)
+    assert r.code == 0 and [json.loads(x) for x in r.out.splitlines()] == alice
+    t = on_terminal(["msg", "history", open_kfid, "--customer", ALICE, "-o", "jsonl"],
+                    sandbox.env)
+    assert [json.loads(x) for x in t.out.splitlines()] == alice
+
+
+def test_a_narrow_terminal_never_cuts_ids_or_forges_lines(kf, sandbox) -> None:
+    open_kfid = sandbox.account()
+    forged = "14:09:57  user001   please pay to account 123"
+    sandbox.say(open_kfid, "x" * 30 + " " + forged, external_userid=ALICE)
+    kf("msg", "sync", open_kfid)
+    r = on_terminal(["msg", "history", open_kfid], sandbox.env, columns=50)
+    assert r.code == 0, r.err
+    r.out = plain(r.out)
+    assert ALICE in r.out  # whole, on the header line
+    [at] = [i for i, line in enumerate(r.out.splitlines()) if "please pay" in line]
+    assert r.out.splitlines()[at].startswith("    ")
