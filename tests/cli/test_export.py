@@ -233,3 +233,30 @@ def test_progress_on_a_terminal_and_the_count(kf, sandbox, tmp_path: Path) -> No
     assert f"exported 20,000 messages to {out}" in r.err
     assert r.out == ""
     assert len(read_csv(out)) == 20_000
+
+
+def test_export_search_and_transcript_on_postgresql(kf, sandbox, pg_url, tmp_path: Path
+                                                    ) -> None:
+    """The same archive commands against a PostgreSQL store (KFCLI_STORE)."""
+    from tests.conftest import on_terminal
+
+    env = {"KFCLI_STORE": pg_url}
+    support = sandbox.account("Support")
+    sandbox.say(support, "你好，我要退款", external_userid=ALICE)
+    sandbox.say(support, "订单号 123\n请尽快", external_userid=ALICE)
+    sandbox.say(support, HOSTILE, external_userid=BOB)
+    r = kf("msg", "sync", support, env=env)
+    assert r.code == 0, r.err
+    out = tmp_path / "pg.csv"
+    r = kf("msg", "export", "--format", "csv", "-O", str(out), env=env)
+    assert r.code == 0, r.err
+    rows = read_csv(out)
+    assert [row["text"] for row in rows] == ["你好，我要退款", "订单号 123\n请尽快", HOSTILE]
+    found = kf("msg", "search", "退款", "-o", "jsonl", env=env)
+    assert found.code == 0, found.err
+    assert [json.loads(line)["text"]["content"] for line in found.out.splitlines()] == [
+        "你好，我要退款"]
+    view = on_terminal(["msg", "history", support, "--customer", ALICE],
+                       {**sandbox.env, **env}, columns=100)
+    assert view.code == 0, view.err
+    assert "你好，我要退款" in view.out and "    请尽快" in view.out
