@@ -249,12 +249,13 @@ def prune(
                               "messages not sent yet")
     with _opened() as (store, corp_id, _url, _source):
         preview = store.prune(corp_id, cutoff, dry_run=True)
-        if not dry_run and preview.total + preview.callbacks:
+        if not dry_run:
+            # Always asked (scripts always pass --yes), whether or not anything is old enough
+            # today: a cron line without --yes fails the first day, not months later.
             confirm(f"Remove {plural(preview.total, 'message')} {why} (corp {corp_id}) "
                     "from the store?", yes=yes)
-            result = store.prune(corp_id, cutoff)
-        else:
-            result = preview
+        result = preview if dry_run or not (preview.total + preview.callbacks) else \
+            store.prune(corp_id, cutoff)
     doc = {**result.as_dict(), "dry_run": dry_run}
     verb = "would remove" if dry_run else "removed"
     per_account = "".join(f"\n  {kfid}: {plural(n, 'message')}"

@@ -166,11 +166,13 @@ def test_prune_removes_old_messages_and_reports_per_account(kf, sandbox, store_e
     r = kf("store", "prune", "--before", "2000-01-01", "--yes", env=store_env)
     assert r.code == 0, r.err
     assert "removed 0 messages" in r.err
-    # Without a terminal and without --yes: nothing changes.
-    r = kf("store", "prune", "--before", "1s", env=store_env)
+    # Without a terminal and without --yes: refused (whether or not anything is old enough),
+    # nothing changes.
+    r = kf("store", "prune", "--before", "2000-01-01", env=store_env)
     assert r.code == 2 and "--yes" in r.err
     assert len(kf("msg", "search", "退", env=store_env).out.splitlines()) == 4
-    time.sleep(1.1)
+    # send_time is whole seconds: 2.1 s later, "1 s ago" is surely after every one of them
+    time.sleep(2.1)
     r = kf("store", "prune", "--before", "1s", "--dry-run", "-o", "json", env=store_env)
     assert r.code == 0, r.err
     assert r.json()["messages"] == 4 and r.json()["dry_run"] is True
