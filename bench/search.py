@@ -1,6 +1,7 @@
 """`kfcli msg search` on a large store against the same search on a small one.
 
     python bench/search.py [--runs 9] [--large 1000000] [--small 10000] [--quick]
+    pg_virtualenv python bench/search.py --store postgresql://   # the same on PostgreSQL
 
 Builds two SQLite stores directly with `kfcli.core.store.open_store(url).commit_page(...)`,
 in pages of 5,000 messages made with `Incoming.from_api(doc)`, one account, 1,000 customers,
@@ -18,6 +19,13 @@ Then times, alternating the two stores:
 
 Target: large/small within 2x for both terms (indexed, not scanned). Also prints the size of
 each store on disk (after the WAL is checkpointed) and that size per 1,000,000 messages.
+
+With --store URL (a PostgreSQL server: the URL of any database on it; `postgresql://` alone
+takes everything from the libpq environment, as `pg_virtualenv` sets it): two fresh databases
+on that server instead, dropped afterwards. kfcli creates its schema in each; the same messages
+are then copied in directly (COPY, the search indexes built after it: several times faster
+than commit_page) and analyzed. The size on disk is that of the messages
+table with its indexes (pg_total_relation_size), the two search indexes' shown apart.
 """
 
 from __future__ import annotations
@@ -25,13 +33,20 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import re
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from kfcli.core.store import Incoming
 
 CORP_ID = "wwbenchsearchcorp001"
 OPEN_KFID = "wkBenchSearch0000000000000000001"
@@ -56,32 +71,98 @@ def text(i: int, rng: random.Random, special: dict[int, str]) -> str:
         PHRASES).replace("{n}", str(i)))
 
 
-def build(path: Path, total: int) -> float:
-    from kfcli.core.store import Incoming, open_store
+def pages(total: int) -> Iterator[list[Incoming]]:
+    """The store's messages, in pages of PAGE (the same for SQLite and PostgreSQL)."""
+    from kfcli.core.store import Incoming
 
     rng = random.Random(total)
     special: dict[int, str] = {}
     for k, term in enumerate(TERMS.values()):
         for j in range(MATCHES):  # spread over the whole store, first page to last
             special[(j * (total - 2)) // (MATCHES - 1) + k] = term
+    for first in range(0, total, PAGE):
+        yield [Incoming.from_api({
+            "msgid": f"bench{i:027d}", "open_kfid": OPEN_KFID,
+            "external_userid": f"wmBenchCustomer{i % CUSTOMERS:017d}",
+            "send_time": T0 + i, "origin": 3, "msgtype": "text",
+            "text": {"content": text(i, rng, special)}})
+            for i in range(first, min(total, first + PAGE))]
+
+
+def build(path: Path, total: int) -> float:
+    from kfcli.core.store import open_store
+
     start = time.perf_counter()
     store = open_store("sqlite:///" + str(path).lstrip("/"))
     try:
         expected = None
-        for first in range(0, total, PAGE):
-            items = [Incoming.from_api({
-                "msgid": f"bench{i:027d}", "open_kfid": OPEN_KFID,
-                "external_userid": f"wmBenchCustomer{i % CUSTOMERS:017d}",
-                "send_time": T0 + i, "origin": 3, "msgtype": "text",
-                "text": {"content": text(i, rng, special)}})
-                for i in range(first, min(total, first + PAGE))]
-            cursor = f"cursor{first + len(items)}"
+        for first, items in enumerate(pages(total)):
+            cursor = f"cursor{first * PAGE + len(items)}"
             store.commit_page(CORP_ID, OPEN_KFID, expected=expected, cursor=cursor,
                               messages=items, owner=None)
             expected = cursor
     finally:
         store.close()
     return time.perf_counter() - start
+
+
+def pg_database(server: str, name: str) -> str:
+    """The URL of database `name` on the server of URL `server`."""
+    parts = urlsplit(server)
+    return f"{parts.scheme}://{parts.netloc}/{name}" + (f"?{parts.query}" if parts.query else "")
+
+
+def search_indexes() -> list[tuple[str, str]]:
+    """(name, CREATE INDEX statement) of each search index kfcli's PostgreSQL schema has."""
+    from kfcli.core.store.postgres import MIGRATIONS
+
+    found = []
+    for statements in MIGRATIONS.values():
+        for statement in statements:
+            named = re.search(r"CREATE INDEX IF NOT EXISTS (messages_search\w*)", statement)
+            if named:
+                found.append((named[1], statement))
+    return found
+
+
+def build_pg(url: str, total: int) -> float:
+    """kfcli's schema in the (empty) database at `url`, then the messages copied in."""
+    import psycopg
+
+    from kfcli.core.store import open_store
+
+    start = time.perf_counter()
+    store = open_store(url)  # the schema, as a first run of kfcli makes it
+    store.set_cursor(CORP_ID, OPEN_KFID, f"cursor{total}")
+    store.close()
+    indexes = search_indexes()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SET maintenance_work_mem = '256MB'")
+        conn.execute("DROP INDEX " + ", ".join(name for name, _ in indexes))
+        with conn.cursor().copy(
+                "COPY messages (corp_id, open_kfid, msgid, external_userid, servicer_userid, "
+                "origin, msgtype, send_time, stored_at, body, search_text) FROM STDIN") as copy:
+            now = time.time()
+            for items in pages(total):
+                for m in items:
+                    copy.write_row((CORP_ID, OPEN_KFID, m.msgid, m.external_userid,
+                                    m.servicer_userid, m.origin, m.msgtype, m.send_time, now,
+                                    m.text, m.searchable()))
+        for _, statement in indexes:
+            conn.execute(statement)
+        conn.execute("VACUUM ANALYZE messages")
+    return time.perf_counter() - start
+
+
+def pg_sizes(url: str) -> tuple[int, dict[str, int]]:
+    """pg_total_relation_size of messages, and the size of each search index."""
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        total = conn.execute("SELECT pg_total_relation_size('messages')").fetchone()[0]
+        return total, {name: conn.execute("SELECT pg_relation_size(%s::regclass)",
+                                          (name,)).fetchone()[0]
+                       for name, _ in search_indexes()}
 
 
 def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, str]:
@@ -93,6 +174,55 @@ def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, str]:
     return elapsed, proc.stdout
 
 
+def measure(stores: dict[str, str], runs: int, kfcli: str, tmp: str) -> tuple[dict, dict, dict]:
+    """(matches, in-process times, kfcli times), each by (term label, store name)."""
+    from kfcli.core.store import open_store
+
+    base_env = {**os.environ, "KFCLI_CORP_ID": CORP_ID, "KFCLI_SECRET": "dummy-secret",
+                "KFCLI_BASE_URL": "http://127.0.0.1:9", "KFCLI_CONFIG_DIR": f"{tmp}/cfg",
+                "XDG_CACHE_HOME": f"{tmp}/cache", "XDG_STATE_HOME": f"{tmp}/state"}
+    inproc: dict[tuple[str, str], list[float]] = {}
+    cli: dict[tuple[str, str], list[float]] = {}
+    found: dict[tuple[str, str], int] = {}
+    opened = {name: open_store(url) for name, url in stores.items()}
+    try:
+        for label, term in TERMS.items():
+            for name, store in opened.items():  # warm-up, and the count to compare
+                found[label, name] = len(list(store.search(CORP_ID, term)))
+                inproc[label, name], cli[label, name] = [], []
+            cmd = [kfcli, "msg", "search", term, "--all", "-o", "jsonl"]
+            for _ in range(runs):
+                for name, store in opened.items():
+                    start = time.perf_counter()
+                    list(store.search(CORP_ID, term))
+                    inproc[label, name].append(time.perf_counter() - start)
+                    t, out = timed(cmd, {**base_env, "KFCLI_STORE": stores[name]})
+                    assert len(out.splitlines()) == MATCHES, (label, name)
+                    cli[label, name].append(t)
+    finally:
+        for store in opened.values():
+            store.close()
+    return found, inproc, cli
+
+
+def databases(server: str, *, create: bool) -> None:
+    """Drop the bench's databases on the server (if any), then create them if `create`."""
+    import psycopg
+
+    with psycopg.connect(server, autocommit=True) as conn:
+        for name in ("small", "large"):
+            conn.execute(f"DROP DATABASE IF EXISTS kfcli_bench_search_{name} WITH (FORCE)")
+            if create:
+                conn.execute(f"CREATE DATABASE kfcli_bench_search_{name}")
+
+
+def server_version(server: str) -> str:
+    import psycopg
+
+    with psycopg.connect(server) as conn:
+        return conn.execute("SHOW server_version").fetchone()[0]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=None, help="default 9 (--quick: 3)")
@@ -100,57 +230,50 @@ def main() -> None:
                         help="default 1000000 (--quick: 50000)")
     parser.add_argument("--small", type=int, default=10_000)
     parser.add_argument("--quick", action="store_true", help="a fast smoke run")
+    parser.add_argument("--store", metavar="URL",
+                        help="a PostgreSQL server (postgresql://...) instead of SQLite files")
     args = parser.parse_args()
     runs = args.runs or (3 if args.quick else 9)
     large = args.large or (50_000 if args.quick else 1_000_000)
     kfcli = shutil.which("kfcli")
     if not kfcli:
         sys.exit("kfcli is not installed in this environment (pip install .)")
-    from kfcli.core.store import open_store
-
     with tempfile.TemporaryDirectory() as tmp:
-        stores = {"small": Path(tmp) / "small.db", "large": Path(tmp) / "large.db"}
         sizes = {"small": args.small, "large": large}
-        built = {}
-        for name, path in stores.items():
-            print(f"building the {name} store ({sizes[name]} messages) ...", flush=True)
-            built[name] = build(path, sizes[name])
-        disk = {name: path.stat().st_size for name, path in stores.items()}
-        base_env = {**os.environ, "KFCLI_CORP_ID": CORP_ID, "KFCLI_SECRET": "dummy-secret",
-                    "KFCLI_BASE_URL": "http://127.0.0.1:9", "KFCLI_CONFIG_DIR": f"{tmp}/cfg",
-                    "XDG_CACHE_HOME": f"{tmp}/cache", "XDG_STATE_HOME": f"{tmp}/state"}
-        inproc: dict[tuple[str, str], list[float]] = {}
-        cli: dict[tuple[str, str], list[float]] = {}
-        found: dict[tuple[str, str], int] = {}
-        opened = {name: open_store(str(path)) for name, path in stores.items()}
+        if args.store:
+            stores = {name: pg_database(args.store, f"kfcli_bench_search_{name}")
+                      for name in sizes}
+            databases(args.store, create=True)
+        else:
+            stores = {name: "sqlite:///" + str(Path(tmp) / f"{name}.db").lstrip("/")
+                      for name in sizes}
         try:
-            for label, term in TERMS.items():
-                for name, store in opened.items():  # warm-up, and the count to compare
-                    found[label, name] = len(list(store.search(CORP_ID, term)))
-                    inproc[label, name], cli[label, name] = [], []
-                cmd = [kfcli, "msg", "search", term, "--all", "-o", "jsonl"]
-                for _ in range(runs):
-                    for name, store in opened.items():
-                        start = time.perf_counter()
-                        list(store.search(CORP_ID, term))
-                        inproc[label, name].append(time.perf_counter() - start)
-                        env = {**base_env,
-                               "KFCLI_STORE": "sqlite:///" + str(stores[name]).lstrip("/")}
-                        t, out = timed(cmd, env)
-                        assert len(out.splitlines()) == MATCHES, (label, name)
-                        cli[label, name].append(t)
+            built, disk, indexes = {}, {}, {}
+            for name, url in stores.items():
+                print(f"building the {name} store ({sizes[name]} messages) ...", flush=True)
+                if args.store:
+                    built[name] = build_pg(url, sizes[name])
+                    disk[name], indexes[name] = pg_sizes(url)
+                else:
+                    built[name] = build(Path("/" + url[len("sqlite:///"):]), sizes[name])
+                    disk[name] = Path("/" + url[len("sqlite:///"):]).stat().st_size
+            found, inproc, cli = measure(stores, runs, kfcli, tmp)
         finally:
-            for store in opened.values():
-                store.close()
-
+            if args.store:
+                databases(args.store, create=False)
+        engine = (f"PostgreSQL {server_version(args.store)}" if args.store else
+                  f"SQLite {__import__('sqlite3').sqlite_version}")
     print()
     print(f"=== bench/search.py: msg search on a {large}-message store vs a {args.small}-"
           f"message one (medians of {runs} alternated runs; Python {sys.version.split()[0]}, "
-          f"SQLite {__import__('sqlite3').sqlite_version}, {os.cpu_count()} CPUs) ===")
+          f"{engine}, {os.cpu_count()} CPUs) ===")
     for name in stores:
         print(f"{name}: {sizes[name]} messages, {disk[name] / 1e6:.1f} MB on disk "
               f"({disk[name] / sizes[name] * 1e6 / 1e9:.2f} GB per 1,000,000 messages), "
               f"built in {built[name]:.1f} s")
+        for index, size in indexes.get(name, {}).items():
+            print(f"    index {index}: {size / 1e6:.1f} MB "
+                  f"({size / sizes[name] * 1e6 / 1e9:.2f} GB per 1,000,000 messages)")
     print(f"{'term':<18}{'matches':>8}{'store.search small/large ms':>30}{'ratio':>8}"
           f"{'kfcli small/large ms':>24}{'ratio':>8}")
     verdicts = []

@@ -40,7 +40,7 @@ __all__ = [
 
 
 def app_from_env(*, sync: bool = False, open_kfids: Collection[str] | None = None,
-                 profile: str | None = None, history: bool = False,
+                 profile: str | None = None, history: bool = False, media: bool = True,
                  emit: Callable[[dict[str, Any]], None] | None = None) -> CallbackApp:
     """A ready receiver configured like the CLI (env vars > profile): every callback (and with
     `sync=True` every message pulled with sync_msg, which needs KFCLI_SECRET too) is written as
@@ -50,6 +50,7 @@ def app_from_env(*, sync: bool = False, open_kfids: Collection[str] | None = Non
     `store`); any number of worker processes and hosts sharing the store emit each message
     once. On start it catches up on every account the store has a cursor for. `history`: on an
     account's first pull, emit what WeCom still keeps from before its first callback too.
+    `media`: after each pull, fetch the media of new messages into the store's archive.
     """
     from kfcli.core.config import ENV_VARS, resolve
     from kfcli.core.errors import ConfigError
@@ -74,7 +75,7 @@ def app_from_env(*, sync: bool = False, open_kfids: Collection[str] | None = Non
     if emit is None:
         emit = LineWriter()
     handler = CallbackHandler(emit, client=client, store=store, open_kfids=open_kfids,
-                              history=history)
+                              history=history, media=media)
     dispatcher = Dispatcher(handler, before=handler.record)
     handler.requeue = dispatcher.put
     if sync:

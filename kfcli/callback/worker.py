@@ -128,8 +128,11 @@ class CallbackHandler:
 
     def __init__(self, emit: Emit, *, client: Any = None, store: Any = None,
                  open_kfids: Collection[str] | None = None, log: Log | None = None,
-                 limit: int = 1000, history: bool = False) -> None:
+                 limit: int = 1000, history: bool = False, media: bool = True) -> None:
         self.emit = emit
+        #: Fetch the media of new messages into the store's archive after each pull.
+        self.media = media
+        self._media_failures: dict[str, int] = {}
         self.client = client
         self.open_kfids = set(open_kfids or ())
         self.log = log or _log.warning
@@ -177,6 +180,9 @@ class CallbackHandler:
         kind = fields.get("type")
         if kind == CATCH_UP:
             self.catch_up()
+            return
+        if kind == MEDIA:
+            self.archive(str(fields.get("OpenKfId") or ""))
             return
         if kind != RETRY:
             record: Record = {"type": "callback"}
@@ -248,12 +254,39 @@ class CallbackHandler:
                 if not store.has_request(corp_id, open_kfid):
                     break
             self._failures.pop(open_kfid, None)
+            self.archive(open_kfid)
         except CursorMoved:
             self.log(f"sync_msg for {open_kfid}: another puller moved the cursor; leaving the "
                      "account to it")
         except KfError as exc:
             self._failed(open_kfid, announced_at, f"sync_msg for {open_kfid} failed: "
                          f"{exc.message}")
+
+    def archive(self, open_kfid: str) -> None:
+        """Fetch the account's due media into the archive (after its pull, outside the pull
+        lock). What fails for a passing reason is tried again after a back-off, from a
+        minute doubling up to six hours; a failure never affects the messages."""
+        if not self.media or self.puller is None or not open_kfid:
+            return
+        from kfcli.core.archive import Archiver, backoff
+
+        try:
+            result = Archiver(self.client, self.store, self.corp_id).run(open_kfid=open_kfid)
+        except KfError as exc:
+            self.log(f"media of {open_kfid} not archived now: {exc.message}")
+            return
+        for line in result.errors:
+            self.log(f"media not archived: {line}")
+        if not result.retrying:
+            self._media_failures.pop(open_kfid, None)
+            return
+        count = self._media_failures.get(open_kfid, 0) + 1
+        self._media_failures[open_kfid] = count
+        if self.requeue is not None:
+            timer = threading.Timer(backoff(count), self._requeue,
+                                    args=({"type": MEDIA, "OpenKfId": open_kfid},))
+            timer.daemon = True
+            timer.start()
 
     def _failed(self, open_kfid: str, announced_at: int | None, text: str) -> None:
         if self.requeue is None:
@@ -285,6 +318,8 @@ OWNER = "receiver"
 #: Queue markers: pull every account with a cursor; pull one account again (no new callback).
 CATCH_UP = "kfcli-catch-up"
 RETRY = "kfcli-retry"
+#: Queue marker: fetch an account's due media again (after a passing failure).
+MEDIA = "kfcli-media"
 #: Set on a queued callback whose pull request `accept` already stored.
 RECORDED = "kfcli-recorded"
 

@@ -4,7 +4,7 @@ Typer. Generated from the Typer app by `python -m kfcli.cli.completion`: do not 
 
 FORMATS = ('table', 'tsv', 'json', 'jsonl', 'wide')
 
-FIELDS = (('corp_id', 'KFCLI_CORP_ID'), ('secret', 'KFCLI_SECRET'), ('token', 'KFCLI_TOKEN'), ('aes_key', 'KFCLI_AES_KEY'), ('base_url', 'KFCLI_BASE_URL'), ('store', 'KFCLI_STORE'), ('retention_days', 'KFCLI_RETENTION_DAYS'))
+FIELDS = (('corp_id', 'KFCLI_CORP_ID'), ('secret', 'KFCLI_SECRET'), ('token', 'KFCLI_TOKEN'), ('aes_key', 'KFCLI_AES_KEY'), ('base_url', 'KFCLI_BASE_URL'), ('store', 'KFCLI_STORE'), ('retention_days', 'KFCLI_RETENTION_DAYS'), ('ca_bundle', 'KFCLI_CA_BUNDLE'))
 
 TREE = {
     'options': (
@@ -322,7 +322,7 @@ TREE = {
             ),
             'commands': {
                 'send': {
-                    'help': 'Send a message to a customer',
+                    'help': 'Send a message to a customer, or one per JSON line with --batch',
                     'options': (
                         (('--text',), '@file', 'Text, up to 2048 bytes; @FILE or - (stdin) to read it, @@ for a leading @', False),
                         (('--image',), 'file', 'Image file (JPG/PNG)', False),
@@ -343,6 +343,10 @@ TREE = {
                         (('--name',), 'text', 'Place name for --location', False),
                         (('--address',), 'text', 'Address for --location', False),
                         (('--msgid',), 'text', 'Your own msgid (up to 32 bytes of [0-9a-zA-Z_-]); default: generated', False),
+                        (('--reply-to',), 'text', 'The customer message this answers: the msgid is derived from it, so sending the…', False),
+                        (('--reply-number',), 'text', 'With --reply-to: which answer to that message this is (WeCom allows 5)', False),
+                        (('--batch',), 'file', 'Send one message per JSON line of FILE (- for stdin) as the lines arrive; one J…', False),
+                        (('--parallel',), 'text', "With --batch: sends at once (one customer's messages stay in order)", False),
                         (('--dry-run',), None, 'Print the request body and send nothing (files are not uploaded)', False),
                         (('--output', '-o'), 'format', 'Output format: table, wide (a table with every column), tsv, json or jsonl', False),
                         (('--json',), None, 'Short for --output json', False),
@@ -383,6 +387,20 @@ TREE = {
                         (('--help', '-h'), None, 'Show help and exit', False),
                     ),
                 },
+                'media': {
+                    'help': "Write a stored message's archived image, voice, video or file",
+                    'options': (
+                        (('-O', '--output-file'), 'file', "Write to FILE ('-': stdout)", False),
+                        (('--force',), None, 'Replace an existing FILE', False),
+                        (('--output', '-o'), 'format', 'Output format: table, wide (a table with every column), tsv, json or jsonl', False),
+                        (('--json',), None, 'Short for --output json', False),
+                        (('--columns',), 'text', 'Columns to show, comma-separated, in this order (table and tsv; JSON keeps ever…', False),
+                        (('--help', '-h'), None, 'Show help and exit', False),
+                    ),
+                    'args': (
+                        ('msgid', 'text', 1),
+                    ),
+                },
                 'search': {
                     'help': 'Find stored messages containing TEXT (Chinese or Latin), newest first',
                     'options': (
@@ -412,6 +430,7 @@ TREE = {
                         (('--tokens-from',), 'file', 'Read `kfcli callback serve` lines from FILE or - and pull right away with each…', False),
                         (('--voice-format',), (('amr', ''), ('silk', '')), 'amr (default) or silk', False),
                         (('--no-save',), None, 'Leave the store alone: read from --cursor (or the start) and write everything r…', False),
+                        (('--no-media',), None, 'Do not fetch media into the archive now (they stay due: a later msg sync or `kf…', False),
                         (('--output', '-o'), 'format', 'Output format: table, tsv, json or jsonl', False),
                         (('--json',), None, 'Short for --output json', False),
                         (('--help', '-h'), None, 'Show help and exit', False),
@@ -431,6 +450,7 @@ TREE = {
                         (('--consumer',), 'text', 'Resume after the last message this named consumer wrote, and record what it wri…', False),
                         (('--interval',), 'text', 'Seconds between looks at the store with --follow', False),
                         (('--grep',), 'text', 'Only messages containing TEXT, as `msg search` finds them (substring, any case)', False),
+                        (('--ack',), 'text', 'With --consumer: resume from the oldest customer message (of the last 48 h) tha…', False),
                         (('--output', '-o'), 'format', 'Output format: table, tsv, json or jsonl', False),
                         (('--json',), None, 'Short for --output json', False),
                         (('--help', '-h'), None, 'Show help and exit', False),
@@ -451,6 +471,17 @@ TREE = {
                     'help': 'Show per account the messages held, their time range, cursor and last pull',
                     'options': (
                         (('--account',), 'open_kfid', 'Only this account (open_kfid)', False),
+                        (('--output', '-o'), 'format', 'Output format: table, wide (a table with every column), tsv, json or jsonl', False),
+                        (('--json',), None, 'Short for --output json', False),
+                        (('--columns',), 'text', 'Columns to show, comma-separated, in this order (table and tsv; JSON keeps ever…', False),
+                        (('--help', '-h'), None, 'Show help and exit', False),
+                    ),
+                },
+                'media': {
+                    'help': 'Count the archived media, and fetch what is missing with --retry',
+                    'options': (
+                        (('--account',), 'open_kfid', 'Only this account (open_kfid)', False),
+                        (('--retry',), None, 'Fetch every pending or failed media now', False),
                         (('--output', '-o'), 'format', 'Output format: table, wide (a table with every column), tsv, json or jsonl', False),
                         (('--json',), None, 'Short for --output json', False),
                         (('--columns',), 'text', 'Columns to show, comma-separated, in this order (table and tsv; JSON keeps ever…', False),
@@ -881,6 +912,7 @@ TREE = {
                         (('--sync',), None, 'Also pull the announced messages with sync_msg into the message store and emit…', False),
                         (('--open-kfid',), 'open_kfid', 'With --sync, pull only for this account (repeatable)', True),
                         (('--history',), None, 'With --sync, also emit older messages on the first pull of an account the store…', False),
+                        (('--no-media',), None, "With --sync, do not fetch the media of new messages into the store's archive (`…", False),
                         (('--corp-id',), 'text', 'Receive id: the CorpID for KF', False),
                         (('--access-log',), None, 'Log every request on stderr', False),
                         (('--output', '-o'), 'format', 'Output format: table, wide (a table with every column), tsv, json or jsonl', False),

@@ -115,14 +115,15 @@ class LazyGroup(TyperGroup):
 
 EPILOG = """Exit codes: 0 success; 1 API error (errcode shown) or some items of a batch failed;
 2 invalid input, nothing sent (or a destructive command without --yes and no terminal);
-3 configuration or credentials; 4 not found; 5 callback verification failed; 6 network
-failure after retries; 7 rate limited after retries; 130 interrupted.
+3 configuration or credentials (also a proxy's); 4 not found; 5 callback verification
+failed; 6 network failure after retries; 7 rate limited after retries; 130 interrupted.
 
 Environment: KFCLI_PROFILE, KFCLI_CORP_ID, KFCLI_SECRET, KFCLI_TOKEN (callback Token),
 KFCLI_AES_KEY (EncodingAESKey), KFCLI_BASE_URL, KFCLI_OUTPUT, KFCLI_CONFIG_DIR, KFCLI_SANDBOX,
 KFCLI_TIMEOUT, KFCLI_STORE (the message store: sqlite:///PATH or postgresql://…);
-HTTPS_PROXY/NO_PROXY; NO_COLOR. Precedence: flag > profile named with -p > environment >
-current profile > default.
+HTTPS_PROXY/HTTP_PROXY/ALL_PROXY/NO_PROXY; KFCLI_CA_BUNDLE (extra CA certificates, PEM; else
+REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE); NO_COLOR. Precedence: flag > profile named with -p >
+environment > current profile > default.
 """
 
 app = typer.Typer(

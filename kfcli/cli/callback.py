@@ -99,6 +99,9 @@ def serve(
         "--history", help="With --sync, also emit older messages on the first pull of an "
         "account the store has never pulled (WeCom keeps 3 days). Default: from the messages "
         "its first callback announces.")] = False,
+    no_media: Annotated[bool, typer.Option(
+        "--no-media", help="With --sync, do not fetch the media of new messages into the "
+        "store's archive (`kfcli store media --retry` can, later).")] = False,
     corp_id: Annotated[str | None, typer.Option(
         "--corp-id", help="Receive id: the CorpID for KF. [env: KFCLI_CORP_ID]",
         show_default=False)] = None,
@@ -111,6 +114,11 @@ def serve(
 
     for kfid in open_kfid or ():
         limits.check_open_kfid(kfid)
+    if no_media and not sync:
+        from kfcli.core.errors import UsageError
+
+        raise UsageError("--no-media goes with --sync (without it nothing is pulled or "
+                         "archived)")
     # Secrets only from the environment or the profile: a long-running process would show
     # flags to every user of the machine (ps) for as long as it runs.
     creds = credentials(corp_id=corp_id, options=("corp_id",))
@@ -142,7 +150,7 @@ def serve(
 
         store = open_store(settings=st.settings())  # a broken store fails now (exit 3/6)
     handler = CallbackHandler(emit, client=client, store=store, open_kfids=open_kfid,
-                              log=out.warning, history=history)
+                              log=out.warning, history=history, media=not no_media)
     dispatcher = Dispatcher(handler, log=out.warning, before=handler.record)
     handler.requeue = dispatcher.put
     wsgi = make_app(creds.token, creds.aes_key, creds.receive_id, on_event=dispatcher,

@@ -44,20 +44,22 @@ EPILOG = """Examples:
 Checks, in order: config (the config file is readable and valid, the profile exists);
 config_permissions, cache_permissions, state_permissions (files 0600 in 0700 directories: the
 config file, the token cache, the journals of msg sync runs); credentials (corp_id and secret
-are set and well formed); reachability (a plain request to the base URL, no token); token (an
-access token from the cache or gettoken); callback (Token 1-32 of [A-Za-z0-9], EncodingAESKey
-43 of [A-Za-z0-9] decoding to a 32-byte key; skipped when neither is configured); store (the
-message store named by KFCLI_STORE or the setting `store` opens: a valid URL, the PostgreSQL
-server reachable, a schema this kfcli knows; a SQLite file 0600; skipped while the SQLite file
-does not exist yet: doctor never creates it, nor alters a file that is not a kfcli store). A
-check whose prerequisite failed is skipped. -o json prints a list of {"check", "status",
-"detail", "hint"}. Secrets are shown masked.
+are set and well formed); reachability (a plain request to the base URL, no token, through
+the proxy HTTPS_PROXY names, shown with its password masked, trusting the CA bundle
+KFCLI_CA_BUNDLE names); token (an access token from the cache or gettoken); callback (Token
+1-32 of [A-Za-z0-9], EncodingAESKey 43 of [A-Za-z0-9] decoding to a 32-byte key; skipped when
+neither is configured); store (the message store named by KFCLI_STORE or the setting `store`
+opens: a valid URL, the PostgreSQL server reachable, a schema this kfcli knows; a SQLite file
+0600; skipped while the SQLite file does not exist yet: doctor never creates it, nor alters a
+file that is not a kfcli store). A check whose prerequisite failed is skipped. -o json prints
+a list of {"check", "status", "detail", "hint"}. Secrets are shown masked.
 
 Exit status: 0 when no check failed. Otherwise the code of the first failed check in the
 order above, because earlier checks are the causes of later ones: 3 for configuration,
-permissions, credentials, a secret WeCom rejects, bad callback settings, or a store that
-cannot be used; 6 when the base URL (or the PostgreSQL store) cannot be reached, or the token
-fetch fails on the network; 7 when gettoken stays rate limited; 1 for other API errors."""
+permissions, credentials, a secret WeCom rejects, bad callback settings, a store that cannot
+be used, a proxy URL or CA bundle kfcli cannot use, or a proxy refusing the credentials; 6
+when the base URL (or the PostgreSQL store) cannot be reached, or the token fetch fails on
+the network; 7 when gettoken stays rate limited; 1 for other API errors."""
 
 
 @dataclass
@@ -247,24 +249,33 @@ def _reach_timeout() -> float:
 def _reachability(settings) -> Check:
     """One plain GET of the base URL, without a token: any HTTP answer means reachable."""
     from kfcli import __version__
-    from kfcli.core.http import Http, HttpError
+    from kfcli.core.http import Http, HttpError, SettingError
 
     base_url = settings.base_url
     timeout = _reach_timeout()
+    bundle = settings.values.get("ca_bundle")
+    where = "KFCLI_CA_BUNDLE" if bundle and bundle.source == "env" else \
+        f"the ca_bundle setting of profile {settings.profile!r}"
     try:
         http = Http(base_url, connect_timeout=timeout, read_timeout=timeout,
-                    user_agent=f"kfcli/{__version__} (doctor)")
+                    user_agent=f"kfcli/{__version__} (doctor)",
+                    ca_bundle=bundle.value if bundle else None, ca_bundle_from=where)
+    except SettingError as exc:  # a proxy URL or CA bundle: not base_url's fault
+        return Check("reachability", FAILED, str(exc), exc.hint or "", EXIT_CONFIG)
     except ValueError:
         return Check("reachability", FAILED, f"base_url {base_url!r} is not an http(s) URL",
                      "run `kfcli config set base_url https://qyapi.weixin.qq.com`", EXIT_CONFIG)
-    proxy = f" through proxy {http.proxy.host}:{http.proxy.port}" if http.proxy else ""
+    proxy = f" through proxy {http.proxy.shown()} (from {http.proxy.variable})" \
+        if http.proxy else ""
+    if http.ca_bundle is not None and http.scheme == "https":
+        proxy += f", trusting CA bundle {http.ca_bundle.path} (from {http.ca_bundle.variable})"
     started = time.perf_counter()
     try:
         resp = http.request("GET", "/")
     except HttpError as exc:
         return Check("reachability", FAILED, f"{base_url}{proxy}: {exc.reason}",
-                     "check base_url, the network, DNS, a firewall, and HTTPS_PROXY / NO_PROXY",
-                     EXIT_NETWORK)
+                     exc.hint or "check base_url, the network, DNS, a firewall, and "
+                     "HTTPS_PROXY / NO_PROXY", EXIT_CONFIG if exc.config else EXIT_NETWORK)
     finally:
         http.close()
     ms = (time.perf_counter() - started) * 1000

@@ -124,17 +124,44 @@ def _check(msgtype: str, body: dict[str, Any], *, on_event: bool = False) -> Non
 
   kfcli msg send wkAbC123 wmXyZ789 --text hi --dry-run
 
+  kfcli msg send wkAbC123 wmXyZ789 --text "已收到" --reply-to 6F0Bc4Tr3aa8x
+
+  kfcli msg history wkAbC123 -f --consumer bot --ack replies -o jsonl \\
+      | ./my-bot | kfcli msg send --batch -
+
 --text @FILE reads the text from FILE (UTF-8) and --text - from stdin, without the final
 line break; write @@ for a text that starts with @ (--text @@all sends "@all"). Options that
 do not belong to the message (--thumb with --text) are refused, as is an option given twice.
 
 Sending works in session states 0/1, within 48 h of the customer's last message and at most
 5 messages per customer message (WeCom's rules:
-https://developer.work.weixin.qq.com/document/path/96427). Prints the msgid.""")
+https://developer.work.weixin.qq.com/document/path/96427). Prints the msgid.
+
+Never twice: every send carries a msgid, which WeCom refuses to deliver again. --reply-to
+MSGID (the customer message answered; --reply-number N for its Nth answer) derives the msgid
+from it, so the same reply sent again, by a rerun or a restarted bot, is reported as already
+sent and not delivered.
+
+--batch FILE (- for stdin) sends one message per line of JSON lines, each sent as soon as it
+is read (a pipe that stays open works): {"open_kfid", "external_userid" (or "touser"),
+"msgtype", <msgtype>: {…} as in --payload, "msgid"?, "reply_to"?}; {"reply_to": MSGID,
+"no_reply": true} marks a message the bot leaves unanswered. A line without msgid gets one
+derived from reply_to and the reply's position among the batch's replies to that message,
+else from the line's number and content: running a batch again never delivers twice. Writes
+one JSON line per input line, flushed: {"line", "msgid", "status": "sent", "already_sent",
+"failed" or "skipped", "errcode", "message"} (an unreadable line: "failed" with "invalid":
+true). --parallel N sends N at once, one customer's messages always in input order; a rate
+limit met by one holds them all back.
+
+Exit status: 0 sent (with --batch: every line sent, already sent or skipped); 1 a send failed;
+2 invalid input (with --batch: an unreadable line, the others still sent); 3 configuration;
+4 an unknown id; 6 the network.""")
 @with_output
 def send(
-    open_kfid: Annotated[str, typer.Argument(help="The account's open_kfid.")],
-    external_userid: Annotated[str, typer.Argument(help="The customer's external_userid.")],
+    open_kfid: Annotated[str | None, typer.Argument(
+        help="The account's open_kfid (not with --batch).", show_default=False)] = None,
+    external_userid: Annotated[str | None, typer.Argument(
+        help="The customer's external_userid (not with --batch).", show_default=False)] = None,
     text: Annotated[str | None, typer.Option(
         "--text", help="Text, up to 2048 bytes; @FILE or - (stdin) to read it, @@ for a "
         "leading @.", show_default=False)] = None,
@@ -177,11 +204,40 @@ def send(
     address: Annotated[str | None, typer.Option("--address", help="Address for --location.",
                                                 show_default=False)] = None,
     msgid: MsgidOpt = None,
+    reply_to: Annotated[str | None, typer.Option(
+        "--reply-to", metavar="MSGID", help="The customer message this answers: the msgid is "
+        "derived from it, so sending the same reply again never delivers twice.",
+        show_default=False)] = None,
+    reply_number: Annotated[int, typer.Option(
+        "--reply-number", metavar="N", min=1, max=5, help="With --reply-to: which answer to "
+        "that message this is (WeCom allows 5).")] = 1,
+    batch: Annotated[str | None, typer.Option(
+        "--batch", metavar="FILE", help="Send one message per JSON line of FILE (- for "
+        "stdin) as the lines arrive; one JSON result line each.", show_default=False)] = None,
+    parallel: Annotated[int, typer.Option(
+        "--parallel", metavar="N", min=1, max=16, help="With --batch: sends at once (one "
+        "customer's messages stay in order).")] = 4,
     dry_run: DryRunOpt = False,
 ) -> None:
-    """Send a message to a customer."""
+    """Send a message to a customer, or one per JSON line with --batch."""
+    if batch is not None:
+        _refuse_with_batch(open_kfid, external_userid, msgid, reply_to, dry_run,
+                           text=text, image=image, voice=voice, video=video, file=file,
+                           link=link, miniprogram=miniprogram, menu=menu, location=location,
+                           ca_link=ca_link, payload=payload, title=title, desc=desc,
+                           pagepath=pagepath, thumb=thumb, thumb_media_id=thumb_media_id,
+                           name=name, address=address)
+        _send_batch(batch, parallel)
+        return
+    if open_kfid is None or external_userid is None:
+        raise UsageError("give OPEN_KFID and EXTERNAL_USERID (or --batch FILE)")
     limits.check_open_kfid(open_kfid)
     limits.check_external_userid(external_userid)
+    if reply_to is not None:
+        limits.check_msgid(reply_to)
+        if msgid is not None:
+            raise UsageError("give --msgid or --reply-to, not both: --reply-to derives the "
+                             "msgid")
     given = [flag for flag, value in (
         ("--text", text), ("--image", image), ("--voice", voice), ("--video", video),
         ("--file", file), ("--link", link), ("--miniprogram", miniprogram), ("--menu", menu),
@@ -215,6 +271,11 @@ def send(
                                location=location, ca_link=ca_link, title=title, desc=desc,
                                pagepath=pagepath, thumb=thumb, thumb_media_id=thumb_media_id,
                                name=name, address=address)
+    if reply_to is not None:
+        from kfcli.core.batch import derive_msgid
+
+        msgid = derive_msgid(open_kfid, external_userid, reply_to=reply_to,
+                             position=reply_number)
     out = state().out
     if dry_run:
         request = {"touser": external_userid, "open_kfid": open_kfid, "msgid": msgid or
@@ -227,6 +288,108 @@ def send(
     _note_delivered_before(out, result, msgid)
     out.value({"msgid": result.msgid, "open_kfid": open_kfid, "touser": external_userid,
                "msgtype": msgtype}, "msgid")
+
+
+def _refuse_with_batch(open_kfid, external_userid, msgid, reply_to, dry_run,
+                       **options: Any) -> None:
+    """--batch takes its messages from the lines: nothing on the command line may say
+    otherwise."""
+    if open_kfid is not None or external_userid is not None:
+        raise UsageError("--batch takes open_kfid and external_userid from each line, not "
+                         "from the command line")
+    extra = [f"--{name.replace('_', '-')}" for name, value in options.items()
+             if value is not None]
+    extra += [flag for flag, value in (("--msgid", msgid), ("--reply-to", reply_to),
+                                       ("--dry-run", dry_run or None)) if value is not None]
+    if extra:
+        raise UsageError(f"--batch takes each message from its line: not with "
+                         f"{', '.join(extra)}")
+
+
+def _send_batch(source: str, parallel: int) -> None:
+    """`msg send --batch`: results as JSON lines on stdout, a summary on stderr."""
+    from kfcli.core.batch import BatchSender
+    from kfcli.core.errors import Interrupted, PartialError
+
+    st = state()
+    out = st.out
+    if source == "-":
+        import sys
+
+        stream = sys.stdin
+    else:
+        try:
+            stream = open(source, encoding="utf-8-sig")  # noqa: SIM115 - closed below
+        except OSError as exc:
+            raise UsageError(f"--batch: cannot read {source} ({exc.strerror})") from None
+    client = st.client()
+    sender = BatchSender(client, out.line, parallel=parallel,
+                         acknowledge=_Acks(st.settings(), out))
+    try:
+        with stream:
+            summary = sender.run(_lines(stream, source))
+        if sender.acknowledge.store is not None:
+            sender.acknowledge.store.close()
+    except KeyboardInterrupt:
+        done = sender.summary
+        raise Interrupted(f"interrupted after {done.sent + done.already_sent} sent; running "
+                          "the same batch again sends only what is missing") from None
+    total = summary.sent + summary.already_sent + summary.failed + summary.skipped + \
+        summary.invalid
+    text = (f"{total} line{'s' if total != 1 else ''}: {summary.sent} sent, "
+            f"{summary.already_sent} already sent, {summary.skipped} skipped, "
+            f"{summary.failed} failed, {summary.invalid} invalid")
+    if summary.exit_code:
+        raise PartialError(text, exit_code=summary.exit_code,
+                           hint="each failed line is in the output with its reason; run the "
+                           "same batch again to retry them (what was sent is not sent again)")
+    out.info(text)
+
+
+class _Acks:
+    """Records in the message store each customer message a batch answered (or marked
+    no_reply), for `msg history --consumer NAME --ack replies`. The store is opened on the
+    first such line; when it cannot record, a warning says so once and the batch goes on
+    (the worst outcome: a restarted bot is handed that message again, and its reply, with
+    the same derived msgid, is not delivered twice)."""
+
+    def __init__(self, settings, out) -> None:
+        import threading
+
+        self.settings = settings
+        self.out = out
+        self.store = None
+        self.broken = False
+        self._lock = threading.Lock()
+
+    def __call__(self, line, status: str) -> None:
+        from kfcli.core.errors import KfError
+
+        if self.broken:
+            return
+        try:
+            with self._lock:
+                if self.store is None:
+                    from kfcli.core.store import open_store
+
+                    self.store = open_store(settings=self.settings)
+            self.store.ack_replies(self.settings.corp_id or "", line.open_kfid,
+                                   [line.reply_to], status=status)
+        except KfError as exc:
+            self.broken = True
+            self.out.warning(f"answered messages are not recorded in the store "
+                             f"({exc.message}); `msg history --ack replies` may hand them "
+                             "to the bot again (its replies are not delivered twice)")
+
+
+def _lines(stream, source: str):
+    """The lines of the batch as they arrive; undecodable input is reported, not a
+    traceback."""
+    try:
+        yield from stream
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"--batch: {source} is not UTF-8 (byte 0x{exc.object[exc.start]:02x})",
+                         hint="convert it, e.g. iconv -f GBK -t UTF-8") from None
 
 
 def _note_delivered_before(out, result, msgid: str | None) -> None:
@@ -346,5 +509,6 @@ def send_on_event(
 # `msg sync` and `msg history` live in their own module, `msg export` in another;
 # importing them registers them.
 from kfcli.cli import msg_export as _msg_export  # noqa: E402,F401
+from kfcli.cli import msg_media as _msg_media  # noqa: E402,F401
 from kfcli.cli import msg_search as _msg_search  # noqa: E402,F401
 from kfcli.cli import msg_stream as _msg_stream  # noqa: E402,F401

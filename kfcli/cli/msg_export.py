@@ -79,6 +79,11 @@ class _Target:
             raise UsageError(f"-O: cannot write {path} ({exc.strerror})") from None
         return os.fdopen(fd, "wb", buffering=1 << 20)
 
+    @property
+    def raw(self) -> IO[bytes]:
+        """The binary stream under `stream` (for bytes: media)."""
+        return self._raw
+
     def finish(self) -> None:
         """Everything is written: flush, and put the file in place."""
         self.stream.flush()

@@ -13,7 +13,7 @@ import re
 import sys
 import time
 from collections.abc import Callable
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -33,12 +33,19 @@ from kfcli.core.errors import (
 from kfcli.core.sync import ORIGINS, Message
 from kfcli.render import _isatty
 
+if TYPE_CHECKING:
+    from kfcli.core.store.base import MediaItem
+
 VOICE_FORMATS = {"amr": 0, "silk": 1}
 
 #: -o for message streams: JSON lines (not TSV) when stdout is not a terminal.
 StreamOutputOpt = Annotated[str | None, typer.Option(
     "--output", "-o", help="Output format: table, tsv, json or jsonl. Default: table on a "
     "terminal, jsonl otherwise. [env: KFCLI_OUTPUT]", show_default=False)]
+
+
+#: kfcli.core.store.base.MEDIA_TYPES (not imported here: `msg` commands start faster).
+_MEDIA_TYPES = ("image", "voice", "video", "file")
 
 
 class _Rows:
@@ -51,8 +58,12 @@ class _Rows:
 
     def __init__(self, out, *, journal=None,
                  on_settle: Callable[[list[int]], None] | None = None,
-                 customer: str | None = None) -> None:
+                 customer: str | None = None,
+                 media: Callable[[int], MediaItem | None] | None = None) -> None:
         self.out = out
+        #: The archive entry of a media message by seq: the terminal view says whether its
+        #: media is archived, and how big it is.
+        self.media = media
         self.fmt = out.fmt
         self.count = 0
         #: The one customer shown (`--customer`): named once above the conversation, not on
@@ -88,7 +99,11 @@ class _Rows:
         if self.fmt == "table":
             try:
                 for row in rows:
-                    self._human(Message.from_api(json.loads(row.text)))
+                    message = Message.from_api(json.loads(row.text))
+                    media = None
+                    if self.media is not None and message.msgtype in _MEDIA_TYPES:
+                        media = self.media(row.seq)
+                    self._human(message, media)
             except BrokenPipeError:
                 raise BrokenPipeError("stdout was closed") from None
         elif rows:
@@ -165,7 +180,7 @@ class _Rows:
             with contextlib.suppress(BrokenPipeError):
                 self._writer.close()
 
-    def _human(self, message: Message) -> None:
+    def _human(self, message: Message, media: MediaItem | None = None) -> None:
         """The transcript view: a line for each new day, then per message its time, the
         customer (unless the view is of one customer, named once above), who spoke
         (`customer`, the servicer's userid or `system`) and what was said."""
@@ -202,7 +217,7 @@ class _Rows:
         event = message.msgtype == "event" or message.origin == 4
         # What a customer wrote never starts a line of its own: text that has line breaks or
         # does not fit goes below, every line indented, so it cannot pass for a message.
-        text = clean(describe(message).replace("\t", " "), keep_newlines=True)
+        text = clean(describe(message, media).replace("\t", " "), keep_newlines=True)
         body = Text(text, style="italic" if event else "")
         if "\n" not in text and line.cell_len + body.cell_len <= console.width:
             console.print(line + body)
@@ -294,7 +309,11 @@ written out: a live list on a terminal; JSON lines when piped (one message per l
 one transaction, so a crashed or interrupted run can simply be started again: across a kill
 and a rerun every message is written exactly once. Several `msg sync` runs and receivers
 (`callback serve --sync`) may pull the same account: each message is written by one of them.
-Messages already in the store are not written again: `kfcli msg history` reads them.""")
+Messages already in the store are not written again: `kfcli msg history` reads them.
+After each pull the media of new image, voice, video and file messages are fetched into the
+store's archive (`kfcli msg media MSGID` writes one out, also after WeCom's copy expired);
+one that cannot be fetched is reported on stderr and tried again later, never failing the
+sync. --no-media leaves them for later.""")
 def sync(
     open_kfid: Annotated[str, typer.Argument(help="The account's open_kfid.")],
     token: Annotated[str | None, typer.Option(
@@ -320,6 +339,9 @@ def sync(
     no_save: Annotated[bool, typer.Option(
         "--no-save", help="Leave the store alone: read from --cursor (or the start) and write "
         "everything read.")] = False,
+    no_media: Annotated[bool, typer.Option(
+        "--no-media", help="Do not fetch media into the archive now (they stay due: a later "
+        "msg sync or `kfcli store media --retry` fetches them).")] = False,
     output: StreamOutputOpt = None,
     json_: JsonOpt = False,
 ) -> None:
@@ -391,6 +413,10 @@ def sync(
             if backoff:  # waited out without the lock, so others may pull meanwhile
                 time.sleep(backoff)
                 continue
+            if not no_media:  # after the lock: other pullers need not wait for downloads
+                from kfcli.cli.msg_media import archive_after_pull
+
+                archive_after_pull(out, client, store, corp_id, open_kfid)
             token = None  # callback tokens are single-purpose and expire after 10 minutes
             if tokens is not None:
                 token = next(tokens, None)
@@ -488,6 +514,10 @@ def history(
     grep: Annotated[str | None, typer.Option(
         "--grep", metavar="TEXT", help="Only messages containing TEXT, as `msg search` "
         "finds them (substring, any case).", show_default=False)] = None,
+    ack: Annotated[str | None, typer.Option(
+        "--ack", metavar="replies", help="With --consumer: resume from the oldest customer "
+        "message (of the last 48 h) that `msg send --batch` has not answered or marked "
+        "no_reply.", show_default=False)] = None,
     output: StreamOutputOpt = None,
     json_: JsonOpt = False,
 ) -> None:
@@ -506,6 +536,11 @@ def history(
         raise ValidationError("--until", "must be later than --since")
     if consumer is not None and not _CONSUMER.fullmatch(consumer):
         raise ValidationError("--consumer", "a name of 1-64 characters [A-Za-z0-9_.-]")
+    if ack is not None:
+        if ack != "replies":
+            raise ValidationError("--ack", f"{ack!r}: the only kind is replies")
+        if consumer is None:
+            raise UsageError("--ack replies goes with --consumer NAME")
     if grep is not None:
         from kfcli.cli.msg_search import check_query
 
@@ -522,9 +557,11 @@ def history(
     try:
         if consumer is not None:
             _consume(store, out, corp_id, open_kfid, consumer, customer=customer, since=start,
-                     until=end, limit=limit, follow=follow, interval=interval)
+                     until=end, limit=limit, follow=follow, interval=interval,
+                     ack=ack is not None)
             return
-        rows = _Rows(out, customer=customer)
+        rows = _Rows(out, customer=customer,
+                     media=lambda seq: store.media_items(corp_id, [seq]).get(seq))
         last = 0
         if grep is not None:  # the newest `limit` matches (from `msg search`), oldest first
             found = store.search(corp_id, grep, open_kfid=open_kfid, customer=customer,
@@ -558,8 +595,13 @@ _WAITING = "waiting for new messages in the store (Ctrl-C stops)"
 _CONSUMER = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
+#: WeCom accepts replies within 48 h of the customer's message: older unanswered messages
+#: are not handed out again.
+REPLY_WINDOW = 48 * 3600
+
+
 def _consume(store, out, corp_id: str, open_kfid: str, name: str, *, customer, since, until,
-             limit, follow: bool, interval: float) -> None:
+             limit, follow: bool, interval: float, ack: bool = False) -> None:
     from kfcli.core.pull import Journal
 
     lock = store.lock(f"consumer:{corp_id}:{name}:{open_kfid}", wait=0.0)
@@ -584,6 +626,13 @@ def _consume(store, out, corp_id: str, open_kfid: str, name: str, *, customer, s
             position = store.seq_before(corp_id, open_kfid, since) if since is not None \
                 else store.last_seq(corp_id, open_kfid)
             store.set_consumer_position(corp_id, name, open_kfid, position)
+        elif ack:
+            oldest = store.unanswered(corp_id, name, open_kfid, upto=position,
+                                      since=int(time.time()) - REPLY_WINDOW)
+            if oldest is not None:
+                out.info(f"consumer {name}: message seq {oldest} was never answered; "
+                         "resuming from it (answers already sent are not sent twice)")
+                position = oldest - 1
         rows = _Rows(out, journal=journal, on_settle=record)
         written = 0
         while True:

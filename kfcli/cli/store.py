@@ -78,7 +78,8 @@ The first line on stderr names the backend, the URL (password masked) and the sc
 -o json: {{"backend", "url", "schema_version", "corp_id", "accounts": [{{"open_kfid",
 "messages", "oldest", "newest", "has_cursor", "cursor_at", "last_pull_at",
 "last_callback_at", "pending_outbox"}}], "consumers": [{{"name", "open_kfid", "position",
-"behind", "updated_at"}}]}} with times as unix seconds (null when never). Each `msg history
+"behind", "updated_at"}}], "media": {{"archived", "pending", "failed", "bytes"}}}} with times
+as unix seconds (null when never). Each `msg history
 --consumer` position is also listed on stderr with how many messages it is behind.
 
 {EXIT_CODES}""")
@@ -97,6 +98,7 @@ def status(
         version = store.schema_version()
         accounts = store.status(corp_id)
         consumers = store.consumers(corp_id)
+        media = store.media_summary(corp_id, account)
         backend = store.backend
     if account is not None:
         accounts = [a for a in accounts if a.open_kfid == account] or [
@@ -105,13 +107,16 @@ def status(
     if out.machine:
         out.obj({"backend": backend, "url": url, "schema_version": version, "corp_id": corp_id,
                  "accounts": [a.as_dict() for a in accounts],
-                 "consumers": [c.as_dict() for c in consumers]})
+                 "consumers": [c.as_dict() for c in consumers], "media": media.as_dict()})
         return
     out.info(f"store: {backend} {url} ({source}), schema version {version}, corp {corp_id}")
     now = time.time()
     out.rows([_row(a, now) for a in accounts], COLUMNS, headers=HEADERS,
              empty=f"nothing stored for corp {corp_id} yet; `kfcli msg sync OPEN_KFID` fills "
              "the store")
+    if media.archived or media.pending or media.failed:
+        out.info(f"media archive: {media.archived} archived ({_size(media.bytes)}), "
+                 f"{media.pending} pending, {media.failed} failed (`kfcli store media`)")
     for c in consumers:  # msg history --consumer positions (stderr: not part of the table)
         out.info(f"consumer {c.name} of {c.open_kfid}: {plural(c.behind, 'message')} behind, last "
                  f"moved {_ago(c.updated_at, now)}")
@@ -129,6 +134,90 @@ def _row(a, now: float) -> dict[str, object]:
         "last_callback": _local(a.last_callback_at) or "never",
         "pending_outbox": a.pending_outbox,
     }
+
+
+def _size(n: int) -> str:
+    from kfcli.core.transcript import size_text
+
+    return size_text(n)
+
+
+@app.command("media", epilog=f"""Examples:
+
+  kfcli store media
+
+  kfcli store media --retry
+
+  kfcli store media --account wkAbC123 -o json
+
+The media archive: `msg sync` and the receiver fetch the image, voice, video and file of each
+message they store (SQLite: files in media/ beside store.db; PostgreSQL: in the database, so
+every host sees them). Shows how many are archived (and their size), pending (not fetched
+yet, or failed for a passing reason: tried again later) and failed (WeCom no longer has them:
+its copy expires 3 days after a message is sent). --retry fetches everything pending or
+failed now, with progress on a terminal, and lists what still fails (exit 1 when any
+does). bytes: the archived media's sizes, counted per message (equal contents are stored
+once). -o json: {{"archived", "pending", "failed", "bytes", "retry": {{"archived", "failed",
+"retrying", "bytes", "errors": [{{"msgid", "msgtype", "errcode", "reason", "retry"}}]}}}}
+("retry" only with --retry).
+
+{EXIT_CODES} With --retry, 1 when a media could not be fetched.""")
+@with_output
+def media(
+    account: Annotated[str | None, typer.Option("--account", help="Only this account "
+                                                "(open_kfid).", show_default=False)] = None,
+    retry: Annotated[bool, typer.Option(
+        "--retry", help="Fetch every pending or failed media now.")] = False,
+) -> None:
+    """Count the archived media, and fetch what is missing with --retry."""
+    if account is not None:
+        limits.check_open_kfid(account)
+    st = state()
+    out = st.out
+    done = None
+    with _opened() as (store, corp_id, _url, _source):
+        if retry:
+            from kfcli.core.archive import Archiver
+
+            def progress(result, item) -> None:
+                out.status(f"fetching media {result.tried + 1}: {item.msgtype} of message "
+                           f"{item.msgid}")
+
+            try:
+                done = Archiver(st.client(), store, corp_id, progress=progress).run(
+                    open_kfid=account, force=True)
+            except KeyboardInterrupt:
+                from kfcli.core.errors import Interrupted
+
+                raise Interrupted("interrupted; what was fetched is kept") from None
+            finally:
+                out.status(None)
+        summary = store.media_summary(corp_id, account)
+    doc: dict[str, object] = dict(summary.as_dict())
+    if done is not None:
+        doc["retry"] = done.as_dict()
+    if out.machine:
+        out.obj(doc)
+    else:
+        if done is not None:
+            out.info(f"fetched {plural(done.archived, 'media file')} ({_size(done.bytes)}); "
+                     f"{done.failed} failed for good, {done.retrying} to try again later")
+            for line in done.errors:
+                out.info(f"  {line}")
+        _media_table(out, summary)
+    if done is not None and (done.failed or done.retrying):
+        from kfcli.core.errors import PartialError
+
+        raise PartialError(f"{plural(done.failed + done.retrying, 'media file')} could not be "
+                           "fetched (" + ("see retry.errors)" if out.machine else
+                                          "listed above)"))
+
+
+def _media_table(out, summary) -> None:
+    out.rows([{"state": "archived", "count": summary.archived, "size": _size(summary.bytes)},
+              {"state": "pending", "count": summary.pending, "size": ""},
+              {"state": "failed", "count": summary.failed, "size": ""}],
+             ["state", "count", "size"])
 
 
 def _local(t: float | None) -> str:
@@ -208,9 +297,10 @@ callbacks received before it. DATE is a date (2026-06-01), a local time, a durat
 KFCLI_RETENTION_DAYS) says how many days to keep. Never removed: messages a `msg sync` or
 receiver still has to write out (a pending outbox entry), and the callbacks of an account
 never pulled; consumer positions (`msg history --consumer`) stay where they are. Reports the
-messages removed per account (-o json: {{"before", "messages", "accounts": {{OPEN_KFID: N}},
-"callbacks", "kept_pending", "media", "dry_run"}}). Asks for confirmation on a terminal;
-scripts pass --yes. --dry-run counts without removing.
+messages removed per account, and the archived media files (or PostgreSQL blobs) that no
+remaining message refers to (-o json: {{"before", "messages", "accounts": {{OPEN_KFID: N}},
+"callbacks", "kept_pending", "media", "media_bytes", "dry_run"}}). Asks for confirmation on
+a terminal; scripts pass --yes. --dry-run counts without removing.
 
 {EXIT_CODES}""")
 @with_output
@@ -254,14 +344,17 @@ def prune(
             # today: a cron line without --yes fails the first day, not months later.
             confirm(f"Remove {plural(preview.total, 'message')} {why} (corp {corp_id}) "
                     "from the store?", yes=yes)
-        result = preview if dry_run or not (preview.total + preview.callbacks) else \
-            store.prune(corp_id, cutoff)
+        # Run also when no message is old enough: unused media (from killed downloads, or an
+        # earlier prune interrupted) go all the same.
+        result = preview if dry_run else store.prune(corp_id, cutoff)
     doc = {**result.as_dict(), "dry_run": dry_run}
     verb = "would remove" if dry_run else "removed"
     per_account = "".join(f"\n  {kfid}: {plural(n, 'message')}"
                           for kfid, n in result.messages.items())
     message = (f"{verb} {plural(result.total, 'message')} {why}{per_account}"
-               f"\n{verb} {plural(result.callbacks, 'callback')}")
+               f"\n{verb} {plural(result.callbacks, 'callback')}"
+               f"\n{verb} {plural(result.media, 'archived media file')} no message refers "
+               f"to any more ({_size(result.media_bytes)})")
     if result.kept_pending:
         message += (f"\nkept {plural(result.kept_pending, 'older message')} still to be "
                     "written out by a msg sync or receiver (pending outbox)")

@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from kfcli.core import limits, messages, notices
 from kfcli.core.config import DEFAULT_BASE_URL, Settings
@@ -41,7 +41,7 @@ from kfcli.core.errors import (
     ValidationError,
     api_error,
 )
-from kfcli.core.http import Http, HttpError, Response, multipart
+from kfcli.core.http import CaBundle, Http, HttpError, Response, SettingError, multipart
 
 if TYPE_CHECKING:
     from kfcli.core.sync import MessageStream
@@ -131,6 +131,7 @@ class KfClient:
         timeout: Timeout | float | None = None,
         retry: RetryPolicy | None = None,
         trace: Trace | None = None,
+        ca_bundle: str | CaBundle | None = None,
     ) -> None:
         for field, value in (("corp_id", corp_id), ("secret", secret)):
             if not isinstance(value, str) or not value:
@@ -148,16 +149,33 @@ class KfClient:
         self.timeout = timeout or Timeout()
         self.retry = retry or RetryPolicy()
         self.trace = trace
+        # Extra CA certificates (PEM) trusted on top of the system store; None: those of
+        # REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE, if set.
+        self.ca_bundle = ca_bundle
         self._secret = secret
         self._http: Http | None = None
         self._http_lock = threading.Lock()
         self._last = threading.local()  # backs the deprecated per-thread flags below
+        #: Until when (time.monotonic) every thread holds back: a rate limit met by one.
+        self._paused_until = 0.0
         self._new_http()  # a bad base_url fails here, not at the first call
         self.tokens = token_cache or TokenCache(corp_id, secret, self._fetch_token)
 
     @classmethod
     def from_settings(cls, settings: Settings, **kwargs: Any) -> KfClient:
         settings.require("corp_id", "secret")
+        bundle = settings.values.get("ca_bundle")
+        if bundle is not None and bundle.value and "ca_bundle" not in kwargs and \
+                settings.base_url.startswith("https:"):
+            from kfcli.core.http import _ca_bundle
+
+            where = "KFCLI_CA_BUNDLE" if bundle.source == "env" else \
+                f"the ca_bundle setting of profile {settings.profile!r}"
+            try:  # checked here to name where it was set
+                _ca_bundle(bundle.value, where)
+            except SettingError as exc:
+                raise ConfigError(str(exc), hint=exc.hint) from None
+            kwargs["ca_bundle"] = CaBundle(bundle.value, where)
         return cls(settings.corp_id or "", settings.secret or "", base_url=settings.base_url,
                    **kwargs)
 
@@ -219,9 +237,15 @@ class KfClient:
     def _new_http(self) -> Http:
         from kfcli import __version__
 
+        bundle = self.ca_bundle
         try:
             return Http(self.base_url, connect_timeout=self.timeout.connect,
-                        read_timeout=self.timeout.read, user_agent=f"kfcli/{__version__}")
+                        read_timeout=self.timeout.read, user_agent=f"kfcli/{__version__}",
+                        ca_bundle=bundle.path if isinstance(bundle, CaBundle) else bundle,
+                        ca_bundle_from=bundle.variable if isinstance(bundle, CaBundle)
+                        else "ca_bundle")
+        except SettingError as exc:  # a proxy URL or CA bundle, named in the message
+            raise ConfigError(str(exc), hint=exc.hint) from None
         except ValueError as exc:
             raise ConfigError(str(exc), hint="base_url is like https://qyapi.weixin.qq.com"
                               ) from None
@@ -235,25 +259,39 @@ class KfClient:
         body: bytes | None,
         headers: dict[str, str] | None,
         retry_safe: bool,
+        sink: BinaryIO | None = None,
     ) -> tuple[Response, bool]:
         """One HTTP exchange with network-level retries: (the response, whether it was
         retried after a failure that may have reached the server). Raises NetworkError."""
         attempt = 0
         ambiguous = False
+        stale_retried = False
         while True:
             started = time.perf_counter()
             self._trace_request(method, path, params, body, headers)
+            self._hold()
+            if sink is not None:  # a retry starts the download again from the beginning
+                _rewind(sink)
             try:
-                resp = self.http.request(method, path, params=params, body=body, headers=headers)
+                resp = self.http.request(method, path, params=params, body=body, headers=headers,
+                                         sink=sink)
             except HttpError as exc:
                 self._trace(f"! {exc.reason}")
+                if exc.config:  # the proxy's credentials, a CA bundle: never retried
+                    raise ConfigError(redact(exc.reason), hint=exc.hint) from None
+                if exc.stale and not stale_retried and (retry_safe or exc.never_sent):
+                    # The server had closed the kept-alive connection: at once, on a new one.
+                    stale_retried = True
+                    ambiguous |= not exc.never_sent
+                    self._trace("! retrying at once on a new connection")
+                    continue
                 if exc.retry and (retry_safe or exc.never_sent) and \
                         attempt < self.retry.max_retries:
                     ambiguous |= not exc.never_sent
                     self._sleep(attempt, f"{path}: {exc.reason}")
                     attempt += 1
                     continue
-                hint = None if (retry_safe or exc.never_sent) else (
+                hint = exc.hint if (retry_safe or exc.never_sent) else (
                     "the request may have reached WeCom before the connection failed; "
                     "check the result before repeating it"
                 )
@@ -268,14 +306,25 @@ class KfClient:
                 raise NetworkError(f"{method} {path}: HTTP {resp.status} from server")
             return resp, ambiguous
 
-    def _sleep(self, attempt: int, reason: str) -> None:
+    def _sleep(self, attempt: int, reason: str, *, shared: bool = False) -> None:
         """Wait before retry number attempt+1; the `kfcli.core` logger says why (the CLI
-        shows it on a terminal)."""
+        shows it on a terminal). `shared`: WeCom is rate limiting this corp, so every other
+        thread of this client holds back too until the wait is over (see `_hold`)."""
         delay = self.retry.delay(attempt)
+        if shared:
+            self._paused_until = max(self._paused_until, time.monotonic() + delay)
         self._trace(f"! retrying in {delay:.2f} s")
         notices.notice(notices.INFO, f"{reason}, retrying in {delay:.1f} s (retry "
                        f"{attempt + 1} of {self.retry.max_retries})")
         time.sleep(delay)
+
+    def _hold(self) -> None:
+        """Wait while another thread of this client backs off from a rate limit (45009):
+        sending meanwhile would only prolong it."""
+        wait = self._paused_until - time.monotonic()
+        if wait > 0:
+            self._trace(f"! holding back {wait:.2f} s (rate limited)")
+            time.sleep(wait)
 
     def _trace(self, line: str) -> None:
         if self.trace is not None:
@@ -287,6 +336,9 @@ class KfClient:
         from urllib.parse import urlencode
 
         query = ("?" + urlencode(params)) if params else ""
+        proxy = self.http.proxy
+        if proxy is not None:
+            self._trace(f"* through proxy {proxy.shown()} (from {proxy.variable})")
         self._trace(f"> {method} {self.base_url}{path}{query}")
         ctype = (headers or {}).get("Content-Type", "")
         if body and ctype.startswith("application/json"):
@@ -303,7 +355,8 @@ class KfClient:
         if "json" in ctype or "text" in ctype:
             self._trace("< " + _clip(resp.text))
         else:
-            self._trace(f"< [{len(resp.body)} bytes of {ctype or 'data'}]")
+            size = resp.streamed if resp.streamed is not None else len(resp.body)
+            self._trace(f"< [{size} bytes of {ctype or 'data'}]")
 
     # ------------------------------------------------------------------ tokens
 
@@ -396,6 +449,7 @@ class KfClient:
         raw: bool = False,
         decode: Callable[[str], dict[str, Any]] | None = None,
         accept: Callable[[int, str], bool] | None = None,
+        sink: BinaryIO | None = None,
     ) -> tuple[Any, bool]:
         """`call`, returning (its answer, whether a request was retried after a failure that
         may have taken effect). An errcode that `accept(errcode, errmsg)` approves is
@@ -420,7 +474,7 @@ class KfClient:
         while True:
             query = {**(params or {}), "access_token": token}
             resp, ambiguous = self._send(method, path, params=query, body=data,
-                                         headers=headers, retry_safe=retry_safe)
+                                         headers=headers, retry_safe=retry_safe, sink=sink)
             retried |= ambiguous
             if raw and "json" not in resp.content_type:
                 return resp, retried
@@ -436,7 +490,7 @@ class KfClient:
                 token = self._token(rejected=token)
                 continue
             if errcode in BACKOFF_ERRCODES and attempt < self.retry.max_retries:
-                self._sleep(attempt, _busy(errcode))
+                self._sleep(attempt, _busy(errcode), shared=True)
                 attempt += 1
                 continue
             raise api_error(errcode, str(doc.get("errmsg", "")))
@@ -511,6 +565,29 @@ class KfClient:
                         upload=upload)
         return _model(MediaUpload, doc, "/cgi-bin/media/upload")
 
+
+    def media_download(self, media_id: str, sink: BinaryIO) -> tuple[int, str, str]:
+        """Download temporary media into `sink` (a seekable binary file) as it arrives,
+        without holding it in memory: (bytes written, content type, filename from the
+        server). A retried download starts `sink` again from the beginning. An OSError of
+        `sink` (a full disk) is raised as such."""
+        from kfcli.core.http import SinkError
+
+        limits.check_media_id(media_id)
+        try:
+            resp, _ = self._call("GET", "/cgi-bin/media/get", params={"media_id": media_id},
+                                 raw=True, sink=sink)
+        except SinkError as exc:
+            raise exc.original from None
+        if isinstance(resp, dict):
+            raise ResponseError("/cgi-bin/media/get: the answer is JSON without an errcode, "
+                                "not the media")
+        if resp.streamed is None:  # a text answer (or one from a server that streams none)
+            _rewind(sink)
+            sink.write(resp.body)
+        filename = _disposition_filename(resp.headers.get("content-disposition", ""))
+        return (resp.streamed if resp.streamed is not None else len(resp.body),
+                resp.content_type, filename)
 
     def media_get(self, media_id: str) -> tuple[bytes, str, str]:
         """Download temporary media: (content, content type, filename from the server)."""
@@ -902,6 +979,11 @@ def _clip(text: str, limit: int = 2000) -> str:
     return text if len(text) <= limit else text[:limit] + f"… [{len(text) - limit} more chars]"
 
 
+def _rewind(file: BinaryIO) -> None:
+    file.seek(0)
+    file.truncate()
+
+
 def _content_type(media_type: str, path: Path) -> str:
     if media_type == "image":
         return "image/png" if path.suffix.lower() == ".png" else "image/jpeg"
@@ -922,7 +1004,7 @@ def _disposition_filename(disposition: str) -> str:
     from urllib.parse import unquote
 
     plain = ""
-    for part in disposition.split(";"):
+    for part in _parameters(disposition):
         key, _, value = part.strip().partition("=")
         key, value = key.strip().lower(), value.strip()
         if key == "filename*":
@@ -933,5 +1015,27 @@ def _disposition_filename(disposition: str) -> str:
             except (LookupError, UnicodeDecodeError):
                 continue
         if key == "filename":
-            plain = value[1:-1] if len(value) >= 2 and value[0] == value[-1] == '"' else value
+            if len(value) >= 2 and value[0] == value[-1] == '"':
+                value = value[1:-1].replace('\\"', '"')
+            plain = value
     return plain
+
+
+def _parameters(header: str) -> list[str]:
+    """A header's `;`-separated parts, a `;` inside a quoted string not separating (WeCom
+    sends file names as they are: "quote;v2 final.pdf")."""
+    parts, current, quoted, escaped = [], [], False, False
+    for char in header:
+        if escaped:
+            escaped = False
+        elif char == "\\" and quoted:
+            escaped = True
+        elif char == '"':
+            quoted = not quoted
+        elif char == ";" and not quoted:
+            parts.append("".join(current))
+            current = []
+            continue
+        current.append(char)
+    parts.append("".join(current))
+    return parts

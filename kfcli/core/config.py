@@ -25,7 +25,8 @@ DEFAULT_BASE_URL = "https://qyapi.weixin.qq.com"
 DEFAULT_PROFILE = "default"
 
 #: Profile fields, in display order.
-FIELDS = ("corp_id", "secret", "token", "aes_key", "base_url", "store", "retention_days")
+FIELDS = ("corp_id", "secret", "token", "aes_key", "base_url", "store", "retention_days",
+          "ca_bundle")
 #: Fields that are never accepted as arguments and never shown unmasked.
 SECRET_FIELDS = frozenset({"secret", "token", "aes_key"})
 #: Environment variable for each field (DESIGN.md §2, contract).
@@ -37,6 +38,8 @@ ENV_VARS = {
     "base_url": "KFCLI_BASE_URL",
     "store": "KFCLI_STORE",
     "retention_days": "KFCLI_RETENTION_DAYS",
+    #: Extra CA certificates (PEM) trusted on top of the system store (a TLS-inspecting proxy).
+    "ca_bundle": "KFCLI_CA_BUNDLE",
 }
 #: `retention_days`: how many days of messages `kfcli store prune` keeps (1 to 100 years).
 RETENTION_DAYS = (1, 36500)

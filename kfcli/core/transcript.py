@@ -8,9 +8,12 @@ kept) — never markup: callers escape it for their medium.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kfcli.core.sync import Message, summarize, summarize_event
+
+if TYPE_CHECKING:
+    from kfcli.core.store.base import MediaItem
 
 #: A menu's head is cut to this many characters in a one-line description.
 MENU_HEAD = 40
@@ -29,16 +32,21 @@ def origin_name(message: Message) -> str:
     return {3: "customer", 4: "system", 5: "servicer"}.get(message.origin, str(message.origin))
 
 
-def describe(message: Message) -> str:
+def describe(message: Message, media: MediaItem | None = None) -> str:
     """What the message says: its text, or `[image]`, `[file NAME]`, `[menu: head / item
-    / item]`, `[link: title]`, "entered from scene spring_sale", "transferred to user001"…"""
+    / item]`, `[link: title]`, "entered from scene spring_sale", "transferred to user001"…
+
+    With the message's archive entry (`media`), media say how big they are when archived
+    (`[image 1.2 MB]`), or that they are not (`[image, not archived: …]`)."""
     body = message.body
     kind = message.msgtype
-    if kind in ("image", "voice", "video"):
-        return f"[{kind}]"
-    if kind == "file":
-        name = body.get("filename") or body.get("file_name") or body.get("name")
-        return f"[file {name}]" if name else "[file]"
+    if kind in ("image", "voice", "video", "file"):
+        name = None
+        if kind == "file":
+            name = body.get("filename") or body.get("file_name") or body.get("name") or \
+                (media.filename if media is not None else None)
+        head = f"{kind} {name}" if name else kind
+        return f"[{head}{media_note(media)}]"
     if kind == "link":
         return f"[link: {body.get('title', '')}]"
     if kind == "miniprogram":
@@ -52,6 +60,30 @@ def describe(message: Message) -> str:
         event = message.raw.get("event")
         return describe_event(event) if isinstance(event, dict) else "[event]"
     return summarize(kind, body, message.raw.get("event"))
+
+
+def media_note(media: MediaItem | None) -> str:
+    """How a media message's archive entry reads after its type: " 1.2 MB" when archived,
+    ", not archived yet" while pending, ", not archived: REASON" when it failed."""
+    if media is None:
+        return ""
+    if media.state == "archived":
+        return f" {size_text(media.size or 0)}"
+    if media.state == "failed":
+        return f", not archived: {media.error or 'unknown reason'}"
+    return ", not archived yet"
+
+
+def size_text(size: int) -> str:
+    """1.2 MB, 845 KB, 12 B (powers of 1024, as file managers show them)."""
+    if size < 1024:
+        return f"{size} B"
+    value = float(size)
+    for unit in ("KB", "MB", "GB"):
+        value /= 1024
+        if value < 1024 or unit == "GB":
+            break
+    return f"{value:.1f} {unit}" if value < 10 else f"{value:.0f} {unit}"
 
 
 def _menu(body: dict[str, Any]) -> str:

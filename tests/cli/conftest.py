@@ -91,3 +91,14 @@ def receiver_url(rx: Proc) -> str:
     return line.split()[2]
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_env(request, home):
+    """The store a CLI test's commands use, as environment: the default SQLite file ({}), or
+    a fresh PostgreSQL database (KFCLI_STORE)."""
+    if request.param == "sqlite":
+        yield {}
+    else:
+        from tests import pgutil
+
+        with pgutil.fresh_database() as url:
+            yield {"KFCLI_STORE": url}

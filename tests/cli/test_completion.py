@@ -126,7 +126,7 @@ def test_setting_keys_after_config_set_get_unset(home):
 
     for command in ("set", "get", "unset"):
         assert values("bash", "config", command, "") == list(FIELDS)
-    assert ask("fish", "config", "get", "c")[1:] == ["corp_id\t[env: KFCLI_CORP_ID]"]
+    assert ask("fish", "config", "get", "co")[1:] == ["corp_id\t[env: KFCLI_CORP_ID]"]
     assert values("bash", "config", "set", "corp_id", "") == []  # the value: free text
 
 

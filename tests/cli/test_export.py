@@ -120,7 +120,10 @@ def test_html_is_one_escaped_page_grouped_by_conversation(kf, stored, tmp_path: 
     page = Page()
     page.feed(source)
     tags = [t for t, _ in page.tags]
-    assert "script" not in tags and tags.count("img") == 0  # the image is not archived yet
+    assert "script" not in tags
+    # The image was archived when synced: inline, as a data: URI of its own bytes.
+    (img,) = [a for t, a in page.tags if t == "img"]
+    assert img["src"] == "data:image/png;base64," + base64.b64encode(PNG).decode()
     assert all(not (a.get("src") or "").startswith("http") and "href" not in a
                for _, a in page.tags)  # self-contained
     assert "<script>" not in source and "onerror=alert" not in source.replace(
@@ -133,7 +136,7 @@ def test_html_is_one_escaped_page_grouped_by_conversation(kf, stored, tmp_path: 
     # Alice's conversation holds all her messages, with a line for each of the two days.
     alice = source.split('data-customer="' + ALICE)[1].split("</section>")[0]
     assert alice.count('class="day"') == 2
-    assert alice.index("你好，我要退款") < alice.index("好的") < alice.index("[image]") < \
+    assert alice.index("你好，我要退款") < alice.index("好的") < alice.index("<img") < \
         alice.index("第二天")
     assert "订单号 123\n请尽快" in alice
     assert f"{len(synced[support])} messages" in text

@@ -20,17 +20,6 @@ def contents(out: str) -> list[str]:
     return [json.loads(line)["text"]["content"] for line in out.splitlines() if line.strip()]
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_env(request, tmp_path):
-    if request.param == "sqlite":
-        yield {}
-    else:
-        from tests import pgutil
-
-        with pgutil.fresh_database() as url:
-            yield {"KFCLI_STORE": url}
-
-
 @pytest.fixture
 def chats(kf, sandbox, store_env):
     """Two customers of one account, synced into the store: (open_kfid, customers, env)."""

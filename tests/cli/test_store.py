@@ -83,10 +83,10 @@ def test_status_on_an_empty_store(kf, store):
     r = kf("store", "status", env=store["env"])
     assert r.code == 0, r.err
     assert r.out == ""  # TSV when piped: no rows
-    assert r.err.startswith(f"store: sqlite {store['url']} (env), schema version 2")
+    assert r.err.startswith(f"store: sqlite {store['url']} (env), schema version 3")
     doc = kf("store", "status", "-o", "json", env=store["env"]).json()
     assert doc["accounts"] == [] and doc["backend"] == "sqlite"
-    assert doc["url"] == store["url"] and doc["schema_version"] == 2
+    assert doc["url"] == store["url"] and doc["schema_version"] == 3
     assert stat.S_IMODE(store["path"].stat().st_mode) == 0o600
 
 
@@ -114,7 +114,8 @@ def test_status_json_shape(kf, filled):
     assert r.code == 0, r.err
     doc = r.json()
     assert set(doc) == {"backend", "url", "schema_version", "corp_id", "accounts",
-                        "consumers"}
+                        "consumers", "media"}
+    assert doc["media"] == {"archived": 0, "pending": 0, "failed": 0, "bytes": 0}
     assert doc["corp_id"] == filled["corp_id"]
     first = doc["accounts"][0]
     assert set(first) == {"open_kfid", "messages", "oldest", "newest", "has_cursor",

@@ -72,7 +72,7 @@ def test_one_customer_reads_as_a_conversation(conversation, sandbox) -> None:
     assert said("user001", "好的，请稍等")
     assert said("system", "transferred to user002")
     assert said("user002", "我来处理")
-    assert said("customer", "[image]")
+    assert said("customer", f"[image {len(PNG)} B]")  # archived when synced: its size
     # Every message line starts with its local time; two lines of text go below, indented.
     at = next(i for i, line in enumerate(lines) if line.strip() == "第一行")
     assert lines[at].startswith("    ") and lines[at + 1] == "    第二行"

@@ -95,3 +95,60 @@ def test_an_announcement_recorded_before_a_crash_is_pulled_by_the_next_start(tmp
     out = []
     CallbackHandler(out.append, client=client, store=store).catch_up()
     assert messages(out) == ["announced"]
+
+
+class MediaClient(FakeClient):
+    """Serves media: `flaky` fails once with a passing error, `gone` has expired."""
+
+    def __init__(self, messages):
+        super().__init__(messages)
+        self.downloads = []
+
+    def media_download(self, media_id, sink):
+        from kfcli.core.errors import api_error
+
+        self.downloads.append(media_id)
+        if media_id == "gone" or (media_id == "flaky" and self.downloads.count("flaky") == 1):
+            raise api_error(40007 if media_id == "gone" else 48002, "no")
+        sink.write(b"bytes of " + media_id.encode())
+        return len(b"bytes of ") + len(media_id), "image/png", f"{media_id}.png"
+
+
+def test_the_receiver_archives_media_and_retries_passing_failures(tmp_path, monkeypatch):
+    import threading
+
+    from kfcli.core import archive
+
+    monkeypatch.setattr(archive, "FIRST_BACKOFF", 0.01)
+    client = MediaClient([
+        {"msgid": m, "send_time": 1, "msgtype": "image", "image": {"media_id": m}}
+        for m in ("ok", "flaky", "gone")])
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    out = []
+    handler = CallbackHandler(out.append, client=client, store=store, history=True)
+    retried = threading.Event()
+
+    def requeue(event):  # the dispatcher's put: here, handled at once
+        handler(event)
+        retried.set()
+
+    handler.requeue = requeue
+    handler({"OpenKfId": "wk1", "Token": "t", "CreateTime": "2"})
+    assert messages(out) == ["ok", "flaky", "gone"]  # emitted whatever their media do
+    assert retried.wait(30)  # the passing failure was tried again after its back-off
+    items = {i.msgid: i for i in store.media_items("wwfake", range(1, 4)).values()}
+    assert {k: i.state for k, i in items.items()} == {
+        "ok": "archived", "flaky": "archived", "gone": "failed"}
+    assert b"".join(store.media_content(items["flaky"])) == b"bytes of flaky"
+    assert "40007" in items["gone"].error
+    assert client.downloads.count("gone") == 1  # failed for good: never asked again
+
+
+def test_a_receiver_without_media_leaves_them_due(tmp_path):
+    client = MediaClient([{"msgid": "m", "send_time": 1, "msgtype": "image",
+                           "image": {"media_id": "ok"}}])
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    CallbackHandler([].append, client=client, store=store, history=True, media=False)(
+        {"OpenKfId": "wk1"})
+    assert client.downloads == []
+    assert [i.msgid for i in store.media_due("wwfake")] == ["m"]

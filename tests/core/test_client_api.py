@@ -405,3 +405,33 @@ def test_media_filename_in_chinese_comes_from_the_rfc_6266_form(sandbox) -> None
                   base_url=sandbox.base_url) as client:
         data, _, filename = client.media_get(doc["media_id"])
     assert (data.decode(), filename) == ("退款说明\n", "报告 2026.txt")
+
+
+@pytest.mark.parametrize(("header", "name"), [
+    ('attachment; filename="quote;v2 final.pdf"', "quote;v2 final.pdf"),
+    ('attachment; filename="say \\"hi\\".txt"', 'say "hi".txt'),
+    ("attachment; filename=plain.txt", "plain.txt"),
+    ("attachment; filename=\"x.txt\"; filename*=UTF-8''%E6%8A%A5.txt", "报.txt"),
+    ("attachment", ""),
+])
+def test_media_filenames_with_separators_in_quotes(header, name) -> None:
+    from kfcli.core.client import _disposition_filename
+
+    assert _disposition_filename(header) == name
+
+
+def test_a_downloaded_file_name_with_a_semicolon_is_kept(sandbox, tmp_path) -> None:
+    import base64
+
+    from kfcli.core import KfClient
+
+    open_kfid = sandbox.account()
+    doc = sandbox.post("/sandbox/customer_message", {
+        "open_kfid": open_kfid, "msgtype": "file", "filename": "quote;v2 final.pdf",
+        "media_base64": base64.b64encode(b"%PDF-1.4 tiny").decode()})
+    assert doc["errcode"] == 0, doc
+    with KfClient(sandbox.creds["corp_id"], sandbox.creds["secret"],
+                  base_url=sandbox.base_url) as client, open(tmp_path / "f", "w+b") as sink:
+        size, _, filename = client.media_download(doc["media_id"], sink)
+        sink.seek(0)
+        assert (sink.read(), size, filename) == (b"%PDF-1.4 tiny", 13, "quote;v2 final.pdf")

@@ -35,21 +35,6 @@ def texts(rows) -> list[str]:
     return [json.loads(r.text)["msgid"] for r in rows]
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request, tmp_path: Path):
-    if request.param == "sqlite":
-        yield str(tmp_path / "store.db")
-    else:
-        with pgutil.fresh_database() as url:
-            yield url
-
-
-@pytest.fixture
-def store(store_url: str):
-    with open_store(store_url) as s:
-        yield s
-
-
 def is_pg(url: str) -> bool:
     return url.startswith("postgresql://")
 

@@ -18,21 +18,6 @@ CORP = "wwcorp"
 KFID = "wkaccount"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request, tmp_path):
-    if request.param == "sqlite":
-        yield str(tmp_path / "store.db")
-    else:
-        with pgutil.fresh_database() as url:
-            yield url
-
-
-@pytest.fixture
-def store(store_url: str):
-    with open_store(store_url) as s:
-        yield s
-
-
 def text_msg(msgid: str, content: str, *, customer: str = "wmA", send_time: int = 1000,
              msgtype: str = "text", body: dict | None = None) -> Incoming:
     doc = {"msgid": msgid, "open_kfid": KFID, "external_userid": customer, "send_time":
@@ -169,13 +154,13 @@ def _downgrade_to_v1(url: str) -> None:
 
 
 def test_a_version_1_store_is_upgraded_in_place_and_backfilled(store_url):
-    assert SCHEMA_VERSION == 2
+    assert SCHEMA_VERSION == 3
     with open_store(store_url) as store:
         commit(store, CONVERSATION)
         store.set_consumer_position(CORP, "bot", KFID, 3)
     _downgrade_to_v1(store_url)
     with open_store(store_url) as store:
-        assert store.schema_version() == 2
+        assert store.schema_version() == SCHEMA_VERSION
         assert ids(store.search(CORP, "申请退款")) == ["m1"]
         assert ids(store.search(CORP, "退款")) == ["m5", "m1"]
         assert ids(store.search(CORP, "refund")) == ["m2"]
@@ -264,3 +249,141 @@ def test_sqlite_short_queries_use_the_index_and_fall_back_to_a_scan(tmp_path, mo
         assert ids(store.search(CORP, "退")) == ["m5", "m3", "m1"]
         assert ids(store.search(CORP, "款")) == ["m5", "m1"]
         assert ids(store.search(CORP, "退", customer="wmA", limit=1)) == ["m5"]
+
+
+# ---------------------------------------------------------------------------- short queries
+
+
+def test_short_queries_at_either_end_across_pieces_with_filters(store):
+    commit(store, [
+        text_msg("s1", "发票已开", customer="wmA", send_time=1000),
+        text_msg("s2", "请开发票", customer="wmB", send_time=2000),
+        text_msg("s3", "", msgtype="link", customer="wmA", send_time=3000,
+                 body={"title": "退货须知 OK", "desc": "款项原路返回", "url": "https://x"}),
+        text_msg("s4", "Ok 发", customer="wmA", send_time=4000),
+    ])
+    assert ids(store.search(CORP, "发票")) == ["s2", "s1"]  # at the end, at the start
+    assert ids(store.search(CORP, "发")) == ["s4", "s2", "s1"]
+    assert ids(store.search(CORP, "退")) == ["s3"]  # the first character of a text
+    assert ids(store.search(CORP, "回")) == ["s3"]  # the last
+    assert ids(store.search(CORP, "款")) == ["s3"]  # the first of the second piece
+    assert ids(store.search(CORP, "知款")) == []  # "知 ok\n款": not a substring
+    assert ids(store.search(CORP, "k款")) == []  # "ok\n款": pieces are lines apart
+    for query in ("ok", "OK", "Ok", "oK", "o", "K", " k "):
+        assert ids(store.search(CORP, query)) == ["s4", "s3"], query
+    assert ids(store.search(CORP, "发", customer="wmA")) == ["s4", "s1"]
+    assert ids(store.search(CORP, "发", open_kfid=KFID, customer="wmB")) == ["s2"]
+    assert ids(store.search(CORP, "发", open_kfid="wknever")) == []
+    assert ids(store.search("wwother", "发")) == []
+    assert ids(store.search(CORP, "发", since=2000)) == ["s4", "s2"]
+    assert ids(store.search(CORP, "发", until=2000)) == ["s1"]
+    assert ids(store.search(CORP, "发", limit=1)) == ["s4"]
+    assert ids(store.search(CORP, "发票", limit=0)) == []
+    assert ids(store.search(CORP, "发", limit=2, oldest_first=True)) == ["s1", "s2"]
+
+
+def test_short_queries_find_exactly_the_substrings(store):
+    """Every one- and two-character query over texts of a small alphabet (pieces on lines of
+    their own, upper case, LIKE's special characters) finds what `in` finds, newest first."""
+    import random
+
+    from kfcli.core.store.base import search_query
+
+    rng = random.Random(7)
+    alphabet = ["退", "款", "发", "a", "B", "b", " ", "%", "_", "\\"]
+    docs = []
+    for i in range(120):
+        pieces = ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 5)))
+                  for _ in range(3)]
+        body = {"title": pieces[0], "desc": pieces[1], "content": pieces[2]}
+        docs.append(text_msg(f"r{i}", "", msgtype="link", body=body,
+                             customer=rng.choice(["wmA", "wmB"]),
+                             send_time=rng.randint(1, 50)))
+    commit(store, docs)
+    texts = [(m.send_time, n, m.msgid, m.external_userid, m.searchable())
+             for n, m in enumerate(docs)]
+    newest = sorted(texts, reverse=True)
+    queries = {search_query(a + b) for a in alphabet for b in ["", *alphabet]
+               if (a + b).strip()}
+    assert len(queries) == 72  # B and b are one letter
+    for query in sorted(queries):
+        expected = [msgid for _t, _n, msgid, _c, text in newest if query in text]
+        assert ids(store.search(CORP, query)) == expected, query
+        mine = [msgid for _t, _n, msgid, c, text in newest if query in text and c == "wmA"]
+        assert ids(store.search(CORP, query, customer="wmA", limit=3)) == mine[:3], query
+
+
+def test_pg_short_queries_use_their_index(pg_url, monkeypatch):
+    import psycopg
+
+    with open_store(pg_url) as store:
+        commit(store, CONVERSATION)
+        raw(pg_url, "INSERT INTO messages (corp_id, open_kfid, msgid, stored_at, body, "
+            "search_text) SELECT 'wwcorp', 'wkaccount', 'bulk' || i, 0, '{}', CASE WHEN "
+            "i % 1000 = 0 THEN '请开发票' ELSE '我想退货 ' || i END "
+            "FROM generate_series(1, 20000) i", "ANALYZE messages")
+        executed: list[tuple] = []
+        execute = psycopg.ServerCursor.execute
+
+        def recording(self, query, params=None, **kwargs):
+            executed.append((query, params))
+            return execute(self, query, params, **kwargs)
+
+        monkeypatch.setattr(psycopg.ServerCursor, "execute", recording)
+        assert len(list(store.search(CORP, "发票"))) == 20
+        assert len(list(store.search(CORP, "发", limit=5))) == 5
+        assert ids(store.search(CORP, "发", open_kfid=KFID, since=1)) == ["m4"]
+    assert len(executed) == 3
+    with psycopg.connect(pg_url) as conn:
+        plans = ["\n".join(r[0] for r in conn.execute("EXPLAIN " + query, params))
+                 for query, params in executed]
+    assert all("Seq Scan on messages" not in plan for plan in plans), plans
+    # Nor the trigram index, which holds nothing for them and is read whole.
+    assert all("on messages_search " not in plan for plan in plans), plans
+    # The last: six messages of the account since 1, read by the time index instead.
+    assert all("messages_search_short" in plan for plan in plans[:2]), plans
+
+
+def test_pg_a_version_2_store_gets_the_short_query_index(pg_url):
+    from kfcli.core.store import postgres
+
+    with open_store(pg_url) as store:
+        commit(store, CONVERSATION)
+    index = "SELECT indexdef FROM pg_indexes WHERE indexname = 'messages_search_short'"
+    raw(pg_url, *postgres.MIGRATIONS[3][-2:])  # run again: nothing changes, nothing fails
+    assert len(raw(pg_url, index)) == 1
+    # What kfcli with schema version 2 wrote: no media tables, no short-query index.
+    raw(pg_url, "DROP INDEX messages_search_short", "DROP FUNCTION kfcli_short_grams(text)",
+        "DROP TABLE IF EXISTS media_parts", "DROP TABLE IF EXISTS media",
+        "UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    assert raw(pg_url, index) == []
+    with open_store(pg_url) as store:
+        assert store.schema_version() == SCHEMA_VERSION == 3
+        assert "kfcli_short_grams(search_text)" in raw(pg_url, index)[0][0]
+        assert ids(store.search(CORP, "退款")) == ["m5", "m1"]
+        assert ids(store.search(CORP, "退")) == ["m5", "m3", "m1"]
+        assert ids(store.search(CORP, "re")) == ["m2"]
+        commit(store, [text_msg("m7", "开发票", send_time=7000)], expected="c1", cursor="c2")
+        assert ids(store.search(CORP, "发")) == ["m7", "m4"]
+        assert ids(store.search(CORP, "发票")) == ["m7"]
+
+
+def test_pg_short_queries_on_a_sql_ascii_database():
+    """SQL_ASCII: characters are bytes to PostgreSQL, one Chinese character three of them, so
+    the short-query index cannot serve it; a scan answers instead, the same."""
+    import secrets
+
+    pgutil.need_server()
+    name = "kfcli_t_ascii_" + secrets.token_hex(6)
+    with pgutil.admin() as conn:
+        conn.execute(f'CREATE DATABASE "{name}" ENCODING \'SQL_ASCII\' LC_COLLATE \'C\' '
+                     "LC_CTYPE 'C' TEMPLATE template0")
+    try:
+        with open_store(pgutil.url(name)) as store:
+            commit(store, CONVERSATION)
+            assert ids(store.search(CORP, "退")) == ["m5", "m3", "m1"]
+            assert ids(store.search(CORP, "退款")) == ["m5", "m1"]
+            assert ids(store.search(CORP, "re")) == ["m2"]
+    finally:
+        with pgutil.admin() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -27,15 +27,18 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, BinaryIO, NamedTuple
+
+from kfcli.core.errors import KfError
 
 #: The schema this kfcli writes. A store with a higher version was written by a newer kfcli
 #: and is refused, never altered; a lower one is upgraded in place.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
-#: Version 2 added the searchable text of each message (`msg search`, `msg history --grep`).
+#: Version 2 added the searchable text of each message (`msg search`, `msg history --grep`);
+#: version 3 the media archive (each media message's bytes, fetched after it is stored).
 
 
 class Incoming(NamedTuple):
@@ -50,6 +53,7 @@ class Incoming(NamedTuple):
     send_time: int
     text: str  # the message's JSON text, one line
     search: str | None = None  # its searchable text (search_text); None: worked out on commit
+    media_id: str = ""  # image, voice, video and file messages: what the archive fetches
 
     @classmethod
     def from_api(cls, doc: dict[str, Any], text: str | None = None) -> Incoming:
@@ -76,6 +80,7 @@ class Incoming(NamedTuple):
             send_time if type(send_time) is int else _int(send_time),
             text,
             search_text(doc),
+            media_id_of(doc),
         )
 
     def searchable(self) -> str:
@@ -87,6 +92,20 @@ class Incoming(NamedTuple):
         except (ValueError, RecursionError):
             return ""
         return search_text(doc) if isinstance(doc, dict) else ""
+
+
+#: Message types whose `media_id` the archive fetches (kf-api.md §3.2).
+MEDIA_TYPES = ("image", "voice", "video", "file")
+
+
+def media_id_of(doc: dict[str, Any]) -> str:
+    """The media_id of an image, voice, video or file message; "" for any other."""
+    msgtype = doc.get("msgtype")
+    if msgtype not in MEDIA_TYPES:
+        return ""
+    body = doc.get(msgtype)
+    media_id = body.get("media_id") if isinstance(body, dict) else None
+    return media_id if isinstance(media_id, str) else ""
 
 
 def search_text(doc: dict[str, Any]) -> str:
@@ -157,6 +176,37 @@ def callback_row(callback: dict[str, Any]) -> tuple[int | None, str]:
     return created, json.dumps(fields, ensure_ascii=False)
 
 
+def derived(rows: Iterable[tuple], compute: Callable[[dict[str, Any]], Any]) -> list[tuple]:
+    """What a schema upgrade fills in for messages stored before it: for each row (keys…,
+    the message's JSON text), `(compute(message), keys…)` when the text is a JSON object
+    and `compute` gives something."""
+    found = []
+    for *keys, body in rows:
+        try:
+            doc = json.loads(body)
+        except (ValueError, RecursionError):
+            continue
+        value = compute(doc) if isinstance(doc, dict) else None
+        if value:
+            found.append((value, *keys))
+    return found
+
+
+def file_digest(file: BinaryIO) -> tuple[str, int]:
+    """(sha256 hex digest, size) of a file's whole content, read MEDIA_CHUNK at a time."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    size = 0
+    file.seek(0)
+    while True:
+        chunk = file.read(MEDIA_CHUNK)
+        if not chunk:
+            return digest.hexdigest(), size
+        digest.update(chunk)
+        size += len(chunk)
+
+
 def _int(value: Any) -> int:
     try:
         return int(value or 0)
@@ -189,7 +239,8 @@ class Pruned:
     messages: dict[str, int]  # per open_kfid
     callbacks: int
     kept_pending: int  # older messages kept because an outbox entry still has to write them
-    media: int = 0  # archived media files removed (none archived yet: the hook is `_prune_media`)
+    media: int = 0  # archived media removed (files, or PostgreSQL blobs), no longer used
+    media_bytes: int = 0
 
     @property
     def total(self) -> int:
@@ -198,7 +249,57 @@ class Pruned:
     def as_dict(self) -> dict[str, Any]:
         return {"before": self.before, "messages": self.total, "accounts": self.messages,
                 "callbacks": self.callbacks, "kept_pending": self.kept_pending,
-                "media": self.media}
+                "media": self.media, "media_bytes": self.media_bytes}
+
+
+@dataclass(frozen=True)
+class MediaItem:
+    """A media message as the archive knows it.
+
+    `state`: "pending" (to be fetched; `attempts` failed so far, the next try not before
+    `next_try`), "archived" (`sha256`, `size`, `content_type`, `filename` describe the bytes
+    kept) or "failed" (WeCom no longer has it, or never will: `error` says why)."""
+
+    seq: int
+    msgid: str
+    open_kfid: str
+    msgtype: str
+    send_time: int
+    media_id: str
+    state: str
+    attempts: int = 0
+    next_try: float = 0.0
+    error: str | None = None
+    sha256: str | None = None
+    size: int | None = None
+    content_type: str | None = None
+    filename: str | None = None
+    archived_at: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"msgid": self.msgid, "open_kfid": self.open_kfid, "msgtype": self.msgtype,
+                "send_time": self.send_time, "media_id": self.media_id, "state": self.state,
+                "attempts": self.attempts, "error": self.error, "sha256": self.sha256,
+                "size": self.size, "content_type": self.content_type,
+                "filename": self.filename, "archived_at": self.archived_at}
+
+
+@dataclass(frozen=True)
+class MediaSummary:
+    """How many media messages of a corp are in each state, and the bytes archived."""
+
+    archived: int = 0
+    pending: int = 0
+    failed: int = 0
+    bytes: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {"archived": self.archived, "pending": self.pending, "failed": self.failed,
+                "bytes": self.bytes}
+
+
+#: Media parts are read and written this many bytes at a time.
+MEDIA_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -243,6 +344,13 @@ class ConsumerStatus:
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "open_kfid": self.open_kfid, "position": self.position,
                 "behind": self.behind, "updated_at": self.updated_at}
+
+
+class MediaMissing(KfError):
+    """An archived copy is gone from the store (a file removed by hand, say)."""
+
+    exit_code = 4
+    kind = "not_found"
 
 
 class CursorMoved(Exception):
@@ -370,6 +478,21 @@ class Store(ABC):
                               seq: int) -> None:
         """Move the position forward to `seq` (never backwards)."""
 
+    # -- replies (`msg send --batch` acknowledges the customer messages it answered)
+
+    @abstractmethod
+    def ack_replies(self, corp_id: str, open_kfid: str, msgids: Collection[str], *,
+                    status: str = "replied") -> None:
+        """Record that these customer messages were answered ("replied") or deliberately
+        left unanswered ("no_reply")."""
+
+    @abstractmethod
+    def unanswered(self, corp_id: str, name: str, open_kfid: str, *, upto: int,
+                   since: int) -> int | None:
+        """The seq of the oldest customer message (origin 3) of the account with no recorded
+        reply, among those stored after consumer `name` started (its first position) and up
+        to `upto`, sent at or after `since`; None when all are answered."""
+
     # -- operators
 
     @abstractmethod
@@ -386,10 +509,65 @@ class Store(ABC):
         entries, nor the callbacks of an account never pulled (they decide what its first
         pull writes out); consumer positions stay where they are."""
 
-    def _prune_media(self, corp_id: str) -> int:
-        """Hook for the media archive: remove what messages no longer stored archived; returns how
-        many files or blobs went. Nothing is archived yet."""
-        return 0
+    # -- the media archive (kfcli.core.archive fetches; the store keeps)
+    #
+    # `commit_page` adds a pending entry for each new image, voice, video or file message in
+    # the page's transaction, so none is forgotten whatever happens next. The bytes are
+    # content-addressed (sha256): stored once however many messages carry them.
+
+    @abstractmethod
+    def media_due(self, corp_id: str, *, open_kfid: str | None = None, after_seq: int = 0,
+                  limit: int = 100, force: bool = False, lease: float = 300.0
+                  ) -> list[MediaItem]:
+        """Claim up to `limit` media entries to fetch, in seq order after `after_seq`: pending
+        ones whose next try is due (with `force`: every pending and failed one). Claimed
+        entries are not due again for `lease` seconds, so two workers do not fetch the same
+        one at once."""
+
+    @abstractmethod
+    def new_media_file(self) -> BinaryIO:
+        """A temporary file (binary, read/write) to download media into; hand it to
+        `media_archived`, or close it to throw it away."""
+
+    @abstractmethod
+    def media_archived(self, corp_id: str, seq: int, file: BinaryIO, *, content_type: str,
+                       filename: str) -> MediaItem:
+        """Keep the bytes downloaded into `file` (from `new_media_file`) as the media of
+        message `seq`, and mark it archived. Closes `file`."""
+
+    @abstractmethod
+    def media_failed(self, corp_id: str, seq: int, error: str, *,
+                     retry_at: float | None) -> None:
+        """Note a failed fetch: tried again from `retry_at` (local clock), or never (None)."""
+
+    @abstractmethod
+    def media_reset(self, corp_id: str, seqs: Collection[int], *,
+                    lost: str | None = None) -> None:
+        """Make these entries due now: claims given back by an interrupted archiver; with
+        `lost` (the reason, noted as the error), archived entries whose copy went missing,
+        to be fetched again while WeCom still has them."""
+
+    @abstractmethod
+    def media_items(self, corp_id: str, seqs: Collection[int]) -> dict[int, MediaItem]:
+        """The archive's entries of these messages (by seq); messages without media have
+        none."""
+
+    @abstractmethod
+    def message(self, corp_id: str, msgid: str) -> tuple[Row, MediaItem | None] | None:
+        """A stored message by msgid, with its media entry; None when it is not stored."""
+
+    @abstractmethod
+    def media_content(self, item: MediaItem) -> Iterator[bytes]:
+        """The archived bytes of `item`, MEDIA_CHUNK at a time; MediaMissing when the copy
+        is gone (a file removed by hand)."""
+
+    @abstractmethod
+    def media_summary(self, corp_id: str, open_kfid: str | None = None) -> MediaSummary: ...
+
+    def _prune_media(self, corp_id: str) -> tuple[int, int]:
+        """After a prune: remove archived bytes no message refers to any more; returns (how
+        many files or blobs, how many bytes)."""
+        return 0, 0
 
     @abstractmethod
     def schema_version(self) -> int: ...
@@ -402,3 +580,37 @@ class Store(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    # ------------------------------------------------------------------ export
+
+    def export_rows(self, corp_id: str, open_kfid: str | None = None, *,
+                    customer: str | None = None, since: int | None = None,
+                    until: int | None = None) -> Iterator[ExportRow]:
+        """The messages `messages()` selects, in seq order, as `msg export --format csv`
+        reads them (see ExportRow). This default hands every message over as its JSON text;
+        a backend whose database reads JSON picks plain text messages apart in SQL instead,
+        so that a million-message export parses almost no JSON in Python."""
+        for row in self.messages(corp_id, open_kfid, customer=customer, since=since,
+                                 until=until):
+            yield ExportRow(row.text)
+
+
+class ExportRow(NamedTuple):
+    """A stored message as `Store.export_rows` yields it: either its JSON text (`text`, the
+    other fields None), or, for a plain text message, the fields a CSV row shows, read from
+    the JSON by the database (`text` None).
+
+    Plain means: msgtype "text"; origin 3 (customer) or 5 (servicer), a JSON integer;
+    `text.content` a string and no `text.menu_id` (a menu reply reads differently);
+    send_time a JSON integer; msgid, open_kfid and external_userid strings, and
+    servicer_userid a string when the origin is 5. Any message may come as text: readers
+    take both forms. Backends may yield plain tuples in this order (no object per row)."""
+
+    text: str | None
+    send_time: int | None = None
+    open_kfid: str | None = None
+    external_userid: str | None = None
+    servicer_userid: str | None = None  # origin 5 only
+    origin: int | None = None
+    msgid: str | None = None
+    content: str | None = None

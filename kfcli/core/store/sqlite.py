@@ -9,9 +9,12 @@ a committed transaction (only a power cut can take back the last ones, never cor
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import re
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Collection, Iterator, Sequence
@@ -21,6 +24,8 @@ from typing import Any
 
 from kfcli.core.errors import ConfigError, KfError
 from kfcli.core.store.base import (
+    MEDIA_CHUNK,
+    MEDIA_TYPES,
     SCHEMA_VERSION,
     AccountStatus,
     Committed,
@@ -28,11 +33,17 @@ from kfcli.core.store.base import (
     CursorMoved,
     Incoming,
     Lock,
+    MediaItem,
+    MediaMissing,
+    MediaSummary,
     OutboxEntry,
     Pruned,
     Row,
     Store,
     callback_row,
+    derived,
+    file_digest,
+    media_id_of,
     search_query,
     search_text,
 )
@@ -100,6 +111,7 @@ SCHEMA = [
         open_kfid TEXT NOT NULL,
         position INTEGER NOT NULL,
         updated_at REAL NOT NULL,
+        first_position INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (corp_id, name, open_kfid))""",
 ]
 
@@ -125,8 +137,63 @@ SEARCH_SCHEMA = [
     "CREATE VIRTUAL TABLE IF NOT EXISTS messages_fts_vocab USING fts5vocab(messages_fts, row)",
 ]
 
+# The media archive (schema version 3): an entry per media message, keyed by the message's
+# seq and removed with it (trigger), and the bytes in content-addressed files beside the
+# store (`media_dir`): `media/ab/ab12…` (the sha256 of the content), 0600 in 0700
+# directories. A file is linked into place, complete and synced, before any entry names it.
+MEDIA_SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS media (
+        seq INTEGER PRIMARY KEY,
+        corp INTEGER NOT NULL,
+        media_id TEXT NOT NULL,
+        state TEXT NOT NULL DEFAULT 'pending',
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_try REAL NOT NULL DEFAULT 0,
+        error TEXT,
+        sha256 TEXT,
+        size INTEGER,
+        content_type TEXT,
+        filename TEXT,
+        archived_at REAL)""",
+    "CREATE INDEX IF NOT EXISTS media_due ON media (corp, next_try) WHERE state = 'pending'",
+    "CREATE INDEX IF NOT EXISTS media_sha ON media (sha256) WHERE sha256 IS NOT NULL",
+    f"""CREATE TRIGGER IF NOT EXISTS media_delete AFTER DELETE ON messages
+        WHEN old.msgtype IN ({", ".join(repr(t) for t in MEDIA_TYPES)}) BEGIN
+        DELETE FROM media WHERE seq = old.seq;
+        END""",
+]
+
+# Replies (schema version 3): the customer messages `msg send --batch` answered (or was told
+# to leave unanswered), so that `msg history --consumer NAME --ack replies` resumes from the
+# oldest one a dead bot never answered.
+REPLIES_SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS replies (
+        corp_id TEXT NOT NULL,
+        open_kfid TEXT NOT NULL,
+        msgid TEXT NOT NULL,
+        status TEXT NOT NULL,
+        acked_at REAL NOT NULL,
+        PRIMARY KEY (corp_id, open_kfid, msgid))""",
+]
+
+_MEDIA_COLUMNS = ("md.seq, m.msgid, a.open_kfid, m.msgtype, m.send_time, md.media_id, "
+                  "md.state, md.attempts, md.next_try, md.error, md.sha256, md.size, "
+                  "md.content_type, md.filename, md.archived_at")
+_MEDIA_FROM = ("media md JOIN messages m ON m.seq = md.seq "
+               "JOIN accounts a ON a.id = m.account")
+
 PAD = "\n\n"
 MAX_TERMS = 2000
+
+_HEX2 = re.compile("[0-9a-f]{2}")
+_SHA256 = re.compile("[0-9a-f]{64}")
+
+
+def _older(path: Path, than: float) -> bool:
+    try:
+        return path.lstat().st_mtime < than
+    except OSError:
+        return False
 
 
 def _padded(text: str) -> str:
@@ -251,6 +318,18 @@ class SqliteStore(Store):
                 conn.execute("ROLLBACK")
             raise self._error(exc) from None
 
+    def _stream(self, sql: str, args: Sequence[Any] = ()) -> Iterator[tuple]:
+        """The rows of a query, a thousand at a time: memory stays flat however many."""
+        try:
+            cur = self._conn().execute(sql, args)
+            while True:
+                batch = cur.fetchmany(1000)
+                if not batch:
+                    return
+                yield from batch
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
+
     def _read(self, sql: str, args: Sequence[Any] = ()) -> list[tuple]:
         try:
             return self._conn().execute(sql, args).fetchall()
@@ -316,6 +395,14 @@ class SqliteStore(Store):
                     conn.execute(statement)
                 if 1 <= old < 2:
                     conn.execute("INSERT INTO messages_fts (messages_fts) VALUES ('rebuild')")
+                columns = {r[1] for r in conn.execute("PRAGMA table_info(consumers)")}
+                if "first_position" not in columns:  # version 3: where each consumer started
+                    conn.execute("ALTER TABLE consumers ADD COLUMN first_position INTEGER "
+                                 "NOT NULL DEFAULT 0")
+                for statement in MEDIA_SCHEMA + REPLIES_SCHEMA:
+                    conn.execute(statement)
+                if 1 <= old < 3:  # version 3: the media archive, for messages stored so far
+                    self._add_media(conn)
                 conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES "
                              "('schema_version', ?)", (str(SCHEMA_VERSION),))
         except sqlite3.Error as exc:
@@ -324,7 +411,6 @@ class SqliteStore(Store):
     @staticmethod
     def _add_search_text(conn: sqlite3.Connection) -> None:
         """Version 1 -> 2: the search column, filled in for the messages stored so far."""
-        import json
 
         conn.execute("ALTER TABLE messages ADD COLUMN search TEXT NOT NULL DEFAULT ''")
         last = 0
@@ -334,16 +420,18 @@ class SqliteStore(Store):
             if not rows:
                 return
             last = rows[-1][0]
-            updates = []
-            for seq, body in rows:
-                try:
-                    doc = json.loads(body)
-                except (ValueError, RecursionError):
-                    continue
-                text = search_text(doc) if isinstance(doc, dict) else ""
-                if text:
-                    updates.append((_padded(text), seq))
-            conn.executemany("UPDATE messages SET search = ? WHERE seq = ?", updates)
+            conn.executemany("UPDATE messages SET search = ? WHERE seq = ?",
+                             derived(rows, lambda doc: _padded(search_text(doc))))
+
+    @staticmethod
+    def _add_media(conn: sqlite3.Connection) -> None:
+        """Version 2 -> 3: a pending archive entry for each media message stored so far
+        (those sent more than three days ago will find that WeCom no longer has them)."""
+        marks = ", ".join("?" * len(MEDIA_TYPES))
+        rows = conn.execute(f"SELECT seq, corp, body FROM messages WHERE msgtype IN ({marks})",
+                            MEDIA_TYPES).fetchall()
+        conn.executemany("INSERT OR IGNORE INTO media (media_id, seq, corp) VALUES (?, ?, ?)",
+                         derived(rows, media_id_of))
 
     def _version(self) -> int:
         conn = self._conn()
@@ -455,6 +543,10 @@ class SqliteStore(Store):
                         seq = seqs.pop(m.msgid, None)  # pop: a msgid repeated in a page once
                         if seq is not None:
                             fresh.append((Row(seq, m.text), m))
+                media = [(r.seq, corp, m.media_id) for r, m in fresh if m.media_id]
+                if media:  # to be archived: noted with the message, so never forgotten
+                    conn.executemany("INSERT OR IGNORE INTO media (seq, corp, media_id) "
+                                     "VALUES (?, ?, ?)", media)
             new = [r for r, m in fresh if m.send_time >= emit_from]
             conn.execute(
                 "INSERT INTO accounts (corp_id, open_kfid, cursor, cursor_at, last_pull_at) "
@@ -547,46 +639,49 @@ class SqliteStore(Store):
 
     # ------------------------------------------------------------------ reading
 
+    def _filters(self, corp_id: str, open_kfid: str | None, customer: str | None,
+                 since: int | None, until: int | None,
+                 prefix: str = "") -> tuple[list[str], list[Any]] | None:
+        """The WHERE clauses `messages` and `search` share (columns of the messages table
+        named with `prefix`), and their arguments; None for an account never seen."""
+        where: list[str] = []
+        args: list[Any] = []
+        if open_kfid is not None:
+            account = self._account(corp_id, open_kfid)
+            if account is None:
+                return None
+            where.append(f"{prefix}account = ?")
+            args.append(account)
+        else:
+            where.append(f"{prefix}corp = (SELECT id FROM corps WHERE corp_id = ?)")
+            args.append(corp_id)
+        if customer is not None:
+            where.append(f"{prefix}external_userid = ?")
+            args.append(customer)
+        if since is not None:
+            where.append(f"{prefix}send_time >= ?")
+            args.append(since)
+        if until is not None:
+            where.append(f"{prefix}send_time < ?")
+            args.append(until)
+        return where, args
+
     def messages(self, corp_id: str, open_kfid: str | None = None, *,
                  customer: str | None = None, since: int | None = None,
                  until: int | None = None, after_seq: int = 0, limit: int | None = None,
                  newest: bool = False) -> Iterator[Row]:
-        where: list[str] = ["seq > ?"]
-        args: list[Any] = [after_seq]
-        if open_kfid is not None:
-            account = self._account(corp_id, open_kfid)
-            if account is None:
-                return
-            where.append("account = ?")
-            args.append(account)
-        else:
-            where.append("corp = (SELECT id FROM corps WHERE corp_id = ?)")
-            args.append(corp_id)
-        if customer is not None:
-            where.append("external_userid = ?")
-            args.append(customer)
-        if since is not None:
-            where.append("send_time >= ?")
-            args.append(since)
-        if until is not None:
-            where.append("send_time < ?")
-            args.append(until)
+        filters = self._filters(corp_id, open_kfid, customer, since, until)
+        if filters is None:
+            return
+        where, args = ["seq > ?", *filters[0]], [after_seq, *filters[1]]
         sql = f"SELECT seq, body FROM messages WHERE {' AND '.join(where)}"
         if limit is not None:
             order = "DESC" if newest else "ASC"
             sql = f"SELECT * FROM ({sql} ORDER BY seq {order} LIMIT {int(limit)}) ORDER BY seq"
         else:
             sql += " ORDER BY seq"
-        try:
-            cur = self._conn().execute(sql, args)
-            while True:
-                batch = cur.fetchmany(1000)
-                if not batch:
-                    return
-                for seq, body in batch:
-                    yield Row(seq, body)
-        except sqlite3.Error as exc:
-            raise self._error(exc) from None
+        for seq, body in self._stream(sql, args):
+            yield Row(seq, body)
 
     def search(self, corp_id: str, text: str, *, open_kfid: str | None = None,
                customer: str | None = None, since: int | None = None,
@@ -622,38 +717,17 @@ class SqliteStore(Store):
             source = "messages m"
             where.append("instr(m.search, ?) > 0")
             args.append(query)
-        if open_kfid is not None:
-            account = self._account(corp_id, open_kfid)
-            if account is None:
-                return
-            where.append("m.account = ?")
-            args.append(account)
-        else:
-            where.append("m.corp = (SELECT id FROM corps WHERE corp_id = ?)")
-            args.append(corp_id)
-        if customer is not None:
-            where.append("m.external_userid = ?")
-            args.append(customer)
-        if since is not None:
-            where.append("m.send_time >= ?")
-            args.append(since)
-        if until is not None:
-            where.append("m.send_time < ?")
-            args.append(until)
+        filters = self._filters(corp_id, open_kfid, customer, since, until, prefix="m.")
+        if filters is None:
+            return
+        where += filters[0]
+        args += filters[1]
         sql = (f"SELECT m.seq, m.body FROM {source} WHERE {' AND '.join(where)} "
                f"ORDER BY m.send_time {direction}, m.seq {direction}")
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
-        try:
-            cur = self._conn().execute(sql, args)
-            while True:
-                batch = cur.fetchmany(1000)
-                if not batch:
-                    return
-                for seq, body in batch:
-                    yield Row(seq, body)
-        except sqlite3.Error as exc:
-            raise self._error(exc) from None
+        for seq, body in self._stream(sql, args):
+            yield Row(seq, body)
 
     def last_seq(self, corp_id: str, open_kfid: str | None = None) -> int:
         if open_kfid is None:
@@ -680,10 +754,38 @@ class SqliteStore(Store):
                               seq: int) -> None:
         with self._write() as conn:
             conn.execute(
-                "INSERT INTO consumers (corp_id, name, open_kfid, position, updated_at) VALUES "
-                "(?, ?, ?, ?, ?) ON CONFLICT (corp_id, name, open_kfid) DO UPDATE SET "
-                "position = MAX(position, excluded.position), updated_at = excluded.updated_at",
-                (corp_id, name, open_kfid, seq, time.time()))
+                "INSERT INTO consumers (corp_id, name, open_kfid, position, updated_at, "
+                "first_position) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (corp_id, name, "
+                "open_kfid) DO UPDATE SET position = MAX(position, excluded.position), "
+                "updated_at = excluded.updated_at",
+                (corp_id, name, open_kfid, seq, time.time(), seq))
+
+    # ------------------------------------------------------------------ replies
+
+    def ack_replies(self, corp_id: str, open_kfid: str, msgids: Collection[str], *,
+                    status: str = "replied") -> None:
+        if not msgids:
+            return
+        now = time.time()
+        with self._write() as conn:
+            conn.executemany("INSERT OR IGNORE INTO replies (corp_id, open_kfid, msgid, "
+                             "status, acked_at) VALUES (?, ?, ?, ?, ?)",
+                             [(corp_id, open_kfid, m, status, now) for m in msgids])
+
+    def unanswered(self, corp_id: str, name: str, open_kfid: str, *, upto: int,
+                   since: int) -> int | None:
+        account = self._account(corp_id, open_kfid)
+        if account is None:
+            return None
+        rows = self._read(
+            """SELECT MIN(m.seq) FROM messages m
+               WHERE m.account = ? AND m.origin = 3 AND m.seq <= ? AND m.send_time >= ?
+                 AND m.seq > COALESCE((SELECT first_position FROM consumers WHERE corp_id = ?
+                                       AND name = ? AND open_kfid = ?), 0)
+                 AND NOT EXISTS (SELECT 1 FROM replies r WHERE r.corp_id = ?
+                                 AND r.open_kfid = ? AND r.msgid = m.msgid)""",
+            (account, upto, since, corp_id, name, open_kfid, corp_id, open_kfid))
+        return rows[0][0] if rows else None
 
     # ------------------------------------------------------------------ retention
 
@@ -705,12 +807,208 @@ class SqliteStore(Store):
                                 (corp_id, before)).fetchone()[0]
             n_callbacks = conn.execute(f"SELECT COUNT(*) {callbacks}",
                                        (corp_id, before, corp_id)).fetchone()[0]
-            if not dry_run:
+            if dry_run:
+                # The contents that only pruned messages refer to.
+                gone = f"SELECT m.seq {old} AND NOT {pending}"
+                files, size = conn.execute(
+                    f"SELECT COUNT(*), COALESCE(SUM(size), 0) FROM (SELECT sha256, MAX(size) "
+                    f"size FROM media WHERE seq IN ({gone}) AND sha256 IS NOT NULL AND "
+                    f"sha256 NOT IN (SELECT sha256 FROM media WHERE sha256 IS NOT NULL AND "
+                    f"seq NOT IN ({gone})) GROUP BY sha256)",
+                    (corp_id, before, corp_id, before)).fetchone()
+            else:
                 conn.execute(f"DELETE FROM messages WHERE seq IN (SELECT m.seq {old} AND NOT "
                              f"{pending})", (corp_id, before))
                 conn.execute(f"DELETE {callbacks}", (corp_id, before, corp_id))
-        media = 0 if dry_run else self._prune_media(corp_id)
-        return Pruned(before, counts, n_callbacks, kept, media)
+        if not dry_run:
+            files, size = self._prune_media(corp_id)
+        return Pruned(before, counts, n_callbacks, kept, files, size)
+
+    # ------------------------------------------------------------------ media archive
+
+    @property
+    def media_dir(self) -> Path:
+        """Where the archived media are: `media/` beside `store.db`; `NAME.media/` beside a
+        store file of any other name (two stores in one directory never share files)."""
+        name = "media" if self.path.name == "store.db" else self.path.name + ".media"
+        return self.path.parent / name
+
+    def _media_path(self, sha256: str) -> Path:
+        return self.media_dir / sha256[:2] / sha256
+
+    def media_due(self, corp_id: str, *, open_kfid: str | None = None, after_seq: int = 0,
+                  limit: int = 100, force: bool = False, lease: float = 300.0
+                  ) -> list[MediaItem]:
+        now = time.time()
+        where = ["md.corp = (SELECT id FROM corps WHERE corp_id = ?)", "md.seq > ?"]
+        args: list[Any] = [corp_id, after_seq]
+        if force:
+            where.append("md.state IN ('pending', 'failed')")
+        else:
+            where.append("md.state = 'pending' AND md.next_try <= ?")
+            args.append(now)
+        if open_kfid is not None:
+            where.append("a.open_kfid = ?")
+            args.append(open_kfid)
+        sql = f"SELECT {_MEDIA_COLUMNS} FROM {_MEDIA_FROM} WHERE {' AND '.join(where)} " \
+              "ORDER BY md.seq LIMIT ?"
+        # Looked at first without the write lock: most pulls bring no media.
+        if not self._read(sql, (*args, 1)):
+            return []
+        with self._write() as conn:
+            rows = conn.execute(sql, (*args, int(limit))).fetchall()
+            conn.executemany("UPDATE media SET next_try = ? WHERE seq = ?",
+                             [(now + lease, r[0]) for r in rows])
+        return [MediaItem(*r) for r in rows]
+
+    def new_media_file(self):
+        import tempfile
+
+        from kfcli.core.files import ensure_private_dir
+
+        try:
+            directory = ensure_private_dir(self.media_dir / "tmp")
+            # Deleted on close: only a link made by media_archived outlives it.
+            return tempfile.NamedTemporaryFile(dir=directory, prefix="fetch-")
+        except OSError as exc:
+            raise ConfigError(f"cannot write media into {self.media_dir} ({exc.strerror})",
+                              hint="check the directory's permissions and free space") from None
+
+    def media_archived(self, corp_id: str, seq: int, file, *, content_type: str,
+                       filename: str) -> MediaItem:
+        from kfcli.core.files import ensure_private_dir
+
+        try:
+            with file:
+                sha, size = file_digest(file)
+                file.flush()
+                os.fsync(file.fileno())
+                target = self._media_path(sha)
+                # Linked into place under the store's write lock, as a prune removes
+                # unreferenced files under it: a file is never removed between being found
+                # present here and being referred to below.
+                with self._write() as conn:
+                    ensure_private_dir(target.parent)
+                    with contextlib.suppress(FileExistsError):  # archived before: the same
+                        os.link(file.name, target)
+                    conn.execute(
+                        "UPDATE media SET state = 'archived', sha256 = ?, size = ?, "
+                        "content_type = ?, filename = ?, archived_at = ?, error = NULL, "
+                        "next_try = 0 WHERE seq = ?",
+                        (sha, size, content_type, filename, time.time(), seq))
+        except OSError as exc:
+            raise ConfigError(f"cannot write media into {self.media_dir} ({exc.strerror})",
+                              hint="check the directory's permissions and free space") from None
+        items = self.media_items(corp_id, [seq])
+        return items[seq]
+
+    def media_failed(self, corp_id: str, seq: int, error: str, *,
+                     retry_at: float | None) -> None:
+        with self._write() as conn:
+            conn.execute("UPDATE media SET attempts = attempts + 1, error = ?, state = ?, "
+                         "next_try = ? WHERE seq = ? AND state <> 'archived'",
+                         (error, "pending" if retry_at is not None else "failed",
+                          retry_at or 0, seq))
+
+    def media_reset(self, corp_id: str, seqs: Collection[int], *,
+                    lost: str | None = None) -> None:
+        if lost is None:
+            sql = "UPDATE media SET next_try = 0 WHERE seq = ? AND state = 'pending'"
+            rows = [(seq,) for seq in seqs]
+        else:
+            sql = ("UPDATE media SET state = 'pending', next_try = 0, error = ?, sha256 = NULL, "
+                   "size = NULL, content_type = NULL, filename = NULL, archived_at = NULL "
+                   "WHERE seq = ?")
+            rows = [(lost, seq) for seq in seqs]
+        with self._write() as conn:
+            conn.executemany(sql, rows)
+
+    def media_items(self, corp_id: str, seqs: Collection[int]) -> dict[int, MediaItem]:
+        seqs = list(seqs)
+        found: dict[int, MediaItem] = {}
+        for i in range(0, len(seqs), 500):
+            part = seqs[i:i + 500]
+            rows = self._read(f"SELECT {_MEDIA_COLUMNS} FROM {_MEDIA_FROM} WHERE md.seq IN "
+                              f"({', '.join('?' * len(part))}) AND a.corp_id = ?",
+                              (*part, corp_id))
+            found.update((r[0], MediaItem(*r)) for r in rows)
+        return found
+
+    def message(self, corp_id: str, msgid: str) -> tuple[Row, MediaItem | None] | None:
+        rows = self._read("SELECT seq, body FROM messages WHERE msgid = ? AND corp = "
+                          "(SELECT id FROM corps WHERE corp_id = ?)", (msgid, corp_id))
+        if not rows:
+            return None
+        row = Row(*rows[0])
+        return row, self.media_items(corp_id, [row.seq]).get(row.seq)
+
+    def media_content(self, item: MediaItem) -> Iterator[bytes]:
+        if item.state != "archived" or not item.sha256:
+            raise KfError(f"the media of message {item.msgid} is not archived")
+        path = self._media_path(item.sha256)
+        try:
+            file = open(path, "rb")  # noqa: SIM115 - closed below, also when not read to the end
+        except FileNotFoundError:
+            raise MediaMissing(f"the archived copy of the {item.msgtype} of message "
+                               f"{item.msgid} is missing ({path})") from None
+        except OSError as exc:
+            raise ConfigError(f"the archived media of message {item.msgid} cannot be read "
+                              f"from {path} ({exc.strerror})",
+                              hint="check the permissions of the media directory") from None
+        with file:
+            while True:
+                chunk = file.read(MEDIA_CHUNK)
+                if not chunk:
+                    return
+                yield chunk
+
+    def media_summary(self, corp_id: str, open_kfid: str | None = None) -> MediaSummary:
+        where, args = "a.corp_id = ?", [corp_id]
+        if open_kfid is not None:
+            where += " AND a.open_kfid = ?"
+            args.append(open_kfid)
+        rows = self._read(f"SELECT md.state, COUNT(*), COALESCE(SUM(md.size), 0) FROM "
+                          f"{_MEDIA_FROM} WHERE {where} GROUP BY md.state", args)
+        counts = {state: (n, size) for state, n, size in rows}
+        return MediaSummary(archived=counts.get("archived", (0, 0))[0],
+                            pending=counts.get("pending", (0, 0))[0],
+                            failed=counts.get("failed", (0, 0))[0],
+                            bytes=counts.get("archived", (0, 0))[1])
+
+    def _prune_media(self, corp_id: str) -> tuple[int, int]:
+        """Remove the files no entry refers to (of any corp: the files are shared), and
+        downloads left by killed processes (tmp/fetch-* older than an hour). Only what kfcli
+        itself writes is ever touched: files named by a sha256 in the directory named by its
+        first two digits, and fetch-* files in tmp/; anything else in the directory stays."""
+        removed = size = 0
+        if not self.media_dir.is_dir():
+            return 0, 0
+        with self._write() as conn:
+            used = {r[0] for r in conn.execute("SELECT DISTINCT sha256 FROM media WHERE "
+                                               "sha256 IS NOT NULL")}
+            stale = time.time() - 3600
+            for sub in sorted(self.media_dir.iterdir()):
+                if sub.is_symlink() or not sub.is_dir():
+                    continue
+                if sub.name == "tmp":
+                    doomed = [p for p in sub.glob("fetch-*") if _older(p, stale)]
+                elif _HEX2.fullmatch(sub.name):
+                    doomed = [p for p in sub.iterdir() if _SHA256.fullmatch(p.name)
+                              and p.name.startswith(sub.name) and p.name not in used]
+                else:
+                    continue
+                for path in doomed:
+                    try:
+                        info = path.lstat()
+                        if not stat.S_ISREG(info.st_mode):
+                            continue
+                        path.unlink()
+                    except OSError:
+                        continue
+                    if sub.name != "tmp":
+                        removed += 1
+                        size += info.st_size
+        return removed, size
 
     # ------------------------------------------------------------------ operators
 
@@ -737,5 +1035,70 @@ class SqliteStore(Store):
                WHERE a.corp_id = ?1
                ORDER BY a.open_kfid""", (corp_id,))
         return [AccountStatus(*r) for r in rows]
+
+    # ------------------------------------------------------------------ export
+
+    def export_rows(self, corp_id: str, open_kfid: str | None = None, *,
+                    customer: str | None = None, since: int | None = None,
+                    until: int | None = None) -> Iterator[tuple]:
+        """Tuples in ExportRow's order: SQLite's JSON functions pick plain text messages
+        apart (see _PLAIN), so Python parses only the others."""
+        where: list[str] = []
+        args: list[Any] = []
+        if open_kfid is not None:
+            account = self._account(corp_id, open_kfid)
+            if account is None:
+                return
+            where.append("account = ?")
+            args.append(account)
+        else:
+            where.append("corp = (SELECT id FROM corps WHERE corp_id = ?)")
+            args.append(corp_id)
+        for clause, value in (("external_userid = ?", customer), ("send_time >= ?", since),
+                              ("send_time < ?", until)):
+            if value is not None:
+                where.append(clause)
+                args.append(value)
+        # The subquery decides once per row whether the message is plain (its `plain` is its
+        # origin, else 0); OFFSET 0 keeps SQLite from flattening it into the outer query,
+        # which would repeat the test for every column. It runs as a co-routine, handing
+        # rows over one at a time in seq order (no outer ORDER BY: that would sort them all
+        # in a temporary B-tree).
+        sql = (f"SELECT CASE WHEN plain THEN NULL ELSE body END, {_PLAIN_FIELDS} FROM "
+               "(SELECT body, send_time, external_userid, servicer_userid, msgid, "
+               f"{_PLAIN} AS plain FROM messages WHERE {' AND '.join(where)} "
+               "ORDER BY seq LIMIT -1 OFFSET 0)")
+        yield from self._stream(sql, args)
+
+
+# A plain text message (ExportRow). msgid, external_userid, servicer_userid and msgtype are
+# read from their columns: commit_page stores them as Incoming.from_api derives them from
+# the JSON, which is what the CSV shows (str(value or "")). The rest is tested on SQLite's
+# parse of the body: json_valid parses it, the json functions after it on the same text
+# reuse that parse; each call still costs about a fifth of a parse, so there are few. What
+# Python reads differently is left to Python, whole: text SQLite's parser refuses (NaN,
+# Infinity), an escaped NUL (SQLite's text would end there) or surrogate (never returned
+# intact; any \uD... escape, to keep the test simple), numbers written 3.0 or 1e9 (floats to
+# Python; an integer's column holds its value). One difference is left: of a key given
+# twice, SQLite reads the first, Python the last; kfcli stores what json.dumps or WeCom
+# wrote, where keys are unique.
+_PLAIN = r"""CASE WHEN msgtype = 'text' AND origin IN (3, 5) AND json_valid(body)
+        AND body NOT GLOB '*\u[dD]*' AND body NOT GLOB '*\u0000*'
+        AND json_type(body, '$.text.content') = 'text'
+        AND json_type(body, '$.text.menu_id') IS NULL
+        AND json_type(body, '$.origin') = 'integer'
+        AND json_type(body, '$.send_time') = 'integer'
+        AND json_type(body, '$.open_kfid') = 'text'
+    THEN origin ELSE 0 END"""
+
+# The fields of a plain text message, NULL for the others; servicer_userid only where it is
+# shown (origin 5).
+_PLAIN_FIELDS = """CASE WHEN plain THEN send_time END,
+    CASE WHEN plain THEN body ->> '$.open_kfid' END,
+    CASE WHEN plain THEN external_userid END,
+    CASE WHEN plain = 5 THEN servicer_userid END,
+    nullif(plain, 0),
+    CASE WHEN plain THEN msgid END,
+    CASE WHEN plain THEN body ->> '$.text.content' END"""
 
 

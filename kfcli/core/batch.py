@@ -1,0 +1,275 @@
+"""Sending many messages from a stream of JSON lines (`kfcli msg send --batch`), each exactly
+once however often the batch is run again.
+
+Each input line is one JSON object:
+
+    {"open_kfid": "wk…", "external_userid": "wm…" (or "touser"),
+     "msgtype": "text", "text": {"content": "…"},
+     "msgid": "…"?, "reply_to": "<inbound msgid>"?, "no_reply": true?}
+
+A line without `msgid` gets one derived from what it is (`derive_msgid`): from `reply_to` and
+the reply's position among this batch's replies to that message (reply #1 to message X always
+has the same msgid, whatever its text: a bot that words its answer differently when run again
+still cannot answer twice), otherwise from the line's number and content. WeCom refuses a
+msgid it has seen, so a line sent before is reported `already_sent`, never delivered twice.
+
+Lines are sent as they are read (a pipe that stays open works), by `parallel` workers; the
+lines of one customer always go through the same worker, in input order. A rate limit (45009)
+met by one worker holds back them all (the client's shared back-off). One result per line:
+
+    {"line": N, "msgid", "status": "sent"|"already_sent"|"failed"|"skipped",
+     "errcode": int|null, "message": str|null}
+
+"failed" with errcode null and `invalid: true` is an input line that could not be read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import queue
+import threading
+import zlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from kfcli.core import limits, messages
+from kfcli.core.errors import ApiError, KfError, UsageError
+from kfcli.core.limits import Where
+
+if TYPE_CHECKING:
+    from kfcli.core.client import KfClient
+
+#: Default number of workers.
+PARALLEL = 4
+MAX_PARALLEL = 16
+#: The longest input line read (a menu of 10 items is a few KB).
+MAX_LINE = 64 * 1024
+_KEYS = {"open_kfid", "external_userid", "touser", "msgtype", "msgid", "reply_to", "no_reply"}
+
+
+def derive_msgid(open_kfid: str, customer: str, *, reply_to: str | None = None,
+                 position: int = 1, line: int | None = None,
+                 content: Any = None) -> str:
+    """A msgid (32 characters of [0-9a-f] after a prefix) that the same reply, or the same
+    line, always gets: `kfr…` from the inbound msgid answered and the reply's position,
+    `kfb…` from the line's number and its message."""
+    if reply_to is not None:
+        seed = ["reply", open_kfid, customer, reply_to, str(position)]
+        prefix = "kfr"
+    else:
+        seed = ["line", open_kfid, customer, str(line),
+                json.dumps(content, ensure_ascii=False, sort_keys=True)]
+        prefix = "kfb"
+    digest = hashlib.sha256("\0".join(seed).encode("utf-8")).hexdigest()
+    return prefix + digest[:limits.MSGID_BYTES - len(prefix)]
+
+
+@dataclass
+class Line:
+    """One input line, read and checked."""
+
+    number: int
+    open_kfid: str
+    customer: str
+    msgtype: str | None
+    content: dict[str, Any] | None
+    msgid: str
+    reply_to: str | None
+    no_reply: bool
+
+
+@dataclass
+class Summary:
+    sent: int = 0
+    already_sent: int = 0
+    failed: int = 0
+    skipped: int = 0
+    invalid: int = 0
+
+    @property
+    def exit_code(self) -> int:
+        """2 when a line could not be read, 1 when a send failed, else 0."""
+        return 2 if self.invalid else 1 if self.failed else 0
+
+
+def parse(number: int, text: str, replies: dict[tuple[str, str], int]) -> Line:
+    """Read and check one input line (UsageError naming the line and the field). `replies`
+    counts this batch's replies per (open_kfid, inbound msgid): a reply's position."""
+    where = Where(f"line {number}")
+    if len(text) > MAX_LINE:
+        raise where.error(f"longer than {MAX_LINE // 1024} KB")
+    try:
+        doc = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise where.error(f"not JSON ({exc})") from None
+    limits.expect_object(doc, where, 'an object like {"open_kfid": …, "external_userid": …, '
+                         '"msgtype": "text", "text": {"content": …}}')
+    msgtype = doc.get("msgtype")
+    unknown = set(doc) - _KEYS - ({msgtype} if isinstance(msgtype, str) else set())
+    if unknown:
+        raise where.error(f"unexpected keys: {', '.join(sorted(unknown))}")
+    for key in ("open_kfid", "external_userid", "touser", "msgid", "reply_to"):
+        if key in doc and not isinstance(doc[key], str):
+            raise where.key(key).error(f"expected a string, got {limits.kind_of(doc[key])}")
+    open_kfid = doc.get("open_kfid")
+    if open_kfid is None:
+        raise where.error("open_kfid is missing")
+    limits.check_open_kfid(open_kfid)
+    customer, touser = doc.get("external_userid"), doc.get("touser")
+    if customer is not None and touser is not None and customer != touser:
+        raise where.error("external_userid and touser differ")
+    customer = customer if customer is not None else touser
+    if customer is None:
+        raise where.error("external_userid (or touser) is missing")
+    limits.check_external_userid(customer)
+    reply_to = doc.get("reply_to")
+    if reply_to is not None:
+        limits.check_msgid(reply_to)
+    no_reply = doc.get("no_reply", False)
+    if not isinstance(no_reply, bool):
+        raise where.key("no_reply").error(f"expected true or false, got "
+                                          f"{limits.kind_of(no_reply)}")
+    if no_reply:
+        if reply_to is None:
+            raise where.error("no_reply needs reply_to (the message not answered)")
+        if msgtype is not None:
+            raise where.error("no_reply lines carry no message")
+        return Line(number, open_kfid, customer, None, None, "", reply_to, True)
+    if not isinstance(msgtype, str) or msgtype not in messages.MSGTYPES:
+        got = repr(msgtype) if isinstance(msgtype, str) else limits.kind_of(msgtype)
+        raise where.key("msgtype").error(
+            f"expected one of {', '.join(messages.MSGTYPES)}, got {got}")
+    if msgtype not in doc:
+        raise where.error(f"has msgtype {msgtype!r} but no {msgtype!r} object")
+    content = doc[msgtype]
+    messages.validate(msgtype, content, where=where.key(msgtype))
+    msgid = doc.get("msgid")
+    if msgid is not None:
+        limits.check_msgid(msgid)
+    elif reply_to is not None:
+        key = (open_kfid, reply_to)
+        replies[key] = replies.get(key, 0) + 1
+        msgid = derive_msgid(open_kfid, customer, reply_to=reply_to, position=replies[key])
+    else:
+        msgid = derive_msgid(open_kfid, customer, line=number, content=[msgtype, content])
+    return Line(number, open_kfid, customer, msgtype, content, msgid, reply_to, False)
+
+
+@dataclass
+class BatchSender:
+    """Sends lines with `client`, calling `emit(result)` once per line (from worker threads,
+    one at a time)."""
+
+    client: KfClient
+    emit: Callable[[dict[str, Any]], None]
+    parallel: int = PARALLEL
+    summary: Summary = field(default_factory=Summary)
+    #: Called with each line that has `reply_to` once it is answered ("replied": sent or
+    #: already sent) or marked "no_reply", before its result is emitted.
+    acknowledge: Callable[[Line, str], None] | None = None
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+        #: What `emit` raised (stdout closed…): the batch stops, `run` raises it.
+        self._failure: BaseException | None = None
+        self._stopped = False
+
+    def run(self, lines: Iterable[str]) -> Summary:
+        """Send every line of `lines` (read as they come) and wait for the last result."""
+        replies: dict[tuple[str, str], int] = {}
+        workers: list[tuple[queue.Queue, threading.Thread]] = []
+        if self.parallel > 1:
+            for _ in range(self.parallel):
+                q: queue.Queue = queue.Queue(maxsize=64)
+                t = threading.Thread(target=self._work, args=(q,), daemon=True)
+                t.start()
+                workers.append((q, t))
+        try:
+            for number, text in enumerate(lines, 1):
+                if self._failure is not None:
+                    break
+                if not text.strip():
+                    continue
+                try:
+                    line = parse(number, text, replies)
+                except (UsageError, KfError) as exc:
+                    label = f"line {number}"
+                    text = exc.message if exc.message.startswith(label) else \
+                        f"{label}: {exc.message}"
+                    self._result(number, "", "invalid", None, text)
+                    continue
+                if not workers:
+                    self._send(line)
+                    continue
+                # One customer's lines always go through the same worker: in order.
+                index = zlib.crc32(f"{line.open_kfid}\0{line.customer}".encode()) % len(workers)
+                workers[index][0].put(line)
+        except BaseException:
+            self._stopped = True  # Ctrl-C: the workers finish what they send, then drain
+            raise
+        finally:
+            for q, _ in workers:
+                q.put(None)
+            for _, t in workers:
+                t.join()
+        if self._failure is not None:
+            raise self._failure
+        return self.summary
+
+    def _work(self, q: queue.Queue) -> None:
+        while True:
+            line = q.get()
+            if line is None:
+                return
+            if self._failure is not None or self._stopped:
+                continue  # after a failure or an interrupt, the rest is only drained
+            try:
+                self._send(line)
+            except BaseException as exc:  # noqa: BLE001 - raised by run(), not lost here
+                with self._lock:
+                    self._failure = self._failure or exc
+
+    def _send(self, line: Line) -> None:
+        if line.no_reply:
+            self._ack(line, "no_reply")
+            self._result(line.number, "", "skipped", None, "no_reply: nothing sent")
+            return
+        assert line.msgtype is not None and line.content is not None
+        try:
+            result = self.client.send_message(open_kfid=line.open_kfid,
+                                              external_userid=line.customer,
+                                              msgtype=line.msgtype, content=line.content,
+                                              msgid=line.msgid)
+        except ApiError as exc:
+            self._result(line.number, line.msgid, "failed", exc.errcode, exc.message)
+            return
+        except KfError as exc:  # the network, a broken token cache…: the line may go again
+            self._result(line.number, line.msgid, "failed", None, exc.message)
+            return
+        # Our own retry after a dropped connection can also meet the msgid: that one was
+        # delivered by this very send.
+        status = "already_sent" if result.already_delivered and not result.retried else "sent"
+        self._ack(line, "replied")
+        self._result(line.number, result.msgid, status, None, None)
+
+    def _ack(self, line: Line, status: str) -> None:
+        if line.reply_to is not None and self.acknowledge is not None:
+            self.acknowledge(line, status)
+
+    def _result(self, number: int, msgid: str, status: str, errcode: int | None,
+                message: str | None) -> None:
+        doc: dict[str, Any] = {"line": number, "msgid": msgid or None,
+                               "status": "failed" if status == "invalid" else status,
+                               "errcode": errcode, "message": message}
+        if status == "invalid":
+            doc["invalid"] = True
+        with self._lock:
+            if self._failure is not None:
+                return
+            setattr(self.summary, status, getattr(self.summary, status) + 1)
+            try:
+                self.emit(doc)
+            except BaseException as exc:  # noqa: BLE001 - handed to run(), raised there
+                self._failure = exc
