@@ -150,8 +150,11 @@ derived from reply_to and the reply's position among the batch's replies to that
 else from the line's number and content: running a batch again never delivers twice. Writes
 one JSON line per input line, flushed: {"line", "msgid", "status": "sent", "already_sent",
 "failed" or "skipped", "errcode", "message"} (an unreadable line: "failed" with "invalid":
-true). --parallel N sends N at once, one customer's messages always in input order; a rate
-limit met by one holds them all back.
+true). Where the message store holds the customer's messages, a line that would break WeCom's
+reply window (5 messages within 48 h of the customer's last one) is skipped with the errcode
+WeCom would answer, and one already delivered is reported already_sent, without a request.
+--parallel N sends N at once, one customer's messages always in input order; a rate limit met
+by one holds them all back.
 
 Exit status: 0 sent (with --batch: every line sent, already sent or skipped); 1 a send failed;
 2 invalid input (with --batch: an unreadable line, the others still sent); 3 configuration;
@@ -308,7 +311,9 @@ def _refuse_with_batch(open_kfid, external_userid, msgid, reply_to, dry_run,
 
 def _send_batch(source: str, parallel: int) -> None:
     """`msg send --batch`: results as JSON lines on stdout, a summary on stderr."""
-    from kfcli.core.batch import BatchSender
+    import contextlib
+
+    from kfcli.core.batch import BatchSender, Ledger
     from kfcli.core.errors import Interrupted, PartialError
 
     st = state()
@@ -323,13 +328,18 @@ def _send_batch(source: str, parallel: int) -> None:
         except OSError as exc:
             raise UsageError(f"--batch: cannot read {source} ({exc.strerror})") from None
     client = st.client()
-    sender = BatchSender(client, out.line, parallel=parallel,
-                         acknowledge=_Acks(st.settings(), out))
+    settings = st.settings()
+
+    def open_store():
+        from kfcli.core.store import open_store
+
+        return open_store(settings=settings)
+
+    ledger = Ledger(open_store, settings.corp_id or "", out.warning)
+    sender = BatchSender(client, out.line, parallel=parallel, ledger=ledger)
     try:
-        with stream:
+        with stream, contextlib.closing(ledger):
             summary = sender.run(_lines(stream, source))
-        if sender.acknowledge.store is not None:
-            sender.acknowledge.store.close()
     except KeyboardInterrupt:
         done = sender.summary
         raise Interrupted(f"interrupted after {done.sent + done.already_sent} sent; running "
@@ -344,42 +354,6 @@ def _send_batch(source: str, parallel: int) -> None:
                            hint="each failed line is in the output with its reason; run the "
                            "same batch again to retry them (what was sent is not sent again)")
     out.info(text)
-
-
-class _Acks:
-    """Records in the message store each customer message a batch answered (or marked
-    no_reply), for `msg history --consumer NAME --ack replies`. The store is opened on the
-    first such line; when it cannot record, a warning says so once and the batch goes on
-    (the worst outcome: a restarted bot is handed that message again, and its reply, with
-    the same derived msgid, is not delivered twice)."""
-
-    def __init__(self, settings, out) -> None:
-        import threading
-
-        self.settings = settings
-        self.out = out
-        self.store = None
-        self.broken = False
-        self._lock = threading.Lock()
-
-    def __call__(self, line, status: str) -> None:
-        from kfcli.core.errors import KfError
-
-        if self.broken:
-            return
-        try:
-            with self._lock:
-                if self.store is None:
-                    from kfcli.core.store import open_store
-
-                    self.store = open_store(settings=self.settings)
-            self.store.ack_replies(self.settings.corp_id or "", line.open_kfid,
-                                   [line.reply_to], status=status)
-        except KfError as exc:
-            self.broken = True
-            self.out.warning(f"answered messages are not recorded in the store "
-                             f"({exc.message}); `msg history --ack replies` may hand them "
-                             "to the bot again (its replies are not delivered twice)")
 
 
 def _lines(stream, source: str):

@@ -483,7 +483,10 @@ messages as they are stored. --consumer NAME keeps a durable position in the sto
 restarted consumer resumes right after the last message it wrote (exactly once, also across
 kill -9); a new consumer starts after the newest stored message unless --since is given.
 --grep TEXT keeps only the messages `msg search TEXT` finds (substring, any case); with
---limit N, the newest N of them.
+--limit N, the newest N of them. With --customer on a terminal, the view ends (on stderr)
+with WeCom's reply window as the store knows it: "reply window: 3 of 5 left, closes in 41 h".
+--ack replies (with --consumer) resumes from the oldest customer message of the last 48 h
+that `msg send --batch` never answered or marked no_reply.
 
 Exit status: 0 done (also when the reader closes the pipe), 1 the consumer NAME is already
 running, 2 invalid input, 3 the store is misconfigured, 6 a PostgreSQL store is unreachable,
@@ -576,6 +579,10 @@ def history(
             last = row.seq
         if not follow:
             rows.end()
+            if customer is not None and out.fmt == "table":
+                window = store.reply_window(corp_id, open_kfid, customer)
+                if window is not None:  # sends recorded by `msg send --batch` count
+                    out.info(window.describe(time.time()))
             return
         last = max(last, store.last_seq(corp_id, open_kfid))
         while True:

@@ -157,6 +157,84 @@ def parse(number: int, text: str, replies: dict[tuple[str, str], int]) -> Line:
     return Line(number, open_kfid, customer, msgtype, content, msgid, reply_to, False)
 
 
+class Ledger:
+    """The batch's use of the message store (kfcli.core.store), so that a line is decided
+    without a request where the store knows the answer:
+
+    * `check`: a msgid this store recorded as sent is `already_sent`; a customer whose reply
+      window the store knows to be closed (48 h after their last message: 95002) or used up
+      (5 sends since it: 95001) is `skipped` with the errcode WeCom would answer. (The
+      session state, 95018, is left to WeCom: the store cannot know it for sure.)
+    * `sent`: record what was delivered (the window counts it).
+    * `ack`: record each customer message answered or marked no_reply, for
+      `msg history --consumer NAME --ack replies`.
+
+    The store is opened on first use. When it cannot be used, `warn` says so once and the
+    batch goes on without it: lines are sent and WeCom decides, and the worst outcome is a
+    restarted bot handed a message again, whose reply (same derived msgid) is not delivered
+    twice.
+    """
+
+    def __init__(self, open_store: Callable[[], Any], corp_id: str,
+                 warn: Callable[[str], None], *, now: Callable[[], float] | None = None
+                 ) -> None:
+        import time
+
+        self._open = open_store
+        self.corp_id = corp_id
+        self.warn = warn
+        self.now = now or time.time
+        self.store: Any = None
+        self.broken = False
+        self._lock = threading.Lock()
+
+    def _store(self) -> Any:
+        if self.broken:
+            return None
+        with self._lock:
+            if self.store is None:
+                self.store = self._open()
+        return self.store
+
+    def _guard(self, what: Callable[[Any], Any]) -> Any:
+        try:
+            store = self._store()
+            return None if store is None else what(store)
+        except KfError as exc:
+            if not self.broken:
+                self.broken = True
+                self.warn(f"the message store cannot be used ({exc.message}); sending without "
+                          "it: WeCom decides each line, and answers are not recorded for "
+                          "`msg history --ack replies`")
+            return None
+
+    def check(self, line: Line) -> tuple[str, int | None, str | None] | None:
+        def decide(store: Any) -> tuple[str, int | None, str | None] | None:
+            if store.was_sent(self.corp_id, line.open_kfid, line.msgid):
+                return "already_sent", None, None
+            window = store.reply_window(self.corp_id, line.open_kfid, line.customer)
+            refusal = window.refusal(self.now()) if window is not None else None
+            if refusal is not None:
+                errcode, reason = refusal
+                return "skipped", errcode, f"not sent: {reason} ({errcode})"
+            return None
+
+        return self._guard(decide)
+
+    def sent(self, line: Line) -> None:
+        self._guard(lambda store: store.record_sent(self.corp_id, line.open_kfid,
+                                                     line.customer, line.msgid))
+
+    def ack(self, line: Line, status: str) -> None:
+        assert line.reply_to is not None
+        self._guard(lambda store: store.ack_replies(self.corp_id, line.open_kfid,
+                                                     [line.reply_to], status=status))
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()
+
+
 @dataclass
 class BatchSender:
     """Sends lines with `client`, calling `emit(result)` once per line (from worker threads,
@@ -166,9 +244,8 @@ class BatchSender:
     emit: Callable[[dict[str, Any]], None]
     parallel: int = PARALLEL
     summary: Summary = field(default_factory=Summary)
-    #: Called with each line that has `reply_to` once it is answered ("replied": sent or
-    #: already sent) or marked "no_reply", before its result is emitted.
-    acknowledge: Callable[[Line, str], None] | None = None
+    #: What the message store knows and keeps (`Ledger`): None to send blind.
+    ledger: Ledger | None = None
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -237,6 +314,12 @@ class BatchSender:
             self._result(line.number, "", "skipped", None, "no_reply: nothing sent")
             return
         assert line.msgtype is not None and line.content is not None
+        known = self.ledger.check(line) if self.ledger is not None else None
+        if known is not None:  # decided from the store, without a request
+            status, errcode, reason = known
+            self._ack(line, "replied" if status == "already_sent" else "skipped")
+            self._result(line.number, line.msgid, status, errcode, reason)
+            return
         try:
             result = self.client.send_message(open_kfid=line.open_kfid,
                                               external_userid=line.customer,
@@ -251,12 +334,14 @@ class BatchSender:
         # Our own retry after a dropped connection can also meet the msgid: that one was
         # delivered by this very send.
         status = "already_sent" if result.already_delivered and not result.retried else "sent"
+        if self.ledger is not None:
+            self.ledger.sent(line)
         self._ack(line, "replied")
         self._result(line.number, result.msgid, status, None, None)
 
     def _ack(self, line: Line, status: str) -> None:
-        if line.reply_to is not None and self.acknowledge is not None:
-            self.acknowledge(line, status)
+        if line.reply_to is not None and self.ledger is not None:
+            self.ledger.ack(line, status)
 
     def _result(self, number: int, msgid: str, status: str, errcode: int | None,
                 message: str | None) -> None:

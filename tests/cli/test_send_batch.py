@@ -166,3 +166,39 @@ def test_a_reader_that_leaves_stops_the_batch_quietly(sandbox, home):
         env={**os.environ, **sandbox.env}, timeout=120)
     assert proc.returncode == 0, proc.stderr  # kfcli's own status too (pipefail)
     assert "Traceback" not in proc.stderr and len(proc.stdout.splitlines()) == 1
+
+
+def test_the_reply_window_is_checked_from_the_store(kf, sandbox, store_env):
+    """Five replies per customer message: the sixth is skipped with WeCom's errcode, without
+    a request; a rerun is answered from the store, also without one."""
+    open_kfid = sandbox.account()
+    sandbox.say(open_kfid, "在吗", external_userid="wmWin")
+    r = kf("msg", "sync", open_kfid, "-o", "jsonl", env=store_env)
+    inbound = json.loads(r.out)["msgid"]
+    batch = "".join(line(open_kfid, "wmWin", f"reply {n}", reply_to=inbound) + "\n"
+                    for n in range(7))
+    r = kf("msg", "send", "--batch", "-", "--parallel", "1", input=batch, env=store_env)
+    assert r.code == 0, r.err  # skipped lines are not failures
+    got = results(r.out)
+    assert [got[n]["status"] for n in range(1, 8)] == ["sent"] * 5 + ["skipped"] * 2
+    assert got[6]["errcode"] == 95001 and "WeCom allows 5" in got[6]["message"]
+    assert len(sandbox.sent(open_kfid)) == 5
+    requests = sandbox.stats().get("/cgi-bin/kf/send_msg", 0)
+    assert requests == 5  # the skipped lines never reached WeCom
+
+    again = kf("msg", "send", "--batch", "-", "--parallel", "1", input=batch, env=store_env)
+    assert again.code == 0, again.err
+    got = results(again.out)
+    assert [got[n]["status"] for n in range(1, 8)] == ["already_sent"] * 5 + ["skipped"] * 2
+    assert sandbox.stats().get("/cgi-bin/kf/send_msg", 0) == requests  # none: from the store
+
+    from tests.conftest import on_terminal
+
+    view = on_terminal(["msg", "history", open_kfid, "--customer", "wmWin"],
+                       {**sandbox.env, **store_env})
+    assert "reply window: 0 of 5 left, closes in 48 h" in view.err
+    sandbox.say(open_kfid, "还在吗", external_userid="wmWin")  # a new message re-opens it
+    assert kf("msg", "sync", open_kfid, env=store_env).code == 0
+    view = on_terminal(["msg", "history", open_kfid, "--customer", "wmWin"],
+                       {**sandbox.env, **store_env})
+    assert "reply window: 5 of 5 left, closes in 48 h" in view.err

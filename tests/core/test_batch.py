@@ -70,3 +70,44 @@ def test_bad_lines_say_which_and_why(text, problem):
     with pytest.raises(UsageError) as err:
         parse(7, text, {})
     assert problem in err.value.message
+
+
+def test_a_closed_window_is_skipped_without_a_request(tmp_path):
+    from kfcli.core.batch import Ledger
+    from kfcli.core.store import Incoming, open_store
+
+    store = open_store(str(tmp_path / "store.db"))
+    store.commit_page("wwB", K, expected=None, cursor="c", owner=None, messages=[
+        Incoming.from_api({"msgid": "in1", "open_kfid": K, "external_userid": "wmA",
+                           "origin": 3, "send_time": 1_000_000, "msgtype": "text",
+                           "text": {"content": "hi"}})])
+    line = parse(1, text_line(reply_to="in1"), {})
+    late = Ledger(lambda: store, "wwB", print, now=lambda: 1_000_000 + 49 * 3600)
+    status, errcode, reason = late.check(line)
+    assert (status, errcode) == ("skipped", 95002)
+    assert "last message was 49 h ago" in reason
+    early = Ledger(lambda: store, "wwB", print, now=lambda: 1_000_000 + 3600)
+    assert early.check(line) is None
+    early.sent(line)
+    assert early.check(line) == ("already_sent", None, None)
+    window = store.reply_window("wwB", K, "wmA")
+    assert window is not None and window.describe(1_000_000 + 3600) == \
+        "reply window: 4 of 5 left, closes in 47 h"  # the send recorded counts
+    assert store.reply_window("wwB", K, "wmNobody") is None
+
+
+def test_an_unusable_store_warns_once_and_the_batch_goes_on():
+    from kfcli.core.batch import Ledger
+    from kfcli.core.errors import ConfigError
+
+    warnings = []
+
+    def broken():
+        raise ConfigError("store.db is a directory")
+
+    ledger = Ledger(broken, "wwB", warnings.append)
+    line = parse(1, text_line(reply_to="in1"), {})
+    assert ledger.check(line) is None
+    ledger.sent(line)
+    ledger.ack(line, "replied")
+    assert len(warnings) == 1 and "store.db is a directory" in warnings[0]

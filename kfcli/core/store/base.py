@@ -302,6 +302,44 @@ class MediaSummary:
 MEDIA_CHUNK = 1 << 20
 
 
+#: WeCom's reply window: after a customer's message, at most WINDOW_SENDS messages within
+#: WINDOW_SECONDS (kf-api.md §1.5; errcodes 95001, 95002).
+WINDOW_SECONDS = 48 * 3600
+WINDOW_SENDS = 5
+
+
+@dataclass(frozen=True)
+class ReplyWindow:
+    """A customer's reply window as the store knows it: their last stored message (its
+    send_time, WeCom's clock) and how many sends were recorded since."""
+
+    last_message: int
+    sent: int
+
+    def closes(self) -> int:
+        return self.last_message + WINDOW_SECONDS
+
+    def refusal(self, now: float) -> tuple[int, str] | None:
+        """(the errcode WeCom would answer, why) when a send now would break the window."""
+        if now >= self.closes():
+            hours = int((now - self.last_message) // 3600)
+            return 95002, (f"the customer's last message was {hours} h ago; WeCom allows "
+                           "replies for 48 h")
+        if self.sent >= WINDOW_SENDS:
+            return 95001, (f"{self.sent} messages were sent since the customer's last "
+                           f"message; WeCom allows {WINDOW_SENDS}")
+        return None
+
+    def describe(self, now: float) -> str:
+        """"reply window: 3 of 5 left, closes in 41 h" (or that it is closed)."""
+        if now >= self.closes():
+            return (f"reply window: closed (the customer's last message was "
+                    f"{int((now - self.last_message) // 3600)} h ago)")
+        left = max(0, WINDOW_SENDS - self.sent)
+        hours = max(1, int((self.closes() - now + 3599) // 3600))
+        return f"reply window: {left} of {WINDOW_SENDS} left, closes in {hours} h"
+
+
 @dataclass(frozen=True)
 class OutboxEntry:
     id: int
@@ -492,6 +530,18 @@ class Store(ABC):
         """The seq of the oldest customer message (origin 3) of the account with no recorded
         reply, among those stored after consumer `name` started (its first position) and up
         to `upto`, sent at or after `since`; None when all are answered."""
+
+    @abstractmethod
+    def record_sent(self, corp_id: str, open_kfid: str, customer: str, msgid: str) -> None:
+        """Note a message `msg send --batch` delivered (or found delivered), now."""
+
+    @abstractmethod
+    def was_sent(self, corp_id: str, open_kfid: str, msgid: str) -> bool: ...
+
+    @abstractmethod
+    def reply_window(self, corp_id: str, open_kfid: str, customer: str) -> ReplyWindow | None:
+        """What the store knows of WeCom's reply window for the customer: their last stored
+        message and the sends recorded since; None when no message of theirs is stored."""
 
     # -- operators
 

@@ -59,6 +59,7 @@ from kfcli.core.store.base import (
     MediaSummary,
     OutboxEntry,
     Pruned,
+    ReplyWindow,
     Row,
     Store,
     callback_row,
@@ -169,6 +170,15 @@ MIGRATIONS: dict[int, list[str]] = {
             PRIMARY KEY (corp_id, open_kfid, msgid))""",
         """ALTER TABLE consumers ADD COLUMN IF NOT EXISTS first_position bigint NOT NULL
             DEFAULT 0""",
+        """CREATE TABLE IF NOT EXISTS sent (
+            corp_id text NOT NULL,
+            open_kfid text NOT NULL,
+            external_userid text NOT NULL,
+            msgid text NOT NULL,
+            sent_at double precision NOT NULL,
+            PRIMARY KEY (corp_id, open_kfid, msgid))""",
+        """CREATE INDEX IF NOT EXISTS sent_customer
+            ON sent (corp_id, open_kfid, external_userid, sent_at)""",
         """CREATE TABLE IF NOT EXISTS media (
             seq bigint PRIMARY KEY REFERENCES messages (seq) ON DELETE CASCADE,
             corp_id text NOT NULL,
@@ -878,6 +888,29 @@ class PostgresStore(Store):
             cur.executemany("INSERT INTO replies (corp_id, open_kfid, msgid, status, acked_at) "
                             "VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
                             [(corp_id, open_kfid, _text(m), status, now) for m in msgids])
+
+    def record_sent(self, corp_id: str, open_kfid: str, customer: str, msgid: str) -> None:
+        with self._connection() as conn:
+            conn.execute("INSERT INTO sent (corp_id, open_kfid, external_userid, msgid, sent_at) "
+                         "VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                         (corp_id, open_kfid, _text(customer), _text(msgid), time.time()))
+
+    def was_sent(self, corp_id: str, open_kfid: str, msgid: str) -> bool:
+        return bool(self._read("SELECT 1 FROM sent WHERE corp_id = %s AND open_kfid = %s AND "
+                               "msgid = %s", (corp_id, open_kfid, _text(msgid))))
+
+    def reply_window(self, corp_id: str, open_kfid: str, customer: str) -> ReplyWindow | None:
+        rows = self._read(
+            """SELECT m.last, (SELECT COUNT(*) FROM sent WHERE corp_id = %(corp_id)s
+                              AND open_kfid = %(open_kfid)s AND external_userid = %(customer)s
+                              AND sent_at >= m.last)
+               FROM (SELECT MAX(send_time) AS last FROM messages WHERE corp_id = %(corp_id)s
+                     AND open_kfid = %(open_kfid)s AND external_userid = %(customer)s
+                     AND origin = 3) m""",
+            {"corp_id": corp_id, "open_kfid": open_kfid, "customer": _text(customer)})
+        if not rows or rows[0][0] is None:
+            return None
+        return ReplyWindow(int(rows[0][0]), int(rows[0][1]))
 
     def unanswered(self, corp_id: str, name: str, open_kfid: str, *, upto: int,
                    since: int) -> int | None:

@@ -38,6 +38,7 @@ from kfcli.core.store.base import (
     MediaSummary,
     OutboxEntry,
     Pruned,
+    ReplyWindow,
     Row,
     Store,
     callback_row,
@@ -174,6 +175,15 @@ REPLIES_SCHEMA = [
         status TEXT NOT NULL,
         acked_at REAL NOT NULL,
         PRIMARY KEY (corp_id, open_kfid, msgid))""",
+    """CREATE TABLE IF NOT EXISTS sent (
+        corp_id TEXT NOT NULL,
+        open_kfid TEXT NOT NULL,
+        external_userid TEXT NOT NULL,
+        msgid TEXT NOT NULL,
+        sent_at REAL NOT NULL,
+        PRIMARY KEY (corp_id, open_kfid, msgid))""",
+    "CREATE INDEX IF NOT EXISTS sent_customer ON sent (corp_id, open_kfid, external_userid, "
+    "sent_at)",
 ]
 
 _MEDIA_COLUMNS = ("md.seq, m.msgid, a.open_kfid, m.msgtype, m.send_time, md.media_id, "
@@ -771,6 +781,30 @@ class SqliteStore(Store):
             conn.executemany("INSERT OR IGNORE INTO replies (corp_id, open_kfid, msgid, "
                              "status, acked_at) VALUES (?, ?, ?, ?, ?)",
                              [(corp_id, open_kfid, m, status, now) for m in msgids])
+
+    def record_sent(self, corp_id: str, open_kfid: str, customer: str, msgid: str) -> None:
+        with self._write() as conn:
+            conn.execute("INSERT OR IGNORE INTO sent (corp_id, open_kfid, external_userid, "
+                         "msgid, sent_at) VALUES (?, ?, ?, ?, ?)",
+                         (corp_id, open_kfid, customer, msgid, time.time()))
+
+    def was_sent(self, corp_id: str, open_kfid: str, msgid: str) -> bool:
+        return bool(self._read("SELECT 1 FROM sent WHERE corp_id = ? AND open_kfid = ? AND "
+                               "msgid = ?", (corp_id, open_kfid, msgid)))
+
+    def reply_window(self, corp_id: str, open_kfid: str, customer: str) -> ReplyWindow | None:
+        account = self._account(corp_id, open_kfid)
+        if account is None:
+            return None
+        rows = self._read("SELECT MAX(send_time) FROM messages WHERE account = ? AND "
+                          "external_userid = ? AND origin = 3", (account, customer))
+        if not rows or rows[0][0] is None:
+            return None
+        last = rows[0][0]
+        sent = self._read("SELECT COUNT(*) FROM sent WHERE corp_id = ? AND open_kfid = ? AND "
+                          "external_userid = ? AND sent_at >= ?",
+                          (corp_id, open_kfid, customer, last))[0][0]
+        return ReplyWindow(last, sent)
 
     def unanswered(self, corp_id: str, name: str, open_kfid: str, *, upto: int,
                    since: int) -> int | None:
