@@ -16,6 +16,7 @@ import base64
 import select
 import socket
 import ssl
+import struct
 import subprocess
 import threading
 from pathlib import Path
@@ -135,9 +136,13 @@ class _Server:
 
 class FakeProxy(_Server):
     def __init__(self, *, answer: str | None = None, upstream: tuple[str, int] | None = None,
-                 user: str | None = None, password: str | None = None) -> None:
+                 user: str | None = None, password: str | None = None,
+                 hasty: bool = False) -> None:
         super().__init__()
         self.answer = answer
+        #: Like tinyproxy: refuse at once, before reading the request's body (closing with
+        #: it unread resets the connection), and answer wrong credentials with 401.
+        self.hasty = hasty
         self.upstream = upstream
         self.credentials = None if user is None else "Basic " + base64.b64encode(
             f"{user}:{password}".encode()).decode()
@@ -159,9 +164,17 @@ class FakeProxy(_Server):
             with self.lock:
                 self.requests.append(line)
             status = self.answer
-            if status is None and self.credentials is not None and \
-                    _header(head, "Proxy-Authorization") != self.credentials:
-                status = "407 Proxy Authentication Required"
+            given = _header(head, "Proxy-Authorization")
+            if status is None and self.credentials is not None and given != self.credentials:
+                status = "401 Unauthorized" if self.hasty and given else \
+                    "407 Proxy Authentication Required"
+            if status is not None and self.hasty and int(_header(head, "Content-Length") or 0):
+                # As if the body were left unread: answer, then close with a reset.
+                conn.sendall((f"HTTP/1.0 {status}\r\nContent-Type: text/html\r\n"
+                              "Connection: close\r\n\r\n<h1>no</h1>").encode())
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                struct.pack("ii", 1, 0))  # close with a reset
+                return
             if status is not None or self.upstream is None:
                 conn.sendall((f"HTTP/1.1 {status or '502 Bad Gateway'}\r\n"
                              'Proxy-Authenticate: Basic realm="corp"\r\n'

@@ -81,6 +81,13 @@ class Response:
         return json.loads(self.body)
 
 
+def _refused_by_proxy(status: int, content_type: str) -> bool:
+    """Whether an answer to a request through a plain-HTTP proxy is the proxy refusing it:
+    407, or 401/403 that is not JSON (tinyproxy answers wrong credentials with 401; WeCom
+    answers everything with JSON)."""
+    return status == 407 or (status in (401, 403) and "json" not in content_type.lower())
+
+
 def _is_text(headers: dict[str, str]) -> bool:
     ctype = headers.get("content-type", "").lower()
     return "json" in ctype or ctype.startswith("text/")
@@ -204,6 +211,7 @@ class Http:
             conn.close()
             if reused and isinstance(exc, (ConnectionResetError, BrokenPipeError)):
                 raise self._stale() from None
+            self._diagnose_proxy(target, all_headers)
             raise HttpError(f"connection failed while sending ({_os_reason(exc)})",
                             never_sent=False) from None
         except (http.client.HTTPException, ValueError) as exc:  # nothing went out
@@ -232,6 +240,7 @@ class Http:
             raise HttpError("timed out waiting for the response", never_sent=False) from None
         except (ConnectionError, http.client.IncompleteRead):  # incl. RemoteDisconnected
             conn.close()
+            self._diagnose_proxy(target, all_headers)
             raise HttpError("connection dropped before the whole response arrived",
                             never_sent=False) from None
         except OSError as exc:
@@ -248,9 +257,10 @@ class Http:
             conn.close()
         else:
             self._give_back(conn, generation)
-        if resp.status == 407 and self.proxy and self.scheme == "http":
+        if self.proxy and self.scheme == "http" and \
+                _refused_by_proxy(resp.status, headers.get("content-type", "")):
             # A plain-HTTP proxy answers the absolute-URL request itself.
-            raise self._proxy_refused(407, resp.reason)
+            raise self._proxy_refused(resp.status, resp.reason)
         return Response(resp.status, resp.reason, headers, data, streamed)
 
     def _borrow(self):
@@ -276,6 +286,31 @@ class Http:
         self._close_idle()
         return HttpError("the server closed the kept-alive connection before answering",
                          never_sent=False, stale=True)
+
+    def _diagnose_proxy(self, target: str, headers: dict[str, str]) -> None:
+        """A plain-HTTP proxy that refuses a request often answers 407 and closes the
+        connection without reading the request's body, and the unread body makes the
+        connection reset: the answer is lost. Ask again without a body (GET, never taking
+        effect) and raise the refusal if that is what it was; else return."""
+        if not (self.proxy and self.scheme == "http"):
+            return
+        import http.client
+
+        probe = None
+        try:
+            probe = self._connection()
+            probe.connect()
+            probe.request("GET", target, headers={k: v for k, v in headers.items()
+                                                  if k != "Content-Type"})
+            resp = probe.getresponse()
+            status, reason = resp.status, resp.reason
+            ctype = resp.getheader("content-type") or ""
+        except (OSError, http.client.HTTPException, ValueError):
+            return
+        finally:
+            _close(probe)
+        if _refused_by_proxy(status, ctype):
+            raise self._proxy_refused(status, reason)
 
     def _proxy_refused(self, code: int, message: str) -> HttpError:
         assert self.proxy is not None

@@ -95,6 +95,29 @@ def test_plain_http_proxy_407_is_the_same_not_a_json_error(kf, sandbox):
     assert proxy.requests[1].startswith(f"GET http://kf.test:{port}/cgi-bin/gettoken")
 
 
+def test_a_proxy_that_refuses_before_reading_the_body_is_still_named(kf, sandbox):
+    """tinyproxy answers a POST it refuses before reading its body, and the unread body
+    resets the connection: kfcli asks again without a body to learn why. Wrong credentials
+    get 401 from it, none 407: both are the proxy's refusal, exit 3, tried once."""
+    port = _port(sandbox)
+    base = {**CLEAN, "KFCLI_BASE_URL": f"http://kf.test:{port}"}
+    with FakeProxy(upstream=("127.0.0.1", port), user="alice", password="Right-pw-77",
+                   hasty=True) as proxy:
+        good = f"http://alice:Right-pw-77@127.0.0.1:{proxy.port}"
+        assert kf("account", "list", env={**base, "HTTP_PROXY": good}).code == 0  # token
+        for proxy_url, code in ((f"http://127.0.0.1:{proxy.port}", 407),
+                                (f"http://alice:{PASSWORD}@127.0.0.1:{proxy.port}", 401)):
+            before = len(proxy.requests)
+            r = kf("account", "list", env={**base, "HTTP_PROXY": proxy_url})
+            assert r.code == 3, r.text
+            assert f"proxy 127.0.0.1:{proxy.port} answered {code} " in r.err
+            assert "dropped" not in r.err
+            # Once; then, when the reset lost the answer, the question without a body.
+            lines = [x.split()[0] for x in proxy.requests[before:]]
+            assert lines in (["POST"], ["POST", "GET"]), lines
+            _no_secrets(r, sandbox)
+
+
 def test_connect_through_proxy_to_tls_front_trusting_the_ca(kf, sandbox, ca):
     with TlsFront(ca["cert"], ca["key"], ("127.0.0.1", _port(sandbox))) as front, \
             FakeProxy(upstream=("127.0.0.1", front.port), user="alice",
