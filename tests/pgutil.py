@@ -119,5 +119,8 @@ def restart_server() -> None:
         if required():
             pytest.fail(f"cannot restart PostgreSQL: {why}", pytrace=False)
         pytest.skip(f"cannot restart PostgreSQL: {why}")
-    subprocess.run([tool, version, "regress", "restart", "-m", "fast"], check=True,
-                   capture_output=True, timeout=120)
+    done = subprocess.run([tool, version, "regress", "restart", "-m", "fast"],
+                          capture_output=True, text=True, timeout=120)
+    if done.returncode != 0:  # say why (another cluster named regress running at once…)
+        pytest.fail(f"pg_ctlcluster {version} regress restart failed ({done.returncode}): "
+                    f"{(done.stderr or done.stdout).strip()}", pytrace=False)
