@@ -372,6 +372,7 @@ class PostgresStore(Store):
     def __init__(self, url: str) -> None:
         self.display_url = display_url(url)
         self._url = url
+        self._encoding: str | None = None  # server_encoding, see _server_encoding
         self._secrets = self._register_secrets(url)
         try:
             params = conninfo_to_dict(url)
@@ -820,32 +821,34 @@ class PostgresStore(Store):
         where, args = self._filters(corp_id, open_kfid, customer, since, until)
         order = "ASC" if oldest_first else "DESC"
         tail = f" LIMIT {int(limit)}" if limit is not None and int(limit) >= 0 else ""
-        with self._connection() as conn, conn.transaction(), \
-                conn.cursor(name="kfcli_search") as cur:
-            if len(query) >= 3:  # the trigram index serves the LIKE
-                where.append("search_text LIKE %s")
-                args.append("%" + like_escape(query) + "%")
-            else:
-                # strpos, not LIKE: pg_trgm would offer to serve a LIKE without a trigram by
-                # reading its whole index (seconds on a million messages). The index of
-                # kfcli_short_grams (schema 3) finds the rows; not on a SQL_ASCII database,
-                # whose characters are bytes to PostgreSQL: a scan there.
-                where.append("strpos(search_text, %s) > 0")
+        if len(query) >= 3:  # the trigram index serves the LIKE
+            where.append("search_text LIKE %s")
+            args.append("%" + like_escape(query) + "%")
+        else:
+            # strpos, not LIKE: pg_trgm would offer to serve a LIKE without a trigram by
+            # reading its whole index (seconds on a million messages). The index of
+            # kfcli_short_grams (schema 3) finds the rows; not on a SQL_ASCII database,
+            # whose characters are bytes to PostgreSQL: a scan there.
+            where.append("strpos(search_text, %s) > 0")
+            args.append(query)
+            if self._server_encoding() != "SQL_ASCII":
+                where.append("kfcli_short_grams(search_text) @> ARRAY[%s::text]")
                 args.append(query)
-                if conn.info.parameter_status("server_encoding") != "SQL_ASCII":
-                    where.append("kfcli_short_grams(search_text) @> ARRAY[%s::text]")
-                    args.append(query)
-            # The matches come from the index first (MATERIALIZED: the planner must not walk
-            # the whole table newest first, hoping to meet `limit` matches early).
-            cur.execute(f"WITH hits AS MATERIALIZED (SELECT seq, send_time, body FROM messages "
-                        f"WHERE {' AND '.join(where)}) SELECT seq, body FROM hits ORDER BY "
-                        f"send_time {order}, seq {order}{tail}", args)
-            while True:
-                batch = cur.fetchmany(FETCH)
-                if not batch:
-                    return
-                for seq, body in batch:
-                    yield Row(seq, body)
+        # The matches come from the index first (MATERIALIZED: the planner must not walk
+        # the whole table newest first, hoping to meet `limit` matches early).
+        sql = (f"WITH hits AS MATERIALIZED (SELECT seq, send_time, body FROM messages "
+               f"WHERE {' AND '.join(where)}) SELECT seq, body FROM hits ORDER BY "
+               f"send_time {order}, seq {order}{tail}")
+        for seq, body in self._stream(sql, args, "kfcli_search"):
+            yield Row(seq, body)
+
+    def _server_encoding(self) -> str:
+        """The database's encoding (it never changes): asked once."""
+        if self._encoding is None:
+            value = self._read("SHOW server_encoding")[0][0]
+            # (text arrives as bytes from a SQL_ASCII database)
+            self._encoding = value.decode() if isinstance(value, bytes) else str(value)
+        return self._encoding
 
     def last_seq(self, corp_id: str, open_kfid: str | None = None) -> int:
         if open_kfid is None:
