@@ -176,9 +176,10 @@ MIGRATIONS: dict[int, list[str]] = {
             external_userid text NOT NULL,
             msgid text NOT NULL,
             sent_at double precision NOT NULL,
+            after_seq bigint NOT NULL DEFAULT 0,
             PRIMARY KEY (corp_id, open_kfid, msgid))""",
         """CREATE INDEX IF NOT EXISTS sent_customer
-            ON sent (corp_id, open_kfid, external_userid, sent_at)""",
+            ON sent (corp_id, open_kfid, external_userid, after_seq)""",
         """CREATE TABLE IF NOT EXISTS media (
             seq bigint PRIMARY KEY REFERENCES messages (seq) ON DELETE CASCADE,
             corp_id text NOT NULL,
@@ -894,9 +895,16 @@ class PostgresStore(Store):
 
     def record_sent(self, corp_id: str, open_kfid: str, customer: str, msgid: str) -> None:
         with self._connection() as conn:
-            conn.execute("INSERT INTO sent (corp_id, open_kfid, external_userid, msgid, sent_at) "
-                         "VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                         (corp_id, open_kfid, _text(customer), _text(msgid), time.time()))
+            # after_seq: see SqliteStore.record_sent.
+            conn.execute("INSERT INTO sent (corp_id, open_kfid, external_userid, msgid, sent_at, "
+                         "after_seq) VALUES (%(corp_id)s, %(open_kfid)s, %(customer)s, "
+                         "%(msgid)s, %(now)s, COALESCE((SELECT MAX(seq) FROM messages WHERE "
+                         "corp_id = %(corp_id)s AND open_kfid = %(open_kfid)s AND "
+                         "external_userid = %(customer)s AND origin = 3), 0)) "
+                         "ON CONFLICT DO NOTHING",
+                         {"corp_id": corp_id, "open_kfid": open_kfid,
+                          "customer": _text(customer), "msgid": _text(msgid),
+                          "now": time.time()})
 
     def was_sent(self, corp_id: str, open_kfid: str, msgid: str) -> bool:
         return bool(self._read("SELECT 1 FROM sent WHERE corp_id = %s AND open_kfid = %s AND "
@@ -906,8 +914,9 @@ class PostgresStore(Store):
         rows = self._read(
             """SELECT m.last, (SELECT COUNT(*) FROM sent WHERE corp_id = %(corp_id)s
                               AND open_kfid = %(open_kfid)s AND external_userid = %(customer)s
-                              AND sent_at >= m.last)
-               FROM (SELECT MAX(send_time) AS last FROM messages WHERE corp_id = %(corp_id)s
+                              AND after_seq >= m.last_seq)
+               FROM (SELECT MAX(send_time) AS last, MAX(seq) AS last_seq FROM messages
+                     WHERE corp_id = %(corp_id)s
                      AND open_kfid = %(open_kfid)s AND external_userid = %(customer)s
                      AND origin = 3) m""",
             {"corp_id": corp_id, "open_kfid": open_kfid, "customer": _text(customer)})

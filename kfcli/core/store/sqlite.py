@@ -181,9 +181,10 @@ REPLIES_SCHEMA = [
         external_userid TEXT NOT NULL,
         msgid TEXT NOT NULL,
         sent_at REAL NOT NULL,
+        after_seq INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (corp_id, open_kfid, msgid))""",
     "CREATE INDEX IF NOT EXISTS sent_customer ON sent (corp_id, open_kfid, external_userid, "
-    "sent_at)",
+    "after_seq)",
 ]
 
 _MEDIA_COLUMNS = ("md.seq, m.msgid, a.open_kfid, m.msgtype, m.send_time, md.media_id, "
@@ -783,10 +784,15 @@ class SqliteStore(Store):
                              [(corp_id, open_kfid, m, status, now) for m in msgids])
 
     def record_sent(self, corp_id: str, open_kfid: str, customer: str, msgid: str) -> None:
+        # after_seq: the customer's last stored message when it was sent, so that the
+        # window counts it by order, never by comparing this machine's clock with WeCom's.
+        account = self._account(corp_id, open_kfid)
         with self._write() as conn:
             conn.execute("INSERT OR IGNORE INTO sent (corp_id, open_kfid, external_userid, "
-                         "msgid, sent_at) VALUES (?, ?, ?, ?, ?)",
-                         (corp_id, open_kfid, customer, msgid, time.time()))
+                         "msgid, sent_at, after_seq) VALUES (?, ?, ?, ?, ?, COALESCE((SELECT "
+                         "MAX(seq) FROM messages WHERE account = ? AND external_userid = ? "
+                         "AND origin = 3), 0))",
+                         (corp_id, open_kfid, customer, msgid, time.time(), account, customer))
 
     def was_sent(self, corp_id: str, open_kfid: str, msgid: str) -> bool:
         return bool(self._read("SELECT 1 FROM sent WHERE corp_id = ? AND open_kfid = ? AND "
@@ -796,14 +802,14 @@ class SqliteStore(Store):
         account = self._account(corp_id, open_kfid)
         if account is None:
             return None
-        rows = self._read("SELECT MAX(send_time) FROM messages WHERE account = ? AND "
-                          "external_userid = ? AND origin = 3", (account, customer))
+        rows = self._read("SELECT MAX(seq), MAX(send_time) FROM messages WHERE account = ? "
+                          "AND external_userid = ? AND origin = 3", (account, customer))
         if not rows or rows[0][0] is None:
             return None
-        last = rows[0][0]
+        last_seq, last = rows[0]
         sent = self._read("SELECT COUNT(*) FROM sent WHERE corp_id = ? AND open_kfid = ? AND "
-                          "external_userid = ? AND sent_at >= ?",
-                          (corp_id, open_kfid, customer, last))[0][0]
+                          "external_userid = ? AND after_seq >= ?",
+                          (corp_id, open_kfid, customer, last_seq))[0][0]
         return ReplyWindow(last, sent)
 
     def unanswered(self, corp_id: str, name: str, open_kfid: str, *, upto: int,
