@@ -271,11 +271,29 @@ def avatar(tmp_path: Path) -> Path:
 
 # PostgreSQL (helpers in tests/pgutil.py): a server from the libpq environment, as
 # `pg_virtualenv` sets it; without one these tests skip, unless KFCLI_REQUIRE_POSTGRES=1.
+@pytest.fixture(autouse=True)
+def _postgres_in_use():
+    """Every test holds the server shared: a test that restarts it waits for the others."""
+    from tests import pgutil
+
+    with pgutil.server_in_use():
+        yield
+
+
 @pytest.fixture
 def pg_url():
-    """A fresh, empty PostgreSQL database for this test (dropped afterwards): its
-    postgresql:// URL, password included."""
+    """A fresh PostgreSQL database for this test (dropped afterwards), the store's tables
+    already made: its postgresql:// URL, password included."""
     from tests import pgutil
 
     with pgutil.fresh_database() as url:
+        yield url
+
+
+@pytest.fixture
+def pg_empty_url():
+    """Like `pg_url`, but a database kfcli has never used: no tables."""
+    from tests import pgutil
+
+    with pgutil.fresh_database(migrated=False) as url:
         yield url

@@ -2,18 +2,26 @@
 PGPASSWORD, as `pg_virtualenv` sets them), a fresh database per test, and the throwaway
 cluster's restart.
 
+Several pytest-xdist workers share the server. Each test's database is a copy of a template
+the first worker migrates (`CREATE DATABASE … TEMPLATE`: no migration per test). A test holds
+a shared lock on the server while it runs (`server_in_use`, an autouse fixture in
+tests/conftest.py); `restart_server` takes it exclusively, so no other worker's test sees the
+restart.
+
 Without a reachable server the PostgreSQL tests are skipped with a message saying how to run
 them; with KFCLI_REQUIRE_POSTGRES=1 (CI) they fail instead.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 import shutil
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -88,13 +96,66 @@ def url(dbname: str, *, password: str | None = None) -> str:
     return f"postgresql://{userinfo}@{host}:{port}/{dbname}"
 
 
+def _lock_path(what: str) -> Path:
+    """A lock file shared by every worker of the suite that uses this server."""
+    import tempfile
+
+    key = f"{os.environ.get('PGHOST', '')}:{os.environ.get('PGPORT', '')}"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"kfcli-tests-pg-{digest}.{what}.lock"
+
+
+_in_use: int | None = None  # the open lock file while a test holds the server
+
+
 @contextmanager
-def fresh_database() -> Iterator[str]:
-    """A new empty database (its URL), dropped afterwards even if connections remain."""
+def server_in_use() -> Iterator[None]:
+    """Hold the server (shared with the other workers' tests) for as long as a test runs."""
+    global _in_use
+    if not os.environ.get("PGHOST") or os.name != "posix":
+        yield
+        return
+    import fcntl
+
+    fd = os.open(_lock_path("use"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        _in_use = fd
+        yield
+    finally:
+        _in_use = None
+        os.close(fd)  # releases the lock
+
+
+def _template() -> str:
+    """The migrated template database, made once per server and store schema (its name
+    carries a digest of the PostgreSQL store's source, so a changed schema gets a new one)."""
+    source = Path(__file__).resolve().parents[1] / "kfcli" / "core" / "store" / "postgres.py"
+    name = "kfcli_tpl_" + hashlib.sha256(source.read_bytes()).hexdigest()[:12]
+    from filelock import FileLock
+
+    with FileLock(str(_lock_path("template"))), admin() as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            return name
+        building = name + "_new"
+        conn.execute(f'DROP DATABASE IF EXISTS "{building}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{building}"')
+        from kfcli.core.store import open_store
+
+        open_store(url(building)).close()  # creates the tables; closes every connection
+        conn.execute(f'ALTER DATABASE "{building}" RENAME TO "{name}"')
+    return name
+
+
+@contextmanager
+def fresh_database(*, migrated: bool = True) -> Iterator[str]:
+    """A new database (its URL): a copy of the migrated template (an empty one with
+    `migrated=False`), dropped afterwards even if connections remain."""
     need_server()
     name = "kfcli_t_" + secrets.token_hex(6)
+    template = f' TEMPLATE "{_template()}"' if migrated else ""
     with admin() as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"{template}')
     try:
         yield url(name)
     finally:
@@ -119,8 +180,16 @@ def restart_server() -> None:
         if required():
             pytest.fail(f"cannot restart PostgreSQL: {why}", pytrace=False)
         pytest.skip(f"cannot restart PostgreSQL: {why}")
-    done = subprocess.run([tool, version, "regress", "restart", "-m", "fast"],
-                          capture_output=True, text=True, timeout=120)
+    if _in_use is not None:  # wait for the other workers' tests to leave the server
+        import fcntl
+
+        fcntl.flock(_in_use, fcntl.LOCK_EX)
+    try:
+        done = subprocess.run([tool, version, "regress", "restart", "-m", "fast"],
+                              capture_output=True, text=True, timeout=120)
+    finally:
+        if _in_use is not None:
+            fcntl.flock(_in_use, fcntl.LOCK_SH)
     if done.returncode != 0:  # say why (another cluster named regress running at once…)
         pytest.fail(f"pg_ctlcluster {version} regress restart failed ({done.returncode}): "
                     f"{(done.stderr or done.stdout).strip()}", pytrace=False)

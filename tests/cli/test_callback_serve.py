@@ -85,15 +85,14 @@ class Receiver:
         return json.loads(self.out.get(timeout=timeout))
 
     def request(self, method: str, query: str = "", body: bytes | None = None,
-                headers: dict[str, str] | None = None) -> tuple[int, bytes, dict, float]:
+                headers: dict[str, str] | None = None) -> tuple[int, bytes, dict]:
+        """One request; an answer that never comes fails it (the socket's timeout)."""
         conn = http.client.HTTPConnection(self.host, self.port, timeout=10)
-        started = time.perf_counter()
         conn.request(method, "/?" + query if query else "/", body=body, headers=headers or {})
         resp = conn.getresponse()
         data = resp.read()
-        elapsed = time.perf_counter() - started
         conn.close()
-        return resp.status, data, dict(resp.getheaders()), elapsed
+        return resp.status, data, dict(resp.getheaders())
 
 
 @pytest.fixture
@@ -122,7 +121,7 @@ def test_get_url_verification_answers_the_exact_bytes(serve):
     ts, nonce = "1409659589", "263014780"
     params = {"msg_signature": ref_signature(TOKEN, ts, nonce, echostr), "timestamp": ts,
               "nonce": nonce, "echostr": echostr}
-    status, body, headers, _ = rx.request("GET", urlencode(params))
+    status, body, headers = rx.request("GET", urlencode(params))
     assert (status, body) == (200, b"5927782489442352469")
     assert headers["Content-Type"].startswith("text/plain")
     # a `+` left unencoded by a proxy arrives as a space: still answered
@@ -135,9 +134,8 @@ def test_get_url_verification_answers_the_exact_bytes(serve):
 def test_post_is_answered_at_once_and_emitted_as_a_json_line(serve):
     rx = serve()
     query, body = wecom_post(event_xml("ENCtok1", "wkABC"))
-    status, data, _, elapsed = rx.request("POST", query, body)
+    status, data, _ = rx.request("POST", query, body)
     assert (status, data) == (200, b"success")
-    assert elapsed < 1.0
     assert rx.record() == {"type": "callback", "ToUserName": RECEIVE_ID,
                            "CreateTime": "1700000000", "MsgType": "event",
                            "Event": "kf_msg_or_event", "Token": "ENCtok1", "OpenKfId": "wkABC"}
@@ -162,9 +160,9 @@ def test_refusals_never_emit_and_never_crash_the_server(serve):
         ("PUT", query, body, 405),
     ]
     for method, q, b, expected in cases:
-        status, data, _, elapsed = rx.request(method, q, b)
+        status, data, _ = rx.request(method, q, b)
         assert status == expected, (method, q, b[:40] if b else b, status)
-        assert data == b"" and elapsed < 1.0
+        assert data == b""
     assert rx.out.empty()
     # still serving, and the same valid callback goes through
     assert rx.request("POST", query, body)[:2] == (200, b"success")
@@ -248,9 +246,10 @@ def test_a_slow_consumer_never_delays_answers():
     from kfcli.callback.server import make_server
 
     handled: list[str] = []
+    release = threading.Event()
 
-    def slow(fields: dict) -> None:
-        time.sleep(0.3)
+    def slow(fields: dict) -> None:  # busy until every answer is in
+        release.wait(60)
         handled.append(fields["Token"])
 
     dispatcher = Dispatcher(slow)
@@ -260,16 +259,15 @@ def test_a_slow_consumer_never_delays_answers():
                               daemon=True)
     thread.start()
     try:
-        for i in range(5):
+        for i in range(5):  # an answer that waited for the consumer would never come
             query, body = wecom_post(event_xml(f"T{i}", "wk1"))
-            conn = http.client.HTTPConnection("127.0.0.1", server.server_port, timeout=5)
-            started = time.perf_counter()
+            conn = http.client.HTTPConnection("127.0.0.1", server.server_port, timeout=30)
             conn.request("POST", "/?" + query, body=body)
             resp = conn.getresponse()
             assert (resp.status, resp.read()) == (200, b"success")
-            assert time.perf_counter() - started < 0.2
             conn.close()
-        assert len(handled) < 5
+        assert handled == []
+        release.set()
         dispatcher.close()
         assert handled == [f"T{i}" for i in range(5)]
     finally:

@@ -174,13 +174,13 @@ def test_a_version_1_store_is_upgraded_in_place_and_backfilled(store_url):
         raw(store_url, "INSERT INTO messages_fts (messages_fts) VALUES ('integrity-check')")
 
 
-def test_pg_without_pg_trgm_the_error_names_it(pg_url, monkeypatch):
+def test_pg_without_pg_trgm_the_error_names_it(pg_empty_url, monkeypatch):
     from kfcli.core.store import postgres
 
     steps = [s.replace("pg_trgm", "pg_trgm_not_installed") for s in postgres.MIGRATIONS[2]]
     monkeypatch.setitem(postgres.MIGRATIONS, 2, steps)
     with pytest.raises(ConfigError) as err:
-        open_store(pg_url)
+        open_store(pg_empty_url)
     assert "pg_trgm" in err.value.message and "CREATE EXTENSION" in err.value.hint
     assert err.value.exit_code == 3
 
