@@ -1,7 +1,10 @@
 """`kfcli callback-verify`: check, decrypt and forge WeCom callbacks by hand (DESIGN.md §7).
 
-No corp secret is needed: only the callback Token, the EncodingAESKey and the receive id
-(`--corp-id`), from flags, KFCLI_TOKEN / KFCLI_AES_KEY / KFCLI_CORP_ID, or the profile.
+No corp secret is needed: only the callback Token, the EncodingAESKey and the receive id.
+The Token and key (secrets) come from KFCLI_TOKEN / KFCLI_AES_KEY, the profile, or a hidden
+prompt on a terminal; their old flags `--token` / `--aes-key` still work but warn and are
+hidden from help (`kfcli.cli.secret_flags`). The receive id comes from `--corp-id`,
+KFCLI_CORP_ID or the profile.
 """
 
 from __future__ import annotations
@@ -33,21 +36,37 @@ class Credentials:
 
 def credentials(token: str | None = None, aes_key: str | None = None,
                 corp_id: str | None = None, *,
-                options: tuple[str, ...] = ("token", "aes_key", "corp_id")) -> Credentials:
-    """Token, EncodingAESKey and receive id: flag > env > profile, checked before anything is
-    read or sent (unset: exit 3; malformed: exit 2). An empty --corp-id is an empty receive
-    id. `options`: the settings the command has flags for (named when one is unset)."""
+                options: tuple[str, ...] = ("token", "aes_key", "corp_id"),
+                prompt: bool = False) -> Credentials:
+    """Token, EncodingAESKey and receive id: (deprecated) flag > env > profile > a hidden
+    prompt on a terminal, checked before anything is read or sent (unset: exit 3;
+    malformed: exit 2). An empty --corp-id is an empty receive id. `options`: the settings
+    the command has flags for (named when one is unset); `prompt`: whether to ask on a
+    terminal."""
+    from kfcli.cli.context import read_secret
+    from kfcli.cli.secret_flags import warn_secret_flags
     from kfcli.core.config import callback_values
 
+    warn_secret_flags({"--token": token, "--aes-key": aes_key},
+                      instead="KFCLI_TOKEN / KFCLI_AES_KEY, `kfcli config set token` / "
+                      "`kfcli config set aes_key`, or the prompt")
     flags = {"token": token, "aes_key": aes_key, "corp_id": corp_id}
-    values = callback_values(state().settings(**flags), flags, options=options)
+    settings = state().settings(**flags)
+    if prompt and sys.stdin.isatty() and sys.stderr.isatty():
+        for key, prompt in (("token", "Callback Token"), ("aes_key", "EncodingAESKey")):
+            if flags[key] is None and settings.get(key) is None:
+                flags[key] = read_secret(prompt)
+    values = callback_values(settings, flags,
+                             options=tuple(o for o in options if o == "corp_id"))
     return Credentials(values["token"], values["aes_key"], values["corp_id"])
 
 
+# Deprecated: secrets on the command line (ps, shell history). Hidden; they warn.
 TokenOpt = Annotated[str | None, typer.Option(
-    "--token", help="Callback Token. [env: KFCLI_TOKEN]", show_default=False)]
+    "--token", hidden=True, help="Deprecated: use KFCLI_TOKEN or the profile.",
+    show_default=False)]
 AesKeyOpt = Annotated[str | None, typer.Option(
-    "--aes-key", help="EncodingAESKey, 43 characters. [env: KFCLI_AES_KEY]",
+    "--aes-key", hidden=True, help="Deprecated: use KFCLI_AES_KEY or the profile.",
     show_default=False)]
 CorpIdOpt = Annotated[str | None, typer.Option(
     "--corp-id", help="Receive id: the CorpID for KF; '' for an empty one. "
@@ -92,7 +111,7 @@ def url(
     corp_id: CorpIdOpt = None,
 ) -> None:
     """Verify a URL-verification request (GET) and print the decrypted echostr."""
-    creds = credentials(token, aes_key, corp_id)
+    creds = credentials(token, aes_key, corp_id, prompt=True)
     plain = creds.crypto().verify_url(msg_signature, timestamp, nonce, echostr)
     out = state().out
     if raw:
@@ -138,7 +157,7 @@ def decrypt(
     if body_file is None and encrypt is None:
         raise UsageError("nothing to decrypt: give the POST body (BODY_FILE, or - for stdin) "
                          "or the bare Encrypt value with --encrypt")
-    creds = credentials(token, aes_key, corp_id)
+    creds = credentials(token, aes_key, corp_id, prompt=True)
     if encrypt is None:
         encrypt = encrypt_of(_read_input(body_file or "-", "BODY_FILE"))
     plain = creds.crypto().decrypt_encrypt(msg_signature, timestamp, nonce, encrypt)
@@ -190,7 +209,7 @@ def encrypt_(
         raise ValidationError("--timestamp", "must be Unix seconds (digits only)")
     if nonce is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", nonce):
         raise ValidationError("--nonce", "must be 1-64 characters [A-Za-z0-9_-]")
-    creds = credentials(token, aes_key, corp_id)
+    creds = credentials(token, aes_key, corp_id, prompt=True)
     message = _read_input(message_file, "MESSAGE_FILE")
     post = creds.crypto().build_post(message, timestamp=timestamp, nonce=nonce)
     out = state().out

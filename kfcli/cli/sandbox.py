@@ -60,6 +60,12 @@ def serve(
     if db is not None and not db.parent.is_dir():
         raise UsageError(f"--db: directory {db.parent} does not exist",
                          hint="create it first, or give a file in an existing directory")
+    out = state().out
+    if not is_loopback(host):
+        out.warning(f"--host {host} reaches beyond this machine: anyone who can reach the "
+                    "port can read the simulator's messages, drive it and point its "
+                    "callbacks anywhere (its control endpoints have no authentication); "
+                    "keep --host 127.0.0.1 unless other machines must reach it")
     path = db or paths.sandbox_db()
     try:
         server = SandboxServer(path, host, port, token_ttl)
@@ -68,13 +74,24 @@ def serve(
                                  hint="give another file, or remove this one") from None
     except OSError as exc:
         raise listen_failed(host, port, exc) from None
-    out = state().out
     out.line({"base_url": server.base_url, **server.credentials})
     out.info(f"sandbox listening on {server.base_url} (Ctrl-C to stop)")
     try:
         server.serve_forever()  # Ctrl-C: "interrupted", exit 130, as every command reports it
     finally:
         server.stop()
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` (a --host value) is reachable from this machine only."""
+    import ipaddress
+
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name: it may resolve to any address
+        return False
 
 
 def _control(method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -401,7 +418,7 @@ def corp(
 
   kfcli --sandbox sandbox callback http://127.0.0.1:8000/
 
-  kfcli sandbox callback http://10.0.0.5:8000/kf --token TOKEN --aes-key KEY
+  kfcli sandbox callback http://127.0.0.1:8000/kf
 
   kfcli sandbox callback -o json        (the current target, secrets masked)
 
@@ -420,57 +437,76 @@ kf_msg_or_event callback to URL as WeCom does: msg_signature/timestamp/nonce in 
 the event XML with a fresh sync_msg Token (valid 10 minutes) encrypted for the CorpID, a 5 s
 timeout and 3 attempts. Messages that arrive close together share one callback.
 
-The Token and EncodingAESKey default to the configured ones (KFCLI_TOKEN / KFCLI_AES_KEY or
-the profile; with --sandbox, the sandbox's own), so a receiver started with the same settings
-accepts the callbacks. URL must be reachable from the simulator's host.""")
+The callbacks are signed with the simulator's own Token and EncodingAESKey (the "token" and
+"aes_key" that `kfcli sandbox serve` printed; with --sandbox, what every command gets), so a
+receiver started with those accepts them; your production pair is never used unless you
+ask with --configured-keys (KFCLI_TOKEN / KFCLI_AES_KEY or the profile). The pair is shown
+masked. URL must be reachable from the simulator's host.""")
 @with_output
 def callback(
     url: Annotated[str | None, typer.Argument(
         help="The receiver's http(s) URL. Omit it to show the current target.",
         metavar="URL", show_default=False)] = None,
+    configured_keys: Annotated[bool, typer.Option(
+        "--configured-keys", help="Sign with the configured Token and EncodingAESKey "
+        "(KFCLI_TOKEN / KFCLI_AES_KEY or the profile) instead of the simulator's own.")
+    ] = False,
     token: Annotated[str | None, typer.Option(
-        "--token", help="Callback Token to sign with (default: the configured one). "
-        "[env: KFCLI_TOKEN]", show_default=False)] = None,
+        "--token", hidden=True, help="Deprecated: a secret on the command line.",
+        show_default=False)] = None,
     aes_key: Annotated[str | None, typer.Option(
-        "--aes-key", help="EncodingAESKey to encrypt with, 43 characters (default: the "
-        "configured one). [env: KFCLI_AES_KEY]", show_default=False)] = None,
+        "--aes-key", hidden=True, help="Deprecated: a secret on the command line.",
+        show_default=False)] = None,
     off: Annotated[bool, typer.Option("--off", help="Stop sending callbacks.")] = False,
 ) -> None:
     """Send encrypted kf_msg_or_event callbacks to URL when new messages arrive."""
-    from kfcli.core.redact import mask
+    from kfcli.cli.secret_flags import warn_secret_flags
 
     out = state().out
+    warn_secret_flags({"--token": token, "--aes-key": aes_key},
+                      instead="the simulator's own pair (the default) or --configured-keys")
+    keyed = token is not None or aes_key is not None or configured_keys
     if off:
-        if url is not None or token is not None or aes_key is not None:
-            raise UsageError("--off takes no URL, --token or --aes-key")
-        _control("POST", "/sandbox/callback", {"url": ""})
+        if url is not None or keyed:
+            raise UsageError("--off takes no URL or keys")
+        doc = _control("POST", "/sandbox/callback", {"url": ""})
         out.info("callbacks off")
-        out.obj({"url": "", "token": "", "aes_key": ""})
+        out.obj(_shown(doc))
         return
     if url is None:
-        if token is not None or aes_key is not None:
-            raise UsageError("--token and --aes-key go with a URL: "
-                             "kfcli sandbox callback URL [--token T] [--aes-key K]")
-        doc = _control("GET", "/sandbox/callback")
-        out.obj({"url": doc.get("url", ""), "token": mask(doc.get("token")),
-                 "aes_key": mask(doc.get("aes_key"))})
+        if keyed:
+            raise UsageError("the keys go with a URL: kfcli sandbox callback URL "
+                             "[--configured-keys]")
+        out.obj(_shown(_control("GET", "/sandbox/callback")))
         return
     if not _URL_RE.fullmatch(url):
         raise UsageError(f"URL: {url!r} is not an http:// or https:// URL "
                          "(for example http://127.0.0.1:8000/)")
-    values = _callback_keys(token, aes_key)
-    _control("POST", "/sandbox/callback", {"url": url, **values})
-    out.info(f"callbacks for new messages now go to {url}")
-    out.obj({"url": url, "token": mask(values["token"]), "aes_key": mask(values["aes_key"])})
+    body: dict[str, str] = {"url": url}
+    if keyed:
+        body.update(_callback_keys(token, aes_key))
+    doc = _control("POST", "/sandbox/callback", body)
+    out.info(f"callbacks for new messages now go to {url}, signed with "
+             + ("the simulator's own Token and EncodingAESKey" if doc.get("keys") == "sandbox"
+                else "the given Token and EncodingAESKey"))
+    out.obj(_shown(doc))
+
+
+def _shown(doc: dict[str, Any]) -> dict[str, Any]:
+    """The target as the simulator answers it (its pair masked), without `errcode`."""
+    return {key: doc.get(key, "") for key in ("url", "token", "aes_key", "keys")}
 
 
 _URL_RE = re.compile(r"https?://[^\s/?#]+([/?#]\S*)?")
+
+
 def _callback_keys(token: str | None, aes_key: str | None) -> dict[str, str]:
-    """{"token", "aes_key"}: the flags, else the resolved settings (unset: exit 3)."""
+    """{"token", "aes_key"}: the (deprecated) flags, else the resolved settings (unset:
+    exit 3)."""
     from kfcli.core.config import callback_values
 
     return callback_values(state().settings(), {"token": token, "aes_key": aes_key},
-                           keys=("token", "aes_key"))
+                           keys=("token", "aes_key"), options=())
 
 
 @app.command("fault", epilog="""Examples:

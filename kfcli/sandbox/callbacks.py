@@ -62,16 +62,26 @@ _log = logging.getLogger("kfcli.sandbox")
 
 
 def callback_config(server: SandboxServer) -> dict[str, str] | None:
-    """The stored callback target, or None when none is configured."""
+    """The stored callback target, or None when none is configured: ``{"url", "token",
+    "aes_key", "keys"}``, where ``keys`` is ``"sandbox"`` when the target was set without a
+    Token and key (the simulator's own pair signs) and ``"given"`` otherwise. Holds the
+    secrets in clear: for the simulator itself, never for an answer (`masked`)."""
     db = server.store
     url = db.meta("callback_url")
     if not url:
         return None
-    return {
-        "url": url,
-        "token": db.meta("callback_token") or "",
-        "aes_key": db.meta("callback_aes_key") or "",
-    }
+    token, aes_key = db.meta("callback_token") or "", db.meta("callback_aes_key") or ""
+    if token and aes_key:
+        return {"url": url, "token": token, "aes_key": aes_key, "keys": "given"}
+    own = server.credentials
+    return {"url": url, "token": own["token"], "aes_key": own["aes_key"], "keys": "sandbox"}
+
+
+def masked(value: str) -> str:
+    """A secret as control endpoints show it: ``****`` and its last four characters (as
+    kfcli masks secrets). The first line of `kfcli sandbox serve` is the one place the
+    simulator's secrets appear in clear (DESIGN.md §8)."""
+    return "****" + (value[-4:] if len(value) >= 12 else "") if value else ""
 
 
 def notify_new_messages(server: SandboxServer, open_kfid: str) -> None:
@@ -187,6 +197,9 @@ class _Deliveries:
                 return None
             token = db.meta("callback_token") or ""
             aes_key = db.meta("callback_aes_key") or ""
+            if not (token and aes_key):  # set without a pair: the simulator's own signs
+                token = self.server.credentials["token"]
+                aes_key = self.server.credentials["aes_key"]
             now = int(time.time() + float(db.meta("clock_offset") or 0))  # as Store.now()
             sync_token = issue_sync_token(db, open_kfid, now)
         corp_id = self.server.credentials["corp_id"]

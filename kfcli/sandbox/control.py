@@ -433,31 +433,51 @@ def clear_faults(request: Request) -> dict[str, Any]:
 
 @CONTROL.route("POST", "/sandbox/callback")
 def set_callback(request: Request) -> dict[str, Any]:
+    """Where encrypted callbacks go: ``{"url", "token"?, "aes_key"?}``.
+
+    Without a Token and EncodingAESKey the simulator signs with its own pair (the one `kfcli
+    sandbox serve` printed, and what `--sandbox` gives a receiver): nobody has to hand a
+    production pair to a test tool. The answer, like GET's, shows the pair masked.
+    """
     body = request.body
     url = body.get("url")
     if url in (None, ""):
         # An empty url switches callbacks off.
         with request.db.write() as db:
             db.execute("DELETE FROM meta WHERE key LIKE 'callback_%'")
-        return {"errcode": 0}
+        return {"errcode": 0, **_callback_shown(None)}
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):
         raise ControlError("url must be an http:// or https:// URL")
-    token = body.get("token")
-    if not isinstance(token, str) or not 1 <= len(token) <= 32:
-        raise ControlError("token must be a string of 1..32 characters")
-    aes_key = body.get("aes_key")
-    if not isinstance(aes_key, str) or not _AES_KEY_RE.fullmatch(aes_key):
-        raise ControlError("aes_key must be 43 characters from [A-Za-z0-9]")
+    token, aes_key = body.get("token"), body.get("aes_key")
+    if token in (None, "") and aes_key in (None, ""):
+        token = aes_key = ""  # the simulator's own pair
+    else:
+        if not isinstance(token, str) or not 1 <= len(token) <= 32:
+            raise ControlError("token must be a string of 1..32 characters (or leave out "
+                               "both token and aes_key: the simulator's own pair signs)")
+        if not isinstance(aes_key, str) or not _AES_KEY_RE.fullmatch(aes_key):
+            raise ControlError("aes_key must be 43 characters from [A-Za-z0-9] (or leave out "
+                               "both token and aes_key: the simulator's own pair signs)")
     with request.db.write() as db:
         db.set_meta("callback_url", url)
         db.set_meta("callback_token", token)
         db.set_meta("callback_aes_key", aes_key)
-    return {"errcode": 0}
+    return {"errcode": 0, **_callback_shown(callbacks.callback_config(request.server))}
 
 
 @CONTROL.route("GET", "/sandbox/callback")
 def get_callback(request: Request) -> dict[str, Any]:
-    return callbacks.callback_config(request.server) or {"url": "", "token": "", "aes_key": ""}
+    """The callback target, its Token and EncodingAESKey masked (DESIGN.md §8: no control
+    endpoint returns a secret in clear; anyone who can reach the port could forge callbacks
+    with them)."""
+    return _callback_shown(callbacks.callback_config(request.server))
+
+
+def _callback_shown(config: dict[str, str] | None) -> dict[str, str]:
+    if config is None:
+        return {"url": "", "token": "", "aes_key": "", "keys": ""}
+    return {**config, "token": callbacks.masked(config["token"]),
+            "aes_key": callbacks.masked(config["aes_key"])}
 
 
 @CONTROL.route("POST", "/sandbox/clock")

@@ -223,3 +223,25 @@ def test_malformed_body_is_refused_without_expanding_entities(run):
     r = run("callback-verify", "decrypt", *OFFICIAL, "-", input=BILLION_LAUGHS.decode(),
             env=ENV)
     assert r.code == 5 and "DOCTYPE" in r.err and r.out == ""
+
+
+def test_secret_flags_still_work_but_warn_and_are_hidden_from_help(run):
+    # A secret on the command line is visible in `ps` and kept in shell history: the flags
+    # stay for old scripts, with a deprecation warning, and help no longer offers them.
+    r = run("callback-verify", "decrypt", *OFFICIAL, "--encrypt", ENCRYPT, *CREDS)
+    assert r.code == 0 and "Content\thello" in r.out
+    assert "warning: --token and --aes-key are deprecated" in r.err and "KFCLI_TOKEN" in r.err
+    r = run("callback-verify", "decrypt", *OFFICIAL, "--encrypt", ENCRYPT, "--aes-key",
+            AES_KEY, env={"KFCLI_TOKEN": TOKEN, "KFCLI_CORP_ID": RECEIVE_ID})
+    assert r.code == 0 and "warning: --aes-key is deprecated" in r.err
+    r = run("callback-verify", "decrypt", *OFFICIAL, "--encrypt", ENCRYPT, env=ENV)
+    assert r.code == 0 and "deprecated" not in r.err
+    no_secrets(r)
+    for command in ("url", "decrypt", "encrypt"):
+        r = run("callback-verify", command, "--help")
+        assert r.code == 0 and "--corp-id" in r.out
+        assert "--token" not in r.out and "--aes-key" not in r.out, command
+    # Unset, the error names the environment and the profile, not the flags.
+    r = run("callback-verify", "decrypt", *OFFICIAL, "--encrypt", ENCRYPT,
+            env={"KFCLI_CORP_ID": RECEIVE_ID})
+    assert r.code == 3 and "KFCLI_TOKEN" in r.err and "--token" not in r.err

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 
+from kfcli.core.redact import mask
 from tests.cli.conftest import AVATAR, receiver_url
 
 
@@ -66,37 +67,65 @@ def test_embedded_sandbox_delivers_before_the_command_exits(spawn, run):
 
 def test_sandbox_callback_command(kf, sandbox):
     creds = sandbox.creds
-    keys = {"KFCLI_TOKEN": creds["token"], "KFCLI_AES_KEY": creds["aes_key"]}
+    # A production pair in the environment (or the profile) is never the default.
+    production = {"KFCLI_TOKEN": "ProductionToken1", "KFCLI_AES_KEY": "P" * 43}
     url = "http://127.0.0.1:9/kf"
 
-    r = kf("sandbox", "callback", url)  # no Token / EncodingAESKey configured
-    assert r.code == 3 and "KFCLI_TOKEN" in r.err and "--token" in r.err
-    r = kf("sandbox", "callback", "ftp://example.com/", env=keys)
+    r = kf("sandbox", "callback", "ftp://example.com/")
     assert r.code == 2 and "http://" in r.err
-    r = kf("sandbox", "callback", url, "--aes-key", "short", env=keys)
+    r = kf("sandbox", "callback", url, "--aes-key", "short", env=production)
     assert r.code == 2 and "43" in r.err
     r = kf("sandbox", "callback", url, "--off")
     assert r.code == 2
+    r = kf("sandbox", "callback", url, "--configured-keys")  # none configured
+    assert r.code == 3 and "KFCLI_TOKEN" in r.err and "--token" not in r.err
     assert sandbox.get("/sandbox/callback")["url"] == ""  # nothing was sent
 
-    r = kf("sandbox", "callback", url, "-o", "json", env=keys)
+    r = kf("sandbox", "callback", url, "-o", "json", env=production)
     assert r.code == 0, r.err
     shown = r.json()
-    assert shown["url"] == url and shown["token"].startswith("****")
-    assert creds["token"] not in r.out and creds["aes_key"] not in r.out
-    assert sandbox.get("/sandbox/callback") == {"url": url, "token": creds["token"],
-                                                "aes_key": creds["aes_key"]}
+    assert shown["url"] == url and shown["keys"] == "sandbox"
+    assert shown["token"].startswith("****") and "simulator's own" in r.err
+    for secret in (creds["token"], creds["aes_key"], *production.values()):
+        assert secret not in r.out + r.err
+    assert sandbox.get("/sandbox/callback") == {
+        "url": url, "token": mask(creds["token"]), "aes_key": mask(creds["aes_key"]),
+        "keys": "sandbox"}
 
-    r = kf("sandbox", "callback", url, "--token", "Other123", "--aes-key", "A" * 43, env=keys)
+    r = kf("sandbox", "callback", url, "--configured-keys", "-o", "json", env=production)
+    assert r.code == 0 and r.json()["keys"] == "given", r.err
+    assert sandbox.get("/sandbox/callback")["aes_key"] == mask(production["KFCLI_AES_KEY"])
+
+    # The old flags still work, but warn.
+    r = kf("sandbox", "callback", url, "--token", "Other123", "--aes-key", "A" * 43)
     assert r.code == 0, r.err
-    assert sandbox.get("/sandbox/callback") == {"url": url, "token": "Other123",
-                                                "aes_key": "A" * 43}
+    assert "deprecated" in r.err and "--token and --aes-key" in r.err
+    assert sandbox.get("/sandbox/callback") == {"url": url, "token": mask("Other123"),
+                                                "aes_key": mask("A" * 43), "keys": "given"}
     r = kf("sandbox", "callback", "-o", "json")
     assert r.code == 0 and r.json()["url"] == url and "Other123" not in r.out
+    r = kf("sandbox", "callback", "--help")
+    assert "--token" not in r.out and "--aes-key" not in r.out and "--configured-keys" in r.out
 
     r = kf("sandbox", "callback", "--off", "-o", "json")
     assert r.code == 0 and r.json()["url"] == ""
     assert sandbox.get("/sandbox/callback")["url"] == ""
+
+
+def test_sandbox_serve_warns_when_it_listens_beyond_loopback(spawn, run, tmp_path):
+    from kfcli.cli.sandbox import is_loopback
+
+    assert all(map(is_loopback, ("127.0.0.1", "127.0.0.9", "::1", "[::1]", "localhost")))
+    assert not any(map(is_loopback, ("0.0.0.0", "::", "192.168.1.5", "example.com", "")))
+    # Nothing here listens beyond loopback: 192.0.2.1 (TEST-NET-1) is no address of this
+    # machine, so the server cannot bind it (exit 3), after the warning.
+    r = run("sandbox", "serve", "--host", "192.0.2.1", "--port", "0", "--db",
+            str(tmp_path / "far.db"))
+    assert r.code == 3 and "warning: --host 192.0.2.1 reaches beyond this machine" in r.err
+    quiet = spawn("sandbox", "serve", "--host", "localhost", "--port", "0", "--db",
+                  str(tmp_path / "kf.db"))
+    assert json.loads(quiet.out_line())["base_url"]
+    assert quiet.err_line().startswith("sandbox listening on")
 
 
 def test_sandbox_callback_needs_a_simulator(run):

@@ -200,6 +200,16 @@ def test_servicer_message_fires_a_callback(client: Client, receiver: Receiver) -
     assert receiver.get().path == "/kf/callback"
 
 
+def test_a_target_without_a_pair_is_signed_with_the_simulators_own(
+        client: Client, sandbox: SandboxServer, receiver: Receiver) -> None:
+    open_kfid = client.add_account()
+    client.ok("POST", "/sandbox/callback", {"url": receiver.url})
+    client.say(open_kfid)
+    own = sandbox.credentials
+    fields = open_callback(sandbox, receiver.get(), own["token"], own["aes_key"])
+    assert fields["OpenKfId"] == open_kfid
+
+
 def test_no_target_no_callback_and_off_stops_them(
         client: Client, sandbox: SandboxServer, receiver: Receiver) -> None:
     open_kfid = client.add_account()

@@ -182,17 +182,38 @@ def test_sent_messages(client: Client, db: sqlite3.Connection) -> None:
 def test_callback_target(client: Client) -> None:
     assert client.ok("GET", "/sandbox/callback")["url"] == ""
     target = {"url": "http://127.0.0.1:9/cb", "token": "tok", "aes_key": "a" * 43}
-    assert client.ok("POST", "/sandbox/callback", target) == {"errcode": 0}
-    assert client.ok("GET", "/sandbox/callback") == target
+    shown = {"url": target["url"], "token": "****", "aes_key": "****aaaa", "keys": "given"}
+    assert client.ok("POST", "/sandbox/callback", target) == {"errcode": 0, **shown}
+    assert client.ok("GET", "/sandbox/callback") == shown
     for bad in (
         {**target, "url": "ftp://x"},
         {**target, "aes_key": "short"},
         {**target, "aes_key": "+" * 43},
         {**target, "token": ""},
+        {"url": target["url"], "token": "tok"},  # half a pair
     ):
         assert client.control("POST", "/sandbox/callback", bad).status_code == 400, bad
-    assert client.ok("POST", "/sandbox/callback", {"url": ""}) == {"errcode": 0}
+    assert client.ok("POST", "/sandbox/callback", {"url": ""})["errcode"] == 0
     assert client.ok("GET", "/sandbox/callback")["url"] == ""
+
+
+def test_no_control_endpoint_hands_out_the_callback_secrets(client: Client) -> None:
+    # The attack: whoever reaches the port asks for the Token and EncodingAESKey and forges
+    # callbacks to the real receiver. Both a given pair and the simulator's own stay masked.
+    own = client.server.credentials
+    given = {"token": "ProductionToken1", "aes_key": "Q" * 43}
+    for body in (given, {}):
+        answer = client.ok("POST", "/sandbox/callback", {"url": "http://127.0.0.1:9/", **body})
+        shown = client.ok("GET", "/sandbox/callback")
+        for secret in (given["token"], given["aes_key"], own["token"], own["aes_key"]):
+            assert secret not in json.dumps(answer) and secret not in json.dumps(shown)
+        assert shown["keys"] == ("given" if body else "sandbox")
+    # Nor does any other GET endpoint.
+    for path in ("/sandbox/directory", "/sandbox/stats", "/sandbox/sent_messages",
+                 "/sandbox/faults", "/sandbox/clock"):
+        text = client.control("GET", path).text
+        assert own["token"] not in text and own["aes_key"] not in text
+        assert own["secret"] not in text, path
 
 
 def test_clock(client: Client, db_path: Path) -> None:

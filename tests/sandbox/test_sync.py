@@ -59,6 +59,9 @@ def test_default_limit_is_1000(client: Client) -> None:
     answer = sync(client, open_kfid)
     assert len(answer["msg_list"]) == 1000 and answer["has_more"] == 1
     assert len(sync(client, open_kfid, limit=1)["msg_list"]) == 1
+    # 0 means the default too, as the Go SDK sends it for an unset limit (DESIGN.md §8).
+    answer = sync(client, open_kfid, limit=0)
+    assert answer["errcode"] == 0 and len(answer["msg_list"]) == 1000
 
 
 def test_cursor_resume_and_reread(client: Client) -> None:
@@ -290,7 +293,6 @@ def test_tokens(client: Client) -> None:
 @pytest.mark.parametrize(
     ("body", "errcode"),
     [
-        ({"limit": 0}, 40058),
         ({"limit": 1001}, 40058),
         ({"limit": "10"}, 40058),
         ({"cursor": "not-a-cursor"}, 40058),

@@ -64,10 +64,12 @@ def customer_from_body(request: Request, db: Tx, field: str = "external_userid")
     return external_userid
 
 
-def limit_from_body(request: Request, default: int, maximum: int) -> int:
-    """An optional ``limit`` of 1..maximum (absent: ``default``); 0 or more is 40058."""
+def limit_from_body(request: Request, default: int, maximum: int, *,
+                    zero_is_default: bool = False) -> int:
+    """An optional ``limit`` of 1..maximum (absent: ``default``; 0 too with
+    `zero_is_default`); anything else is 40058."""
     limit = optional_uint(request.body, "limit")
-    if limit is None:
+    if limit is None or (limit == 0 and zero_is_default):
         return default
     if not 1 <= limit <= maximum:
         raise WeComError(40058, f"limit must be 1..{maximum}")

@@ -30,7 +30,10 @@ def sync_msg(request: Request) -> RawResponse:
     open_kfid = required_str(body, "open_kfid")
     cursor = optional_str(body, "cursor")
     token = optional_str(body, "token")
-    limit = limit_from_body(request, rules.SYNC_MAX_LIMIT, rules.SYNC_MAX_LIMIT)
+    # 0 is the default 1000 (DESIGN.md §8): WeCom documents 1000 as the default, and the Go
+    # SDK (kf-api.md §6.1) sends "limit": 0 whenever its caller leaves the limit unset.
+    limit = limit_from_body(request, rules.SYNC_MAX_LIMIT, rules.SYNC_MAX_LIMIT,
+                            zero_is_default=True)
     voice_format = optional_uint(body, "voice_format")
     if voice_format is not None and voice_format not in rules.VOICE_FORMATS:
         raise WeComError(40058, "voice_format must be 0 (AMR) or 1 (SILK)")
