@@ -149,10 +149,12 @@ is read (a pipe that stays open works): {"open_kfid", "external_userid" (or "tou
 derived from reply_to and the reply's position among the batch's replies to that message,
 else from the line's number and content: running a batch again never delivers twice. Writes
 one JSON line per input line, flushed: {"line", "msgid", "status": "sent", "already_sent",
-"failed" or "skipped", "errcode", "message"} (an unreadable line: "failed" with "invalid":
-true). Where the message store holds the customer's messages, a line that would break WeCom's
-reply window (5 messages within 48 h of the customer's last one) is skipped with the errcode
-WeCom would answer, and one already delivered is reported already_sent, without a request.
+"failed" or "skipped", "errcode", "message"} (an unreadable line, or one whose reply_to the
+store knows as another account's or customer's message: "failed" with "invalid": true,
+nothing sent or recorded). Where the message store holds the customer's messages, a line
+that would break WeCom's reply window (5 messages within 48 h of the customer's last one) is
+skipped with the errcode WeCom would answer, and one already delivered is reported
+already_sent, without a request.
 --parallel N sends N at once, one customer's messages always in input order; a rate limit met
 by one holds them all back.
 

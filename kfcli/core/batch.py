@@ -20,7 +20,9 @@ met by one worker holds back them all (the client's shared back-off). One result
     {"line": N, "msgid", "status": "sent"|"already_sent"|"failed"|"skipped",
      "errcode": int|null, "message": str|null}
 
-"failed" with errcode null and `invalid: true` is an input line that could not be read.
+"failed" with errcode null and `invalid: true` is an input line that could not be read, or
+one refused before any request: a `reply_to` that the store knows as another account's or
+another customer's message (`Ledger.foreign_reply`; nothing is sent or recorded).
 """
 
 from __future__ import annotations
@@ -221,6 +223,32 @@ class Ledger:
 
         return self._guard(decide)
 
+    def foreign_reply(self, line: Line) -> str | None:
+        """Why `line.reply_to` is not the line's customer's message, per the store (None: it
+        is, or the store does not have it). A reply sent to customer B but recorded as
+        answering A's message would hand A's message to nobody again (`--ack replies`): a
+        confused or prompt-injected bot could silence a customer."""
+        assert line.reply_to is not None
+
+        def owner(store: Any) -> str | None:
+            found = store.message(self.corp_id, line.reply_to)
+            if found is None:
+                return None
+            try:
+                doc = json.loads(found[0].text)
+            except ValueError:
+                return None
+            account, customer = doc.get("open_kfid"), doc.get("external_userid")
+            if account != line.open_kfid:
+                return (f"line {line.number}: reply_to {line.reply_to} is a message of "
+                        f"another account ({account}), not of {line.open_kfid}")
+            if customer != line.customer:
+                return (f"line {line.number}: reply_to {line.reply_to} is a message of "
+                        f"another customer ({customer}), not of {line.customer}")
+            return None
+
+        return self._guard(owner)
+
     def sent(self, line: Line) -> None:
         self._guard(lambda store: store.record_sent(self.corp_id, line.open_kfid,
                                                      line.customer, line.msgid))
@@ -309,6 +337,11 @@ class BatchSender:
                     self._failure = self._failure or exc
 
     def _send(self, line: Line) -> None:
+        if line.reply_to is not None and self.ledger is not None:
+            problem = self.ledger.foreign_reply(line)
+            if problem is not None:  # refused before any request; nothing recorded
+                self._result(line.number, "", "invalid", None, problem)
+                return
         if line.no_reply:
             self._ack(line, "no_reply")
             self._result(line.number, "", "skipped", None, "no_reply: nothing sent")

@@ -202,3 +202,46 @@ def test_the_reply_window_is_checked_from_the_store(kf, sandbox, store_env):
     view = on_terminal(["msg", "history", open_kfid, "--customer", "wmWin"],
                        {**sandbox.env, **store_env})
     assert "reply window: 5 of 5 left, closes in 48 h" in view.err
+
+
+def test_reply_to_of_another_customer_or_account_is_refused(kf, sandbox, store_env):
+    """The attack: a line for customer B whose reply_to is A's message would be sent to B
+    and record A's message as answered, so `--ack replies` never hands A's message out
+    again. Refused before any request (invalid), nothing recorded."""
+    open_kfid, other = sandbox.account(), sandbox.account("Sales")
+    sandbox.say(open_kfid, "help me", external_userid="wmA")
+    sandbox.say(open_kfid, "hi", external_userid="wmB")
+    sandbox.say(other, "elsewhere", external_userid="wmB")
+    for account in (open_kfid, other):
+        assert kf("msg", "sync", account, env=store_env).code == 0
+    by_text = {}
+    for account in (open_kfid, other):
+        r = kf("msg", "history", account, "-o", "jsonl", env=store_env)
+        by_text.update({m["text"]["content"]: m["msgid"]
+                        for m in map(json.loads, r.out.splitlines())})
+    # First position the consumer with acknowledgements: it starts before every message.
+    r = kf("msg", "history", open_kfid, "--consumer", "ackbot", "--ack", "replies",
+           "--since", "0", "-o", "jsonl", env=store_env)
+    assert r.code == 0, r.err
+    assert [json.loads(x)["text"]["content"] for x in r.out.splitlines()] == \
+        ["help me", "hi"]
+
+    batch = (line(open_kfid, "wmB", "for B", reply_to=by_text["help me"]) + "\n"
+             + json.dumps({"open_kfid": open_kfid, "external_userid": "wmB",
+                           "reply_to": by_text["help me"], "no_reply": True}) + "\n"
+             + line(open_kfid, "wmB", "wrong account", reply_to=by_text["elsewhere"]) + "\n"
+             + line(open_kfid, "wmB", "fine", reply_to=by_text["hi"]) + "\n")
+    r = kf("msg", "send", "--batch", "-", "--parallel", "1", input=batch, env=store_env)
+    assert r.code == 2, r.err
+    got = results(r.out)
+    for n, word in ((1, "another customer (wmA)"), (2, "another customer (wmA)"),
+                    (3, "another account")):
+        assert got[n]["status"] == "failed" and got[n]["invalid"] is True, got[n]
+        assert word in got[n]["message"] and got[n]["msgid"] is None
+    assert got[4]["status"] == "sent"
+    assert texts(sandbox, open_kfid) == ["fine"]  # nothing else reached WeCom
+    # A's message is still unanswered: a restarted acknowledging consumer gets it again.
+    r = kf("msg", "history", open_kfid, "--consumer", "ackbot", "--ack", "replies",
+           "-o", "jsonl", env=store_env)
+    assert r.code == 0, r.err
+    assert "help me" in [json.loads(x)["text"]["content"] for x in r.out.splitlines()]
