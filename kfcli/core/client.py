@@ -9,11 +9,13 @@ Retry rules (DESIGN.md §3):
   connections and HTTP 5xx: retried only where a retry is safe, i.e. reads and message sends
   (which always carry a msgid that WeCom keeps unique per account).
 
-HTTP goes through `kfcli.core.http` (the standard library's http.client, imported on the
-first request), which keeps start-up within budget. Everything that can go wrong in a call
-reaches the caller as a `KfError`: `kfcli.core.http` turns every socket, TLS and http.client
-failure into `HttpError` (here `NetworkError`), and an answer that is not JSON or lacks what
-the call needs is a `ResponseError` (`_json`, `_required`, `_models`).
+HTTP goes through a transport: by default `kfcli.core.http.Http`, a thin adapter over urllib3
+(imported on the first request, which keeps start-up within budget); `KfClient(transport=...)`
+takes any object with the same `request` method (`kfcli.core.http.Transport`). Everything
+that can go wrong in a call reaches the caller as a `KfError`: the transport turns every
+socket, TLS, proxy and urllib3 failure into `HttpError` (here `NetworkError`, or
+`ConfigError` when the fix is a setting), and an answer that is not JSON or lacks what the
+call needs is a `ResponseError` (`_json`, `_required`, `_models`).
 
 A client is safe to share between threads (see `KfClient`): calls return their whole outcome
 and leave no per-call state on the client (STYLE.md practice 14).
@@ -41,7 +43,15 @@ from kfcli.core.errors import (
     ValidationError,
     api_error,
 )
-from kfcli.core.http import CaBundle, Http, HttpError, Response, SettingError, multipart
+from kfcli.core.http import (
+    CaBundle,
+    Http,
+    HttpError,
+    Response,
+    SettingError,
+    Transport,
+    multipart,
+)
 
 if TYPE_CHECKING:
     from kfcli.core.sync import MessageStream
@@ -106,9 +116,10 @@ class KfClient:
 
     * Every call returns its whole outcome and keeps nothing of it on the client (a send's
       `SendResult` says whether it was retried or already delivered).
-    * HTTP connections are pooled (`kfcli.core.http.Http`): each request borrows one for
-      its exchange, so threads never share a connection mid-request, and keep-alive
-      connections are reused by whichever thread calls next. A forked child opens its own.
+    * HTTP connections are pooled (`kfcli.core.http.Http`, urllib3's pool): each request
+      borrows one for its exchange, so threads never share a connection mid-request, and
+      keep-alive connections are reused by whichever thread calls next. A forked child
+      opens its own.
     * The access token is shared by every thread, and by every process through the cache
       file (`TokenCache`): when it is missing, expired or rejected, one thread calls
       gettoken and the others wait for its answer.
@@ -119,6 +130,11 @@ class KfClient:
     `close()` (or leaving a `with KfClient(...) as client:` block) closes every connection
     the client opened: idle ones at once, those of calls still in flight when the call ends.
     A closed client still works: the next call opens a new connection.
+
+    `transport=` replaces the urllib3 transport with any object that has its `request`
+    method (`kfcli.core.http.Transport`): a fake for tests that need no server, or an
+    integrator's own HTTP stack. Retries, tokens and redaction stay the client's; proxy,
+    CA-bundle and timeout settings are then the transport's business.
     """
 
     def __init__(
@@ -132,6 +148,7 @@ class KfClient:
         retry: RetryPolicy | None = None,
         trace: Trace | None = None,
         ca_bundle: str | CaBundle | None = None,
+        transport: Transport | None = None,
     ) -> None:
         for field, value in (("corp_id", corp_id), ("secret", secret)):
             if not isinstance(value, str) or not value:
@@ -153,12 +170,15 @@ class KfClient:
         # REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE, if set.
         self.ca_bundle = ca_bundle
         self._secret = secret
-        self._http: Http | None = None
+        # `transport`: what requests go through instead of the urllib3 one (a test double,
+        # an integrator's own); the network settings above are then its business.
+        self._http: Transport | None = transport
         self._http_lock = threading.Lock()
         self._last = threading.local()  # backs the deprecated per-thread flags below
         #: Until when (time.monotonic) every thread holds back: a rate limit met by one.
         self._paused_until = 0.0
-        self._new_http()  # a bad base_url fails here, not at the first call
+        if transport is None:
+            self._new_http()  # a bad base_url fails here, not at the first call
         self.tokens = token_cache or TokenCache(corp_id, secret, self._fetch_token)
 
     @classmethod
@@ -167,7 +187,7 @@ class KfClient:
         bundle = settings.values.get("ca_bundle")
         if bundle is not None and bundle.value and "ca_bundle" not in kwargs and \
                 settings.base_url.startswith("https:"):
-            from kfcli.core.http import _ca_bundle
+            from kfcli.core.proxyenv import ca_bundle as _ca_bundle
 
             where = "KFCLI_CA_BUNDLE" if bundle.source == "env" else \
                 f"the ca_bundle setting of profile {settings.profile!r}"
@@ -196,8 +216,9 @@ class KfClient:
         """Close every connection the client opened (see the class docstring)."""
         with self._http_lock:
             http = self._http
-        if http is not None:
-            http.close()
+        close = getattr(http, "close", None)  # optional for a transport of the caller's
+        if close is not None:
+            close()
 
     def __enter__(self) -> KfClient:
         return self
@@ -224,8 +245,8 @@ class KfClient:
     # ------------------------------------------------------------------ transport
 
     @property
-    def http(self) -> Http:
-        """The connection pool (its connections are opened on demand)."""
+    def http(self) -> Transport:
+        """The transport: by default the connection pool (connections opened on demand)."""
         http = self._http
         if http is None:
             with self._http_lock:
@@ -336,7 +357,7 @@ class KfClient:
         from urllib.parse import urlencode
 
         query = ("?" + urlencode(params)) if params else ""
-        proxy = self.http.proxy
+        proxy = getattr(self.http, "proxy", None)
         if proxy is not None:
             self._trace(f"* through proxy {proxy.shown()} (from {proxy.variable})")
         self._trace(f"> {method} {self.base_url}{path}{query}")

@@ -74,7 +74,7 @@ def test_proxy_variables_and_shown_form(monkeypatch):
     assert (proxy.address, proxy.variable, proxy.auth) == ("proxy.corp:80", "https_proxy", None)
 
 
-@pytest.mark.parametrize("url", ["socks5h://p:1080", "https://p:3128", "ftp://p:21",
+@pytest.mark.parametrize("url", ["gopher://p:70", "ftp://p:21",
                                  "http://p:80a", "http://p:99999", "http://[::1", "http://:8080"])
 def test_unusable_proxy_url_is_a_setting_error(monkeypatch, url):
     monkeypatch.setenv("HTTPS_PROXY", url)
