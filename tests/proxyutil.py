@@ -8,11 +8,16 @@ the client never resolves it) and absolute-URL requests to `upstream` too. With 
 
 `TlsFront` terminates TLS with a certificate for kf.test/localhost/127.0.0.1 signed by the
 throwaway CA and relays each request to an HTTP server (the sandbox).
+
+Issue 23: `TlsTunnel` puts TLS in front of a `FakeProxy` (together an https:// proxy), and
+`Socks5Proxy` is a small SOCKS5 server (with or without username/password) that sends every
+connection to one upstream. Everything listens on loopback only.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import select
 import socket
 import ssl
@@ -137,8 +142,9 @@ class _Server:
 class FakeProxy(_Server):
     def __init__(self, *, answer: str | None = None, upstream: tuple[str, int] | None = None,
                  user: str | None = None, password: str | None = None,
-                 hasty: bool = False) -> None:
+                 hasty: bool = False, connect_upstream: tuple[str, int] | None = None) -> None:
         super().__init__()
+        self.connect_upstream = connect_upstream or upstream  # where CONNECT goes, if not
         self.answer = answer
         #: Like tinyproxy: refuse at once, before reading the request's body (closing with
         #: it unread resets the connection), and answer wrong credentials with 401.
@@ -182,7 +188,7 @@ class FakeProxy(_Server):
                              "Connection: close\r\n\r\n<h1>no</h1>").encode())
                 return
             if line.startswith("CONNECT "):
-                with socket.create_connection(self.upstream, timeout=10) as up:
+                with socket.create_connection(self.connect_upstream, timeout=10) as up:
                     conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
                     if rest:
                         up.sendall(rest)
@@ -223,3 +229,101 @@ class TlsFront(_Server):
                 return
             head, rest = got
             tls.sendall(_forward(self.upstream, head, _read_body(tls, head, rest)))
+
+
+def _relay(src: socket.socket, dst: socket.socket) -> None:
+    """Copy src to dst until either end closes; then shut both down (the other direction's
+    relay ends too). Works for TLS sockets, whose buffered bytes select() would not see."""
+    with contextlib.suppress(OSError):  # ssl.SSLError is an OSError
+        while data := src.recv(65536):
+            dst.sendall(data)
+    for sock in (src, dst):
+        with contextlib.suppress(OSError, ValueError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+
+def _splice(a: socket.socket, b: socket.socket) -> None:
+    other = threading.Thread(target=_relay, args=(b, a), daemon=True)
+    other.start()
+    _relay(a, b)
+    other.join(10)
+
+
+class TlsTunnel(_Server):
+    """TLS on loopback in front of `upstream` (a FakeProxy): together, an https:// proxy.
+    `handshakes` counts TLS attempts."""
+
+    def __init__(self, cert: Path, key: Path, upstream: tuple[str, int]) -> None:
+        super().__init__()
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.context.load_cert_chain(cert, key)
+        self.upstream = upstream
+        self.handshakes = 0
+
+    def serve(self, conn: socket.socket) -> None:
+        self.handshakes += 1
+        with self.context.wrap_socket(conn, server_side=True) as tls, \
+                socket.create_connection(self.upstream, timeout=10) as up:
+            _splice(tls, up)
+
+
+def _recv_exactly(conn: socket.socket, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = conn.recv(n - len(data))
+        if not chunk:
+            raise ConnectionError("closed mid-message")
+        data += chunk
+    return data
+
+
+class Socks5Proxy(_Server):
+    """A SOCKS5 server (RFC 1928, CONNECT only; RFC 1929 username/password when `user` is
+    given) that sends every connection to `upstream`, whatever the client asked for.
+    `destinations` records what it asked for: ("kf.test", 8443) for a name the proxy is to
+    resolve (socks5h://), ("192.0.2.10", 80) for an address."""
+
+    def __init__(self, upstream: tuple[str, int], *, user: str | None = None,
+                 password: str | None = None) -> None:
+        super().__init__()
+        self.upstream = upstream
+        self.user, self.password = user, password
+        self.destinations: list[tuple[str, int]] = []
+
+    def serve(self, conn: socket.socket) -> None:
+        version, count = _recv_exactly(conn, 2)
+        methods = _recv_exactly(conn, count)
+        wanted = 0x02 if self.user is not None else 0x00
+        if version != 5 or wanted not in methods:
+            conn.sendall(b"\x05\xff")
+            return
+        conn.sendall(bytes([5, wanted]))
+        if wanted == 0x02:
+            _, ulen = _recv_exactly(conn, 2)
+            user = _recv_exactly(conn, ulen).decode()
+            plen = _recv_exactly(conn, 1)[0]
+            password = _recv_exactly(conn, plen).decode()
+            ok = (user, password) == (self.user, self.password)
+            conn.sendall(b"\x01\x00" if ok else b"\x01\x01")
+            if not ok:
+                return
+        _, command, _, atyp = _recv_exactly(conn, 4)
+        if atyp == 1:
+            host = socket.inet_ntop(socket.AF_INET, _recv_exactly(conn, 4))
+        elif atyp == 4:
+            host = socket.inet_ntop(socket.AF_INET6, _recv_exactly(conn, 16))
+        else:
+            host = _recv_exactly(conn, _recv_exactly(conn, 1)[0]).decode()
+        port = struct.unpack("!H", _recv_exactly(conn, 2))[0]
+        self.destinations.append((host, port))
+        if command != 1:
+            conn.sendall(b"\x05\x07\x00\x01" + bytes(6))  # command not supported
+            return
+        try:
+            up = socket.create_connection(self.upstream, timeout=10)
+        except OSError:
+            conn.sendall(b"\x05\x05\x00\x01" + bytes(6))  # connection refused
+            return
+        with up:
+            conn.sendall(b"\x05\x00\x00\x01" + bytes(6))  # succeeded (bound 0.0.0.0:0)
+            _splice(conn, up)

@@ -267,8 +267,8 @@ class Http:
 
         proxy, sent = self.proxy, getattr(_attempt, "sent", False)
         # The innermost OSError that says why (PySocks wraps the socket's own).
-        reason = _os_reason(next((e for e in chain if isinstance(e, OSError) and e.strerror),
-                                 None) or first(OSError) or exc)
+        reason = _os_reason(next((e for e in chain if isinstance(e, OSError) and
+                                  isinstance(e.strerror, str)), None) or first(OSError) or exc)
         tls = first(ssl.SSLError)
         if tls is not None and not sent:
             # Untrusted, mismatched, or not TLS at all: the same however often one tries.
@@ -280,12 +280,22 @@ class Http:
                                  hint=_CA_HINT)
             return HttpError(f"TLS handshake with {whose} failed ({_tls_reason(tls)})",
                              never_sent=True, retry=False)
+        if proxy and proxy.scheme.startswith("socks") and not sent:
+            import socks  # PySocks: there is a SOCKS proxy, so the extra is installed
+
+            if first(socks.SOCKS5AuthError):
+                return HttpError(f"SOCKS proxy {proxy.address} refused the credentials: check "
+                                 f"{proxy.variable}", never_sent=True, retry=False, config=True)
+            said = first((socks.SOCKS5Error, socks.SOCKS4Error))
+            if said is not None:  # its answer to CONNECT: the destination, not the proxy
+                return HttpError(f"SOCKS proxy {proxy.address} from {proxy.variable} could not "
+                                 f"connect to {self.host}:{self.port} ({said.msg})",
+                                 never_sent=True)
         refused = _tunnel_status(exc)
         if proxy and refused:
             return self._proxy_refused(*refused)
-        if proxy and not sent and (isinstance(exc, ux.ProxyError) or
-                                   proxy.scheme.startswith("socks") and
-                                   isinstance(exc, ux.ConnectTimeoutError)):
+        if proxy and not sent and (isinstance(exc, ux.ProxyError) or proxy.scheme.startswith(
+                "socks") and isinstance(exc, ux.ConnectTimeoutError)):
             timed_out = first(ux.NewConnectionError) is None and (
                 first(ux.ConnectTimeoutError) or first(TimeoutError))
             return HttpError(f"cannot connect to proxy {proxy.address} from "
