@@ -4,9 +4,11 @@ Three formats, each written as the rows are read from the store, so memory stays
 however many messages are exported:
 
 * `csv`: UTF-8 with a byte-order mark (Excel on a Chinese Windows machine reads it as UTF-8
-  only with one), a header row, one row per message (`CSV_COLUMNS`). Text that Excel would
-  run as a formula (starting with = + - @ or a tab/CR) gets a leading `'`, as OWASP advises
-  for CSV fed to spreadsheets: customer text is hostile.
+  only with one), a header row, one row per message (`CSV_COLUMNS`). Customer text is
+  hostile, to spreadsheets and to terminals (`cat` of the file, `-O -`): control characters
+  (C0 but tab, LF and CR; DEL; C1) and bidi controls are removed from every field, and text
+  that a spreadsheet could run as a formula gets a leading `'` (`csv_text`, the rule in the
+  README's "Security"); a field holding `"`, `,`, `;` or a line break is quoted.
 * `jsonl`: each message's stored JSON text, exactly what `msg sync -o jsonl` printed.
 * `html`: one self-contained page (inline CSS, nothing fetched), messages grouped by
   conversation (account + customer) with a line for each new day; all text escaped. To group
@@ -53,10 +55,48 @@ class MediaSource(Protocol):
     def data(self, item: MediaItem) -> bytes:
         """An archived entry's bytes (images only: at most 10 MB, one at a time)."""
 
-_FORMULA = ("=", "+", "-", "@", "\t", "\r")
 # C0 controls but tab and newline, DEL, C1 controls, bidi overrides: never valid or wanted
 # in the page's text.
 _UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+# --- CSV text: controls out, formulas defused -------------------------------------------
+# What a CSV field may not carry: C0 controls but tab, LF and CR; DEL; C1 controls (U+009B
+# is an 8-bit CSI: with ESC they make OSC 52 clipboard writes, OSC 8 links and SGR on a
+# terminal that shows the file); bidi marks, embeddings, overrides and isolates (they
+# reorder what a reader sees). All are "not printable" to str.isprintable(), which is how
+# the hot loop tells, at C speed, that a field needs this regular expression at all.
+_CSV_STRIP = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f"
+                        "\u202a-\u202e\u2066-\u2069]")
+# A spreadsheet runs a cell as a formula when it starts with = + - @, also in their
+# full-width (＝＋－＠) and small (﹦﹢﹣) forms that IMEs type, and also after leading
+# whitespace or line breaks; tab and CR lead OWASP's list too.
+_FORMULA_START = frozenset("=+-@\uff1d\uff0b\uff0d\uff20\ufe66\ufe62\ufe63")
+# A field that is plainly a number (a sign, then digits, spaces, dots, hyphens,
+# parentheses: +86 138 0013 8000, -5, +1 (555) 010-9999) calls no function and is left
+# as it is: no visible ' on every phone number.
+_PLAIN_NUMBER = re.compile(r"[+\-\uff0b\uff0d]?[0-9][0-9 ().\-]*")
+# First characters that send a field to `csv_text`'s careful path: the formula starts,
+# every whitespace character (what str.lstrip() removes) and every stripped control.
+_CAREFUL = _FORMULA_START | frozenset(
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005"
+    "\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"  # str.isspace()
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+) | frozenset(map(chr, (*range(0x20), *range(0x7f, 0xa0))))
+
+
+def csv_text(text: str) -> str:
+    """A text field as kfcli writes it to CSV: controls removed, and a leading `'` when a
+    spreadsheet could take it for a formula (unless it is plainly a number)."""
+    if not text.isprintable():
+        text = _CSV_STRIP.sub("", text)
+    if text[:1] not in _CAREFUL:
+        return text
+    if text[0] in "\t\r":
+        return "'" + text
+    bare = text.lstrip()
+    if bare[:1] in _FORMULA_START and not _PLAIN_NUMBER.fullmatch(bare):
+        return "'" + text
+    return text
 
 
 class archived_media:  # noqa: N801 - used as a function
@@ -120,8 +160,12 @@ class Exporter:
     # ------------------------------------------------------------------ jsonl
 
     def _jsonl(self, stream: IO[str]) -> None:
+        from kfcli.core.jsontext import escape
+
+        # escape(): the same JSON value, with any terminal-active character (C1, bidi)
+        # that a raw server answer stored written as \uXXXX.
         for row in self.selection.rows(self.store):
-            stream.write(row.text)
+            stream.write(escape(row.text))
             stream.write("\n")
             self._tick()
 
@@ -137,7 +181,7 @@ class Exporter:
         # line break is quoted, its quotes doubled) and written a thousand at a time.
         stream.write(BOM + ",".join(CSV_COLUMNS) + "\r\n")
         clock = _Clock().iso
-        special, formula = _CSV_SPECIAL.search, _FORMULA
+        special, careful, strip = _CSV_SPECIAL.search, _CAREFUL, _CSV_STRIP.sub
         lines: list[str] = []
         width = len(CSV_COLUMNS) - 1  # commas in a line that needs no quoting
         count, progress = self.count, self.progress
@@ -165,8 +209,9 @@ class Exporter:
                     content = None
                     fields = _described(_message(doc), clock)
             if content is not None:  # a plain text message, from either path
-                if content.startswith(formula):
-                    content = "'" + content
+                # csv_text(content), inlined: most texts are printable and start plainly.
+                if not content.isprintable() or content[:1] in careful:
+                    content = csv_text(content)
                 if sent != last_time:
                     last_time, stamp = sent, clock(sent or 0)
                 if origin == 3:
@@ -176,14 +221,14 @@ class Exporter:
                 # Which fields need quoting, asked of the text and of the ids at once (the
                 # time never does); `in` is ten times faster than the regular expression.
                 ids = f"{account}{customer}{sender}{msgid}"
-                if "," in ids or '"' in ids or "\n" in ids or "\r" in ids:  # odd ids
-                    fields = [f if type(f) is str else str(f) for f in (
+                if "," in ids or '"' in ids or ";" in ids or not ids.isprintable():
+                    # odd ids: the careful way, field by field
+                    fields = [strip("", f if type(f) is str else str(f)) for f in (
                         stamp, account, customer, who, sender, "text", content, msgid, "")]
-                    line = ",".join(_quote(f) if special(f) or "," in f else f
-                                    for f in fields)
+                    line = ",".join(_quote(f) if special(f) else f for f in fields)
                 else:
                     if "," in content or '"' in content or "\n" in content \
-                            or "\r" in content:
+                            or "\r" in content or ";" in content:
                         content = _quote(content)
                     line = f"{stamp},{account},{customer},{who},{sender},text,{content},{msgid},"
             else:
@@ -192,8 +237,12 @@ class Exporter:
                 except TypeError:  # a field of another type than WeCom documents
                     fields = [str(f) for f in fields]
                     line = ",".join(fields)
-                if line.count(",") != width or '"' in line or "\n" in line or "\r" in line:
-                    line = ",".join(_quote(f) if special(f) or "," in f else f for f in fields)
+                if not line.isprintable():
+                    fields = [strip("", f) for f in fields]
+                    line = ",".join(fields)
+                if line.count(",") != width or '"' in line or ";" in line or "\n" in line \
+                        or "\r" in line:
+                    line = ",".join(_quote(f) if special(f) else f for f in fields)
             lines.append(line)
             count += 1
             if len(lines) == 1000:
@@ -299,7 +348,9 @@ def _message(doc: dict) -> Message:
         return Message.from_api(fixed)
 
 
-_CSV_SPECIAL = re.compile('["\r\n]')
+#: A CSV field holding one of these is quoted: `;` too, the list separator where the decimal
+#: separator is a comma (Excel in much of Europe splits on it).
+_CSV_SPECIAL = re.compile('[",;\r\n]')
 
 
 def _quote(field: str) -> str:
@@ -309,9 +360,7 @@ def _quote(field: str) -> str:
 def _described(m: Message, clock: Callable[[int], str]) -> list:
     """The CSV fields of any message but plain text: what describe() says of it. Fields may
     be of other types than str when the stored object has them."""
-    summary = describe(m)
-    if summary.startswith(_FORMULA):
-        summary = "'" + summary
+    summary = csv_text(describe(m))
     return [clock(m.send_time), m.open_kfid, m.external_userid, origin_name(m), m.sender,
             m.msgtype, summary, m.msgid, str(m.body.get("media_id") or "")]
 
@@ -368,6 +417,13 @@ display:inline-block}
 """.strip()
 
 
+#: The page's Content-Security-Policy: no script runs, nothing is fetched (images are
+#: inline data: URIs, the style is inline), no form goes anywhere; should escaping ever miss
+#: something in a customer's text, the browser still runs none of it.
+CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; "
+       "form-action 'none'")
+
+
 def _page_head(selection: Selection) -> str:
     what = [f"corp <code>{_esc(selection.corp_id)}</code>"]
     if selection.open_kfid:
@@ -379,6 +435,7 @@ def _page_head(selection: Selection) -> str:
     if selection.until is not None:
         what.append(f"before {_esc(iso(selection.until))}")
     return ('<!DOCTYPE html>\n<html lang="zh">\n<head>\n<meta charset="utf-8">\n'
+            f'<meta http-equiv="Content-Security-Policy" content="{CSP}">\n'
             '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
             "<title>WeCom customer service conversations</title>\n"
             f"<style>\n{_CSS}\n</style>\n</head>\n<body>\n"

@@ -263,3 +263,24 @@ def test_export_search_and_transcript_on_postgresql(kf, sandbox, pg_url, tmp_pat
                        {**sandbox.env, **env}, columns=100)
     assert view.code == 0, view.err
     assert "你好，我要退款" in view.out and "    请尽快" in view.out
+
+
+def test_csv_to_a_terminal_carries_no_control_sequence(kf, sandbox) -> None:
+    """The attack: a customer's message writes the clipboard (OSC 52), colours the screen
+    or reverses text when `msg export --format csv -O -` shows it on a terminal."""
+    from tests.conftest import on_terminal
+
+    open_kfid = sandbox.account()
+    hostile = "\x1b]52;c;cm0gLXJmIH4=\x07\x1b[2J\x9b31m\u202egnp.exe =1+1"
+    sandbox.say(open_kfid, hostile, external_userid=ALICE)
+    sandbox.say(open_kfid, " =HYPERLINK(\"http://x\")", external_userid=ALICE)
+    assert kf("msg", "sync", open_kfid).code == 0
+    r = on_terminal(["msg", "export", "--format", "csv", "-O", "-"], sandbox.env)
+    assert r.code == 0, r.err
+    assert "\x1b" not in r.out and "\x9b" not in r.out and "\u202e" not in r.out
+    assert "]52;c;cm0gLXJmIH4=[2J31mgnp.exe =1+1" in r.out
+    assert "' =HYPERLINK" in r.out
+    for fmt in ("jsonl", "html"):
+        r = on_terminal(["msg", "export", "--format", fmt, "-O", "-"], sandbox.env)
+        assert r.code == 0 and "\x1b" not in r.out and "\x9b" not in r.out, fmt
+        assert "\u202e" not in r.out, fmt

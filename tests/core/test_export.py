@@ -55,9 +55,63 @@ def test_csv_fields_read_back_exactly() -> None:
     rows = list(csv.reader(io.StringIO(data[1:], newline="")))
     assert rows[0][6] == "text" and len(rows) == len(NASTY) + 1
     got = [r[6] for r in rows[1:]]
-    want = ["'" + t if t.startswith(("=", "+", "-", "@", "\t", "\r")) else t for t in NASTY]
-    assert got == want
+    want = ["'" + t if t.startswith(("=", "-x", "@", "\t", "\r")) else t for t in NASTY]
+    assert got == want  # "+1" is plainly a number: left as it is
     assert all(len(r) == 9 for r in rows)
+
+
+# Each is what a customer can type to get a formula run by a spreadsheet (the attack), and
+# must come out with a leading '.
+FORMULAS = [" =1+1", "  =HYPERLINK(\"http://x\")", "＝1+1", "＋1+1", "－1+1", "＠SUM(A1)",
+            "\n=1+1", "\r\n=1+1", "\u3000=1+1", "\xa0@x", "﹦1", "\x1b=1", "\u202e=1+1",
+            "=cmd|' /C calc'!A0", "-2+3", "+1+1", "\t=1", "@", "-", "+86 138 0013 8000 =1"]
+# Plainly numbers, or not formulas: left as they are.
+NOT_FORMULAS = ["+86 138 0013 8000", "+86-138-0013-8000", "-5", "+1 (555) 010-9999",
+                " +86 138 0013 8000", "1+1", "a=b", "邮箱 a@b.c", "3.14", "－5"]
+
+
+def csv_texts(contents: list[str]) -> list[str]:
+    data = export([text(t, i) for i, t in enumerate(contents)])
+    rows = list(csv.reader(io.StringIO(data[1:], newline="")))
+    assert all(len(r) == 9 for r in rows)
+    return [r[6] for r in rows[1:]]
+
+
+def test_formula_guard_covers_whitespace_full_width_and_line_breaks() -> None:
+    from kfcli.core.export import _CSV_STRIP
+
+    got = csv_texts(FORMULAS)
+    assert got == ["'" + _CSV_STRIP.sub("", t) for t in FORMULAS]
+    assert csv_texts(NOT_FORMULAS) == NOT_FORMULAS
+    # Described messages (an event's scene) go through the same rule.
+    event = {"msgid": "e", "origin": 4, "msgtype": "event", "send_time": 1_790_000_000,
+             "event": {"event_type": "enter_session", "open_kfid": "wk1",
+                       "external_userid": "wm1", "scene": "x"}}
+    assert all(not cell.startswith("=") for cell in export([event]).split(","))
+
+
+def test_csv_carries_no_terminal_control_or_bidi_character() -> None:
+    # The attack: text that writes the clipboard (OSC 52), a disguised link (OSC 8), colours
+    # (SGR, also as the 8-bit CSI U+009B), or reverses what a reader sees (bidi overrides),
+    # when the CSV is shown on a terminal (`-O -`, `cat`).
+    hostile = ["\x1b]52;c;Y3VybCBldmlsfHNo\x07copy me", "\x1b]8;;http://evil\x1b\\click\x1b]8;;\x1b\\",
+               "\x1b[31mred\x1b[0m", "\x9b31mred", "abc\u202eexe.txt", "\u2066i\u2069 \u200f\u061c",
+               "nul\x00 bel\x07 del\x7f c1\x85", "keep\ttab\r\nand lines"]
+    data = export([text(t, i) for i, t in enumerate(hostile)]
+                  + [text("x", 99, open_kfid="wk\x1b[2J", external_userid="wm\u202e1")])
+    bad = [c for c in data if (ord(c) < 32 and c not in "\t\r\n") or 0x7f <= ord(c) <= 0x9f
+           or c in "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c"]
+    assert bad == []
+    rows = list(csv.reader(io.StringIO(data[1:], newline="")))
+    assert [r[6] for r in rows[1:]][:5] == ["]52;c;Y3VybCBldmlsfHNocopy me",
+                                            "]8;;http://evil\\click]8;;\\", "[31mred[0m",
+                                            "31mred", "abcexe.txt"]
+    assert rows[-2][6] == "keep\ttab\r\nand lines" and rows[-1][1:3] == ["wk[2J", "wm1"]
+
+
+def test_a_semicolon_forces_quoting() -> None:
+    data = export([text("a;b", 1), text("x", 2, external_userid="wm;2")])
+    assert '"a;b"' in data and '"wm;2"' in data
 
 
 def test_odd_shapes_do_not_break_a_row() -> None:
@@ -75,13 +129,16 @@ def test_html_escapes_and_uses_the_media_hook() -> None:
              "send_time": 1_790_000_100, "msgtype": "image", "image": {"media_id": "M"}}
     page = export([text("<b>x</b>\x1b[31m\u202e", 1), image], "html")
     assert "&lt;b&gt;x&lt;/b&gt;" in page and "\x1b" not in page and "\u202e" not in page
-    assert "[image]" in page and "data:" not in page
+    assert "[image]" in page and 'src="data:' not in page
+    csp = ('<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
+           "img-src data:; style-src 'unsafe-inline';")
+    assert csp in page and page.index(csp) < page.index("<style>")  # before any content
     page = export([image], "html", media=Archived(b"\x89PNG", "image/png"))
     assert 'src="data:image/png;base64,iVBORw=="' in page and "[image]" not in page
     page = export([image], "html", media=Archived(b"x", 'image/png" onload="alert(1)'))
     assert "onload" not in page and "data:application/octet-stream" in page
     page = export([image], "html", media=Archived(b"", "", state="failed"))
-    assert "[image, not archived: expired]" in page and "data:" not in page
+    assert "[image, not archived: expired]" in page and 'src="data:' not in page
 
 
 class Archived:
