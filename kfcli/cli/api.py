@@ -113,13 +113,10 @@ def _output_file(value: str | None, force: bool) -> Path | str | None:
             raise UsageError("-O -: refusing to write an answer's bytes to a terminal; "
                              "use a pipe or -O FILE")
         return "-"
+    from kfcli.core.files import check_output
+
     target = Path(value)
-    if target.is_dir():
-        raise UsageError(f"-O: {target} is a directory")
-    if target.exists() and not force:
-        raise UsageError(f"-O: {target} exists; pass --force to overwrite it")
-    if not target.parent.is_dir():
-        raise UsageError(f"-O: directory {target.parent} does not exist")
+    check_output(target, force=force)
     return target
 
 
@@ -131,7 +128,7 @@ def _write(target: Path | str, data: bytes, content_type: str) -> None:
     from kfcli.core.files import write_atomic
 
     try:
-        write_atomic(Path(target), data)
+        write_atomic(Path(target), data, mode=0o600)
     except OSError as exc:
         raise UsageError(f"-O: cannot write {target} ({exc.strerror})") from None
     out.done({"path": str(target), "bytes": len(data), "content_type": content_type},

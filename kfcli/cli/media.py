@@ -10,7 +10,7 @@ import typer
 from kfcli.cli.context import new_app, state, with_output
 from kfcli.core import limits
 from kfcli.core.errors import UsageError
-from kfcli.core.files import write_atomic
+from kfcli.core.files import check_output, write_atomic
 from kfcli.core.models import MediaUpload
 
 app = new_app("Upload and download temporary media.")
@@ -61,8 +61,9 @@ def _size(size: int) -> str:
 
   kfcli media get MEDIA_ID -O photo.jpg -o json
 
-Without -O the bytes go to stdout, which must not be a terminal. An existing file is never
-overwritten without --force. With -O, -o json prints what was written: {"media_id", "path",
+Without -O (or with -O -) the bytes go to stdout, which must not be a terminal. An existing
+file, FIFO or device is never written without --force; the file is created readable by you
+only. With -O, -o json prints what was written: {"media_id", "path",
 "bytes", "content_type", "filename"}.""")
 @with_output
 def get(
@@ -82,16 +83,14 @@ def get(
     if output_file is None and state().output_format in ("json", "jsonl"):  # -o, not the env
         raise UsageError(f"-o {state().output_format} describes the file written with -O "
                          "FILE; without -O the media's bytes are the output")
-    if output_file is not None and output_file.is_file() and not force:
-        raise UsageError(f"{output_file} exists; pass --force to overwrite it")
-    if output_file is not None and not output_file.parent.is_dir():
-        raise UsageError(f"-O: directory {output_file.parent} does not exist")
+    if output_file is not None:
+        check_output(output_file, force=force)
     data, content_type, filename = state().client().media_get(media_id)
     if output_file is None:
         out.binary(data)
         return
     try:
-        write_atomic(output_file, data)
+        write_atomic(output_file, data, mode=0o600)
     except OSError as exc:
         raise UsageError(f"-O: cannot write {output_file} ({exc.strerror})") from None
     out.done({"media_id": media_id, "path": str(output_file), "bytes": len(data),

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import stat
 import sys
 import tempfile
 from pathlib import Path
@@ -28,8 +27,9 @@ PROGRESS_EVERY = 10_000
 
 
 class _Target:
-    """Where the export goes: stdout (`-`), a device or FIFO (written into), or a file
-    (written to a private temporary file in the same directory, then renamed over it)."""
+    """Where the export goes: stdout (`-`), a device or FIFO (written into, with --force
+    only), or a file (written to a private temporary file in the same directory, mode 0600,
+    then renamed over it)."""
 
     def __init__(self, name: str, *, force: bool) -> None:
         self.name = name
@@ -51,30 +51,21 @@ class _Target:
                                        write_through=False)
 
     def _open(self, force: bool) -> IO[bytes]:
+        from kfcli.core.files import check_output
+
         path = self.path
         assert path is not None
-        try:
-            existing = os.stat(path)
-        except FileNotFoundError:
-            existing = None
-        except OSError as exc:
-            raise UsageError(f"-O: cannot write {path} ({exc.strerror})") from None
-        if existing is not None and stat.S_ISDIR(existing.st_mode):
-            raise UsageError(f"-O: {path} is a directory")
-        if existing is not None and not stat.S_ISREG(existing.st_mode):
-            # A FIFO or a device (`-O /dev/null`): write into it; never replace it.
+        exists = check_output(path, force=force)
+        if exists and not path.is_file():
+            # A FIFO or a device named with --force (`-O /dev/null --force`): write into
+            # it; never replace it.
             try:
                 return open(path, "wb")  # noqa: SIM115 - closed by finish()/abort()
             except OSError as exc:
                 raise UsageError(f"-O: cannot write {path} ({exc.strerror})") from None
-        if existing is not None and not force:
-            raise UsageError(f"{path} exists; pass --force to overwrite it")
-        parent = path.parent
-        if not parent.is_dir():
-            raise UsageError(f"-O: directory {parent} does not exist")
         try:
             fd, self._tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp",
-                                             dir=parent)
+                                             dir=path.parent)
         except OSError as exc:
             raise UsageError(f"-O: cannot write {path} ({exc.strerror})") from None
         return os.fdopen(fd, "wb", buffering=1 << 20)

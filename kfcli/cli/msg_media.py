@@ -12,7 +12,13 @@ from kfcli.cli.context import state, with_output
 from kfcli.cli.msg import app
 from kfcli.cli.text import plural
 from kfcli.core import limits
-from kfcli.core.errors import EnvironmentProblem, Interrupted, KfError, UsageError
+from kfcli.core.errors import (
+    EnvironmentProblem,
+    Interrupted,
+    KfError,
+    UnsafeDirectory,
+    UsageError,
+)
 
 
 class NotArchived(KfError):
@@ -36,6 +42,8 @@ def archive_after_pull(out, client, store, corp_id: str, open_kfid: str) -> None
         result = Archiver(client, store, corp_id,
                           progress=progress if out.shows_progress else None
                           ).run(open_kfid=open_kfid)
+    except UnsafeDirectory:  # a planted or loosened media directory: exit 3, naming it
+        raise
     except KfError as exc:  # the store went away: the entries stay due
         out.warning(f"media not archived now ({exc.message}); kfcli tries again on the next "
                     "pull")

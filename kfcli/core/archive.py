@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from kfcli.core.errors import ApiError, KfError, ValidationError
+from kfcli.core.errors import ApiError, KfError, UnsafeDirectory, ValidationError
 from kfcli.core.store.base import MediaItem, Store
 
 if TYPE_CHECKING:
@@ -133,6 +133,8 @@ class Archiver:
                 self._failed(item, result, exc, f"{exc.errcode} {exc.errmsg}".strip(),
                              retry_at=time.time() + backoff(attempts))
             return None
+        except UnsafeDirectory:  # the media directory is not ours alone: stop, say where
+            raise
         except KfError as exc:  # network, a store that cannot take the file, …
             self._failed(item, result, exc, exc.message,
                          retry_at=time.time() + backoff(attempts))

@@ -59,6 +59,11 @@ class ConfigError(KfError):
     kind = "config"
 
 
+class UnsafeDirectory(ConfigError):
+    """A directory kfcli keeps private files in is a symlink, another user's, or writable
+    by group or others (kfcli.core.files.ensure_private_dir). Exit 3, never retried."""
+
+
 class EnvironmentProblem(ConfigError):
     """The local environment fails: a file or directory kfcli needs cannot be read or
     written, or its output cannot be written. Exit 3, like configuration."""

@@ -1,7 +1,14 @@
 """Private, atomic file writes: temp file in the same directory, fsync, `os.replace`.
 
-Files that may hold secrets are created 0600 inside 0700 directories, so no other user can
-read them even for the instant between creation and rename.
+Every file kfcli writes is created 0600 (secrets, customers' words, media), inside 0700
+directories, so no other user can read it even for the instant between creation and rename.
+A private directory that already exists is trusted only when `lstat` shows it is one: a
+directory (not a symlink), owned by this user, writable by nobody else
+(`ensure_private_dir`); anything else is exit 3 naming the path, since someone else could
+then read or replace what kfcli puts there.
+
+`-O FILE` targets are checked by `check_output`: a directory, or an existing file, FIFO or
+device without --force, is refused before anything is sent or written.
 """
 
 from __future__ import annotations
@@ -13,18 +20,89 @@ import tempfile
 from pathlib import Path
 
 
-def ensure_private_dir(path: Path) -> Path:
-    """Create `path` 0700, and any missing parent 0700 too (mkdir's `mode` alone applies only
-    to the last one, and the umask would decide for the others)."""
+def ensure_private_dir(path: Path, *, under: Path | None = None) -> Path:
+    """Create `path` 0700 (and any missing parent 0700 too: mkdir's `mode` alone applies
+    only to the last one, and the umask would decide for the others), then check it with
+    lstat: a symlink, a directory of another user or one that group or others can write
+    is refused (`UnsafeDirectory`, exit 3, naming it). Group/other read bits on our own
+    directory are simply taken away.
+
+    `under`: a directory `path` is inside whose components below it are checked too (the
+    store's `NAME.media` when `path` is `NAME.media/ab`): a planted symlink there would
+    carry everything beneath elsewhere. Without it, only `path` itself is checked.
+    """
+    if under is None:
+        chain = [path]
+    else:
+        chain = [p for p in reversed(path.parents) if under in p.parents] + [path]
     old = os.umask(0o077)
     try:
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        chain[0].parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for directory in chain:  # each checked before anything is made inside it
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(directory, 0o700)
+            check_private_dir(directory)
     finally:
         os.umask(old)
-    with contextlib.suppress(OSError):  # a directory we do not own: leave it to its owner
-        if path.stat().st_mode & 0o077:
-            path.chmod(0o700)
     return path
+
+
+def check_private_dir(path: Path) -> None:
+    """`UnsafeDirectory` (exit 3) unless lstat shows `path` is a directory of this user that
+    nobody else can write; group/other read bits are taken away."""
+    from kfcli.core.errors import UnsafeDirectory
+
+    hint = ("kfcli keeps private files there (messages, media, locks, tokens): use a "
+            "directory of your own, mode 0700, or remove this one so kfcli creates it")
+    try:
+        st = os.lstat(path)
+    except OSError as exc:
+        raise UnsafeDirectory(f"cannot use the directory {path} ({exc.strerror})",
+                          hint=hint) from None
+    if stat.S_ISLNK(st.st_mode):
+        raise UnsafeDirectory(f"{path} is a symlink, not a private directory", hint=hint)
+    if not stat.S_ISDIR(st.st_mode):
+        raise UnsafeDirectory(f"{path} is not a directory", hint=hint)
+    if hasattr(os, "geteuid") and st.st_uid != os.geteuid():
+        raise UnsafeDirectory(f"the directory {path} belongs to another user (uid {st.st_uid})",
+                          hint=hint)
+    if st.st_mode & 0o022:
+        raise UnsafeDirectory(f"the directory {path} is writable by group or others (mode "
+                          f"{stat.S_IMODE(st.st_mode):04o})", hint=hint)
+    if st.st_mode & 0o055:
+        with contextlib.suppress(OSError):
+            os.chmod(path, 0o700)
+
+
+def check_output(path: Path, *, force: bool, option: str = "-O") -> bool:
+    """Whether `path`, an output file named on the command line, exists (as a regular file,
+    and --force was given); UsageError when it cannot be one: a directory, a missing
+    directory, or, without --force, an existing file, FIFO or device. (A FIFO or device
+    someone else made there would receive the data; `-O -` is the way to stdout.)"""
+    from kfcli.core.errors import UsageError
+
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        st = None
+    except OSError as exc:
+        raise UsageError(f"{option}: cannot write {path} ({exc.strerror})") from None
+    if st is None:
+        if not path.parent.is_dir():
+            raise UsageError(f"{option}: directory {path.parent} does not exist")
+        return False
+    if stat.S_ISDIR(st.st_mode):
+        raise UsageError(f"{option}: {path} is a directory")
+    if stat.S_ISREG(st.st_mode):
+        if not force:
+            raise UsageError(f"{path} exists; pass --force to overwrite it")
+        return True
+    if not force:
+        kind = "a FIFO (named pipe)" if stat.S_ISFIFO(st.st_mode) else \
+            "a socket" if stat.S_ISSOCK(st.st_mode) else "a device"
+        raise UsageError(f"{option}: {path} is {kind}, not a file; pass --force to write "
+                         "into it", hint=f"{option} - writes to stdout, wherever it goes")
+    return True
 
 
 #: Flags for appending to a private journal: never through a symlink planted in its place.

@@ -111,6 +111,9 @@ class TokenCache:
         directory: Path | None = None,
     ) -> None:
         self.directory = directory or paths.cache_dir() / "tokens"
+        # The default is two levels below XDG_CACHE_HOME (kfcli/tokens): both are checked,
+        # as a `kfcli` symlink planted in a shared cache directory would move the tokens.
+        self._under = None if directory else paths.cache_dir().parent
         key = cache_key(corp_id, secret)
         self.path = self.directory / f"{key}.json"
         self.lock_path = self.directory / f"{key}.lock"
@@ -165,7 +168,7 @@ class TokenCache:
 
             with contextlib.ExitStack() as held:
                 try:
-                    ensure_private_dir(self.directory)
+                    ensure_private_dir(self.directory, under=self._under)
                     held.enter_context(filelock.FileLock(str(self.lock_path),
                                                          timeout=LOCK_TIMEOUT, mode=0o600))
                 except OSError as exc:  # an unwritable cache: work without it, say so once

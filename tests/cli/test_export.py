@@ -209,6 +209,8 @@ def test_missing_directory_and_directory_target(kf, stored, tmp_path: Path) -> N
 
 def test_export_to_dev_null_and_empty_store(kf, sandbox) -> None:
     r = kf("msg", "export", "--format", "html", "-O", "/dev/null")
+    assert r.code == 2 and "a device" in r.err and "--force" in r.err  # nothing written
+    r = kf("msg", "export", "--format", "html", "-O", "/dev/null", "--force")
     assert r.code == 0, r.err
     assert "exported 0 messages to /dev/null" in r.err
     r = kf("msg", "export", "--format", "csv", "-O", "-")

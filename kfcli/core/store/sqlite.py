@@ -907,7 +907,7 @@ class SqliteStore(Store):
         from kfcli.core.files import ensure_private_dir
 
         try:
-            directory = ensure_private_dir(self.media_dir / "tmp")
+            directory = ensure_private_dir(self.media_dir / "tmp", under=self.path.parent)
             # Deleted on close: only a link made by media_archived outlives it.
             return tempfile.NamedTemporaryFile(dir=directory, prefix="fetch-")
         except OSError as exc:
@@ -928,7 +928,7 @@ class SqliteStore(Store):
                 # unreferenced files under it: a file is never removed between being found
                 # present here and being referred to below.
                 with self._write() as conn:
-                    ensure_private_dir(target.parent)
+                    ensure_private_dir(target.parent, under=self.path.parent)
                     with contextlib.suppress(FileExistsError):  # archived before: the same
                         os.link(file.name, target)
                     conn.execute(
@@ -1020,7 +1020,11 @@ class SqliteStore(Store):
         downloads left by killed processes (tmp/fetch-* older than an hour). Only what kfcli
         itself writes is ever touched: files named by a sha256 in the directory named by its
         first two digits, and fetch-* files in tmp/; anything else in the directory stays."""
+        from kfcli.core.files import check_private_dir
+
         removed = size = 0
+        if os.path.lexists(self.media_dir):  # a planted symlink: prune nobody else's files
+            check_private_dir(self.media_dir)
         if not self.media_dir.is_dir():
             return 0, 0
         with self._write() as conn:
