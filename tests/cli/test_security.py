@@ -379,7 +379,7 @@ def test_receiver_refuses_oversized_malformed_and_entity_bodies(receiver, tmp_pa
         (*inner_deep, 400),
     ]
     for query, body, expected in cases:
-        status, data, _, _ = rx.request("POST", query, body)
+        status, data, _ = rx.request("POST", query, body)
         assert status == expected, (body[:60], status)
         assert data == b""
     # no Content-Length at all (a chunked body under the standard library's server)
