@@ -113,11 +113,13 @@ csv: UTF-8 with a BOM, so Excel (also on a Chinese Windows) opens it correctly; 
 and one row per message: time (ISO 8601, local, with its offset), account, customer
 (external_userid), origin (customer, servicer or system), sender, msgtype, text (what a
 non-text message is, e.g. "[image]" or "transferred to user001"; line breaks kept), msgid,
-media_id. Text starting with = + - or @ gets a leading ' so that Excel never runs it as a
-formula. jsonl: each message exactly as `msg sync -o jsonl` writes it. html: one page,
+media_id. Control and bidi characters are removed; text that a spreadsheet could run as a
+formula (= + - @ first, also after spaces or line breaks, also full-width) gets a leading ',
+plain numbers such as +86 138 0013 8000 excepted; fields with " , ; or line breaks are
+quoted. jsonl: each message exactly as `msg sync -o jsonl` writes it. html: one page,
 nothing loaded from elsewhere, one section per conversation with a line for each new day.
 
-An existing file is only replaced with --force. The file appears once it is complete (an
+An existing file, FIFO or device is only written with --force (-O - is stdout). The file appears once it is complete (an
 interrupted export leaves no partial file), readable by you only (it holds customers'
 words). Memory stays the same however many messages are exported.
 
