@@ -119,9 +119,9 @@ plain numbers such as +86 138 0013 8000 excepted; fields with " , ; or line brea
 quoted. jsonl: each message exactly as `msg sync -o jsonl` writes it. html: one page,
 nothing loaded from elsewhere, one section per conversation with a line for each new day.
 
-An existing file, FIFO or device is only written with --force (-O - is stdout). The file appears once it is complete (an
-interrupted export leaves no partial file), readable by you only (it holds customers'
-words). Memory stays the same however many messages are exported.
+An existing file, FIFO or device is only written with --force (-O - is stdout). The file
+appears once it is complete (an interrupted export leaves no partial file), readable by you
+only (it holds customers' words). Memory stays the same however many messages are exported.
 
 Exit status: 0 done, 2 invalid input, an existing file without --force or an unwritable
 path, 3 the store is misconfigured, 6 a PostgreSQL store is unreachable, 130 interrupted.""")
