@@ -163,11 +163,11 @@ def fresh_database(*, migrated: bool = True) -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def restart_server() -> None:
-    """Restart the throwaway cluster `pg_virtualenv` made (a Debian cluster named `regress`
-    of version PGVERSION; PG_CLUSTER_CONF_ROOT is set when it lives in a temporary
-    directory). Skips (fails under KFCLI_REQUIRE_POSTGRES=1) when the server is not such a
-    cluster: a developer's own server is never restarted."""
+def _cluster() -> tuple[str, str]:
+    """(pg_ctlcluster, version) of the throwaway cluster `pg_virtualenv` made (a Debian
+    cluster named `regress` of version PGVERSION; PG_CLUSTER_CONF_ROOT is set when it lives in
+    a temporary directory). Skips (fails under KFCLI_REQUIRE_POSTGRES=1) when the server is
+    not such a cluster: a developer's own server is never stopped or restarted."""
     version = os.environ.get("PGVERSION", "")
     tool = shutil.which("pg_ctlcluster")
     port = ""
@@ -175,21 +175,53 @@ def restart_server() -> None:
         found = subprocess.run(["pg_conftool", "-s", version, "regress", "show", "port"],
                                capture_output=True, text=True, check=False)
         port = found.stdout.strip() if found.returncode == 0 else ""
-    if not port or port != os.environ.get("PGPORT"):
+    if not tool or not port or port != os.environ.get("PGPORT"):
         why = "the server is not a pg_virtualenv cluster (PGVERSION, pg_ctlcluster)"
         if required():
             pytest.fail(f"cannot restart PostgreSQL: {why}", pytrace=False)
         pytest.skip(f"cannot restart PostgreSQL: {why}")
-    if _in_use is not None:  # wait for the other workers' tests to leave the server
-        import fcntl
+    return tool, version
 
-        fcntl.flock(_in_use, fcntl.LOCK_EX)
-    try:
-        done = subprocess.run([tool, version, "regress", "restart", "-m", "fast"],
-                              capture_output=True, text=True, timeout=120)
-    finally:
-        if _in_use is not None:
-            fcntl.flock(_in_use, fcntl.LOCK_SH)
+
+def _ctl(action: str) -> None:
+    tool, version = _cluster()
+    args = [tool, version, "regress", action] + (["-m", "fast"] if action != "start" else [])
+    done = subprocess.run(args, capture_output=True, text=True, timeout=120)
     if done.returncode != 0:  # say why (another cluster named regress running at once…)
-        pytest.fail(f"pg_ctlcluster {version} regress restart failed ({done.returncode}): "
+        pytest.fail(f"pg_ctlcluster {version} regress {action} failed ({done.returncode}): "
                     f"{(done.stderr or done.stdout).strip()}", pytrace=False)
+
+
+@contextmanager
+def _alone() -> Iterator[None]:
+    """The server to this test alone: wait for the other workers' tests to leave it."""
+    if _in_use is None:
+        yield
+        return
+    import fcntl
+
+    fcntl.flock(_in_use, fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        fcntl.flock(_in_use, fcntl.LOCK_SH)
+
+
+def restart_server() -> None:
+    """Restart the throwaway cluster (see `_cluster`), no other worker's test running."""
+    _cluster()
+    with _alone():
+        _ctl("restart")
+
+
+@contextmanager
+def server_stopped() -> Iterator[None]:
+    """The throwaway cluster (see `_cluster`) stopped for the block and started again after
+    it, whatever happens in it; no other worker's test runs meanwhile."""
+    _cluster()  # skips before anything is stopped
+    with _alone():
+        _ctl("stop")
+        try:
+            yield
+        finally:
+            _ctl("start")

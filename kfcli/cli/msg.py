@@ -156,7 +156,9 @@ that would break WeCom's reply window (5 messages within 48 h of the customer's 
 skipped with the errcode WeCom would answer, and one already delivered is reported
 already_sent, without a request.
 --parallel N sends N at once, one customer's messages always in input order; a rate limit met
-by one holds them all back.
+by one holds them all back. When the store goes away mid-batch (a PostgreSQL restart, a full
+disk), sending goes on and what was sent is recorded once it is back (the batch waits for
+that before it ends); a store that is misconfigured stops the batch before the first send.
 
 Exit status: 0 sent (with --batch: every line sent, already sent or skipped); 1 a send failed;
 2 invalid input (with --batch: an unreadable line, the others still sent); 3 configuration;
@@ -341,11 +343,17 @@ def _send_batch(source: str, parallel: int) -> None:
     sender = BatchSender(client, out.line, parallel=parallel, ledger=ledger)
     try:
         with stream, contextlib.closing(ledger):
+            ledger.open()  # a misconfigured store stops the batch before anything is sent
             summary = sender.run(_lines(stream, source))
+            ledger.finish()  # what was sent while the store was away, recorded
     except KeyboardInterrupt:
         done = sender.summary
-        raise Interrupted(f"interrupted after {done.sent + done.already_sent} sent; running "
-                          "the same batch again sends only what is missing") from None
+        unrecorded = len(ledger.backlog)
+        raise Interrupted(f"interrupted after {done.sent + done.already_sent} sent"
+                          + (f" ({unrecorded} results not recorded: the store was away)"
+                             if unrecorded else "")
+                          + "; running the same batch again sends only what is missing"
+                          ) from None
     total = summary.sent + summary.already_sent + summary.failed + summary.skipped + \
         summary.invalid
     text = (f"{total} line{'s' if total != 1 else ''}: {summary.sent} sent, "

@@ -30,6 +30,7 @@ from kfcli.core.errors import (
     UsageError,
     ValidationError,
 )
+from kfcli.core.outage import Outage, StoreUnavailable
 from kfcli.core.sync import ORIGINS, Message
 from kfcli.render import _isatty
 
@@ -270,6 +271,22 @@ def _take_lock(take, what: str, out, *, wait_note: str):
     return lock
 
 
+def _store_outage(out) -> Outage:
+    return Outage("the message store", out.warning, then="trying again")
+
+
+def _open_store(settings, outage: Outage | None):
+    """The store; a follower's (`outage` given) is waited for while it cannot be reached, and
+    its failures are raised as StoreUnavailable, to be ridden out."""
+    from kfcli.core.store import open_store
+
+    if outage is None:
+        return open_store(settings=settings)
+    from kfcli.core.outage import guarded, open_waiting
+
+    return guarded(open_waiting(lambda: open_store(settings=settings), outage))
+
+
 def _migrate_cursor(store, settings, open_kfid: str, out) -> None:
     """A cursor saved by kfcli before the store (a file per profile and account) moves into
     the store once; the file is kept, renamed `.migrated`."""
@@ -313,7 +330,9 @@ Messages already in the store are not written again: `kfcli msg history` reads t
 After each pull the media of new image, voice, video and file messages are fetched into the
 store's archive (`kfcli msg media MSGID` writes one out, also after WeCom's copy expired);
 one that cannot be fetched is reported on stderr and tried again later, never failing the
-sync. --no-media leaves them for later.""")
+sync. --no-media leaves them for later. --follow (and --tokens-from) waits out outages of
+WeCom and of the store (a PostgreSQL restart, a full disk): one line on stderr when each
+begins and one when it ends; what failed to commit is pulled again.""")
 def sync(
     open_kfid: Annotated[str, typer.Argument(help="The account's open_kfid.")],
     token: Annotated[str | None, typer.Option(
@@ -369,9 +388,14 @@ def sync(
         return
 
     from kfcli.core.pull import Journal, Puller, lock_name
-    from kfcli.core.store import open_store
 
-    store = open_store(settings=settings)
+    following = follow or tokens is not None
+    # A follower rides out outages of the store and of WeCom (a line when each begins and
+    # ends); a single run fails with the error.
+    outage = _store_outage(out) if following else None
+    wecom = Outage(f"sync_msg for {open_kfid}", out.warning, then="pulling again",
+                   first=interval * 4, longest=60.0)
+    store = _open_store(settings, outage)
     corp_id = settings.corp_id or ""
     _migrate_cursor(store, settings, open_kfid, out)
     journal = Journal(store, corp_id, open_kfid, purpose="sync")
@@ -382,37 +406,52 @@ def sync(
     if out.shows_progress and not _isatty(out.stdout):  # `msg sync … > file` on a terminal
         rows.progress = lambda n: out.status(f"msg sync {open_kfid}: {plural(n, 'message')}")
     start = cursor if cursor is not None else ("" if all_ else None)
-    following = follow or tokens is not None
     delay = interval
-    trouble = 0  # consecutive failed pulls while following
     settled = False
     try:
         while True:
             before = rows.count
             backoff = 0.0
-            lock = _take_lock(lambda w: store.lock(lock_name(corp_id, open_kfid), wait=w),
-                              f"another process is pulling {open_kfid}", out,
-                              wait_note="(a msg sync or a receiver); pulling once it is done")
             try:
-                journal.recover(store.outbox_done)
-                puller.leftovers(open_kfid)
-                puller.pull(open_kfid, token=token, start=start)
-                start = None
-                trouble = 0
-            except (RateLimitError, NetworkError, TokenError) as exc:
-                if not following:
-                    raise
-                # A follower outlives rate limits (WeCom blocks a minute) and network trouble:
-                # back off, doubling up to 60 s, and pull again from the saved position.
-                trouble += 1
-                backoff = min(60.0, interval * 4 * 2 ** (trouble - 1))
-                out.warning(f"{exc.message}; pulling again in {backoff:.1f} s")
-            finally:
-                rows.settle()  # before the lock goes: what is written is recorded as such
-                lock.release()
+                lock = _take_lock(lambda w: store.lock(lock_name(corp_id, open_kfid), wait=w),
+                                  f"another process is pulling {open_kfid}", out,
+                                  wait_note="(a msg sync or a receiver); pulling once it is "
+                                  "done")
+            except StoreUnavailable as exc:  # only a follower's store is guarded
+                assert outage is not None
+                lock, backoff = None, outage.failed(exc)
+            if lock is not None:
+                try:
+                    journal.recover(store.outbox_done)
+                    puller.leftovers(open_kfid)
+                    puller.pull(open_kfid, token=token, start=start)
+                    start = None
+                    wecom.recovered()
+                except StoreUnavailable as exc:
+                    # What failed to commit is pulled again (WeCom keeps it, the saved cursor
+                    # did not move); what was written is settled once the store is back.
+                    assert outage is not None
+                    backoff = outage.failed(exc)
+                except (RateLimitError, NetworkError, TokenError) as exc:
+                    if not following:
+                        raise
+                    # WeCom blocks a minute after a rate limit; the network comes back: pull
+                    # again from the saved position.
+                    backoff = wecom.failed(exc)
+                finally:
+                    try:
+                        rows.settle()  # before the lock goes: what is written is recorded
+                    except StoreUnavailable as exc:
+                        assert outage is not None
+                        backoff = backoff or outage.failed(exc)  # settled on a later round
+                    finally:
+                        lock.release()
             if backoff:  # waited out without the lock, so others may pull meanwhile
+                out.status(None)
                 time.sleep(backoff)
                 continue
+            if outage is not None:
+                outage.recovered()
             if not no_media:  # after the lock: other pullers need not wait for downloads
                 from kfcli.cli.msg_media import archive_after_pull
 
@@ -488,9 +527,13 @@ with WeCom's reply window as the store knows it: "reply window: 3 of 5 left, clo
 --ack replies (with --consumer) resumes from the oldest customer message of the last 48 h
 that `msg send --batch` never answered or marked no_reply.
 
+With --follow, an outage of the store (a PostgreSQL restart, a full disk) is waited out: one
+line on stderr when it begins and one when it ends; the follower goes on after the last
+message it wrote, and a consumer records its position once the store is back.
+
 Exit status: 0 done (also when the reader closes the pipe), 1 the consumer NAME is already
-running, 2 invalid input, 3 the store is misconfigured, 6 a PostgreSQL store is unreachable,
-130 interrupted.""")
+running, 2 invalid input, 3 the store is misconfigured, 6 a PostgreSQL store is unreachable
+(without --follow), 130 interrupted.""")
 def history(
     open_kfid: Annotated[str, typer.Argument(help="The account's open_kfid.")],
     customer: Annotated[str | None, typer.Option(
@@ -550,22 +593,25 @@ def history(
         check_query(grep, "--grep")
         if follow or consumer is not None:
             raise UsageError("--grep reads what is stored: not with --follow or --consumer")
-    from kfcli.core.store import open_store
-
     settings = st.settings()
     corp_id = settings.corp_id or ""
     if not corp_id:
         settings.require("corp_id")
-    store = open_store(settings=settings)
+    # A follower rides out store outages (a line on stderr when one begins and ends).
+    outage = _store_outage(out) if follow else None
+    store = _open_store(settings, outage)
     try:
         if consumer is not None:
             _consume(store, out, corp_id, open_kfid, consumer, customer=customer, since=start,
                      until=end, limit=limit, follow=follow, interval=interval,
-                     ack=ack is not None)
+                     ack=ack is not None, outage=outage)
             return
         rows = _Rows(out, customer=customer,
                      media=lambda seq: store.media_items(corp_id, [seq]).get(seq))
-        last = 0
+        if outage is not None:
+            _follow(store, rows, out, outage, corp_id, open_kfid, customer=customer,
+                    since=start, until=end, limit=limit, interval=interval)
+            return
         if grep is not None:  # the newest `limit` matches (from `msg search`), oldest first
             found = store.search(corp_id, grep, open_kfid=open_kfid, customer=customer,
                                  since=start, until=end, limit=limit,
@@ -576,26 +622,52 @@ def history(
                                      until=end, limit=limit, newest=limit is not None)
         for row in matches:
             rows.emit([row], None)
-            last = row.seq
-        if not follow:
-            rows.end()
-            if customer is not None and out.fmt == "table":
-                window = store.reply_window(corp_id, open_kfid, customer)
-                if window is not None:  # sends recorded by `msg send --batch` count
-                    out.info(window.describe(time.time()))
-            return
-        last = max(last, store.last_seq(corp_id, open_kfid))
-        while True:
-            batch = list(store.messages(corp_id, open_kfid, customer=customer, since=start,
-                                        until=end, after_seq=last, limit=1000))
-            if batch:
-                rows.emit(batch, None)
-                last = batch[-1].seq
-                continue
-            out.status(_WAITING)
-            time.sleep(interval)
+        rows.end()
+        if customer is not None and out.fmt == "table":
+            window = store.reply_window(corp_id, open_kfid, customer)
+            if window is not None:  # sends recorded by `msg send --batch` count
+                out.info(window.describe(time.time()))
     finally:
         store.close()
+
+
+def _follow(store, rows: _Rows, out, outage: Outage, corp_id: str, open_kfid: str, *,
+            customer, since, until, limit, interval: float) -> None:
+    """`msg history --follow`: what is stored (the newest `limit`), then every message as it
+    is stored, until interrupted. The store may go away meanwhile: the follower waits for it
+    and goes on after the last message written."""
+    last: int | None = None
+    while last is None:  # the listing, tried again while it fails before its first message
+        try:
+            # The newest seq before listing: one stored after it comes in the loop below (seqs
+            # grow in commit order), even if the listing missed it.
+            top = store.last_seq(corp_id, open_kfid)
+            for row in store.messages(corp_id, open_kfid, customer=customer, since=since,
+                                      until=until, limit=limit, newest=limit is not None):
+                rows.emit([row], None)
+                last = row.seq
+            last = max(last or 0, top)
+        except StoreUnavailable as exc:
+            if last is None:
+                time.sleep(outage.failed(exc))
+    # A human view looks up each message's media as it prints it: one at a time, so a
+    # failure never prints one twice.
+    each = rows.fmt == "table"
+    while True:
+        try:
+            batch = list(store.messages(corp_id, open_kfid, customer=customer, since=since,
+                                        until=until, after_seq=last, limit=1000))
+            for part in ([row] for row in batch) if each else [batch] if batch else []:
+                rows.emit(part, None)
+                last = part[-1].seq
+        except StoreUnavailable as exc:
+            out.status(None)
+            time.sleep(outage.failed(exc))
+            continue
+        outage.recovered()
+        if not batch:
+            out.status(_WAITING)
+            time.sleep(interval)
 
 
 _WAITING = "waiting for new messages in the store (Ctrl-C stops)"
@@ -608,23 +680,38 @@ REPLY_WINDOW = 48 * 3600
 
 
 def _consume(store, out, corp_id: str, open_kfid: str, name: str, *, customer, since, until,
-             limit, follow: bool, interval: float, ack: bool = False) -> None:
+             limit, follow: bool, interval: float, ack: bool = False,
+             outage: Outage | None = None) -> None:
+    """`msg history --consumer NAME`. With `outage` (a follower on a guarded store), store
+    failures are ridden out: the position is recorded from the journal once the store is
+    back, and the consumer goes on after the last message it wrote (exactly once)."""
     from kfcli.core.pull import Journal
 
-    lock = store.lock(f"consumer:{corp_id}:{name}:{open_kfid}", wait=0.0)
+    def retrying(step):
+        while True:
+            try:
+                result = step()
+            except StoreUnavailable as exc:
+                if outage is None:
+                    raise
+                out.status(None)
+                time.sleep(outage.failed(exc))
+                continue
+            if outage is not None:
+                outage.recovered()
+            return result
+
+    lock_key = f"consumer:{corp_id}:{name}:{open_kfid}"
+    lock = retrying(lambda: store.lock(lock_key, wait=0.0))
     if lock is None:
-        raise KfError(f"consumer {name!r} of {open_kfid} is already running",
-                      hint="one process per consumer name: stop the other, or use another "
-                      "--consumer name")
+        raise _already_running(name, open_kfid)
     journal = Journal(store, corp_id, open_kfid, purpose=f"consumer-{name}")
 
     def record(seqs: list[int]) -> None:
         if seqs:
             store.set_consumer_position(corp_id, name, open_kfid, max(seqs))
 
-    settled = False
-    rows = None
-    try:
+    def begin() -> int:
         journal.recover(record)
         position = store.consumer_position(corp_id, name, open_kfid)
         if position is None:
@@ -640,27 +727,51 @@ def _consume(store, out, corp_id: str, open_kfid: str, name: str, *, customer, s
                 out.info(f"consumer {name}: message seq {oldest} was never answered; "
                          "resuming from it (answers already sent are not sent twice)")
                 position = oldest - 1
+        return position
+
+    settled = False
+    rows = None
+    try:
+        position = retrying(begin)
         rows = _Rows(out, journal=journal, on_settle=record)
         written = 0
+        relock = outage is not None  # the store may have been away while starting
         while True:
             want = 1000 if limit is None else min(1000, limit - written)
-            batch = list(store.messages(corp_id, open_kfid, customer=customer, since=since,
-                                        until=until, after_seq=position, limit=want))
-            if not batch and customer is not None:
-                # Skip over other customers' messages for good: the position is per account.
-                top = store.last_seq(corp_id, open_kfid)
-                if top > position:
-                    rows.emit([], top)
-                    position = top
-            if batch:
-                position = batch[-1].seq
-                rows.emit(batch, position)
-                written += len(batch)
+            try:
+                if relock:  # the store was away: is the consumer's lock still held?
+                    lock = _relock(store, lock, lock_key, name, open_kfid)
+                    relock = False
+                batch = list(store.messages(corp_id, open_kfid, customer=customer,
+                                            since=since, until=until, after_seq=position,
+                                            limit=want))
+                if not batch and customer is not None:
+                    # Skip over other customers' messages for good: the position is per
+                    # account.
+                    top = store.last_seq(corp_id, open_kfid)
+                    if top > position:
+                        rows.emit([], top)
+                        position = top
+                if batch:
+                    position = batch[-1].seq
+                    rows.emit(batch, position)
+                    written += len(batch)
+                # The position moves once the lines are out. If the store fails here, the
+                # journal keeps it, and a later round (or the next run) records it.
                 rows.settle()
+            except StoreUnavailable as exc:
+                if outage is None:
+                    raise
+                out.status(None)
+                time.sleep(outage.failed(exc))
+                relock = True
+                continue
+            if outage is not None:
+                outage.recovered()
+            if batch:
                 if limit is not None and written >= limit:
                     break
                 continue
-            rows.settle()
             if not follow:
                 break
             out.status(_WAITING)
@@ -672,3 +783,22 @@ def _consume(store, out, corp_id: str, open_kfid: str, name: str, *, customer, s
             rows.abandon()
         journal.close(settled=settled)
         lock.release()
+
+
+def _already_running(name: str, open_kfid: str) -> KfError:
+    return KfError(f"consumer {name!r} of {open_kfid} is already running",
+                   hint="one process per consumer name: stop the other, or use another "
+                   "--consumer name")
+
+
+def _relock(store, lock, key: str, name: str, open_kfid: str):
+    """After an outage: the consumer's lock, taken again if the store ended it (a PostgreSQL
+    restart ends the session that held it). Another process with the same name that took it
+    meanwhile keeps it, and this one stops."""
+    if lock.held():
+        return lock
+    lock.release()
+    again = store.lock(key, wait=0.0)
+    if again is None:
+        raise _already_running(name, open_kfid)
+    return again

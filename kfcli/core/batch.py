@@ -171,44 +171,106 @@ class Ledger:
     * `ack`: record each customer message answered or marked no_reply, for
       `msg history --consumer NAME --ack replies`.
 
-    The store is opened on first use. When it cannot be used, `warn` says so once and the
-    batch goes on without it: lines are sent and WeCom decides, and the worst outcome is a
-    restarted bot handed a message again, whose reply (same derived msgid) is not delivered
-    twice.
+    `open()` opens the store up front: a configuration error (a wrong URL, a refused password)
+    is raised before anything is sent. After that the store may go away for a while (a
+    PostgreSQL restart, a full disk): `outage` says so once, the batch goes on sending (WeCom
+    decides each line, and a derived msgid is never delivered twice), what it records waits
+    in memory, in order, and is written once the store works again (tried at the next line
+    after a back-off, and by `finish()`, which waits for it). The outage's end is logged once.
+    Thread-safe: the batch's workers share it.
     """
 
     def __init__(self, open_store: Callable[[], Any], corp_id: str,
-                 warn: Callable[[str], None], *, now: Callable[[], float] | None = None
-                 ) -> None:
+                 warn: Callable[[str], None], *, now: Callable[[], float] | None = None,
+                 clock: Callable[[], float] | None = None,
+                 sleep: Callable[[float], None] | None = None) -> None:
         import time
+
+        from kfcli.core.outage import Outage
 
         self._open = open_store
         self.corp_id = corp_id
-        self.warn = warn
         self.now = now or time.time
+        self.clock = clock or time.monotonic
+        self.sleep = sleep or time.sleep
+        self.outage = Outage("the message store", warn, clock=self.clock,
+                             then="sending goes on (WeCom decides each line) and what is sent "
+                             "is recorded once the store is back; trying again")
         self.store: Any = None
-        self.broken = False
-        self._lock = threading.Lock()
+        #: Records not yet written (the store is away), oldest first.
+        self.backlog: list[Callable[[Any], Any]] = []
+        self._retry_at: float | None = None
+        self._lock = threading.RLock()
+
+    def open(self) -> None:
+        """Open the store now. A configuration error is raised; a store that cannot be
+        reached is an outage like any other (the batch goes on)."""
+        from kfcli.core.errors import ConfigError
+
+        try:
+            self._store()
+        except ConfigError:
+            raise
+        except KfError as exc:
+            with self._lock:
+                self._failed(exc)
 
     def _store(self) -> Any:
-        if self.broken:
-            return None
         with self._lock:
             if self.store is None:
                 self.store = self._open()
-        return self.store
+            return self.store
 
-    def _guard(self, what: Callable[[Any], Any]) -> Any:
+    def _failed(self, exc: KfError) -> None:
+        self._retry_at = self.clock() + self.outage.failed(exc)
+
+    def _catch_up(self) -> bool:
+        """(Holding the lock, during an outage) write the backlog if the store is back.
+        Whether it is."""
+        if self._retry_at is not None and self.clock() < self._retry_at:
+            return False
+        done = 0
         try:
             store = self._store()
-            return None if store is None else what(store)
+            while self.backlog:
+                self.backlog[0](store)
+                self.backlog.pop(0)
+                done += 1
         except KfError as exc:
-            if not self.broken:
-                self.broken = True
-                self.warn(f"the message store cannot be used ({exc.message}); sending without "
-                          "it: WeCom decides each line, and answers are not recorded for "
-                          "`msg history --ack replies`")
+            self._failed(exc)
+            return False
+        self._retry_at = None
+        self.outage.recovered(f"; recorded {done} result{'s' if done != 1 else ''} of the "
+                              "lines sent meanwhile")
+        return True
+
+    def _guard(self, what: Callable[[Any], Any], *, keep: bool = False) -> Any:
+        """`what(store)`; None while the store is away. `keep`: a record, written later
+        when it cannot be now."""
+        with self._lock:
+            if self.outage.active and not self._catch_up():
+                if keep:
+                    self.backlog.append(what)
+                return None
+        try:
+            return what(self._store())
+        except KfError as exc:
+            with self._lock:
+                if keep:
+                    self.backlog.append(what)
+                if not self.outage.active:
+                    self._failed(exc)
             return None
+
+    def finish(self) -> None:
+        """Wait until every record is written (the store may still be away: back off until
+        it is back; Ctrl-C stops)."""
+        while True:
+            with self._lock:
+                if not self.outage.active or self._catch_up():
+                    return
+                wait = max(0.0, (self._retry_at or 0.0) - self.clock())
+            self.sleep(wait)
 
     def check(self, line: Line) -> tuple[str, int | None, str | None] | None:
         def decide(store: Any) -> tuple[str, int | None, str | None] | None:
@@ -251,12 +313,13 @@ class Ledger:
 
     def sent(self, line: Line) -> None:
         self._guard(lambda store: store.record_sent(self.corp_id, line.open_kfid,
-                                                     line.customer, line.msgid))
+                                                     line.customer, line.msgid), keep=True)
 
     def ack(self, line: Line, status: str) -> None:
         assert line.reply_to is not None
         self._guard(lambda store: store.ack_replies(self.corp_id, line.open_kfid,
-                                                     [line.reply_to], status=status))
+                                                     [line.reply_to], status=status),
+                    keep=True)
 
     def close(self) -> None:
         if self.store is not None:

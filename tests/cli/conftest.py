@@ -23,9 +23,10 @@ KFCLI = [shutil.which("kfcli") or ""] if shutil.which("kfcli") else [sys.executa
 class Proc:
     """A background kfcli whose stdout and stderr lines are read as they come."""
 
-    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+    def __init__(self, args: list[str], env: dict[str, str], *,
+                 stdin: int = subprocess.DEVNULL) -> None:
         self.popen = subprocess.Popen([*KFCLI, *args], env=env, text=True,
-                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                      stdin=stdin, stdout=subprocess.PIPE,
                                       stderr=subprocess.PIPE)
         self.out: queue.Queue[str] = queue.Queue()
         self.err: queue.Queue[str] = queue.Queue()

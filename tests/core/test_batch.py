@@ -96,18 +96,100 @@ def test_a_closed_window_is_skipped_without_a_request(tmp_path):
     assert store.reply_window("wwB", K, "wmNobody") is None
 
 
-def test_an_unusable_store_warns_once_and_the_batch_goes_on():
+def test_a_misconfigured_store_stops_the_batch_before_it_sends():
     from kfcli.core.batch import Ledger
     from kfcli.core.errors import ConfigError
-
-    warnings = []
 
     def broken():
         raise ConfigError("store.db is a directory")
 
-    ledger = Ledger(broken, "wwB", warnings.append)
+    with pytest.raises(ConfigError):
+        Ledger(broken, "wwB", print).open()
+
+
+class _FlakyStore:
+    """A store whose writes fail while `down` is set."""
+
+    def __init__(self) -> None:
+        self.down = False
+        self.sent: list[str] = []
+        self.acked: list[str] = []
+
+    def _up(self) -> None:
+        from kfcli.core.errors import NetworkError
+
+        if self.down:
+            raise NetworkError("cannot reach the PostgreSQL store at db:5432")
+
+    def was_sent(self, corp_id, open_kfid, msgid):
+        self._up()
+        return msgid in self.sent
+
+    def reply_window(self, corp_id, open_kfid, customer):
+        self._up()
+        return None
+
+    def record_sent(self, corp_id, open_kfid, customer, msgid):
+        self._up()
+        self.sent.append(msgid)
+
+    def ack_replies(self, corp_id, open_kfid, msgids, *, status):
+        self._up()
+        self.acked.extend(msgids)
+
+    def close(self):
+        pass
+
+
+def test_a_store_outage_is_logged_once_and_what_was_sent_meanwhile_is_recorded_after():
+    """The store goes away mid-batch: one line says so, the lines go on (WeCom decides), the
+    records wait in order, and the first line after the back-off finds the store back,
+    writes them, and one line says so."""
+    from kfcli.core.batch import Ledger
+
+    store, log, now = _FlakyStore(), [], [0.0]
+    ledger = Ledger(lambda: store, "wwB", log.append, clock=lambda: now[0])
+    ledger.open()
+    lines = [parse(n, text_line(reply_to=f"in{n}"), {}) for n in range(1, 6)]
+    ledger.sent(lines[0])
+    store.down = True
+    for line in lines[1:4]:
+        assert ledger.check(line) is None  # WeCom decides
+        ledger.sent(line)
+        ledger.ack(line, "replied")
+    assert len(log) == 1 and "cannot reach the PostgreSQL store" in log[0]
+    assert len(ledger.backlog) == 6
+    store.down = False
+    ledger.sent(lines[4])  # before the back-off is over: kept for later
+    assert store.sent == [lines[0].msgid] and len(ledger.backlog) == 7
+    now[0] += 60
+    ledger.finish()
+    assert store.sent == [line.msgid for line in lines]
+    assert store.acked == ["in2", "in3", "in4"]
+    assert not ledger.backlog
+    assert len(log) == 2 and "works again" in log[1] and "recorded 7 results" in log[1]
+
+
+def test_finish_waits_for_the_store(monkeypatch):
+    """At the end of the input the records still waiting are written once the store is back:
+    finish() backs off meanwhile (its sleeps are what brings the store back here)."""
+    from kfcli.core.batch import Ledger
+
+    store, log, now = _FlakyStore(), [], [0.0]
+    sleeps = []
+
+    def sleep(seconds):
+        sleeps.append(seconds)
+        now[0] += seconds
+        if len(sleeps) == 3:
+            store.down = False
+
+    ledger = Ledger(lambda: store, "wwB", log.append, clock=lambda: now[0], sleep=sleep)
+    store.down = True
+    ledger.open()
     line = parse(1, text_line(reply_to="in1"), {})
-    assert ledger.check(line) is None
     ledger.sent(line)
-    ledger.ack(line, "replied")
-    assert len(warnings) == 1 and "store.db is a directory" in warnings[0]
+    ledger.finish()
+    assert store.sent == [line.msgid] and len(sleeps) == 3
+    assert sleeps == sorted(sleeps)  # backing off
+    assert len(log) == 2

@@ -403,6 +403,12 @@ class Lock(ABC):
     @abstractmethod
     def release(self) -> None: ...
 
+    def held(self) -> bool:
+        """Whether the lock is still held. A lock can be lost without `release()` only where
+        the store ends it with a connection (PostgreSQL, across a server restart): a holder
+        that rode out an outage asks, and takes it again."""
+        return True
+
     def __enter__(self) -> Lock:
         return self
 

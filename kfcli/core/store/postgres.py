@@ -346,6 +346,19 @@ class _AdvisoryLock(Lock):
         self._pid = os.getpid()
         self._guard = threading.Lock()
 
+    def held(self) -> bool:
+        # A session lock lasts as long as its session: the connection answering means the
+        # lock is still ours; a server restart ended both.
+        with self._guard:
+            conn = self._conn
+            if conn is None or self._pid != os.getpid():
+                return False
+            try:
+                conn.execute("SELECT 1")
+            except psycopg.Error:
+                return False
+            return True
+
     def release(self) -> None:
         with self._guard:
             conn, self._conn = self._conn, None
