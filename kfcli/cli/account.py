@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from kfcli.cli.context import YesOpt, confirm, new_app, state, with_output
-from kfcli.cli.media import upload_file
 from kfcli.cli.text import plural
 from kfcli.core import limits
 from kfcli.core.errors import UsageError
@@ -40,6 +39,8 @@ def avatar_media_id(avatar: Path | None, media_id: str | None) -> str | None:
         return limits.check_media_id(media_id)
     if avatar is None:
         return None
+    from kfcli.cli.media import upload_file  # only when uploading: a listing skips it
+
     return upload_file(avatar, "image").media_id
 
 

@@ -24,7 +24,6 @@ and leave no per-call state on the client (STYLE.md practice 14).
 from __future__ import annotations
 
 import json
-import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -87,6 +86,8 @@ class RetryPolicy:
 
     def delay(self, attempt: int) -> float:
         ceiling = min(self.max_delay, self.base_delay * (2**attempt))
+        import random  # only when retrying: not on every start-up
+
         return random.uniform(ceiling / 2, ceiling)
 
 

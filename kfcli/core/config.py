@@ -332,9 +332,9 @@ def resolve(
         elif key == "base_url":
             values[key] = Setting(DEFAULT_BASE_URL, "default")
         elif key == "store":
-            from kfcli.core.store import default_url
+            from kfcli.core import paths
 
-            values[key] = Setting(default_url(), "default")
+            values[key] = Setting(paths.default_store_url(), "default")
         else:
             values[key] = Setting(None, "unset")
     return Settings(name, profile_source, values, cfg.path, ignored_env=ignored)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-import tempfile
 from pathlib import Path
 
 
@@ -130,6 +129,8 @@ def write_atomic(path: Path, data: bytes | str, *, mode: int | None = None) -> N
         with open(path, "wb") as fh:
             fh.write(data)
         return
+    import tempfile  # here: a command that writes nothing never pays for it
+
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         if mode is None:

@@ -10,7 +10,6 @@ help, and whether the fix is a local setting (exit 3). The urllib3 transport its
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any, BinaryIO, Protocol
 
 from kfcli.core.proxyenv import Proxy
@@ -32,13 +31,17 @@ class HttpError(Exception):
         self.config, self.stale, self.dropped, self.hint = config, stale, dropped, hint
 
 
-@dataclass
 class Response:
-    status: int
-    reason: str
-    headers: dict[str, str]  # lower-case names
-    body: bytes
-    streamed: int | None = None  # bytes written to the request's sink instead of `body`
+    """An answer: `headers` with lower-case names; `streamed` is the number of bytes written
+    to the request's sink instead of `body` (None when nothing was streamed)."""
+
+    def __init__(self, status: int, reason: str, headers: dict[str, str], body: bytes,
+                 streamed: int | None = None) -> None:
+        self.status, self.reason, self.headers = status, reason, headers
+        self.body, self.streamed = body, streamed
+
+    def __repr__(self) -> str:
+        return f"Response({self.status} {self.reason}, {len(self.body)} bytes)"
 
     @property
     def content_type(self) -> str:

@@ -33,6 +33,12 @@ def state_dir() -> Path:
     return Path(platformdirs.user_state_dir(APP, appauthor=False))
 
 
+def default_store_url() -> str:
+    """The store a setting does not name: store.db in the state directory (here, not in
+    kfcli.core.store, so that resolving settings never imports the store)."""
+    return "sqlite:///" + str(state_dir() / "store.db").lstrip("/")
+
+
 def data_dir() -> Path:
     import platformdirs
 

@@ -10,9 +10,7 @@ use raises `SettingError` naming the variable (the CLI exits 3). Nothing here im
 
 from __future__ import annotations
 
-import base64
 import os
-from dataclasses import dataclass, field
 from urllib.parse import quote, unquote, urlsplit
 
 
@@ -33,15 +31,19 @@ SCHEMES = {"http": 80, "https": 443, "socks5": 1080, "socks5h": 1080, "socks4": 
            "socks4a": 1080}
 
 
-@dataclass(frozen=True)
 class Proxy:
-    host: str
-    port: int
-    auth: str | None = field(repr=False)  # the Proxy-Authorization header, if credentials
-    variable: str = "HTTPS_PROXY"  # the environment variable it came from
-    user: str | None = None
-    scheme: str = "http"
-    password: str | None = field(default=None, repr=False)
+    """A proxy: `auth` is the Proxy-Authorization header for its credentials, `variable`
+    the environment variable it came from. (A plain class, not a dataclass: this module is
+    imported by every command that makes a request, and a dataclass costs a millisecond.)"""
+
+    def __init__(self, host: str, port: int, auth: str | None, variable: str = "HTTPS_PROXY",
+                 user: str | None = None, scheme: str = "http",
+                 password: str | None = None) -> None:
+        self.host, self.port, self.auth, self.variable = host, port, auth, variable
+        self.user, self.scheme, self.password = user, scheme, password
+
+    def __repr__(self) -> str:
+        return f"Proxy({self.shown()!r}, variable={self.variable!r})"
 
     @property
     def address(self) -> str:
@@ -108,6 +110,8 @@ def parse_proxy(variable: str, url: str) -> Proxy:
         raise SettingError(f"{variable} is not a valid proxy URL (port 0)", hint=hint)
     auth = user = password = None
     if parts.username is not None:
+        import base64
+
         from kfcli.core.redact import register_secret
 
         user, password = unquote(parts.username), unquote(parts.password or "")
@@ -201,10 +205,22 @@ def _bypassed(host: str, port: int | None, no_proxy: str) -> bool:
     return False
 
 
-@dataclass(frozen=True)
 class CaBundle:
-    path: str
-    variable: str  # where it was set: KFCLI_CA_BUNDLE, profile 'x' ca_bundle, REQUESTS_CA_BUNDLE…
+    """Extra CA certificates: `path`, and `variable`, where it was set (KFCLI_CA_BUNDLE, the
+    ca_bundle setting of a profile, REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE)."""
+
+    def __init__(self, path: str, variable: str) -> None:
+        self.path, self.variable = path, variable
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, CaBundle) and (self.path, self.variable) == (
+            other.path, other.variable)
+
+    def __hash__(self) -> int:
+        return hash((self.path, self.variable))
+
+    def __repr__(self) -> str:
+        return f"CaBundle({self.path!r}, {self.variable!r})"
 
 
 def ca_bundle(path: str | None, where: str) -> CaBundle | None:

@@ -63,7 +63,9 @@ def default_path() -> Path:
 
 
 def default_url() -> str:
-    return "sqlite:///" + str(default_path()).lstrip("/")
+    from kfcli.core import paths
+
+    return paths.default_store_url()
 
 
 def display_url(url: str) -> str:
