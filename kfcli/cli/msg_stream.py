@@ -388,6 +388,7 @@ def sync(
         return
 
     from kfcli.core.pull import Journal, Puller, lock_name
+    from kfcli.core.store.base import CursorMoved
 
     following = follow or tokens is not None
     # A follower rides out outages of the store and of WeCom (a line when each begins and
@@ -412,6 +413,7 @@ def sync(
         while True:
             before = rows.count
             backoff = 0.0
+            moved = False
             try:
                 lock = _take_lock(lambda w: store.lock(lock_name(corp_id, open_kfid), wait=w),
                                   f"another process is pulling {open_kfid}", out,
@@ -432,6 +434,13 @@ def sync(
                     # did not move); what was written is settled once the store is back.
                     assert outage is not None
                     backoff = outage.failed(exc)
+                except CursorMoved:
+                    # The pull lock was lost with its database connection, and another
+                    # puller moved the cursor meanwhile: what it pulled is its to write. This
+                    # page was not committed; pull again from where the other one got.
+                    out.warning(f"another process pulled {open_kfid} meanwhile; pulling again "
+                                "from where it got")
+                    moved = True
                 except (RateLimitError, NetworkError, TokenError) as exc:
                     if not following:
                         raise
@@ -449,6 +458,8 @@ def sync(
             if backoff:  # waited out without the lock, so others may pull meanwhile
                 out.status(None)
                 time.sleep(backoff)
+                continue
+            if moved:
                 continue
             if outage is not None:
                 outage.recovered()
