@@ -245,3 +245,54 @@ def test_secret_flags_still_work_but_warn_and_are_hidden_from_help(run):
     r = run("callback-verify", "decrypt", *OFFICIAL, "--encrypt", ENCRYPT,
             env={"KFCLI_CORP_ID": RECEIVE_ID})
     assert r.code == 3 and "KFCLI_TOKEN" in r.err and "--token" not in r.err
+
+
+def test_a_missing_token_and_key_are_asked_for_without_echo(home):
+    """On a terminal, the secrets come from a hidden prompt instead of flags (a pseudo-
+    terminal that is the process's controlling terminal, as a person's would be)."""
+    import fcntl
+    import os
+    import pty
+    import select
+    import subprocess
+    import sys
+    import termios
+    import time
+
+    master, slave = pty.openpty()
+
+    def own_terminal() -> None:
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    env = {**os.environ, "KFCLI_CORP_ID": RECEIVE_ID}
+    proc = subprocess.Popen([sys.executable, "-m", "kfcli", "callback-verify", "decrypt",
+                             *OFFICIAL, "--encrypt", ENCRYPT], env=env, stdin=slave,
+                            stdout=slave, stderr=slave, preexec_fn=own_terminal)
+    os.close(slave)
+    seen = b""
+
+    def read_until(marker: bytes) -> None:
+        nonlocal seen
+        deadline = time.monotonic() + 60
+        while marker not in seen and time.monotonic() < deadline:
+            if select.select([master], [], [], 1)[0]:
+                try:
+                    seen += os.read(master, 4096)
+                except OSError:  # the other side closed
+                    return
+
+    try:
+        # The space after the colon is written once echo is off (getpass): no race.
+        read_until(b"Callback Token: ")
+        os.write(master, TOKEN.encode() + b"\n")
+        read_until(b"EncodingAESKey: ")
+        os.write(master, AES_KEY.encode() + b"\n")
+        read_until(b"AgentID")
+        assert proc.wait(timeout=60) == 0, seen
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+    text = seen.decode("utf-8", "replace")
+    assert "hello" in text and TOKEN not in text and AES_KEY not in text, text
