@@ -339,6 +339,7 @@ def remember_accounts(accounts: list[dict], *, sandbox: bool, corp_id: str | Non
     import time
     from pathlib import Path
 
+    from kfcli.core.errors import UnsafeDirectory
     from kfcli.core.files import write_private
 
     path = os.path.join(cache_dir(), ACCOUNTS_FILE)
@@ -355,8 +356,8 @@ def remember_accounts(accounts: list[dict], *, sandbox: bool, corp_id: str | Non
         known[key] = {"updated": int(time.time()), "items": after}
         write_private(Path(path), json.dumps({"version": 1, "accounts": known},
                                              ensure_ascii=False, separators=(",", ":")) + "\n")
-    except (OSError, ValueError, TypeError, AttributeError):
-        pass
+    except (OSError, ValueError, TypeError, AttributeError, UnsafeDirectory):
+        pass  # a hint for TAB, never worth failing the command (nor writing somewhere unsafe)
 
 
 # ------------------------------------------------------------------------------ shells
