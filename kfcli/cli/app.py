@@ -98,6 +98,23 @@ class LazyGroup(TyperGroup):
     def list_commands(self, ctx) -> list[str]:
         return list(GROUPS)
 
+    def resolve_command(self, ctx, args):
+        try:
+            return super().resolve_command(ctx, args)
+        except click_exceptions.UsageError as exc:
+            from kfcli.cli.anywhere import did_you_mean, suggest
+
+            if args:
+                # `kfcli history`: a command of a group (the static completion tree knows
+                # them without importing every group)
+                from kfcli.cli._tree import TREE
+
+                did_you_mean(exc, [f"{group} {args[0]}" for group, node
+                                   in TREE["commands"].items()
+                                   if args[0] in node.get("commands", {})])
+            suggest(exc, list(GROUPS), args)  # `kfcli acount`
+            raise
+
     def get_command(self, ctx, name: str):
         module = GROUPS.get(name)
         if module is None:
@@ -169,12 +186,10 @@ def root(
     json_: JsonOpt = False,
 ) -> None:
     st = state()
-    if profile is not None and not profile.strip():
-        from kfcli.core.errors import UsageError
+    if profile is not None:
+        from kfcli.cli.anywhere import check_profile
 
-        raise UsageError("-p/--profile: the profile name is empty",
-                         hint="name a profile (`kfcli config list` shows them), or leave "
-                         "out -p for the current one")
+        check_profile(profile)
     st.profile = profile
     st.sandbox = sandbox_
     st.debug = debug

@@ -294,7 +294,9 @@ class _Typer(typer.Typer):
 def new_app(help: str, *, group: bool = True) -> typer.Typer:
     """A command-group app with kfcli's settings: plain help (no rich import), -h, and a
     group even when it holds a single command (`kfcli corp qualification`)."""
-    app = _Typer(help=help, no_args_is_help=group, rich_markup_mode=None,
+    from kfcli.cli.anywhere import Group
+
+    app = _Typer(help=help, cls=Group, no_args_is_help=group, rich_markup_mode=None,
                       add_completion=False, pretty_exceptions_enable=False,
                       context_settings={"help_option_names": ["-h", "--help"]})
     if group:

@@ -17,14 +17,17 @@ from typing import Any
 
 from typer.core import TyperCommand
 
+from kfcli.cli.anywhere import GlobalOptions
+
 try:  # Typer 0.28 vendors Click; older releases use the click package.
     from typer._click import exceptions as click_exceptions
 except ImportError:  # pragma: no cover
     from click import exceptions as click_exceptions
 
 
-class StrictCommand(TyperCommand):
-    """A Typer command that refuses a single-value option given more than once."""
+class StrictCommand(GlobalOptions, TyperCommand):
+    """A Typer command that refuses a single-value option given more than once, and takes
+    the global options after its name too (kfcli/cli/anywhere.py)."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         refuse_repeated_options(self, ctx, args)

@@ -2,8 +2,9 @@
 
 * `kfcli account` (a group without its command) asks what the group holds: its help goes to
   stdout and the exit status is 0, as with `--help`; the same for `kfcli` alone.
-* A global option after the command (`kfcli account list -p prod`) is not "no such option":
-  the message says where it goes, with the command line to type.
+* `--version` after the command (`kfcli account list --version`) is not "no such option": the
+  message says where it goes, with the command line to type. (-p, --sandbox and --debug are
+  accepted anywhere: kfcli/cli/anywhere.py.)
 """
 
 from __future__ import annotations
@@ -17,10 +18,6 @@ except ImportError:  # pragma: no cover
 
 #: Options of the root command only, by each spelling: (name shown, takes a value).
 GLOBAL_OPTIONS: dict[str, tuple[str, bool]] = {
-    "-p": ("-p/--profile", True),
-    "--profile": ("-p/--profile", True),
-    "--sandbox": ("--sandbox", False),
-    "--debug": ("--debug", False),
     "-V": ("-V/--version", False),
     "--version": ("-V/--version", False),
 }

@@ -75,22 +75,10 @@ def test_a_group_without_its_command_shows_its_help(run):
     assert r.code == 0 and r.out.startswith("Usage: kfcli") and not r.err
 
 
-@pytest.mark.parametrize("args, message", [
-    (["account", "list", "-p", "prod"],
-     "-p/--profile is a global option: put it before the command: "
-     "kfcli -p prod account list"),
-    (["account", "list", "--profile=prod", "-o", "json"],
-     "kfcli --profile=prod account list -o json"),
-    (["msg", "sync", "wk1", "--sandbox"],
-     "--sandbox is a global option: put it before the command: kfcli --sandbox msg sync wk1"),
-    (["-o", "json", "auth", "status", "--debug"],
-     "--debug is a global option: put it before the command: kfcli --debug -o json auth "
-     "status"),
-])
-def test_a_global_option_after_the_command_says_where_it_goes(run, args, message):
-    r = run(*args)
-    assert r.code == 2 and message in r.err, r.err
-    assert "No such option" not in r.err
+def test_version_after_the_command_says_where_it_goes(run):
+    r = run("account", "list", "--version")
+    assert r.code == 2 and "-V/--version is a global option: put it before the command: " \
+        "kfcli --version account list" in r.err, r.err
 
 
 def test_an_unknown_option_is_still_reported_as_such(run):
