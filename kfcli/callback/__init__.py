@@ -4,8 +4,13 @@
 too, through the factory that reads the same settings as kfcli (KFCLI_TOKEN, KFCLI_AES_KEY,
 KFCLI_CORP_ID, then the profile):
 
-    gunicorn --workers 4 -b 0.0.0.0:8000 'kfcli.callback:app_from_env()'
-    gunicorn --workers 4 -b 0.0.0.0:8000 'kfcli.callback:app_from_env(sync=True)'
+    gunicorn -k gthread --threads 8 --workers 4 -b 0.0.0.0:8000 'kfcli.callback:app_from_env()'
+    gunicorn -k gthread --threads 8 --workers 4 -b 0.0.0.0:8000 \\
+        'kfcli.callback:app_from_env(sync=True)'
+
+(threaded workers: a slow client holds one thread, not a whole worker). /healthz, /readyz and
+/metrics are served on the same port; the log is the `kfcli.callback` logger
+(`kfcli.callback.logs`).
 
 With `sync=True` the cursors, pending pulls and what is still to be written live in the
 message store (KFCLI_STORE; default SQLite in the user state dir, or PostgreSQL shared between
@@ -25,15 +30,20 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from typing import Any
 
-from kfcli.callback.app import MAX_BODY, CallbackApp, make_app
-from kfcli.callback.worker import CATCH_UP, CallbackHandler, Dispatcher, LineWriter
+from kfcli.callback.app import MAX_BODY, MAX_SKEW, CallbackApp, Duplicate, Unavailable, make_app
+from kfcli.callback.logs import DEFAULT_TRUSTED
+from kfcli.callback.worker import CallbackHandler, Dispatcher, Emitter, LineWriter
 
 __all__ = [
     "MAX_BODY",
+    "MAX_SKEW",
     "CallbackApp",
     "CallbackHandler",
     "Dispatcher",
+    "Duplicate",
+    "Emitter",
     "LineWriter",
+    "Unavailable",
     "app_from_env",
     "make_app",
 ]
@@ -41,21 +51,35 @@ __all__ = [
 
 def app_from_env(*, sync: bool = False, open_kfids: Collection[str] | None = None,
                  profile: str | None = None, history: bool = False, media: bool = True,
-                 emit: Callable[[dict[str, Any]], None] | None = None) -> CallbackApp:
+                 emit: Callable[[dict[str, Any]], None] | None = None, no_emit: bool = False,
+                 max_skew: int = MAX_SKEW, safety_pull: int | None = None,
+                 trusted_proxies: Collection[str] = DEFAULT_TRUSTED,
+                 log_format: str | None = None, log_level: str | None = None) -> CallbackApp:
     """A ready receiver configured like the CLI (env vars > profile): every callback (and with
     `sync=True` every message pulled with sync_msg, which needs KFCLI_SECRET too) is written as
-    one JSON line to stdout, or passed to `emit`.
+    one JSON line to stdout, or passed to `emit`; `no_emit=True` writes nothing (consumers
+    read the store, `msg history --consumer`).
 
     With `sync=True` messages are pulled into the message store (KFCLI_STORE or the profile's
     `store`); any number of worker processes and hosts sharing the store emit each message
     once. On start it catches up on every account the store has a cursor for. `history`: on an
     account's first pull, emit what WeCom still keeps from before its first callback too.
     `media`: after each pull, fetch the media of new messages into the store's archive.
+
+    Operations (DESIGN.md §7): GET /healthz, /readyz and /metrics on the same port.
+    `max_skew`: the freshness window for a callback's timestamp, in seconds (0: off).
+    `safety_pull`: seconds between pulls of an account without a callback (default 300; 0:
+    none). `trusted_proxies`: addresses or networks whose X-Forwarded-For names the client
+    in the log. `log_format` (text, json) and `log_level` configure the `kfcli.callback`
+    logger; left out, it logs text at info on stderr unless logging is configured already.
     """
+    from kfcli.callback.logs import configure_default
+    from kfcli.callback.receiver import SAFETY_PULL, Receiver
     from kfcli.core.config import ENV_VARS, resolve
     from kfcli.core.errors import ConfigError
     from kfcli.core.redact import register_secret
 
+    configure_default(log_format, log_level)
     settings = resolve(profile=profile)
     missing = [k for k in ("token", "aes_key", "corp_id") if settings.get(k) is None]
     if missing:
@@ -72,12 +96,16 @@ def app_from_env(*, sync: bool = False, open_kfids: Collection[str] | None = Non
 
         client = KfClient.from_settings(settings)
         store = open_store(settings=settings)
-    if emit is None:
+    if no_emit:
+        emit = None
+    elif emit is None:
         emit = LineWriter()
-    handler = CallbackHandler(emit, client=client, store=store, open_kfids=open_kfids,
-                              history=history, media=media)
-    dispatcher = Dispatcher(handler, before=handler.record)
-    handler.requeue = dispatcher.put
-    if sync:
-        dispatcher.put({"type": CATCH_UP})
-    return make_app(token, aes_key, settings.get("corp_id") or "", on_event=dispatcher)
+    receiver = Receiver(token, aes_key, settings.get("corp_id") or "", emit=emit,
+                        client=client, store=store, open_kfids=open_kfids, history=history,
+                        media=media, max_skew=max_skew,
+                        safety=SAFETY_PULL if safety_pull is None else safety_pull,
+                        trusted_proxies=trusted_proxies)
+    receiver.start()
+    app = receiver.app
+    app.receiver = receiver  # type: ignore[attr-defined]
+    return app

@@ -5,8 +5,10 @@ answer. Production deployments can use any WSGI server instead (see `kfcli.callb
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import socketserver
+import threading
 from collections.abc import Callable
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
@@ -18,9 +20,46 @@ class ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
     # would otherwise hold every finished thread until server_close()).
     block_on_close = False
     request_queue_size = 128
+    #: Connections served at once. One more is answered 503 at once by the accepting thread
+    #: (WeCom retries), so threads stay bounded however many clients connect or stall.
+    max_connections = 64
     #: Where a failed connection (a client that timed out or sent garbage) is reported, in
     #: one line; socketserver's default prints a traceback.
     log: Callable[[str], None] | None = None
+    #: Called with no argument for each connection refused because all slots were taken.
+    on_busy: Callable[[], None] | None = None
+
+    def server_activate(self) -> None:
+        super().server_activate()
+        self._slots = threading.BoundedSemaphore(self.max_connections)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            self._busy(request, client_address)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def _busy(self, request: Any, client_address: Any) -> None:
+        with contextlib.suppress(OSError):
+            request.settimeout(1.0)
+            request.sendall(b"HTTP/1.0 503 Service Unavailable\r\nContent-Length: 0\r\n"
+                            b"Connection: close\r\n\r\n")
+        self.shutdown_request(request)
+        if self.on_busy is not None:
+            self.on_busy()
+        if self.log is not None:
+            self.log(f"connection from {client_address[0]} refused (503): all "
+                     f"{self.max_connections} connection slots are busy")
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         import sys

@@ -19,6 +19,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable, Collection
 from typing import Any
 
@@ -61,6 +62,11 @@ class Dispatcher:
         self._queue.put_nowait(event)
 
     __call__ = put
+
+    def running(self) -> bool:
+        """Whether this process's worker thread is alive (started on first use)."""
+        self._ensure_thread()
+        return self._thread is not None and self._thread.is_alive()
 
     def _ensure_thread(self) -> None:
         if self._thread is not None and self._pid == os.getpid() and self._thread.is_alive():
@@ -117,19 +123,24 @@ class CallbackHandler:
     its first callback announces are emitted, older history is stored but not emitted unless
     `history=True` (decided on WeCom's clock: CreateTime against send_time).
 
+    What is written goes through an `Emitter`: by default one that writes at once, on the
+    caller's thread; `Receiver` gives it one with a thread of its own, so that a stalled
+    stdout never holds up storing. `emit=None` writes nothing (consumers read the store).
+
     A pull that fails (WeCom rate limits, network, a database restart) stays requested and is
-    retried after a back-off (`requeue` is set by `app_from_env` / `callback serve` to the
-    dispatcher's `put`).
+    retried after a back-off (`requeue` is set by `Receiver` to the dispatcher's `put`).
+    Resuming an account after more than WeCom keeps messages (3 days, on WeCom's clock) is
+    logged, counted and noted in the store (`store status`).
     """
 
     #: Back-off before a failed pull is tried again: doubling from RETRY_FIRST up to RETRY_MAX.
     RETRY_FIRST = 2.0
     RETRY_MAX = 60.0
 
-    def __init__(self, emit: Emit, *, client: Any = None, store: Any = None,
+    def __init__(self, emit: Emit | None, *, client: Any = None, store: Any = None,
                  open_kfids: Collection[str] | None = None, log: Log | None = None,
-                 limit: int = 1000, history: bool = False, media: bool = True) -> None:
-        self.emit = emit
+                 limit: int = 1000, history: bool = False, media: bool = True,
+                 metrics: Any = None, emitter: Emitter | None = None) -> None:
         #: Fetch the media of new messages into the store's archive after each pull.
         self.media = media
         self._media_failures: dict[str, int] = {}
@@ -138,10 +149,12 @@ class CallbackHandler:
         self.log = log or _log.warning
         self.limit = limit
         self.history = history
+        self.metrics = metrics
         self.requeue: Callable[[Record], None] | None = None
         self._failures: dict[str, int] = {}
         self.puller = None
         self.store = store
+        self.corp_id = ""
         if client is not None:
             from kfcli.core.pull import Puller
 
@@ -150,25 +163,43 @@ class CallbackHandler:
 
                 self.store = open_store()
             self.corp_id = str(client.corp_id)
+        self.out = emitter or Emitter(emit, store=self.store, corp_id=self.corp_id,
+                                      log=self.log, metrics=metrics)
+        if client is not None:
             self.puller = Puller(client, self.store, self.corp_id, owner=OWNER,
-                                 owner_prefix=OWNER, sink=_Emitted(self), claim=_any,
-                                 limit=limit, history=history, log=self.log)
+                                 owner_prefix=OWNER, sink=_Committed(self), claim=_none,
+                                 limit=limit, history=history, log=self.log,
+                                 observe=self._observe)
+        self._earliest: int | None = None
 
     def record(self, fields: Record) -> Record:
         """The dispatcher's `before` hook, on the request thread: with a store, record the
         announcement there *before* WeCom is answered "success" (so a receiver killed with
         the callback still queued loses nothing: the next one's catch-up pulls the account).
-        Returns the event to queue. A store that cannot take it answers 503: WeCom retries."""
+        Returns the event to queue. Raises `Duplicate` for a callback taken before (same
+        signature, by any process), `Unavailable` (503: WeCom retries) when the store cannot
+        take it."""
+        from kfcli.callback.app import Duplicate, Unavailable
+
         if self._wanted(fields):
             token = fields.get("Token")
+            signature = fields.get(SIGNATURE)
             try:
-                self.store.request_pull(self.corp_id, fields["OpenKfId"],
-                                        token=token if isinstance(token, str) and token else None,
-                                        callback=fields)
+                new = self.store.request_pull(
+                    self.corp_id, fields["OpenKfId"],
+                    token=token if isinstance(token, str) and token else None,
+                    callback=_fields(fields),
+                    signature=signature if isinstance(signature, str) else None)
             except KfError as exc:
-                self.log(f"cannot record the callback: {exc.message}")
-                raise queue.Full from None
+                self._count("kfcli_store_errors")
+                raise Unavailable(f"cannot record the callback: {exc.message}") from None
+            if not new:
+                raise Duplicate
             fields = {**fields, RECORDED: True}
+        elif self.puller is None and self.out.writes:
+            # Nothing is stored: the record on stdout is all there is, so a stalled reader
+            # means 503 (WeCom retries) rather than a record dropped.
+            self.out.reserve()
         return fields
 
     def _wanted(self, fields: Record) -> bool:
@@ -184,10 +215,9 @@ class CallbackHandler:
         if kind == MEDIA:
             self.archive(str(fields.get("OpenKfId") or ""))
             return
-        if kind != RETRY:
-            record: Record = {"type": "callback"}
-            record.update((k, v) for k, v in fields.items() if k not in ("type", RECORDED))
-            self.emit(record)
+        if kind not in (RETRY, SAFETY):
+            self.out.record({"type": "callback", **_fields(fields)},
+                            reserved=self.puller is None)
         if self.puller is None:
             return
         open_kfid = fields.get("OpenKfId")
@@ -201,19 +231,24 @@ class CallbackHandler:
             try:
                 self.store.request_pull(self.corp_id, open_kfid,
                                         token=token if isinstance(token, str) and token
-                                        else None, callback=fields if kind != RETRY else None)
+                                        else None,
+                                        callback=_fields(fields) if kind is None else None)
             except KfError as exc:
+                self._count("kfcli_store_errors")
                 self._failed(open_kfid, announced, f"cannot record the callback: {exc.message}")
                 return
-        self.drain(open_kfid, announced_at=announced)
+        reason = {None: "callback", RETRY: "retry", SAFETY: "safety"}.get(kind, "callback")
+        self.drain(open_kfid, announced_at=announced, reason=reason)
 
     def catch_up(self) -> None:
         """Pull every account that has a cursor in the store (start-up catch-up)."""
         if self.puller is None:
             return
         try:
+            self.out.adopt()
             accounts = self.store.accounts(self.corp_id)
         except KfError as exc:
+            self._count("kfcli_store_errors")
             self.log(f"catch-up: the store is unavailable: {exc.message}")
             if self.requeue is not None:
                 self._later({"type": CATCH_UP}, "catch-up")
@@ -221,25 +256,33 @@ class CallbackHandler:
         for open_kfid in accounts:
             if self.open_kfids and open_kfid not in self.open_kfids:
                 continue
-            self(dict(type=RETRY, OpenKfId=open_kfid))
+            self.drain(open_kfid, reason="catch_up", request=True)
 
-    def drain(self, open_kfid: str, *, announced_at: int | None = None) -> None:
-        """Pull while the account has a pending request and nobody else holds it."""
+    def drain(self, open_kfid: str, *, announced_at: int | None = None,
+              reason: str = "callback", request: bool = False) -> None:
+        """Pull while the account has a pending request and nobody else holds it
+        (`request`: note one first)."""
         from kfcli.core.store import CursorMoved
 
         store, corp_id = self.store, self.corp_id
         try:
+            if request:
+                store.request_pull(corp_id, open_kfid, token=None)
             while True:
                 lock = self.puller.lock(open_kfid)
                 if lock is None:
                     return  # the holder pulls again before it lets go (its request check)
                 try:
-                    self.puller.leftovers(open_kfid)
+                    self.out.adopt()  # what dead receivers committed and never wrote
+                    previous = self._last_pulled(open_kfid)
+                    self._earliest = None
+                    pulled = False
                     while True:
                         requested, token = store.take_request(corp_id, open_kfid)
                         if not requested:
                             break
                         try:
+                            self.puller.owner = self.out.owner
                             self.puller.pull(open_kfid, token=token, announced_at=announced_at)
                         except BaseException:
                             # Still to do: whoever pulls next (this worker's retry included)
@@ -247,6 +290,10 @@ class CallbackHandler:
                             with contextlib.suppress(KfError):
                                 store.request_pull(corp_id, open_kfid, token=None)
                             raise
+                        pulled = True
+                    if pulled:
+                        self._count("kfcli_pulls", result="ok", reason=reason)
+                        self._pulled(open_kfid, previous, announced_at)
                 finally:
                     lock.release()
                 # A request that came in after the last check but before the release found
@@ -259,8 +306,46 @@ class CallbackHandler:
             self.log(f"sync_msg for {open_kfid}: another puller moved the cursor; leaving the "
                      "account to it")
         except KfError as exc:
+            self._count("kfcli_pulls", result="failed", reason=reason)
             self._failed(open_kfid, announced_at, f"sync_msg for {open_kfid} failed: "
                          f"{exc.message}")
+
+    # -- gaps: judged on WeCom's clock
+
+    def _observe(self, items: list[Any]) -> None:
+        times = [m.send_time for m in items if m.send_time]
+        if times:
+            first = min(times)
+            self._earliest = first if self._earliest is None else min(self._earliest, first)
+
+    def _last_pulled(self, open_kfid: str) -> float | None:
+        states = self.store.pull_states(self.corp_id, open_kfid)
+        return states[0].wecom_pulled_at if states else None
+
+    def _pulled(self, open_kfid: str, previous: float | None, announced_at: int | None) -> None:
+        """After a pull: was the account resumed later than WeCom keeps messages? Then note
+        the gap; and note when (WeCom's clock) it was pulled."""
+        from kfcli.core.store.base import RETENTION
+
+        skew = self.store.clock_skew(self.corp_id) or 0.0
+        now = max(time.time() + skew, float(announced_at or 0))
+        if previous:
+            seen = max(float(announced_at or 0), float(self._earliest or 0))
+            if seen - previous > RETENTION:
+                self.store.note_gap(self.corp_id, open_kfid, previous, seen)
+                self._count("kfcli_gaps", open_kfid=open_kfid)
+                days = (seen - previous) / 86400
+                _log.warning(
+                    "account %s resumed %.1f days after its last pull (WeCom keeps messages "
+                    "3 days): messages sent in between may be lost; see `kfcli store status`",
+                    open_kfid, days, extra={"kf": {"event": "gap", "open_kfid": open_kfid,
+                                                   "since": int(previous),
+                                                   "until": int(seen)}})
+        self.store.note_pulled(self.corp_id, open_kfid, now)
+
+    def _count(self, name: str, **labels: str) -> None:
+        if self.metrics is not None:
+            self.metrics.inc(name, **labels)
 
     def archive(self, open_kfid: str) -> None:
         """Fetch the account's due media into the archive (after its pull, outside the pull
@@ -313,40 +398,246 @@ class CallbackHandler:
             self._later(event, str(event.get("OpenKfId", "catch-up")))
 
 
-#: Outbox owner of receivers: any receiver worker writes out what a dead one committed.
+#: Outbox owners of receivers start with this; each process owns its entries (`Emitter`).
 OWNER = "receiver"
-#: Queue markers: pull every account with a cursor; pull one account again (no new callback).
+#: Queue markers: pull every account with a cursor; pull one account again (no new callback);
+#: a periodic safety pull.
 CATCH_UP = "kfcli-catch-up"
 RETRY = "kfcli-retry"
+SAFETY = "kfcli-safety"
 #: Queue marker: fetch an account's due media again (after a passing failure).
 MEDIA = "kfcli-media"
 #: Set on a queued callback whose pull request `accept` already stored.
 RECORDED = "kfcli-recorded"
+#: The callback's msg_signature, as the app hands it over (kfcli.callback.app.SIGNATURE).
+SIGNATURE = "kfcli-signature"
 
 
-def _any(_entry: Any) -> bool:
-    return True
+def _none(_entry: Any) -> bool:
+    return False  # leftovers are adopted by the Emitter, never written by the puller
 
 
-class _Emitted:
-    """The receiver's sink: each new message is emitted as a record right away, then its
-    outbox entry is removed (a worker killed in between leaves it for the next one)."""
+def _fields(fields: Record) -> Record:
+    """A callback's own fields, without kfcli's markers."""
+    return {k: v for k, v in fields.items()
+            if k not in ("type", RECORDED, SIGNATURE)}
+
+
+class _Committed:
+    """The receiver's sink: what a pull committed is in the store's outbox under this
+    process's name; the emitter writes it out (now, or on its own thread)."""
 
     def __init__(self, handler: CallbackHandler) -> None:
         self.handler = handler
 
     def write(self, rows: list[Any], outbox_id: int | None) -> None:
-        import json
-
-        for row in rows:
-            record: Record = {"type": "message"}
-            record.update((k, v) for k, v in json.loads(row.text).items() if k != "type")
-            self.handler.emit(record)
+        if self.handler.metrics is not None and rows:
+            self.handler.metrics.inc("kfcli_messages_stored", len(rows))
         if outbox_id is not None:
-            self.handler.store.outbox_done([outbox_id])
+            self.handler.out.committed(len(rows))
 
     def settle(self) -> None:
         pass
+
+
+class Emitter:
+    """Writes out what a receiver process committed: callback records, and the messages of
+    its outbox entries in the store, each exactly once (an entry is removed once its rows
+    are written; a process killed in between leaves it to the next, which writes it again).
+
+    Each process owns its entries (`owner`) and holds a lock saying it is alive while it
+    runs; the entries of a process that died are adopted by a live one (`adopt`). Without
+    `threaded`, writing happens at once on the caller's thread; with it, on a thread of its
+    own, so a stalled reader delays only the writing: pulls and commits go on, and the
+    writing catches up from the store when the reader drains. `emit=None` writes nothing
+    and commits no outbox entries. Thread-safe.
+    """
+
+    #: Callback records waiting for a stalled reader, at most; more are dropped (counted)
+    #: when the store has the messages, or refused (503) when the records are all there is.
+    MAX_RECORDS = 10_000
+
+    def __init__(self, emit: Emit | None, *, store: Any = None, corp_id: str = "",
+                 log: Log | None = None, metrics: Any = None, threaded: bool = False) -> None:
+        import collections
+
+        self.emit = emit
+        self.store = store
+        self.corp_id = corp_id
+        self.log = log or _log.warning
+        self.metrics = metrics
+        self.threaded = threaded
+        self._records: collections.deque[Record] = collections.deque()
+        self._reserved = 0
+        self._lock = threading.RLock()
+        self._flushing = threading.Lock()
+        self._wake = threading.Event()
+        self._pid = 0
+        self._owner = ""
+        self._alive: Any = None
+        self._thread: threading.Thread | None = None
+        self._stopped = False
+        self.lag = 0  # messages committed and not yet written
+
+    @property
+    def writes(self) -> bool:
+        return self.emit is not None
+
+    @property
+    def owner(self) -> str | None:
+        """This process's outbox owner name (None: nothing is written, no outbox)."""
+        if self.emit is None:
+            return None
+        if self._pid != os.getpid():
+            with self._lock:
+                if self._pid != os.getpid():
+                    import secrets
+                    import socket
+
+                    host = socket.gethostname().replace(":", "_")
+                    if self._pid:  # a forked child: nothing of the parent's is its own
+                        self._alive = None
+                        self._thread = None
+                        self._records.clear()
+                        self._reserved = 0
+                        self.lag = 0
+                    self._pid = os.getpid()
+                    self._owner = f"{OWNER}:{host}:{self._pid}-{secrets.token_hex(4)}"
+        if self._alive is None and self.store is not None:
+            with self._lock:
+                if self._alive is None:
+                    self._alive = self.store.lock(_alive_lock(self._owner))
+        return self._owner
+
+    def reserve(self) -> None:
+        """Room for one more record that must not be dropped; queue.Full when there is none."""
+        with self._lock:
+            if len(self._records) + self._reserved >= self.MAX_RECORDS:
+                raise queue.Full
+            self._reserved += 1
+
+    def record(self, record: Record, *, reserved: bool = False) -> None:
+        if self.emit is None:
+            return
+        with self._lock:
+            if reserved:
+                self._reserved = max(0, self._reserved - 1)
+            elif len(self._records) >= self.MAX_RECORDS:
+                if self.metrics is not None:
+                    self.metrics.inc("kfcli_emit_dropped")
+                return
+            self._records.append(record)
+        self._kick()
+
+    def committed(self, count: int) -> None:
+        with self._lock:
+            self.lag += count
+        if self.metrics is not None:
+            self.metrics.set("kfcli_emit_lag_messages", self.lag)
+        self._kick()
+
+    def adopt(self) -> int:
+        """Take over the outbox entries of receiver processes that died (their alive lock is
+        free): they are written out by this one."""
+        owner = self.owner
+        if owner is None or self.store is None:
+            return 0
+        taken = 0
+        for other in self.store.outbox_owners(self.corp_id, OWNER):
+            if other == owner:
+                continue
+            lock = self.store.lock(_alive_lock(other))
+            if lock is None:
+                continue  # alive: it writes its own
+            try:
+                taken += self.store.adopt_outbox(self.corp_id, other, owner)
+            finally:
+                lock.release()
+        if taken:
+            self._kick()
+        return taken
+
+    def _kick(self) -> None:
+        if not self.threaded:
+            self.flush()
+            return
+        self._ensure_thread()
+        self._wake.set()
+
+    def _ensure_thread(self) -> None:
+        if self._thread is not None and self._thread.is_alive() and self._pid == os.getpid():
+            return
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self.owner  # noqa: B018 (a forked child takes a name of its own first)
+                self._thread = threading.Thread(target=self._run, name="kfcli-emitter",
+                                                daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(5.0)
+            self._wake.clear()
+            try:
+                self.flush()
+            except KfError as exc:
+                self.log(f"writing out stored messages: {exc.message}; trying again")
+                time.sleep(1.0)
+            except Exception as exc:  # the reader's problem (EIO...): try again later
+                self.log(f"writing to stdout failed: {type(exc).__name__}: {exc}")
+                time.sleep(1.0)
+            if self._stopped:
+                return
+
+    def flush(self) -> None:
+        """Write the waiting records, then this process's outbox entries, oldest first."""
+        if self.emit is None:
+            return
+        with self._flushing:
+            self._write_records()
+            owner = self.owner
+            if self.store is None or owner is None:
+                return
+            import json
+
+            entries = self.store.outbox_of(self.corp_id, owner)
+            self._write_records()  # a callback recorded before its messages were committed
+            for entry in entries:
+                rows = self.store.outbox_rows(self.corp_id, entry)
+                for row in rows:
+                    record = {"type": "message"}
+                    record.update((k, v) for k, v in json.loads(row.text).items()
+                                  if k != "type")
+                    self.emit(record)
+                self.store.outbox_done([entry.id])
+                with self._lock:
+                    self.lag = max(0, self.lag - len(rows))
+                if self.metrics is not None:
+                    self.metrics.set("kfcli_emit_lag_messages", self.lag)
+
+    def _write_records(self) -> None:
+        while True:
+            with self._lock:
+                if not self._records:
+                    return
+                record = self._records.popleft()
+            self.emit(record)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Write out what is waiting (at most `timeout` seconds), then stop."""
+        thread = self._thread
+        if thread is not None and thread.is_alive() and self._pid == os.getpid():
+            self._stopped = True
+            self._wake.set()
+            thread.join(timeout)
+        if self._alive is not None and self._pid == os.getpid():
+            with contextlib.suppress(Exception):
+                self._alive.release()
+            self._alive = None
+
+
+def _alive_lock(owner: str) -> str:
+    return f"receiver-alive:{owner}"
 
 
 class LineWriter:

@@ -54,6 +54,8 @@ def listen_failed(host: str, port: int, exc: OSError):
 
   kfcli callback serve --sync | jq -c 'select(.type == "message")'
 
+  kfcli callback serve --sync --no-emit --log-format json
+
   kfcli --sandbox callback serve --port 0 --sync
 
 Needs the callback Token, the EncodingAESKey and the CorpID (KFCLI_TOKEN, KFCLI_AES_KEY,
@@ -64,22 +66,32 @@ GET answers URL verification with the bare decrypted echostr. POST is verified, 
 answered 200 "success" at once, and written to stdout by a worker thread, one JSON object per
 line: {"type": "callback", "ToUserName", "CreateTime", "MsgType", "Event", "Token",
 "OpenKfId"}; with --sync each message pulled with sync_msg follows as {"type": "message",
-...the sync_msg message...}. Refusals: 403 bad signature, 413 body over 64 KiB, 400 malformed
-or undecryptable, 503 queue full; each is logged on stderr.
+...the sync_msg message...}. Refusals: 403 bad signature or a timestamp outside the
+--max-skew window (a replay), 413 body over 64 KiB, 400 malformed or undecryptable, 503 the
+store cannot take it now (WeCom retries); each is logged on stderr with its cause and the
+client's address. A callback taken before within the window is answered "success" again and
+nothing else happens.
+
+Operations on the same port, never logged: GET /healthz (alive), GET /readyz (200 while the
+store can be written and the worker runs, else 503 with the reason), GET /metrics
+(Prometheus). Log lines carry time, level and pid (--log-format json: one object per line).
 
 With --sync, messages go into the message store (`kfcli store status`; KFCLI_STORE, default
 SQLite in the user state dir) and only those new to it are written: on start the receiver
 catches up on every account the store has a cursor for, so a receiver restarted after an
 outage writes what arrived meanwhile, once. Cursors live in the store, not in the process.
+Storing never waits for stdout: a reader that stops reading delays only the writing, which
+catches up from the store. Every --safety-pull seconds an account that no callback announced
+is pulled anyway (a callback WeCom gave up on); resuming an account after more than 3 days
+(WeCom's retention) is logged as a possible gap and shown by `kfcli store status`.
 
 Any WSGI server can run the same receiver (configured from the same env vars / profile), with
 any number of worker processes; several hosts share a PostgreSQL store
 (KFCLI_STORE=postgresql://kfcli@db.internal:5432/kfcli): each message is written once, by the
-worker that stored it.
+worker that stored it. Use threaded workers (a slow client then holds a thread, not a
+worker), or a buffering proxy such as nginx in front:
 
-  gunicorn -w 4 -b 0.0.0.0:8000 'kfcli.callback:app_from_env()'
-
-  gunicorn -w 4 -b 0.0.0.0:8000 'kfcli.callback:app_from_env(sync=True)'
+  gunicorn -k gthread --threads 8 -w 4 -b 0.0.0.0:8000 'kfcli.callback:app_from_env(sync=True)'
 
 Stdout is always JSON lines; -o json makes errors JSON objects on stderr too. A port that
 cannot be listened on (in use, privileged, an address not of this machine) exits 3.""")
@@ -102,32 +114,62 @@ def serve(
     no_media: Annotated[bool, typer.Option(
         "--no-media", help="With --sync, do not fetch the media of new messages into the "
         "store's archive (`kfcli store media --retry` can, later).")] = False,
+    no_emit: Annotated[bool, typer.Option(
+        "--no-emit", help="With --sync, write nothing to stdout: consumers read the store "
+        "(`kfcli msg history --consumer`).")] = False,
+    max_skew: Annotated[int, typer.Option(
+        "--max-skew", min=0, max=86400, metavar="SECONDS", help="Refuse callbacks whose "
+        "timestamp is further than this from now (replays); 0 turns the check off.")] = 600,
+    safety_pull: Annotated[int, typer.Option(
+        "--safety-pull", min=0, max=86400, metavar="SECONDS", help="With --sync, pull an "
+        "account no callback announced for this long; 0: never.")] = 300,
+    trusted_proxy: Annotated[list[str] | None, typer.Option(
+        "--trusted-proxy", metavar="CIDR", help="A proxy whose X-Forwarded-For names the "
+        "client in the log (repeatable). Default: 127.0.0.1 and ::1.",
+        show_default=False)] = None,
+    log_format: Annotated[str, typer.Option(
+        "--log-format", metavar="text|json", help="Log lines on stderr as text or JSON "
+        "objects.")] = "text",
+    log_level: Annotated[str, typer.Option(
+        "--log-level", metavar="LEVEL", help="debug, info, warning or error.")] = "info",
     corp_id: Annotated[str | None, typer.Option(
         "--corp-id", help="Receive id: the CorpID for KF. [env: KFCLI_CORP_ID]",
         show_default=False)] = None,
     access_log: Annotated[bool, typer.Option(
-        "--access-log", help="Log every request on stderr.")] = False,
+        "--access-log", help="Log every request on stderr (probes excepted).")] = False,
 ) -> None:
     """Run a callback receiver: answer WeCom, print each callback as a JSON line."""
+    from kfcli.callback import logs
     from kfcli.cli.callback_verify import credentials
     from kfcli.core import limits
+    from kfcli.core.errors import UsageError
 
     for kfid in open_kfid or ():
         limits.check_open_kfid(kfid)
-    if no_media and not sync:
-        from kfcli.core.errors import UsageError
-
-        raise UsageError("--no-media goes with --sync (without it nothing is pulled or "
-                         "archived)")
+    for flag, given in (("--no-media", no_media), ("--no-emit", no_emit)):
+        if given and not sync:
+            raise UsageError(f"{flag} goes with --sync (without it nothing is pulled or "
+                             "stored)")
+    if log_format not in logs.FORMATS:
+        raise UsageError(f"--log-format must be text or json, not {log_format!r}")
+    if log_level.lower() not in logs.LEVELS:
+        raise UsageError(f"--log-level must be one of {', '.join(logs.LEVELS)}, not "
+                         f"{log_level!r}")
+    trusted = trusted_proxy if trusted_proxy is not None else list(logs.DEFAULT_TRUSTED)
+    try:
+        logs.parse_networks(trusted)
+    except ValueError as exc:
+        raise UsageError(f"--trusted-proxy: {exc}") from None
     # Secrets only from the environment or the profile: a long-running process would show
     # flags to every user of the machine (ps) for as long as it runs.
     creds = credentials(corp_id=corp_id, options=("corp_id",))
     st = state()
     client = st.client() if sync else None  # fails now (exit 3) when the secret is missing
 
-    from kfcli.callback import CallbackHandler, Dispatcher, make_app
+    from kfcli.callback.receiver import Receiver
     from kfcli.callback.server import make_server, url_of
 
+    logs.configure(log_format, log_level, stream=sys.stderr)
     out = st.out
     reader_gone = threading.Event()
 
@@ -141,7 +183,7 @@ def serve(
             # nobody will see; WeCom retries what it cannot deliver.
             reader_gone.set()
             _silence_stdout()
-            out.warning("stdout closed; stopping")
+            logs.log.warning("stdout closed; stopping")
             threading.Thread(target=server.shutdown, daemon=True).start()
 
     store = None
@@ -149,23 +191,28 @@ def serve(
         from kfcli.core.store import open_store
 
         store = open_store(settings=st.settings())  # a broken store fails now (exit 3/6)
-    handler = CallbackHandler(emit, client=client, store=store, open_kfids=open_kfid,
-                              log=out.warning, history=history, media=not no_media)
-    dispatcher = Dispatcher(handler, log=out.warning, before=handler.record)
-    handler.requeue = dispatcher.put
-    wsgi = make_app(creds.token, creds.aes_key, creds.receive_id, on_event=dispatcher,
-                    log=out.warning)
+    receiver = Receiver(creds.token, creds.aes_key, creds.receive_id,
+                        emit=None if no_emit else emit, client=client, store=store,
+                        open_kfids=open_kfid, history=history, media=not no_media,
+                        max_skew=max_skew, safety=safety_pull, trusted_proxies=trusted)
+    quiet = {"/healthz", "/readyz", "/metrics"}
+
+    def access(line: str) -> None:
+        if not any(f" {path} " in line or f" {path}?" in line for path in quiet):
+            logs.log.info(line)
+
     try:
-        server = make_server(host, port, wsgi, access_log=out.info if access_log else None,
-                             log=out.warning)
+        server = make_server(host, port, receiver.app, access_log=access if access_log else None,
+                             log=logs.log.warning)
     except OSError as exc:
         raise listen_failed(host, port, exc) from None
-    out.info(f"listening on {url_of(server)} (receive id {creds.receive_id!r}; "
-             f"{'callbacks and messages' if sync else 'callbacks'} as JSON lines on stdout)")
-    if sync:
-        from kfcli.callback.worker import CATCH_UP
-
-        dispatcher.put({"type": CATCH_UP})
+    server.on_busy = lambda: receiver.metrics.inc("kfcli_callbacks", result="busy")
+    # The first line, as scripts read it (the URL is its third word); log lines follow.
+    out.info(f"listening on {url_of(server)} (receive id {creds.receive_id!r}; " + (
+        "messages into the store, nothing on stdout)" if no_emit else
+        "callbacks and messages as JSON lines on stdout)" if sync else
+        "callbacks as JSON lines on stdout)"))
+    receiver.start()
     previous = signal.signal(signal.SIGTERM, _stop)
     try:
         server.serve_forever(poll_interval=0.2)
@@ -174,6 +221,6 @@ def serve(
     finally:
         signal.signal(signal.SIGTERM, previous)
         server.server_close()
-        dispatcher.close()
+        receiver.close()
         if store is not None:
             store.close()

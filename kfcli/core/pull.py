@@ -55,10 +55,11 @@ class Puller:
     announcing callback announced; see `pull`).
     """
 
-    def __init__(self, client: KfClient, store: Store, corp_id: str, *, owner: str,
+    def __init__(self, client: KfClient, store: Store, corp_id: str, *, owner: str | None,
                  sink: Sink, claim: Callable[[OutboxEntry], bool], owner_prefix: str,
                  limit: int = 1000, voice_format: int | None = None, history: bool = True,
-                 log: Callable[[str], None] | None = None) -> None:
+                 log: Callable[[str], None] | None = None,
+                 observe: Callable[[list[Incoming]], None] | None = None) -> None:
         self.client = client
         self.store = store
         self.corp_id = corp_id
@@ -70,6 +71,8 @@ class Puller:
         self.voice_format = voice_format
         self.history = history
         self.log = log or (lambda _text: None)
+        #: Sees each page's messages before they are committed (the receiver's gap check).
+        self.observe = observe
 
     def lock(self, open_kfid: str, *, wait: float = 0.0) -> Lock | None:
         return self.store.lock(lock_name(self.corp_id, open_kfid), wait=wait)
@@ -110,6 +113,8 @@ class Puller:
             texts = page.msg_texts or [None] * len(page.msg_list)
             items = [Incoming.from_api(doc, text)
                      for doc, text in zip(page.msg_list, texts, strict=True)]
+            if self.observe is not None and items:
+                self.observe(items)
             next_cursor = page.next_cursor or cursor or ""
             committed = self.store.commit_page(self.corp_id, open_kfid, expected=expected,
                                                cursor=next_cursor, messages=items,

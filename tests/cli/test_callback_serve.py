@@ -168,7 +168,7 @@ def test_refusals_never_emit_and_never_crash_the_server(serve):
     assert rx.request("POST", query, body)[:2] == (200, b"success")
     assert rx.record()["OpenKfId"] == "wk1"
     err = rx.drain_err()
-    assert "(403): invalid_signature" in err and "(413)" in err and "DOCTYPE" in err
+    assert "(403) from 127.0.0.1: invalid_signature" in err and "(413)" in err and "DOCTYPE" in err
     assert "receive_id_mismatch" in err and "Traceback" not in err
     assert TOKEN not in err and AES_KEY not in err
 
@@ -292,7 +292,7 @@ def test_wsgi_factory_from_env_for_gunicorn(home, monkeypatch):
     seen: list[str] = []
     chunks = app(environ, lambda status, headers: seen.append(status))
     assert seen == ["200 OK"] and b"".join(chunks) == b"success"
-    app.on_event.close()
+    app.receiver.close()
     assert records == [{"type": "callback", "ToUserName": RECEIVE_ID,
                         "CreateTime": "1700000000", "MsgType": "event",
                         "Event": "kf_msg_or_event", "Token": "tok", "OpenKfId": "wk9"}]

@@ -35,7 +35,7 @@ from kfcli.core.errors import KfError
 
 #: The schema this kfcli writes. A store with a higher version was written by a newer kfcli
 #: and is refused, never altered; a lower one is upgraded in place.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 #: Version 2 added the searchable text of each message (`msg search`, `msg history --grep`);
 #: version 3 the media archive (each media message's bytes, fetched after it is stored).
@@ -372,6 +372,28 @@ class AccountStatus:
 
 
 @dataclass(frozen=True)
+class PullState:
+    open_kfid: str
+    requested: bool
+    last_pull_at: float | None  # local clock of the puller
+    last_callback_at: float | None
+    wecom_pulled_at: float | None  # WeCom's clock, estimated (see Store.note_pulled)
+    gap_since: float | None  # the latest gap (WeCom's clock): last pull before it ...
+    gap_until: float | None  # ... and when the account was resumed
+
+    def gap(self) -> dict[str, Any] | None:
+        if self.gap_since is None or self.gap_until is None:
+            return None
+        return {"since": int(self.gap_since), "until": int(self.gap_until),
+                "seconds": int(self.gap_until - self.gap_since)}
+
+
+#: WeCom keeps messages for sync_msg this long (kf-api.md §2.5): an account not pulled for
+#: longer may have lost messages.
+RETENTION = 3 * 24 * 3600
+
+
+@dataclass(frozen=True)
 class ConsumerStatus:
     name: str
     open_kfid: str
@@ -452,9 +474,12 @@ class Store(ABC):
 
     @abstractmethod
     def request_pull(self, corp_id: str, open_kfid: str, *, token: str | None,
-                     callback: dict[str, Any] | None = None) -> None:
+                     callback: dict[str, Any] | None = None,
+                     signature: str | None = None) -> bool:
         """Note that the account has news (from a callback, whose fields are recorded, or a
-        start-up catch-up); whoever holds its pull lock pulls again."""
+        start-up catch-up); whoever holds its pull lock pulls again. With the callback's
+        `signature`: False, and nothing noted, when a callback with that signature was
+        taken before (WeCom's retry, or a replay), by any process or host."""
 
     @abstractmethod
     def take_request(self, corp_id: str, open_kfid: str) -> tuple[bool, str | None]:
@@ -483,6 +508,51 @@ class Store(ABC):
 
     @abstractmethod
     def outbox_done(self, ids: Collection[int]) -> None: ...
+
+    @abstractmethod
+    def outbox_of(self, corp_id: str, owner: str) -> list[OutboxEntry]:
+        """The entries of exactly this owner, every account, oldest first."""
+
+    @abstractmethod
+    def outbox_owners(self, corp_id: str, owner_prefix: str) -> list[str]:
+        """The owners starting with `owner_prefix` that have entries."""
+
+    @abstractmethod
+    def adopt_outbox(self, corp_id: str, owner: str, new_owner: str) -> int:
+        """Hand every entry of `owner` (a process that died) to `new_owner`; how many."""
+
+    @abstractmethod
+    def outbox_pending(self, corp_id: str) -> int:
+        """Messages (about: stored-only history is counted) waiting in the outbox."""
+
+    # -- the receiver's operations
+
+    @abstractmethod
+    def pull_states(self, corp_id: str, open_kfid: str | None = None) -> list[PullState]:
+        """Every account's pull bookkeeping, or one's (cheap: no message is counted)."""
+
+    @abstractmethod
+    def note_pulled(self, corp_id: str, open_kfid: str, wecom_time: float) -> None:
+        """A pull of the account completed at `wecom_time` (WeCom's clock, estimated)."""
+
+    @abstractmethod
+    def note_gap(self, corp_id: str, open_kfid: str, since: float, until: float) -> None:
+        """The account was resumed at `until` after its last pull at `since` (WeCom's clock),
+        more than WeCom keeps messages: shown by `store status` until the next gap."""
+
+    @abstractmethod
+    def clock_skew(self, corp_id: str) -> float | None:
+        """WeCom's clock minus this store's receivers' clocks, from the latest callback
+        recorded (its CreateTime against when it was received); None before any."""
+
+    @abstractmethod
+    def forget_signatures(self, before: float) -> int:
+        """Forget callbacks taken before `before` (local clock): outside the freshness window
+        a replay is refused by its timestamp anyway."""
+
+    @abstractmethod
+    def probe(self) -> None:
+        """A small write: raises KfError (naming the cause) when the store cannot be written."""
 
     # -- reading
 

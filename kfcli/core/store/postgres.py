@@ -59,6 +59,7 @@ from kfcli.core.store.base import (
     MediaSummary,
     OutboxEntry,
     Pruned,
+    PullState,
     ReplyWindow,
     Row,
     Store,
@@ -227,6 +228,17 @@ MIGRATIONS: dict[int, list[str]] = {
         END $$""",
         """CREATE INDEX IF NOT EXISTS messages_search_short
             ON messages USING gin (kfcli_short_grams(search_text))""",
+    ],
+    # The receiver's operations: when each account was last pulled on WeCom's clock and its
+    # latest gap, and the callbacks taken within the freshness window, by signature.
+    4: [
+        "ALTER TABLE accounts ADD COLUMN IF NOT EXISTS wecom_pulled_at double precision",
+        "ALTER TABLE accounts ADD COLUMN IF NOT EXISTS gap_since double precision",
+        "ALTER TABLE accounts ADD COLUMN IF NOT EXISTS gap_until double precision",
+        """CREATE TABLE IF NOT EXISTS seen_callbacks (
+            signature text PRIMARY KEY,
+            seen_at double precision NOT NULL)""",
+        "CREATE INDEX IF NOT EXISTS seen_callbacks_at ON seen_callbacks (seen_at)",
     ],
 }
 assert max(MIGRATIONS) == SCHEMA_VERSION
@@ -728,9 +740,14 @@ class PostgresStore(Store):
                 (corp_id, open_kfid, cursor, time.time()))
 
     def request_pull(self, corp_id: str, open_kfid: str, *, token: str | None,
-                     callback: dict[str, Any] | None = None) -> None:
+                     callback: dict[str, Any] | None = None,
+                     signature: str | None = None) -> bool:
         now = time.time()
         with self._transaction() as conn:
+            if signature is not None and not conn.execute(
+                    "INSERT INTO seen_callbacks (signature, seen_at) VALUES (%s, %s) "
+                    "ON CONFLICT (signature) DO NOTHING", (signature, now)).rowcount:
+                return False
             conn.execute(
                 "INSERT INTO accounts (corp_id, open_kfid, requested, request_token, "
                 "last_callback_at) VALUES (%s, %s, true, %s, %s) ON CONFLICT (corp_id, "
@@ -743,6 +760,7 @@ class PostgresStore(Store):
                 conn.execute("INSERT INTO callbacks (corp_id, open_kfid, received_at, "
                              "create_time, fields) VALUES (%s, %s, %s, %s, %s)",
                              (corp_id, open_kfid, now, created, _text(fields)))
+        return True
 
     def take_request(self, corp_id: str, open_kfid: str) -> tuple[bool, str | None]:
         rows = self._read(_TAKE_REQUEST, (corp_id, open_kfid))
@@ -785,6 +803,65 @@ class PostgresStore(Store):
             return
         with self._connection() as conn:
             conn.execute("DELETE FROM outbox WHERE id = ANY(%s::bigint[])", (list(ids),))
+
+    def outbox_of(self, corp_id: str, owner: str) -> list[OutboxEntry]:
+        rows = self._read("SELECT id, open_kfid, owner, first_seq, last_seq, emit_from FROM "
+                          "outbox WHERE corp_id = %s AND owner = %s ORDER BY id",
+                          (corp_id, owner))
+        return [OutboxEntry(*r) for r in rows]
+
+    def outbox_owners(self, corp_id: str, owner_prefix: str) -> list[str]:
+        return [r[0] for r in self._read(
+            "SELECT DISTINCT owner FROM outbox WHERE corp_id = %s AND starts_with(owner, %s)",
+            (corp_id, owner_prefix))]
+
+    def adopt_outbox(self, corp_id: str, owner: str, new_owner: str) -> int:
+        with self._transaction() as conn:
+            return conn.execute("UPDATE outbox SET owner = %s WHERE corp_id = %s AND "
+                                "owner = %s", (new_owner, corp_id, owner)).rowcount
+
+    def outbox_pending(self, corp_id: str) -> int:
+        rows = self._read("SELECT COALESCE(SUM(last_seq - first_seq + 1), 0) FROM outbox "
+                          "WHERE corp_id = %s", (corp_id,))
+        return int(rows[0][0]) if rows else 0
+
+    # ------------------------------------------------------------------ operations
+
+    def pull_states(self, corp_id: str, open_kfid: str | None = None) -> list[PullState]:
+        sql = ("SELECT open_kfid, requested, last_pull_at, last_callback_at, wecom_pulled_at, "
+               "gap_since, gap_until FROM accounts WHERE corp_id = %s")
+        args: list[Any] = [corp_id]
+        if open_kfid is not None:
+            sql += " AND open_kfid = %s"
+            args.append(open_kfid)
+        rows = self._read(sql + " ORDER BY open_kfid COLLATE \"C\"", args)
+        return [PullState(r[0], bool(r[1]), *r[2:]) for r in rows]
+
+    def note_pulled(self, corp_id: str, open_kfid: str, wecom_time: float) -> None:
+        with self._transaction() as conn:
+            conn.execute("UPDATE accounts SET wecom_pulled_at = GREATEST(COALESCE("
+                         "wecom_pulled_at, 0), %s) WHERE corp_id = %s AND open_kfid = %s",
+                         (wecom_time, corp_id, open_kfid))
+
+    def note_gap(self, corp_id: str, open_kfid: str, since: float, until: float) -> None:
+        with self._transaction() as conn:
+            conn.execute("UPDATE accounts SET gap_since = %s, gap_until = %s WHERE "
+                         "corp_id = %s AND open_kfid = %s", (since, until, corp_id, open_kfid))
+
+    def clock_skew(self, corp_id: str) -> float | None:
+        rows = self._read("SELECT create_time - received_at FROM callbacks WHERE corp_id = %s "
+                          "AND create_time IS NOT NULL ORDER BY id DESC LIMIT 1", (corp_id,))
+        return float(rows[0][0]) if rows else None
+
+    def forget_signatures(self, before: float) -> int:
+        with self._transaction() as conn:
+            return conn.execute("DELETE FROM seen_callbacks WHERE seen_at < %s",
+                                (before,)).rowcount
+
+    def probe(self) -> None:
+        with self._transaction() as conn:
+            conn.execute("INSERT INTO meta (key, value) VALUES ('probe', %s) ON CONFLICT (key) "
+                         "DO UPDATE SET value = excluded.value", (str(time.time()),))
 
     # ------------------------------------------------------------------ reading
 

@@ -38,6 +38,7 @@ from kfcli.core.store.base import (
     MediaSummary,
     OutboxEntry,
     Pruned,
+    PullState,
     ReplyWindow,
     Row,
     Store,
@@ -114,6 +115,18 @@ SCHEMA = [
         updated_at REAL NOT NULL,
         first_position INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (corp_id, name, open_kfid))""",
+]
+
+# The receiver's operations (schema version 4): when each account was last pulled on WeCom's
+# clock and its latest gap (more than WeCom's retention between two pulls), and the callbacks
+# taken within the freshness window, by signature (replays and WeCom's retries are answered
+# without being taken again, by every process).
+ACCOUNT_COLUMNS_4 = ["wecom_pulled_at REAL", "gap_since REAL", "gap_until REAL"]
+OPERATIONS_SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS seen_callbacks (
+        signature TEXT PRIMARY KEY,
+        seen_at REAL NOT NULL) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS seen_callbacks_at ON seen_callbacks (seen_at)",
 ]
 
 # Search (schema version 2): an FTS5 index with the trigram tokenizer over messages.search,
@@ -224,8 +237,40 @@ class _FileLock(Lock):
             self._lock = None
 
 
+#: Below this much free space on the store's disk the receiver says it is not ready.
+PROBE_FREE = 1024 * 1024
+
+
+def _free_bytes(directory: Path) -> int | None:
+    try:
+        st = os.statvfs(directory)
+    except OSError:
+        return None
+    return st.f_bavail * st.f_frsize
+
+
+#: Connections kept open for reuse while no thread holds them.
+MAX_IDLE = 8
+
+
+class _Loan:
+    """A thread's hold on a connection: when the thread ends, its thread-local storage (and
+    so this object) is released, and the connection goes back to the store."""
+
+    __slots__ = ("conn", "store")
+
+    def __init__(self, store: SqliteStore, conn: sqlite3.Connection) -> None:
+        self.store = store
+        self.conn = conn
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):  # at interpreter exit anything may be gone
+            self.store._give_back(self.conn)
+
+
 class SqliteStore(Store):
-    """The store in one SQLite file. Thread-safe: one connection per thread."""
+    """The store in one SQLite file. Thread-safe: each thread uses its own connection,
+    borrowed from a small pool and given back when the thread ends."""
 
     backend = "sqlite"
 
@@ -234,7 +279,10 @@ class SqliteStore(Store):
         self.display_url = "sqlite:///" + str(self.path).lstrip("/")
         self._local = threading.local()
         self._pid = os.getpid()
-        self._all: list[sqlite3.Connection] = []
+        #: Connections no thread holds, handed to the next thread that needs one (see _conn).
+        self._idle: list[sqlite3.Connection] = []
+        #: Every open connection, held or idle, so that close() closes them all.
+        self._open: set[sqlite3.Connection] = set()
         self._numbers: dict[tuple[str, str], tuple[int, int]] = {}
         self._guard = threading.Lock()
         self._create_file()
@@ -268,13 +316,23 @@ class SqliteStore(Store):
                               "to another place") from None
 
     def _conn(self) -> sqlite3.Connection:
+        """The calling thread's connection. A thread borrows one (an idle one, or a new one)
+        on first use and gives it back when the thread ends: a server that runs each request
+        on a new thread (the receiver's embedded server) reuses a few connections instead of
+        opening one per request and keeping it open forever. At most MAX_IDLE stay open
+        unused; the rest are closed as their threads end."""
         if self._pid != os.getpid():  # a forked child: never use the parent's connections
             with self._guard:
                 if self._pid != os.getpid():
                     self._local = threading.local()
-                    self._all = []
+                    self._idle = []
+                    self._open = set()
                     self._pid = os.getpid()
-        conn = getattr(self._local, "conn", None)
+        loan = getattr(self._local, "loan", None)
+        if loan is not None:
+            return loan.conn
+        with self._guard:
+            conn = self._idle.pop() if self._idle else None
         if conn is None:
             try:
                 conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT,
@@ -284,10 +342,25 @@ class SqliteStore(Store):
                 conn.execute("PRAGMA wal_autocheckpoint=16384")
             except sqlite3.Error as exc:
                 raise self._error(exc) from None
-            self._local.conn = conn
             with self._guard:
-                self._all.append(conn)
+                self._open.add(conn)
+        self._local.loan = _Loan(self, conn)
         return conn
+
+    def _give_back(self, conn: sqlite3.Connection) -> None:
+        """A thread that held `conn` ended (its _Loan was collected)."""
+        with self._guard:
+            if self._pid != os.getpid() or conn not in self._open:
+                return  # closed meanwhile, or the parent's connection in a forked child
+            if conn.in_transaction:  # never expected: a thread died inside a transaction
+                self._open.discard(conn)
+            elif len(self._idle) < MAX_IDLE:
+                self._idle.append(conn)
+                return
+            else:
+                self._open.discard(conn)
+        with contextlib.suppress(sqlite3.Error):
+            conn.close()
 
     def _error(self, exc: sqlite3.Error) -> KfError:
         text = str(exc)
@@ -298,6 +371,9 @@ class SqliteStore(Store):
         if "readonly" in text or "read-only" in text or "unable to open" in text:
             return ConfigError(f"cannot write to the store {self.path} ({text})",
                                hint="check the file's and its directory's permissions")
+        if "disk is full" in text or "disk I/O error" in text:
+            return KfError(f"the store {self.path} cannot be written: {text}",
+                           hint="free space on its disk; kfcli resumes by itself")
         if "locked" in text or "busy" in text:
             return KfError(f"the store {self.path} stayed locked for {BUSY_TIMEOUT:.0f} s "
                            f"({text})", hint="another process holds a long write transaction")
@@ -414,6 +490,12 @@ class SqliteStore(Store):
                     conn.execute(statement)
                 if 1 <= old < 3:  # version 3: the media archive, for messages stored so far
                     self._add_media(conn)
+                columns = {r[1] for r in conn.execute("PRAGMA table_info(accounts)")}
+                for column in ACCOUNT_COLUMNS_4:  # version 4: the receiver's operations
+                    if column.split()[0] not in columns:
+                        conn.execute(f"ALTER TABLE accounts ADD COLUMN {column}")
+                for statement in OPERATIONS_SCHEMA:
+                    conn.execute(statement)
                 conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES "
                              "('schema_version', ?)", (str(SCHEMA_VERSION),))
         except sqlite3.Error as exc:
@@ -461,11 +543,16 @@ class SqliteStore(Store):
 
     def close(self) -> None:
         with self._guard:
-            conns, self._all = self._all, []
+            conns, self._open, self._idle = self._open, set(), []
         if self._pid == os.getpid():
             for conn in conns:
                 conn.close()
         self._local = threading.local()
+
+    def connections(self) -> int:
+        """How many connections are open (held by threads or idle): a bounded number."""
+        with self._guard:
+            return len(self._open)
 
     # ------------------------------------------------------------------ locks
 
@@ -584,9 +671,14 @@ class SqliteStore(Store):
                                                                     now))
 
     def request_pull(self, corp_id: str, open_kfid: str, *, token: str | None,
-                     callback: dict[str, Any] | None = None) -> None:
+                     callback: dict[str, Any] | None = None,
+                     signature: str | None = None) -> bool:
         now = time.time()
         with self._write() as conn:
+            if signature is not None and not conn.execute(
+                    "INSERT OR IGNORE INTO seen_callbacks (signature, seen_at) VALUES (?, ?)",
+                    (signature, now)).rowcount:
+                return False
             conn.execute(
                 "INSERT INTO accounts (corp_id, open_kfid, requested, request_token, "
                 "last_callback_at) VALUES (?, ?, 1, ?, ?) ON CONFLICT (corp_id, open_kfid) DO "
@@ -599,6 +691,7 @@ class SqliteStore(Store):
                 conn.execute("INSERT INTO callbacks (corp_id, open_kfid, received_at, "
                              "create_time, fields) VALUES (?, ?, ?, ?, ?)",
                              (corp_id, open_kfid, now, created, fields))
+        return True
 
     def take_request(self, corp_id: str, open_kfid: str) -> tuple[bool, str | None]:
         with self._write() as conn:
@@ -647,6 +740,68 @@ class SqliteStore(Store):
             return
         with self._write() as conn:
             conn.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in ids])
+
+    def outbox_of(self, corp_id: str, owner: str) -> list[OutboxEntry]:
+        rows = self._read("SELECT id, open_kfid, owner, first_seq, last_seq, emit_from FROM "
+                          "outbox WHERE corp_id = ? AND owner = ? ORDER BY id", (corp_id, owner))
+        return [OutboxEntry(*r) for r in rows]
+
+    def outbox_owners(self, corp_id: str, owner_prefix: str) -> list[str]:
+        return [r[0] for r in self._read(
+            "SELECT DISTINCT owner FROM outbox WHERE corp_id = ? AND substr(owner, 1, ?) = ?",
+            (corp_id, len(owner_prefix), owner_prefix))]
+
+    def adopt_outbox(self, corp_id: str, owner: str, new_owner: str) -> int:
+        with self._write() as conn:
+            return conn.execute("UPDATE outbox SET owner = ? WHERE corp_id = ? AND owner = ?",
+                                (new_owner, corp_id, owner)).rowcount
+
+    def outbox_pending(self, corp_id: str) -> int:
+        rows = self._read("SELECT COALESCE(SUM(last_seq - first_seq + 1), 0) FROM outbox "
+                          "WHERE corp_id = ?", (corp_id,))
+        return int(rows[0][0]) if rows else 0
+
+    # ------------------------------------------------------------------ operations
+
+    def pull_states(self, corp_id: str, open_kfid: str | None = None) -> list[PullState]:
+        sql = ("SELECT open_kfid, requested, last_pull_at, last_callback_at, wecom_pulled_at, "
+               "gap_since, gap_until FROM accounts WHERE corp_id = ?")
+        args: list[Any] = [corp_id]
+        if open_kfid is not None:
+            sql += " AND open_kfid = ?"
+            args.append(open_kfid)
+        rows = self._read(sql + " ORDER BY open_kfid", args)
+        return [PullState(r[0], bool(r[1]), *r[2:]) for r in rows]
+
+    def note_pulled(self, corp_id: str, open_kfid: str, wecom_time: float) -> None:
+        with self._write() as conn:
+            conn.execute("UPDATE accounts SET wecom_pulled_at = MAX(COALESCE(wecom_pulled_at, "
+                         "0), ?) WHERE corp_id = ? AND open_kfid = ?",
+                         (wecom_time, corp_id, open_kfid))
+
+    def note_gap(self, corp_id: str, open_kfid: str, since: float, until: float) -> None:
+        with self._write() as conn:
+            conn.execute("UPDATE accounts SET gap_since = ?, gap_until = ? WHERE corp_id = ? "
+                         "AND open_kfid = ?", (since, until, corp_id, open_kfid))
+
+    def clock_skew(self, corp_id: str) -> float | None:
+        rows = self._read("SELECT create_time - received_at FROM callbacks WHERE corp_id = ? "
+                          "AND create_time IS NOT NULL ORDER BY id DESC LIMIT 1", (corp_id,))
+        return float(rows[0][0]) if rows else None
+
+    def forget_signatures(self, before: float) -> int:
+        with self._write() as conn:
+            return conn.execute("DELETE FROM seen_callbacks WHERE seen_at < ?",
+                                (before,)).rowcount
+
+    def probe(self) -> None:
+        free = _free_bytes(self.path.parent)
+        if free is not None and free < PROBE_FREE:
+            raise KfError(f"the disk of the store {self.path} is full ({free} bytes free)",
+                          hint="free some space; the receiver takes callbacks again by itself")
+        with self._write() as conn:
+            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('probe', ?)",
+                         (str(time.time()),))
 
     # ------------------------------------------------------------------ reading
 
