@@ -97,6 +97,8 @@ HEALTH, READY, METRICS = "/healthz", "/readyz", "/metrics"
 
 #: Default freshness window: a POST whose `timestamp` is further from now is refused.
 MAX_SKEW = 600
+#: Signatures each process remembers (the store remembers every one within the window).
+SEEN = 4096
 
 
 class CallbackApp:
@@ -242,10 +244,10 @@ class CallbackApp:
         now = self.clock()
         with self._seen_lock:
             self._seen[signature] = now
-            if len(self._seen) > 4096:
+            if len(self._seen) > SEEN:  # the oldest go first: memory stays flat
                 horizon = now - max(self.max_skew, 60) * 2
                 self._seen = {s: t for s, t in self._seen.items() if t >= horizon}
-                while len(self._seen) > 65536:  # a flood inside the window: oldest first
+                while len(self._seen) > SEEN:
                     self._seen.pop(next(iter(self._seen)))
 
     def _open(self, action: Callable[[], bytes]) -> bytes:

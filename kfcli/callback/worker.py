@@ -327,10 +327,13 @@ class CallbackHandler:
         the gap; and note when (WeCom's clock) it was pulled."""
         from kfcli.core.store.base import RETENTION
 
+        # WeCom's time now: the callback's CreateTime, the messages' send_time, or this
+        # host's clock corrected by the skew seen on the latest callback (a catch-up after a
+        # long outage has neither of the first two).
         skew = self.store.clock_skew(self.corp_id) or 0.0
-        now = max(time.time() + skew, float(announced_at or 0))
+        now = max(time.time() + skew, float(announced_at or 0), float(self._earliest or 0))
         if previous:
-            seen = max(float(announced_at or 0), float(self._earliest or 0))
+            seen = now
             if seen - previous > RETENTION:
                 self.store.note_gap(self.corp_id, open_kfid, previous, seen)
                 self._count("kfcli_gaps", open_kfid=open_kfid)

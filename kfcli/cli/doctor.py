@@ -361,12 +361,18 @@ def _store(settings) -> Check:
             return Check("store", FAILED, f"{path} ({source}) {foreign}; it was left untouched",
                          "move it away, or set KFCLI_STORE (or `kfcli config set store`) to "
                          "another file", EXIT_CONFIG)
+    corp_id = settings.get("corp_id") if settings is not None else None
     try:
         with open_store(url) as store:
             version = store.schema_version()
+            gaps = [p for p in store.pull_states(corp_id) if p.gap()] if corp_id else []
     except KfError as exc:
         return Check("store", FAILED, exc.message, exc.hint or "", exc.exit_code or 1)
     detail = f"{where}, schema version {version}"
+    for gap in gaps:  # the receiver resumed an account after WeCom's 3 days
+        days = (gap.gap() or {}).get("seconds", 0) / 86400
+        detail += (f"; possible gap in {gap.open_kfid} ({days:.1f} days unpulled: see "
+                   "`kfcli store status`)")
     if path is None or os.name != "posix":
         return Check("store", OK, detail)
     files = [f for f in (path, Path(f"{path}-wal"), Path(f"{path}-shm")) if f.exists()]

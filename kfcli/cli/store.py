@@ -99,6 +99,7 @@ def status(
         accounts = store.status(corp_id)
         consumers = store.consumers(corp_id)
         media = store.media_summary(corp_id, account)
+        gaps = {p.open_kfid: p.gap() for p in store.pull_states(corp_id, account)}
         backend = store.backend
     if account is not None:
         accounts = [a for a in accounts if a.open_kfid == account] or [
@@ -106,7 +107,8 @@ def status(
         consumers = [c for c in consumers if c.open_kfid == account]
     if out.machine:
         out.obj({"backend": backend, "url": url, "schema_version": version, "corp_id": corp_id,
-                 "accounts": [a.as_dict() for a in accounts],
+                 "accounts": [{**a.as_dict(), "gap": gaps.get(a.open_kfid)}
+                              for a in accounts],
                  "consumers": [c.as_dict() for c in consumers], "media": media.as_dict()})
         return
     out.info(f"store: {backend} {url} ({source}), schema version {version}, corp {corp_id}")
@@ -117,6 +119,11 @@ def status(
     if media.archived or media.pending or media.failed:
         out.info(f"media archive: {media.archived} archived ({_size(media.bytes)}), "
                  f"{media.pending} pending, {media.failed} failed (`kfcli store media`)")
+    for open_kfid, gap in gaps.items():  # the receiver resumed it after WeCom's 3 days
+        if gap is not None:
+            out.warning(f"possible gap in {open_kfid}: not pulled from {_local(gap['since'])} "
+                        f"to {_local(gap['until'])} ({gap['seconds'] / 86400:.1f} days; WeCom "
+                        "keeps messages 3 days): messages sent in between may be lost")
     for c in consumers:  # msg history --consumer positions (stderr: not part of the table)
         out.info(f"consumer {c.name} of {c.open_kfid}: {plural(c.behind, 'message')} behind, last "
                  f"moved {_ago(c.updated_at, now)}")

@@ -203,9 +203,10 @@ class _Deliveries:
             now = int(time.time() + float(db.meta("clock_offset") or 0))  # as Store.now()
             sync_token = issue_sync_token(db, open_kfid, now)
         corp_id = self.server.credentials["corp_id"]
-        # CreateTime and timestamp come from the simulator clock, like every other time
-        # the simulator hands out (send_time, token expiry).
-        timestamp = str(now)
+        # CreateTime comes from the simulator clock, like every other time the simulator
+        # hands out (send_time, token expiry); the query's timestamp is the real time, as
+        # receivers judge a callback's freshness by their own clock (DESIGN.md §8).
+        timestamp = str(int(time.time()))
         nonce = cipher.nonce()
         message = cipher.event_xml(corp_id, now, sync_token, open_kfid)
         encrypted = cipher.encrypt(aes_key, message, corp_id)

@@ -83,7 +83,7 @@ def test_status_on_an_empty_store(kf, store):
     r = kf("store", "status", env=store["env"])
     assert r.code == 0, r.err
     assert r.out == ""  # TSV when piped: no rows
-    assert r.err.startswith(f"store: sqlite {store['url']} (env), schema version 3")
+    assert r.err.startswith(f"store: sqlite {store['url']} (env), schema version 4")
     doc = kf("store", "status", "-o", "json", env=store["env"]).json()
     assert doc["accounts"] == [] and doc["backend"] == "sqlite"
     assert doc["url"] == store["url"] and doc["schema_version"] == 3
@@ -119,8 +119,9 @@ def test_status_json_shape(kf, filled):
     assert doc["corp_id"] == filled["corp_id"]
     first = doc["accounts"][0]
     assert set(first) == {"open_kfid", "messages", "oldest", "newest", "has_cursor",
-                          "cursor_at", "last_pull_at", "last_callback_at", "pending_outbox"}
-    assert first["open_kfid"] == K1 and first["messages"] == 3
+                          "cursor_at", "last_pull_at", "last_callback_at", "pending_outbox",
+                          "gap"}
+    assert first["open_kfid"] == K1 and first["messages"] == 3 and first["gap"] is None
     assert (first["oldest"], first["newest"]) == (T0, T0 + 120)
     assert first["has_cursor"] is True
     for key in ("cursor_at", "last_pull_at", "last_callback_at"):

@@ -154,7 +154,7 @@ def _downgrade_to_v1(url: str) -> None:
 
 
 def test_a_version_1_store_is_upgraded_in_place_and_backfilled(store_url):
-    assert SCHEMA_VERSION == 3
+    assert SCHEMA_VERSION >= 3
     with open_store(store_url) as store:
         commit(store, CONVERSATION)
         store.set_consumer_position(CORP, "bot", KFID, 3)
@@ -358,7 +358,7 @@ def test_pg_a_version_2_store_gets_the_short_query_index(pg_url):
         "UPDATE meta SET value = '2' WHERE key = 'schema_version'")
     assert raw(pg_url, index) == []
     with open_store(pg_url) as store:
-        assert store.schema_version() == SCHEMA_VERSION == 3
+        assert store.schema_version() == SCHEMA_VERSION
         assert "kfcli_short_grams(search_text)" in raw(pg_url, index)[0][0]
         assert ids(store.search(CORP, "退款")) == ["m5", "m1"]
         assert ids(store.search(CORP, "退")) == ["m5", "m3", "m1"]

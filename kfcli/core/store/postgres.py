@@ -231,10 +231,16 @@ MIGRATIONS: dict[int, list[str]] = {
     ],
     # The receiver's operations: when each account was last pulled on WeCom's clock and its
     # latest gap, and the callbacks taken within the freshness window, by signature.
+    # (A table of its own rather than new columns of `accounts`: ALTER TABLE would lock a
+    # table that running processes of the previous version use.)
     4: [
-        "ALTER TABLE accounts ADD COLUMN IF NOT EXISTS wecom_pulled_at double precision",
-        "ALTER TABLE accounts ADD COLUMN IF NOT EXISTS gap_since double precision",
-        "ALTER TABLE accounts ADD COLUMN IF NOT EXISTS gap_until double precision",
+        """CREATE TABLE IF NOT EXISTS pulls (
+            corp_id text NOT NULL,
+            open_kfid text NOT NULL,
+            wecom_pulled_at double precision,
+            gap_since double precision,
+            gap_until double precision,
+            PRIMARY KEY (corp_id, open_kfid))""",
         """CREATE TABLE IF NOT EXISTS seen_callbacks (
             signature text PRIMARY KEY,
             seen_at double precision NOT NULL)""",
@@ -828,25 +834,29 @@ class PostgresStore(Store):
     # ------------------------------------------------------------------ operations
 
     def pull_states(self, corp_id: str, open_kfid: str | None = None) -> list[PullState]:
-        sql = ("SELECT open_kfid, requested, last_pull_at, last_callback_at, wecom_pulled_at, "
-               "gap_since, gap_until FROM accounts WHERE corp_id = %s")
+        sql = ("SELECT a.open_kfid, a.requested, a.last_pull_at, a.last_callback_at, "
+               "p.wecom_pulled_at, p.gap_since, p.gap_until FROM accounts a LEFT JOIN pulls p "
+               "ON p.corp_id = a.corp_id AND p.open_kfid = a.open_kfid WHERE a.corp_id = %s")
         args: list[Any] = [corp_id]
         if open_kfid is not None:
-            sql += " AND open_kfid = %s"
+            sql += " AND a.open_kfid = %s"
             args.append(open_kfid)
-        rows = self._read(sql + " ORDER BY open_kfid COLLATE \"C\"", args)
+        rows = self._read(sql + ' ORDER BY a.open_kfid COLLATE "C"', args)
         return [PullState(r[0], bool(r[1]), *r[2:]) for r in rows]
 
     def note_pulled(self, corp_id: str, open_kfid: str, wecom_time: float) -> None:
         with self._transaction() as conn:
-            conn.execute("UPDATE accounts SET wecom_pulled_at = GREATEST(COALESCE("
-                         "wecom_pulled_at, 0), %s) WHERE corp_id = %s AND open_kfid = %s",
-                         (wecom_time, corp_id, open_kfid))
+            conn.execute("INSERT INTO pulls (corp_id, open_kfid, wecom_pulled_at) VALUES "
+                         "(%s, %s, %s) ON CONFLICT (corp_id, open_kfid) DO UPDATE SET "
+                         "wecom_pulled_at = GREATEST(COALESCE(pulls.wecom_pulled_at, 0), "
+                         "excluded.wecom_pulled_at)", (corp_id, open_kfid, wecom_time))
 
     def note_gap(self, corp_id: str, open_kfid: str, since: float, until: float) -> None:
         with self._transaction() as conn:
-            conn.execute("UPDATE accounts SET gap_since = %s, gap_until = %s WHERE "
-                         "corp_id = %s AND open_kfid = %s", (since, until, corp_id, open_kfid))
+            conn.execute("INSERT INTO pulls (corp_id, open_kfid, gap_since, gap_until) VALUES "
+                         "(%s, %s, %s, %s) ON CONFLICT (corp_id, open_kfid) DO UPDATE SET "
+                         "gap_since = excluded.gap_since, gap_until = excluded.gap_until",
+                         (corp_id, open_kfid, since, until))
 
     def clock_skew(self, corp_id: str) -> float | None:
         rows = self._read("SELECT create_time - received_at FROM callbacks WHERE corp_id = %s "

@@ -121,8 +121,16 @@ SCHEMA = [
 # clock and its latest gap (more than WeCom's retention between two pulls), and the callbacks
 # taken within the freshness window, by signature (replays and WeCom's retries are answered
 # without being taken again, by every process).
-ACCOUNT_COLUMNS_4 = ["wecom_pulled_at REAL", "gap_since REAL", "gap_until REAL"]
+# (A table of its own rather than new columns of `accounts`: no hot table is altered while
+# older processes still use it.)
 OPERATIONS_SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS pulls (
+        corp_id TEXT NOT NULL,
+        open_kfid TEXT NOT NULL,
+        wecom_pulled_at REAL,
+        gap_since REAL,
+        gap_until REAL,
+        PRIMARY KEY (corp_id, open_kfid))""",
     """CREATE TABLE IF NOT EXISTS seen_callbacks (
         signature TEXT PRIMARY KEY,
         seen_at REAL NOT NULL) WITHOUT ROWID""",
@@ -284,7 +292,8 @@ class SqliteStore(Store):
         #: Every open connection, held or idle, so that close() closes them all.
         self._open: set[sqlite3.Connection] = set()
         self._numbers: dict[tuple[str, str], tuple[int, int]] = {}
-        self._guard = threading.Lock()
+        # Reentrant: a thread-local swapped out under it frees loans, which give back here.
+        self._guard = threading.RLock()
         self._create_file()
         self._probe()
         if not os.access(self.path, os.W_OK) or not os.access(self.path.parent, os.W_OK):
@@ -349,6 +358,8 @@ class SqliteStore(Store):
 
     def _give_back(self, conn: sqlite3.Connection) -> None:
         """A thread that held `conn` ended (its _Loan was collected)."""
+        if self._pid != os.getpid():
+            return  # the parent's connection, in a forked child: never touched
         with self._guard:
             if self._pid != os.getpid() or conn not in self._open:
                 return  # closed meanwhile, or the parent's connection in a forked child
@@ -490,11 +501,7 @@ class SqliteStore(Store):
                     conn.execute(statement)
                 if 1 <= old < 3:  # version 3: the media archive, for messages stored so far
                     self._add_media(conn)
-                columns = {r[1] for r in conn.execute("PRAGMA table_info(accounts)")}
-                for column in ACCOUNT_COLUMNS_4:  # version 4: the receiver's operations
-                    if column.split()[0] not in columns:
-                        conn.execute(f"ALTER TABLE accounts ADD COLUMN {column}")
-                for statement in OPERATIONS_SCHEMA:
+                for statement in OPERATIONS_SCHEMA:  # version 4: the receiver's operations
                     conn.execute(statement)
                 conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES "
                              "('schema_version', ?)", (str(SCHEMA_VERSION),))
@@ -764,25 +771,29 @@ class SqliteStore(Store):
     # ------------------------------------------------------------------ operations
 
     def pull_states(self, corp_id: str, open_kfid: str | None = None) -> list[PullState]:
-        sql = ("SELECT open_kfid, requested, last_pull_at, last_callback_at, wecom_pulled_at, "
-               "gap_since, gap_until FROM accounts WHERE corp_id = ?")
+        sql = ("SELECT a.open_kfid, a.requested, a.last_pull_at, a.last_callback_at, "
+               "p.wecom_pulled_at, p.gap_since, p.gap_until FROM accounts a LEFT JOIN pulls p "
+               "ON p.corp_id = a.corp_id AND p.open_kfid = a.open_kfid WHERE a.corp_id = ?")
         args: list[Any] = [corp_id]
         if open_kfid is not None:
-            sql += " AND open_kfid = ?"
+            sql += " AND a.open_kfid = ?"
             args.append(open_kfid)
-        rows = self._read(sql + " ORDER BY open_kfid", args)
+        rows = self._read(sql + " ORDER BY a.open_kfid", args)
         return [PullState(r[0], bool(r[1]), *r[2:]) for r in rows]
 
     def note_pulled(self, corp_id: str, open_kfid: str, wecom_time: float) -> None:
         with self._write() as conn:
-            conn.execute("UPDATE accounts SET wecom_pulled_at = MAX(COALESCE(wecom_pulled_at, "
-                         "0), ?) WHERE corp_id = ? AND open_kfid = ?",
-                         (wecom_time, corp_id, open_kfid))
+            conn.execute("INSERT INTO pulls (corp_id, open_kfid, wecom_pulled_at) VALUES "
+                         "(?, ?, ?) ON CONFLICT (corp_id, open_kfid) DO UPDATE SET "
+                         "wecom_pulled_at = MAX(COALESCE(wecom_pulled_at, 0), "
+                         "excluded.wecom_pulled_at)", (corp_id, open_kfid, wecom_time))
 
     def note_gap(self, corp_id: str, open_kfid: str, since: float, until: float) -> None:
         with self._write() as conn:
-            conn.execute("UPDATE accounts SET gap_since = ?, gap_until = ? WHERE corp_id = ? "
-                         "AND open_kfid = ?", (since, until, corp_id, open_kfid))
+            conn.execute("INSERT INTO pulls (corp_id, open_kfid, gap_since, gap_until) VALUES "
+                         "(?, ?, ?, ?) ON CONFLICT (corp_id, open_kfid) DO UPDATE SET "
+                         "gap_since = excluded.gap_since, gap_until = excluded.gap_until",
+                         (corp_id, open_kfid, since, until))
 
     def clock_skew(self, corp_id: str) -> float | None:
         rows = self._read("SELECT create_time - received_at FROM callbacks WHERE corp_id = ? "
