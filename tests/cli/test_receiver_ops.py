@@ -305,3 +305,29 @@ def test_metrics_under_gunicorn_are_one_view_of_every_worker(corp, tmp_path):
             assert sample(found, "kfcli_processes") == 2
     finally:
         gunicorn.stop()
+
+
+def test_readyz_fails_while_postgresql_is_down_and_recovers(servers, corp, run):
+    from tests import pgutil
+
+    creds, env, open_kfid = corp
+    with pgutil.fresh_database() as url:
+        env = {**env, "KFCLI_STORE": url}
+        rx = servers(env, "--sync", "--no-media")
+        point_callbacks(creds, rx.url)
+        assert requests.get(rx.url + "readyz", timeout=30).status_code == 200
+        with pgutil.server_stopped():
+            wait_for(lambda: requests.get(rx.url + "readyz", timeout=60).status_code == 503,
+                     timeout=120, what="/readyz to fail")
+            answer = requests.get(rx.url + "readyz", timeout=60).text
+            assert answer.startswith("not ready: ") and "PostgreSQL" in answer
+            assert requests.get(rx.url + "healthz", timeout=30).status_code == 200
+            # a callback now is refused (503: WeCom retries), naming the cause in the log
+            assert post(rx.url, *signed(creds, open_kfid, nonce="down")) == 503
+        wait_for(lambda: requests.get(rx.url + "readyz", timeout=60).status_code == 200,
+                 timeout=120, what="/readyz to recover")
+        say(creds, open_kfid, "back")
+        wait_for(lambda: rx.messages(), what="the message after the outage")
+        rx.stop()
+        assert "cannot record the callback" in rx.err.decode()
+        assert "ready again" in rx.err.decode()

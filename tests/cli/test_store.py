@@ -86,7 +86,7 @@ def test_status_on_an_empty_store(kf, store):
     assert r.err.startswith(f"store: sqlite {store['url']} (env), schema version 4")
     doc = kf("store", "status", "-o", "json", env=store["env"]).json()
     assert doc["accounts"] == [] and doc["backend"] == "sqlite"
-    assert doc["url"] == store["url"] and doc["schema_version"] == 3
+    assert doc["url"] == store["url"] and doc["schema_version"] == 4
     assert stat.S_IMODE(store["path"].stat().st_mode) == 0o600
 
 
