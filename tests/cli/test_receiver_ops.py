@@ -331,3 +331,41 @@ def test_readyz_fails_while_postgresql_is_down_and_recovers(servers, corp, run):
         rx.stop()
         assert "cannot record the callback" in rx.err.decode()
         assert "ready again" in rx.err.decode()
+
+
+def test_a_lost_callback_is_made_up_for_by_the_safety_pull(servers, corp):
+    creds, env, open_kfid = corp
+    rx = servers(env, "--sync", "--no-media", "--safety-pull", "1")
+    say(creds, open_kfid, "announced")
+    assert post(rx.url, *signed(creds, open_kfid)) == 200
+    wait_for(lambda: len(rx.messages()) == 1, what="the announced message")
+    say(creds, open_kfid, "never announced")  # WeCom gave up on this one's callback
+    wait_for(lambda: len(rx.messages()) == 2, what="the safety pull")
+    assert sample(metrics(rx.url), "kfcli_pulls_total", result="ok", reason="safety") >= 1
+
+
+def test_json_logs_name_the_refusal_and_its_client(home):
+    from tests.cli.test_callback_serve import ENV, TOKEN
+
+    rx = Server(ENV, "--log-format", "json", "--log-level", "info",
+                "--trusted-proxy", "127.0.0.1")
+    try:
+        query, body = wecom_post(event_xml("T", "wk1"))
+        bad = query.replace("msg_signature=", "msg_signature=0", 1)
+        status = requests.post(f"{rx.url}?{bad}", data=body, timeout=30,
+                               headers={"X-Forwarded-For": "203.0.113.9"}).status_code
+        assert status == 403
+        for _ in range(5):  # the same again: counted, not logged
+            requests.post(f"{rx.url}?{bad}", data=body, timeout=30,
+                          headers={"X-Forwarded-For": "203.0.113.9"})
+        wait_for(lambda: b"203.0.113.9" in rx.err, what="the refusal line")
+    finally:
+        rx.stop()
+    lines = [json.loads(x) for x in rx.err.splitlines() if x.startswith(b"{")]
+    refused = [x for x in lines if x.get("event") == "refused"]
+    assert len(refused) == 1, lines  # rate-limited
+    line = refused[0]
+    assert line["level"] == "warning" and line["pid"] == rx.proc.pid
+    assert line["status"] == 403 and line["client"] == "203.0.113.9"
+    assert line["time"].endswith("Z") and "invalid_signature" in line["message"]
+    assert TOKEN not in rx.err.decode()
