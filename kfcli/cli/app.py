@@ -218,12 +218,12 @@ def _invoke(st, args: list[str]) -> int:
         _report(exc.to_dict())
         return exc.exit_code
     except click_exceptions.UsageError as exc:
-        from kfcli.cli.usage import misplaced_global, show_group_help
+        from kfcli.cli.usage import misplaced_global, output_file_hint, show_group_help
 
         if show_group_help(exc):  # `kfcli account`: what the group holds, as --help shows
             return 0
-        hint = None
-        if exc.ctx is not None:
+        hint = output_file_hint(exc)
+        if hint is None and exc.ctx is not None:
             hint = f"see `{exc.ctx.command_path} --help`"
         message = misplaced_global(exc, args)
         if message is not None:

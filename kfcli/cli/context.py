@@ -39,7 +39,11 @@ class AppState:
         output = output_choice(output, as_json, self.output_format)
         if output is not None:
             if output not in FORMATS:
-                raise UsageError(f"--output: {output!r} is not one of {', '.join(FORMATS)}")
+                looks_like_file = "." in output or "/" in output
+                raise UsageError(f"--output: {output!r} is not one of {', '.join(FORMATS)}",
+                                 hint="-o chooses the output format; to save the output, redirect it "
+                                 "(> FILE) or use -O FILE where the command has it"
+                                 if looks_like_file else None)
             self.output_format = output
             self._output = None
         if columns is not None:

@@ -10,7 +10,14 @@ import typer
 from kfcli.cli.context import new_app, state, with_output
 from kfcli.core import limits
 from kfcli.core.errors import UsageError
-from kfcli.core.files import check_output, write_atomic
+from kfcli.core.files import (
+    check_directory,
+    check_output,
+    extension_for,
+    in_directory,
+    names_directory,
+    write_atomic,
+)
 from kfcli.core.models import MediaUpload
 
 app = new_app("Upload and download temporary media.")
@@ -59,38 +66,51 @@ def _size(size: int) -> str:
 
   kfcli media get MEDIA_ID > photo.jpg
 
+  kfcli media get MEDIA_ID -O ~/Downloads/    # under its original name
+
   kfcli media get MEDIA_ID -O photo.jpg -o json
 
-Without -O (or with -O -) the bytes go to stdout, which must not be a terminal. An existing
-file, FIFO or device is never written without --force; the file is created readable by you
-only. With -O, -o json prints what was written: {"media_id", "path",
-"bytes", "content_type", "filename"}.""")
+-O DIR writes the file under the name WeCom gives it (receipt.png, 合同.pdf), or the
+media_id and an extension from its type when it has none; a name with "..", a path
+separator, a leading dot or control characters is refused. Without -O (or with -O -) the
+bytes go to stdout, which must not be a terminal. An existing file, FIFO or device is never
+written without --force; the file is created readable by you only. With -O, -o json prints
+what was written: {"media_id", "path", "bytes", "content_type", "filename"}.""")
 @with_output
 def get(
     media_id: Annotated[str, typer.Argument(help="The media_id (from an upload or a message).")],
-    output_file: Annotated[Path | None, typer.Option(
-        "-O", "--output-file", help="Write to this file ('-': stdout).", dir_okay=False,
+    output_file: Annotated[str | None, typer.Option(
+        "-O", "--output-file", metavar="FILE|DIR",
+        help="Write to FILE, or into DIR under the file's own name ('-': stdout).",
         show_default=False)] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
 ) -> None:
     """Download temporary media (valid 3 days after upload)."""
     limits.check_media_id(media_id)
     out = state().out
-    if output_file is not None and str(output_file) == "-":  # as `api -O -` and curl: stdout
+    if output_file == "":
+        raise UsageError("-O: give a file or directory name, or - for stdout")
+    if output_file == "-":  # as `api -O -` and curl: stdout
         output_file = None
     if output_file is None and out.stdout.isatty():
         raise UsageError("refusing to write binary data to a terminal: use -O FILE or a pipe")
     if output_file is None and state().output_format in ("json", "jsonl"):  # -o, not the env
         raise UsageError(f"-o {state().output_format} describes the file written with -O "
                          "FILE; without -O the media's bytes are the output")
-    if output_file is not None:
-        check_output(output_file, force=force)
+    into = output_file is not None and names_directory(output_file)
+    if into:
+        check_directory(str(output_file))
+    elif output_file is not None:
+        check_output(Path(output_file), force=force)
     data, content_type, filename = state().client().media_get(media_id)
     if output_file is None:
         out.binary(data)
         return
+    if into:  # the name is known now
+        fallback = media_id + extension_for(content_type)
+        output_file = str(in_directory(output_file, filename, fallback, force=force))
     try:
-        write_atomic(output_file, data, mode=0o600)
+        write_atomic(Path(output_file), data, mode=0o600)
     except OSError as exc:
         raise UsageError(f"-O: cannot write {output_file} ({exc.strerror})") from None
     out.done({"media_id": media_id, "path": str(output_file), "bytes": len(data),

@@ -19,6 +19,7 @@ from kfcli.core.errors import (
     UnsafeDirectory,
     UsageError,
 )
+from kfcli.core.files import check_directory, extension_for, in_directory, names_directory
 
 
 class NotArchived(KfError):
@@ -66,6 +67,8 @@ def archive_after_pull(out, client, store, corp_id: str, open_kfid: str) -> None
 
   kfcli msg media 6F0Bc4Tr3aa8x -O photo.jpg
 
+  kfcli msg media 6F0Bc4Tr3aa8x -O ~/Downloads/   # under its original name
+
   kfcli msg media 6F0Bc4Tr3aa8x -O - | display
 
   kfcli msg media 6F0Bc4Tr3aa8x -O photo.jpg -o json   # says what was written
@@ -75,7 +78,9 @@ each media message's bytes when `msg sync` or the receiver stores it, so they st
 after WeCom's copy expires (3 days after the message was sent). A message whose media is not
 archived yet is fetched now, while WeCom still has it. `msg history` shows which media are
 archived; `kfcli store media` counts them. The file appears once complete, readable by you
-only; an existing file is replaced only with --force.
+only; an existing file is replaced only with --force. -O DIR writes the file into DIR under
+the name the customer's file had (合同.pdf), or the msgid and an extension from its type; a
+name with "..", a path separator, a leading dot or control characters is refused.
 
 -o json: {"msgid", "msgtype", "path", "bytes", "content_type", "filename", "sha256"}.
 
@@ -88,7 +93,8 @@ error's own status (6 the network or an unreachable PostgreSQL store, 7 rate lim
 def media(
     msgid: Annotated[str, typer.Argument(help="The message's msgid.")],
     output_file: Annotated[str | None, typer.Option(
-        "-O", "--output-file", metavar="FILE", help="Write to FILE ('-': stdout).",
+        "-O", "--output-file", metavar="FILE|DIR",
+        help="Write to FILE, or into DIR under the file's own name ('-': stdout).",
         show_default=False)] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing FILE.")] = False,
 ) -> None:
@@ -100,7 +106,10 @@ def media(
     out = st.out
     limits.check_msgid(msgid)
     if output_file == "":
-        raise UsageError("-O: give a file name, or - for stdout")
+        raise UsageError("-O: give a file or directory name, or - for stdout")
+    into = names_directory(output_file) if output_file else False
+    if into:
+        check_directory(str(output_file))
     if output_file is None or output_file == "-":
         if out.stdout.isatty():
             raise UsageError("refusing to write binary data to a terminal: use -O FILE or a "
@@ -114,6 +123,10 @@ def media(
     corp_id = settings.corp_id or ""
     with open_store(settings=settings) as store:
         item, chunks = _content(st, store, corp_id, msgid)
+        if into:  # under the file's own name, known now
+            fallback = msgid + extension_for(item.content_type)
+            path = in_directory(str(output_file), item.filename, fallback, force=force)
+            output_file = str(path)
         target = _Target(output_file, force=force)
         written = 0
         try:

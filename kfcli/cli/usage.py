@@ -36,6 +36,18 @@ def show_group_help(exc: Exception) -> bool:
     return True
 
 
+def output_file_hint(exc: Exception) -> str | None:
+    """`msg export -o x.csv`: -o is not this command's, but -O FILE is: say so."""
+    if not isinstance(exc, click_exceptions.NoSuchOption) or exc.ctx is None:
+        return None
+    if exc.option_name not in ("-o", "--output"):
+        return None
+    if not any("-O" in p.opts for p in exc.ctx.command.params):
+        return None
+    return (f"this command writes to a file with -O FILE (-O - for stdout): "
+            f"`{exc.ctx.command_path} -O FILE`")
+
+
 def misplaced_global(exc: Exception, args: list[str]) -> str | None:
     """The message for a global option given after the command, else None."""
     if not isinstance(exc, click_exceptions.NoSuchOption):

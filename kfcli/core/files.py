@@ -104,6 +104,74 @@ def check_output(path: Path, *, force: bool, option: str = "-O") -> bool:
     return True
 
 
+def names_directory(target: str) -> bool:
+    """Whether `-O target` names a directory to write into (`-O DIR`, `-O DIR/`), where the
+    file keeps its original name (as curl -OJ and `aws s3 cp` do)."""
+    return target not in ("", "-") and (target.endswith(("/", os.sep)) or
+                                         os.path.isdir(target))
+
+
+def check_directory(directory: str, *, option: str = "-O") -> None:
+    """UsageError unless `directory` is an existing directory (checked before any request)."""
+    from kfcli.core.errors import UsageError
+
+    if not os.path.isdir(directory):
+        raise UsageError(f"{option}: directory {directory} does not exist")
+
+
+def in_directory(directory: str, name: str | None, fallback: str, *, force: bool,
+                 option: str = "-O") -> Path:
+    """The file `-O DIR` writes: DIR/`name` (the name WeCom gave the file), else
+    DIR/`fallback`. A name that could land anywhere else or mislead is refused, never
+    cleaned up into something else: `..`, a path separator, a leading dot (a hidden file),
+    control or bidi characters, more than 255 bytes. The file itself goes through
+    `check_output` (never replaced without --force)."""
+    from kfcli.core.errors import UsageError
+
+    check_directory(directory, option=option)
+    chosen = name or fallback
+    problem = unsafe_file_name(chosen)
+    if problem:
+        shown = repr(chosen) if len(chosen) <= 60 else repr(chosen[:60]) + "…"
+        raise UsageError(f"{option} {directory}: the file's name {shown} {problem}; "
+                         "nothing was written",
+                         hint=f"name the file yourself: {option} {os.path.join(directory, 'FILE')}")
+    path = Path(directory) / chosen
+    check_output(path, force=force, option=option)
+    return path
+
+
+#: Characters that reorder how a name is shown (a "gpj.exe" that displays as "exe.jpg").
+_BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
+                  "\u2066\u2067\u2068\u2069")
+
+
+def unsafe_file_name(name: str) -> str | None:
+    """Why `name`, from a server, cannot be a file's name in a directory; None if it can."""
+    import unicodedata
+
+    if name in (".", ".."):
+        return "is not a file's name"
+    if any(sep in name for sep in ("/", "\\", os.sep)) or (os.altsep and os.altsep in name):
+        return "holds a path separator"
+    if name.startswith("."):
+        return "starts with a dot (a hidden file)"
+    if any(unicodedata.category(c) in ("Cc", "Cs") or c in _BIDI for c in name):
+        return "holds control characters"
+    if len(name.encode("utf-8")) > 255:
+        return "is longer than 255 bytes"
+    return None
+
+
+def extension_for(content_type: str | None) -> str:
+    """A file extension for a content type ('.png'), or '' when none is known."""
+    if not content_type:
+        return ""
+    import mimetypes
+
+    return mimetypes.guess_extension(content_type.split(";")[0].strip()) or ""
+
+
 #: Flags for appending to a private journal: never through a symlink planted in its place.
 APPEND_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
 
