@@ -19,7 +19,24 @@ METHODS = ("GET", "POST")
 app = new_app("", group=False)
 
 
-@app.command("api")
+@app.command("api", epilog="""Examples:
+
+  kfcli api POST /cgi-bin/kf/account/list -F offset=0 -F limit=10
+
+  kfcli api GET kf/servicer/list -f open_kfid=wkAbC123
+
+  echo '{"open_kfid": "wkAbC123"}' | \\
+      kfcli api POST /cgi-bin/kf/add_contact_way --input -
+
+  kfcli api GET /cgi-bin/media/get -f media_id=MEDIA_ID -O photo.jpg
+
+PATH may leave out the leading /cgi-bin/ (kf/account/list). -f sends its value as a string;
+-F sends it as JSON when it is a JSON value (10, true, null, "x", [..], {..}) and as a string
+otherwise (wkAbC123); a value that starts like an array or object but is not valid JSON is
+refused rather than sent as a string. The token is only ever sent to the configured base
+URL: absolute URLs to other hosts are refused. A binary answer (a media download) needs -O
+FILE; `kfcli media get` does the same with checks. API errors exit with the usual codes (see
+`kfcli --help`).""")
 @with_output
 def api(
     method: Annotated[str, typer.Argument(metavar="METHOD", help="GET or POST.")],
@@ -29,7 +46,8 @@ def api(
         "-f", "--field", help="key=value as a string (query parameter for GET, body field for "
         "POST; repeatable).", show_default=False)] = None,
     typed: Annotated[list[str] | None, typer.Option(
-        "-F", "--typed-field", help="key=JSON value, e.g. limit=10 or flag=true (repeatable).",
+        "-F", "--typed-field", help="key=value as JSON when it is JSON (limit=10, flag=true), "
+        "else as a string, as gh api -F does (repeatable).",
         show_default=False)] = None,
     input_: Annotated[str | None, typer.Option(
         "--input", help="Request body: a JSON FILE or - for stdin.", show_default=False)
@@ -40,24 +58,7 @@ def api(
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing -O file.")
                      ] = False,
 ) -> None:
-    """Call any WeCom API path with the access token added; prints the JSON response.
-
-    Examples:
-
-      kfcli api POST /cgi-bin/kf/account/list -F offset=0 -F limit=10
-
-      kfcli api GET kf/servicer/list -f open_kfid=wkAbC123
-
-      echo '{"open_kfid": "wkAbC123"}' | \\
-          kfcli api POST /cgi-bin/kf/add_contact_way --input -
-
-      kfcli api GET /cgi-bin/media/get -f media_id=MEDIA_ID -O photo.jpg
-
-    PATH may leave out the leading /cgi-bin/ (kf/account/list). The token is only ever sent
-    to the configured base URL: absolute URLs to other hosts are refused. A binary answer
-    (a media download) needs -O FILE; `kfcli media get` does the same with checks. API
-    errors exit with the usual codes (see `kfcli --help`).
-    """
+    """Call any WeCom API path with the access token added; prints the JSON response."""
     method = method.upper()
     if method not in METHODS:
         raise UsageError(f"method {method!r}: use GET or POST")
@@ -72,10 +73,7 @@ def api(
         values[key] = value
     for item in typed or []:
         key, value = _pair(item, "-F")
-        try:
-            values[key] = json.loads(value)
-        except (ValueError, RecursionError):  # RecursionError: nested too deeply
-            raise ValidationError("-F", f"{key}: {value!r} is not a JSON value") from None
+        values[key] = _typed(key, value)
     body: dict[str, Any] | None = None
     if input_ is not None:
         if method == "GET":
@@ -133,6 +131,21 @@ def _write(target: Path | str, data: bytes, content_type: str) -> None:
         raise UsageError(f"-O: cannot write {target} ({exc.strerror})") from None
     out.done({"path": str(target), "bytes": len(data), "content_type": content_type},
              f"wrote {len(data)} bytes ({content_type or 'unknown type'}) to {target}")
+
+
+def _typed(key: str, value: str) -> Any:
+    """An -F value: JSON when it is JSON, else the string itself (gh api -F); a broken array or
+    object is refused, since sending it as a string would hide the mistake."""
+    try:
+        return json.loads(value)
+    except RecursionError:  # nested too deeply to be meant
+        raise ValidationError("-F", f"{key}: {value[:40]!r}… is not a JSON value "
+                              "(nested too deeply)") from None
+    except ValueError as exc:
+        if value.lstrip().startswith(("[", "{")):
+            raise ValidationError("-F", f"{key}: {value[:60]!r} is not a JSON value ({exc})",
+                                  hint="-f key=value sends a string as it is") from None
+        return value
 
 
 def _path(value: str) -> str:

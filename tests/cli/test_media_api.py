@@ -72,3 +72,22 @@ def test_get_into_a_missing_directory_downloads_nothing(kf, sandbox, avatar, tmp
     r = kf("media", "get", media_id, "-O", str(tmp_path / "nodir" / "x.png"))
     assert r.code == 2 and "does not exist" in r.err and "Traceback" not in r.err
     assert sandbox.stats().get("/cgi-bin/media/get", 0) == before
+
+
+def test_api_typed_fields_fall_back_to_strings(kf, sandbox):
+    open_kfid = sandbox.account("Typed")
+    # a plain word is not JSON: sent as a string, as gh api -F does
+    r = kf("api", "POST", "/cgi-bin/kf/add_contact_way", "-F", f"open_kfid={open_kfid}")
+    assert r.code == 0 and r.json()["url"].startswith("https://"), r.err
+    r = kf("api", "POST", "/cgi-bin/kf/account/list", "-F", "limit=1", "-F", "offset=0")
+    assert r.code == 0 and len(r.json()["account_list"]) == 1, r.err
+    # unknown ids still reach WeCom as strings, which names them
+    r = kf("api", "POST", "/cgi-bin/kf/add_contact_way", "-F", "open_kfid=wkNOPE")
+    assert r.code == 4 and "is not a JSON value" not in r.err, r.err
+    # a broken array or object is refused, not sent as a string; -f stays a string
+    before = sandbox.stats()
+    r = kf("api", "POST", "/cgi-bin/kf/account/list", "-F", "limit=[1,")
+    assert r.code == 2 and "limit: '[1,' is not a JSON value" in r.err and "-f key=value" in r.err
+    assert sandbox.stats() == before
+    r = kf("api", "POST", "/cgi-bin/kf/account/list", "-f", "limit=10")
+    assert r.code != 0  # "10" as a string, which WeCom refuses for limit
