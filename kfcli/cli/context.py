@@ -39,11 +39,12 @@ class AppState:
         output = output_choice(output, as_json, self.output_format)
         if output is not None:
             if output not in FORMATS:
-                looks_like_file = "." in output or "/" in output
+                hint = None
+                if "." in output or "/" in output:  # `-o x.csv`: a file was meant
+                    hint = ("-o chooses the output format; to save the output, redirect it "
+                            "(> FILE) or use -O FILE where the command has it")
                 raise UsageError(f"--output: {output!r} is not one of {', '.join(FORMATS)}",
-                                 hint="-o chooses the output format; to save the output, redirect it "
-                                 "(> FILE) or use -O FILE where the command has it"
-                                 if looks_like_file else None)
+                                 hint=hint)
             self.output_format = output
             self._output = None
         if columns is not None:

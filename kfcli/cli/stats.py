@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime
 from typing import Annotated
 
 import typer
 
 from kfcli.cli.context import new_app, state, with_output
 from kfcli.core import limits
-from kfcli.core.errors import ValidationError
+from kfcli.core.statdays import CHINA
 
-app = new_app("Daily statistics (up to 31 days, within the last 180).")
-
-#: WeCom's days start at midnight in China.
-CHINA = timezone(timedelta(hours=8))
-MAX_DAYS = 31
-HISTORY_DAYS = 180
+app = new_app("Daily statistics of the last 180 days (longer ranges in 31-day calls).")
 
 CORP_FIELDS = ["session_cnt", "customer_cnt", "customer_msg_cnt",
                "upgrade_service_customer_cnt", "ai_session_reply_cnt", "ai_transfer_rate",
@@ -27,41 +22,19 @@ SERVICER_FIELDS = ["session_cnt", "customer_cnt", "customer_msg_cnt", "reply_rat
                    "dissatisfied_rate", "msg_rejected_customer_cnt"]
 
 OpenKfidArg = Annotated[str, typer.Argument(help="The account's open_kfid.")]
-SinceOpt = Annotated[str, typer.Option("--since", help="First day, YYYY-MM-DD (China time).")]
+SinceOpt = Annotated[str, typer.Option(
+    "--since", metavar="WHEN", help="First day: a date (2026-11-01, China time), a duration "
+    "ago (7d, 2w) or unix seconds.", show_default=False)]
 UntilOpt = Annotated[str | None, typer.Option(
-    "--until", help="Last day, YYYY-MM-DD (default: yesterday, the latest with data).",
-    show_default=False)]
+    "--until", metavar="WHEN", help="Last day, in the same forms (default: yesterday, the "
+    "latest with data).", show_default=False)]
 
 
-def window(since: str, until: str | None, today: date | None = None) -> tuple[int, int]:
-    """Check the date window locally; returns (start_time, end_time) as unix midnights."""
-    today = today or datetime.now(CHINA).date()
-    yesterday = today - timedelta(days=1)
+def window(since: str, until: str | None, now: float | None = None) -> tuple[date, date]:
+    """The days asked for, checked locally (kfcli.core.statdays.days)."""
+    from kfcli.core.statdays import days
 
-    def parse(flag: str, value: str) -> date:
-        try:
-            return date.fromisoformat(value)
-        except ValueError:
-            raise ValidationError(flag, f"{value!r} is not a date YYYY-MM-DD") from None
-
-    first = parse("--since", since)
-    last = parse("--until", until) if until else yesterday
-    if first > last:
-        raise ValidationError("--since", f"{first} is after --until {last}")
-    if last > yesterday:
-        raise ValidationError("--until", f"{last} has no data yet; the latest day is "
-                              f"yesterday ({yesterday})")
-    if first < today - timedelta(days=HISTORY_DAYS):
-        raise ValidationError("--since", f"{first} is more than {HISTORY_DAYS} days ago "
-                              f"(earliest: {today - timedelta(days=HISTORY_DAYS)})")
-    days = (last - first).days + 1
-    if days > MAX_DAYS:
-        raise ValidationError("--since/--until", f"{days} days, at most {MAX_DAYS} per query")
-
-    def midnight(d: date) -> int:
-        return int(datetime(d.year, d.month, d.day, tzinfo=CHINA).timestamp())
-
-    return midnight(first), midnight(last)
+    return days(since, until, now=now)
 
 
 def _render(entries: list[dict], fields: list[str]) -> None:
@@ -82,13 +55,21 @@ def _render(entries: list[dict], fields: list[str]) -> None:
 
   kfcli stats corp wkAbC123 --since 2026-11-20 -o json
 
+  kfcli stats corp wkAbC123 --since 90d      # three 31-day calls, one table
+
+WeCom answers at most 31 days per call, for the last 180 days up to yesterday: a longer
+range is asked for in 31-day calls and the days joined.
 TSV columns: date, then """ + ", ".join(CORP_FIELDS) + ".")
 @with_output
 def corp(open_kfid: OpenKfidArg, since: SinceOpt, until: UntilOpt = None) -> None:
     """Sessions, customers, messages and assistant figures of an account, per day."""
+    from kfcli.core.statdays import joined
+
     limits.check_open_kfid(open_kfid)
-    start, end = window(since, until)
-    _render(state().client().corp_statistic(open_kfid, start, end), CORP_FIELDS)
+    first, last = window(since, until)
+    client = state().client()
+    _render(joined(lambda start, end: client.corp_statistic(open_kfid, start, end),
+                   first, last), CORP_FIELDS)
 
 
 @app.command("servicer", epilog="""Examples:
@@ -97,6 +78,9 @@ def corp(open_kfid: OpenKfidArg, since: SinceOpt, until: UntilOpt = None) -> Non
 
   kfcli stats servicer wkAbC123 --since 2026-11-01 -o json   # all servicers
 
+  kfcli stats servicer wkAbC123 --since 7d --servicer zhangsan
+
+Ranges over 31 days are asked for in 31-day calls and joined.
 TSV columns: date, then """ + ", ".join(SERVICER_FIELDS) + ".")
 @with_output
 def servicer(
@@ -108,8 +92,12 @@ def servicer(
         show_default=False)] = None,
 ) -> None:
     """Reply rate, first-reply time and satisfaction of servicers, per day."""
+    from kfcli.core.statdays import joined
+
     limits.check_open_kfid(open_kfid)
-    start, end = window(since, until)
-    entries = state().client().servicer_statistic(open_kfid=open_kfid, start_time=start,
-                                                  end_time=end, servicer_userid=servicer_userid)
+    first, last = window(since, until)
+    client = state().client()
+    entries = joined(lambda start, end: client.servicer_statistic(
+        open_kfid=open_kfid, start_time=start, end_time=end, servicer_userid=servicer_userid),
+        first, last)
     _render(entries, SERVICER_FIELDS)

@@ -31,23 +31,34 @@ def test_corp_qualification(kf, sandbox):
 
 
 def test_stats_window_checked_locally():
-    today = date(2026, 11, 24)
-    start, end = window("2026-11-01", "2026-11-23", today)
-    assert start == int(datetime(2026, 11, 1, tzinfo=CHINA).timestamp())
-    assert end - start == 22 * 86400
+    now = datetime(2026, 11, 24, 10, 0, tzinfo=CHINA).timestamp()
+    assert window("2026-11-01", "2026-11-23", now) == (date(2026, 11, 1), date(2026, 11, 23))
+    assert window("7d", None, now) == (date(2026, 11, 17), date(2026, 11, 23))
+    assert window("2w", "1d", now) == (date(2026, 11, 10), date(2026, 11, 23))
+    assert window(str(int(now) - 3 * 86400), "1h", now)[0] == date(2026, 11, 21)
     for args, needle in [
-        (("2026-10-01", "2026-11-05"), "36 days, at most 31"),
         (("2026-11-10", "2026-11-01"), "after --until"),
         (("2026-11-20", "2026-11-24"), "latest day is yesterday"),
-        (("2026-05-01", "2026-05-10"), "more than 180 days"),
-        (("2026/11/01", None), "not a date"),
+        (("2026-05-01", "2026-05-10"), "more than 180 days ago: WeCom keeps 180 days"),
+        (("200d", None), "more than 180 days"),
+        (("2026/11/01", None), "is not a time"),
+        (("2026-02-30", None), "is not a date"),
     ]:
         try:
-            window(*args, today)
+            window(*args, now)
         except Exception as exc:  # ValidationError
             assert needle in str(exc), (args, exc)
         else:
             raise AssertionError(args)
+
+
+def test_long_ranges_split_into_31_day_windows():
+    from kfcli.core.statdays import midnight, windows
+
+    spans = windows(date(2026, 9, 1), date(2026, 11, 7))  # 68 days
+    assert [(e - s) // 86400 + 1 for s, e in spans] == [31, 31, 6]
+    assert spans[0][0] == midnight(date(2026, 9, 1)) and spans[-1][1] == midnight(date(2026, 11, 7))
+    assert all(b[0] - a[1] == 86400 for a, b in zip(spans, spans[1:], strict=False))
 
 
 def test_stats_commands(kf, sandbox):
@@ -61,7 +72,20 @@ def test_stats_commands(kf, sandbox):
     assert len(lines) == 3 and lines[0].startswith(since)
     r = kf("stats", "servicer", open_kfid, "--since", since, "-o", "json")
     assert r.code == 0 and len(r.json()) == 3 and "stat_time" in r.json()[0]
+    r = kf("stats", "corp", open_kfid, "--since", "3d", "--until", "1d")  # as everywhere
+    assert r.code == 0 and r.out == kf("stats", "corp", open_kfid, "--since", since).out
+    # 68 days: three calls (31 + 31 + 6 days), one table in day order
+    before = sandbox.stats().get("/cgi-bin/kf/get_corp_statistic", 0)
+    r = kf("stats", "corp", open_kfid, "--since", "68d", "-o", "json")
+    assert r.code == 0, r.err
+    days = [e["stat_time"] for e in r.json()]
+    assert len(days) == 68 and days == sorted(days)
+    assert all(b - a == 86400 for a, b in zip(days, days[1:], strict=False))
+    assert sandbox.stats()["/cgi-bin/kf/get_corp_statistic"] - before == 3
+    r = kf("stats", "servicer", open_kfid, "--since", "40d", "-o", "json")
+    assert r.code == 0 and len(r.json()) == 40, r.err
+    # beyond WeCom's 180 days: refused before any call
     before = sandbox.stats()
-    r = kf("stats", "corp", open_kfid, "--since", (today - timedelta(days=40)).isoformat())
-    assert r.code == 2 and "at most 31" in r.err
+    r = kf("stats", "corp", open_kfid, "--since", (today - timedelta(days=200)).isoformat())
+    assert r.code == 2 and "WeCom keeps 180 days of statistics" in r.err
     assert sandbox.stats() == before
