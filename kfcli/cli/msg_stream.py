@@ -750,7 +750,7 @@ def _consume(store, out, corp_id: str, open_kfid: str, name: str, *, customer, s
         while True:
             want = 1000 if limit is None else min(1000, limit - written)
             try:
-                if relock:  # the store was away: is the consumer's lock still held?
+                if relock:  # is the consumer's lock still held?
                     lock = _relock(store, lock, lock_key, name, open_kfid)
                     relock = False
                 batch = list(store.messages(corp_id, open_kfid, customer=customer,
@@ -787,6 +787,10 @@ def _consume(store, out, corp_id: str, open_kfid: str, name: str, *, customer, s
                 break
             out.status(_WAITING)
             time.sleep(interval)
+            # A PostgreSQL lock ends with its connection, which can drop on its own (a
+            # terminated session, a network blip) while the pool's connections carry on:
+            # looked at before each look at the store.
+            relock = outage is not None
         rows.end()
         settled = True
     finally:

@@ -11,6 +11,8 @@ import queue
 import resource
 import signal
 import subprocess
+import time
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -163,6 +165,47 @@ def test_a_consumer_rides_out_a_stopped_postgresql_exactly_once(sandbox, run, fo
     again = followers(*consumer, env=env)
     assert [r["msgid"] for r in again.records(1)] == last  # nothing written twice
     again.end()
+
+
+def _advisory_holders(dbname: str) -> list[int]:
+    with pgutil.admin() as conn:
+        return [pid for (pid,) in conn.execute(
+            "SELECT l.pid FROM pg_locks l JOIN pg_database d ON d.oid = l.database "
+            "WHERE l.locktype = 'advisory' AND l.granted AND d.datname = %s", (dbname,))]
+
+
+def _until(what, timeout: float = 60):
+    deadline = time.monotonic() + timeout
+    while not (found := what()):
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+    return found
+
+
+def test_a_consumer_takes_its_lock_again_when_its_session_is_ended(sandbox, run, followers,
+                                                                    pg):
+    """Only the connection holding the consumer's lock drops (its session terminated): the
+    consumer notices at its next look at the store and takes the lock again, so a second
+    consumer of the same name is still refused."""
+    open_kfid, env = pg
+    dbname = urlsplit(env["KFCLI_STORE"]).path.lstrip("/")
+    consumer = ["msg", "history", open_kfid, "--follow", "--consumer", "bot", "--interval",
+                "0.1", "-o", "jsonl"]
+    assert run(*consumer[:3], "--consumer", "bot", env=env).code == 0
+    follower = followers(*consumer, env=env)
+    first = _said(sandbox, open_kfid, ["one"])
+    _synced(run, open_kfid, env)
+    assert [r["msgid"] for r in follower.records(1)] == first
+    [held] = _until(lambda: _advisory_holders(dbname))
+    with pgutil.admin() as conn:
+        conn.execute("SELECT pg_terminate_backend(%s)", (held,))
+    _until(lambda: [pid for pid in _advisory_holders(dbname) if pid != held])
+    r = run(*consumer[:3], "--consumer", "bot", env=env)
+    assert r.code == 1 and "already running" in r.err
+    later = _said(sandbox, open_kfid, ["two"])
+    _synced(run, open_kfid, env)
+    assert [r["msgid"] for r in follower.records(1)] == later
+    assert follower.end() == 130
 
 
 def test_msg_sync_follow_pulls_what_arrived_while_postgresql_was_stopped(sandbox, run,
