@@ -91,16 +91,18 @@ def test_threaded_workers_answer_callbacks_while_slow_clients_trickle(corp, tmp_
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None,
                     reason="systemd-analyze is not installed")
-def test_the_example_systemd_unit_verifies(tmp_path):
-    """`systemd-analyze verify` finds nothing to say about the unit (it checks that ExecStart
-    exists, so the unit's /opt/kfcli/bin/ is pointed at this environment's gunicorn)."""
-    text = UNIT.read_text(encoding="utf-8")
-    for setting in ("Restart=on-failure", "LimitNOFILE=", "Environment=KFCLI_STORE=",
-                    "StandardOutput=", "EnvironmentFile="):
+@pytest.mark.parametrize(("name", "restart"), [("kfcli-receiver.service", "on-failure"),
+                                               ("kfcli-bot.service", "always")])
+def test_the_example_systemd_units_verify(tmp_path, name, restart):
+    """`systemd-analyze verify` finds nothing to say about the units (it checks that ExecStart
+    exists, so a unit's /opt/kfcli/bin/ is pointed at this environment's)."""
+    text = (UNIT.parent / name).read_text(encoding="utf-8")
+    for setting in (f"Restart={restart}", "StartLimitIntervalSec=0", "LimitNOFILE=",
+                    "Environment=KFCLI_STORE=", "StandardOutput=", "EnvironmentFile="):
         assert re.search(rf"^{re.escape(setting)}", text, re.MULTILINE), setting
     bindir = Path(sys.executable).parent
     assert (bindir / "gunicorn").exists()
-    unit = tmp_path / UNIT.name
+    unit = tmp_path / name
     unit.write_text(text.replace("/opt/kfcli/bin/", f"{bindir}/"), encoding="utf-8")
     done = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True,
                           text=True, timeout=120)
