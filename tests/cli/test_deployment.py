@@ -3,6 +3,7 @@ while slow clients trickle, and the example systemd unit is valid."""
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import shutil
@@ -87,6 +88,31 @@ def test_threaded_workers_answer_callbacks_while_slow_clients_trickle(corp, tmp_
             sock.close()
         gunicorn.stop()
     assert sorted(gunicorn.emitted()) == sorted(sent)
+
+
+def test_the_units_receiver_stores_every_message_and_writes_nothing(corp, run,  # noqa: F811
+                                                                     tmp_path):
+    """The unit's application (`app_from_env(sync=True, no_emit=True)`) and worker options:
+    callbacks are answered, every message is stored, stdout stays empty."""
+    creds, env, open_kfid = corp
+    [words] = _gunicorn_commands(UNIT.read_text(encoding="utf-8"))
+    assert "no_emit=True" in words[-1]
+    gunicorn = Gunicorn(env, tmp_path, workers=1, worker_class=words[words.index("-k") + 1],
+                        threads=int(words[words.index("--threads") + 1]), app=words[-1])
+    try:
+        point_callbacks(creds, gunicorn.url)
+        sent = {say(creds, open_kfid, f"stored {i}")["msgid"] for i in range(5)}
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            r = run("msg", "history", open_kfid, "-o", "jsonl", env=env)
+            stored = {json.loads(line)["msgid"] for line in r.out.splitlines()}
+            if sent <= stored:
+                break
+            time.sleep(0.2)
+        assert stored == sent, gunicorn.err[-3000:]
+    finally:
+        gunicorn.stop()
+    assert gunicorn.lines == []
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None,

@@ -147,13 +147,14 @@ class Gunicorn:
     lines are collected as they come."""
 
     def __init__(self, env: dict, cwd, *, workers: int, threads: int = 1,
-                 worker_class: str | None = None) -> None:
+                 worker_class: str | None = None,
+                 app: str = "kfcli.callback:app_from_env(sync=True)") -> None:
         # Port 0: the kernel picks a free port, which gunicorn names on stderr (choosing one
         # here and passing it on could race with any other process on the machine).
         kind = ["-k", worker_class] if worker_class else []
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "--workers", str(workers), *kind, "--threads",
-             str(threads), "-b", "127.0.0.1:0", "kfcli.callback:app_from_env(sync=True)"],
+             str(threads), "-b", "127.0.0.1:0", app],
             env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             cwd=cwd)
         self.lines: list[bytes] = []
