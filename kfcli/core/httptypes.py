@@ -135,15 +135,17 @@ def failure(exc: BaseException, to: Target, *, sent: bool, reused: bool,
     if not sent and (first(UnicodeError) or isinstance(exc, ux.LocationValueError)):
         return HttpError(f"cannot connect to {to.host!r} ({_http_reason(exc)})",
                          never_sent=True, retry=False)
+    if isinstance(exc, ValueError) and not isinstance(exc, ux.HTTPError):
+        # http.client refused to encode the request (a control character in a header, a
+        # value that is not Latin-1) before writing any of it.
+        return HttpError(f"cannot send the request ({type(exc).__name__}: {exc})",
+                         never_sent=True, retry=False)
     if isinstance(exc, ux.NewConnectionError):
         return HttpError(f"connection failed ({reason}; server unreachable)", never_sent=True)
     if not sent:
         if isinstance(exc, (ux.TimeoutError, TimeoutError)) or first(TimeoutError):
             where = f" through proxy {proxy.address}" if proxy else " (server unreachable)"
             return HttpError(f"timed out connecting{where}", never_sent=True)
-        if isinstance(exc, ValueError) and not isinstance(exc, ux.HTTPError):
-            return HttpError(f"cannot send the request ({type(exc).__name__}: {exc})",
-                             never_sent=True, retry=False)
         bad = first(http.client.HTTPException)
         if proxy and bad and not first(ConnectionError):  # CONNECT answered, not in HTTP
             return HttpError(f"cannot connect to {to.host!r} ({_http_reason(bad)})",

@@ -74,3 +74,13 @@ def test_refused_connection_is_never_sent():
     with pytest.raises(HttpError) as exc:
         http.request("GET", "/")
     assert exc.value.never_sent
+
+
+@pytest.mark.parametrize("headers", [{"X-Bad": "a\r\nInjected: 1"}, {"X-Name": "客服"}])
+def test_a_request_that_cannot_be_encoded_is_never_sent(server, headers):
+    http = Http(server, connect_timeout=2, read_timeout=2, user_agent="t")
+    with pytest.raises(HttpError, match="cannot send the request") as exc:
+        http.request("GET", "/a", headers=headers)
+    assert exc.value.never_sent and not exc.value.retry
+    assert http.request("GET", "/b").json() == {"ok": 1}  # the pool is still usable
+    http.close()
