@@ -267,7 +267,7 @@ def _reachability(settings) -> Check:
                      "run `kfcli config set base_url https://qyapi.weixin.qq.com`", EXIT_CONFIG)
     proxy = f" through proxy {http.proxy.shown()} (from {http.proxy.variable})" \
         if http.proxy else ""
-    if http.ca_bundle is not None and http.scheme == "https":
+    if http.ca_bundle is not None:  # set only where TLS is spoken: WeCom or the proxy
         proxy += f", trusting CA bundle {http.ca_bundle.path} (from {http.ca_bundle.variable})"
     started = time.perf_counter()
     try:
