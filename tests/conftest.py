@@ -42,6 +42,8 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         "XDG_CACHE_HOME": str(root / "cache"),
         "XDG_STATE_HOME": str(root / "state"),
         "XDG_DATA_HOME": str(root / "data"),
+        # No pager on the tests' pseudo-terminals (tests/cli/test_pager.py sets its own).
+        "PAGER": "cat",
     }
     for key in list(os.environ):
         if key.startswith("KFCLI_") or key == "NO_COLOR":

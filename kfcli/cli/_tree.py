@@ -12,6 +12,7 @@ TREE = {
         (('--profile', '-p'), 'profile', 'Profile to use', False),
         (('--sandbox',), None, 'Run against the embedded WeCom simulator (state kept in the user data dir)', False),
         (('--debug',), None, 'Trace HTTP requests on stderr (secrets redacted)', False),
+        (('--no-pager',), None, 'Do not page long output on a terminal (the pager: KFCLI_PAGER, else PAGER, else…', False),
         (('--output', '-o'), 'format', 'Output format: table, wide (a table with every column), tsv, json or jsonl', False),
         (('--json',), None, 'Short for --output json', False),
         (('--help', '-h'), None, 'Show help and exit', False),
@@ -390,7 +391,7 @@ TREE = {
                 'media': {
                     'help': "Write a stored message's archived image, voice, video or file",
                     'options': (
-                        (('-O', '--output-file'), 'file', "Write to FILE ('-': stdout)", False),
+                        (('-O', '--output-file'), 'file', "Write to FILE, or into DIR under the file's own name ('-': stdout)", False),
                         (('--force',), None, 'Replace an existing FILE', False),
                         (('--output', '-o'), 'format', 'Output format: table, wide (a table with every column), tsv, json or jsonl', False),
                         (('--json',), None, 'Short for --output json', False),
@@ -615,7 +616,7 @@ TREE = {
             },
         },
         'stats': {
-            'help': 'Daily statistics (up to 31 days, within the last 180)',
+            'help': 'Daily statistics of the last 180 days (longer ranges in 31-day calls)',
             'options': (
                 (('--help', '-h'), None, 'Show help and exit', False),
             ),
@@ -623,8 +624,8 @@ TREE = {
                 'corp': {
                     'help': 'Sessions, customers, messages and assistant figures of an account, per day',
                     'options': (
-                        (('--since',), 'text', 'First day, YYYY-MM-DD (China time)', False),
-                        (('--until',), 'text', 'Last day, YYYY-MM-DD (default: yesterday, the latest with data)', False),
+                        (('--since',), 'text', 'First day: a date (2026-11-01, China time), a duration ago (7d, 2w) or unix sec…', False),
+                        (('--until',), 'text', 'Last day, in the same forms (default: yesterday, the latest with data)', False),
                         (('--output', '-o'), 'format', 'Output format: table, wide (a table with every column), tsv, json or jsonl', False),
                         (('--json',), None, 'Short for --output json', False),
                         (('--columns',), 'text', 'Columns to show, comma-separated, in this order (table and tsv; JSON keeps ever…', False),
@@ -637,8 +638,8 @@ TREE = {
                 'servicer': {
                     'help': 'Reply rate, first-reply time and satisfaction of servicers, per day',
                     'options': (
-                        (('--since',), 'text', 'First day, YYYY-MM-DD (China time)', False),
-                        (('--until',), 'text', 'Last day, YYYY-MM-DD (default: yesterday, the latest with data)', False),
+                        (('--since',), 'text', 'First day: a date (2026-11-01, China time), a duration ago (7d, 2w) or unix sec…', False),
+                        (('--until',), 'text', 'Last day, in the same forms (default: yesterday, the latest with data)', False),
                         (('--servicer',), 'text', "One servicer's userid (default: the account's totals)", False),
                         (('--output', '-o'), 'format', 'Output format: table, wide (a table with every column), tsv, json or jsonl', False),
                         (('--json',), None, 'Short for --output json', False),
@@ -804,7 +805,7 @@ TREE = {
                 'get': {
                     'help': 'Download temporary media (valid 3 days after upload)',
                     'options': (
-                        (('-O', '--output-file'), 'file', "Write to this file ('-': stdout)", False),
+                        (('-O', '--output-file'), 'file', "Write to FILE, or into DIR under the file's own name ('-': stdout)", False),
                         (('--force',), None, 'Overwrite an existing file', False),
                         (('--output', '-o'), 'format', 'Output format: table, wide (a table with every column), tsv, json or jsonl', False),
                         (('--json',), None, 'Short for --output json', False),
@@ -821,7 +822,7 @@ TREE = {
             'help': 'Call any WeCom API path with the access token added; prints the JSON response',
             'options': (
                 (('-f', '--field'), 'text', 'key=value as a string (query parameter for GET, body field for POST; repeatable)', True),
-                (('-F', '--typed-field'), 'text', 'key=JSON value, e.g. limit=10 or flag=true (repeatable)', True),
+                (('-F', '--typed-field'), 'text', 'key=value as JSON when it is JSON (limit=10, flag=true), else as a string, as g…', True),
                 (('--input',), 'file', 'Request body: a JSON FILE or - for stdin', False),
                 (('-O', '--output-file'), 'file', "Write the answer to FILE ('-' for stdout): needed for binary answers such as /c…", False),
                 (('--force',), None, 'Overwrite an existing -O file', False),

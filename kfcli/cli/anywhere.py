@@ -1,8 +1,9 @@
 """Global options accepted anywhere on the command line, as gh, kubectl and aws accept theirs.
 
 `kfcli -p prod account list` and `kfcli account list -p prod` mean the same. The root command
-declares `-p/--profile`, `--sandbox` and `--debug` (kfcli/cli/app.py); every group and command
-made by `new_app` also takes them, hidden from its help, through `GlobalOptions.get_params`.
+declares `-p/--profile`, `--sandbox`, `--debug` and `--no-pager` (kfcli/cli/app.py); every
+group and command made by `new_app` also takes them, hidden from its help, through
+`GlobalOptions.get_params`.
 Click parses them with the command's own parser, so a value that looks like an option
 (`msg send K C --text -p`) stays the value it is. Given twice with different values (`kfcli -p
 a account list -p b`, or `-p a -p b` after the command) is a usage error: which was meant?
@@ -20,7 +21,8 @@ except ImportError:  # pragma: no cover
     from click import exceptions as click_exceptions
 
 #: Each global option's spellings (as the root declares them).
-SPELLINGS = {"profile": ("--profile", "-p"), "sandbox": ("--sandbox",), "debug": ("--debug",)}
+SPELLINGS = {"profile": ("--profile", "-p"), "sandbox": ("--sandbox",), "debug": ("--debug",),
+             "no_pager": ("--no-pager",)}
 
 
 def _set_profile(ctx: Any, _param: Any, values: tuple[str, ...]) -> None:
@@ -51,7 +53,11 @@ def _set_flag(ctx: Any, param: Any, value: bool) -> None:
     if value and not ctx.resilient_parsing:
         from kfcli.cli.context import state
 
-        setattr(state(), param.name.removeprefix("global_"), True)
+        name = param.name.removeprefix("global_")
+        if name == "no_pager":
+            state().no_pager()
+        else:
+            setattr(state(), name, True)
 
 
 def global_params(taken: set[str]) -> list[Any]:

@@ -182,6 +182,10 @@ def root(
     debug: Annotated[
         bool, typer.Option("--debug", help="Trace HTTP requests on stderr (secrets redacted).")
     ] = False,
+    no_pager: Annotated[
+        bool, typer.Option("--no-pager", help="Do not page long output on a terminal (the "
+                           "pager: KFCLI_PAGER, else PAGER, else less -FRX).")
+    ] = False,
     output: OutputOpt = None,
     json_: JsonOpt = False,
 ) -> None:
@@ -193,6 +197,8 @@ def root(
     st.profile = profile
     st.sandbox = sandbox_
     st.debug = debug
+    if no_pager:
+        st.no_pager()
     st.set_output(output, json_)
 
 
@@ -203,6 +209,8 @@ def run(args: list[str]) -> int:
     _setup_log()
     try:
         code = _invoke(st, args)
+    except KeyboardInterrupt:  # Ctrl-C after the command, while its pager was up
+        code = 130
     finally:
         st.close()
     return _finish(code)
@@ -367,6 +375,10 @@ def _utf8_args(args: list[str]) -> list[str]:
 
 
 def _report(err: dict) -> None:
+    # The pager first shows what came before and is quit: a message must not land on its
+    # screen. Ctrl-C while it was up needs no message at all.
+    if state().end_pager() and err.get("type") == "interrupted":
+        return
     try:
         out = state().out
     except KfError:  # a bad KFCLI_OUTPUT must still get its message out

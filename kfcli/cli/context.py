@@ -29,6 +29,8 @@ class AppState:
     debug: bool = False
     output_format: str | None = None
     columns: list[str] | None = None
+    #: Long human output on a terminal goes through a pager (kfcli/cli/pager.py).
+    paging: bool = True
     _output: Output | None = field(default=None, repr=False)
     _settings: Any = field(default=None, repr=False)
     _client: Any = field(default=None, repr=False)
@@ -66,7 +68,27 @@ class AppState:
                                       f"{', '.join(FORMATS)}")
                 fmt = env
             self._output = Output(fmt, columns=self.columns)
+            if self.paging:
+                from kfcli.cli import pager
+
+                pager.wrap(self._output, os.environ)
         return self._output
+
+    def no_pager(self) -> None:
+        """No pager for this run (--no-pager, or a command that writes until stopped)."""
+        self.paging = False
+        if self.end_pager() is not None:
+            self._output = None  # made again, on the terminal itself
+
+    def end_pager(self) -> bool | None:
+        """Let the pager (if one is running) show the rest and wait until it is quit: True if
+        one ran, False if one was set up but never started, None if none was set up."""
+        from kfcli.cli.pager import Pager
+
+        stream = self._output.stdout if self._output is not None else None
+        if not isinstance(stream, Pager):
+            return None
+        return stream.finish()
 
     def stream_out(self) -> Output:
         """Output for message streams: like `out`, but JSON lines (not TSV) when piped."""
@@ -110,6 +132,7 @@ class AppState:
         self.out.info(line)
 
     def close(self) -> None:
+        self.end_pager()
         if self._sandbox_server is not None:
             self._sandbox_server.stop()
             self._sandbox_server = None

@@ -33,6 +33,15 @@ class StrictCommand(GlobalOptions, TyperCommand):
         refuse_repeated_options(self, ctx, args)
         return super().parse_args(ctx, args)
 
+    def invoke(self, ctx: Any) -> Any:
+        from kfcli.cli.pager import streams
+
+        if streams(ctx):  # `--follow`, a server: writes until stopped, never paged
+            from kfcli.cli.context import state
+
+            state().no_pager()
+        return super().invoke(ctx)
+
 
 def refuse_repeated_options(command: Any, ctx: Any, args: list[str]) -> None:
     """Raise Click's UsageError (exit 2) naming the first single-value option that `args`
