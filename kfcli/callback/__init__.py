@@ -27,7 +27,7 @@ Records written by the default handler are described in `kfcli.callback.worker`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from kfcli.callback.app import MAX_BODY, MAX_SKEW, CallbackApp, Duplicate, Unavailable, make_app
@@ -54,7 +54,8 @@ def app_from_env(*, sync: bool = False, open_kfids: Collection[str] | None = Non
                  emit: Callable[[dict[str, Any]], None] | None = None, no_emit: bool = False,
                  max_skew: int = MAX_SKEW, safety_pull: int | None = None,
                  trusted_proxies: Collection[str] = DEFAULT_TRUSTED,
-                 log_format: str | None = None, log_level: str | None = None) -> CallbackApp:
+                 log_format: str | None = None, log_level: str | None = None,
+                 routes: Mapping[str, str] | None = None) -> Any:
     """A ready receiver configured like the CLI (env vars > profile): every callback (and with
     `sync=True` every message pulled with sync_msg, which needs KFCLI_SECRET too) is written as
     one JSON line to stdout, or passed to `emit`; `no_emit=True` writes nothing (consumers
@@ -72,39 +73,30 @@ def app_from_env(*, sync: bool = False, open_kfids: Collection[str] | None = Non
     none). `trusted_proxies`: addresses or networks whose X-Forwarded-For names the client
     in the log. `log_format` (text, json) and `log_level` configure the `kfcli.callback`
     logger; left out, it logs text at info on stderr unless logging is configured already.
+
+    Key rotation: the settings `token_previous` and `aes_key_previous` (KFCLI_TOKEN_PREVIOUS,
+    KFCLI_AES_KEY_PREVIOUS) are accepted beside the current pair. Several corps: `routes`
+    maps a path to a profile (`{"/corp-a": "a", "/corp-b": "b"}`): each profile's callbacks on
+    its path, with its corp, secret, Token and key; other paths answer 404.
     """
     from kfcli.callback.logs import configure_default
-    from kfcli.callback.receiver import SAFETY_PULL, Receiver
-    from kfcli.core.config import ENV_VARS, resolve
-    from kfcli.core.errors import ConfigError
-    from kfcli.core.redact import register_secret
+    from kfcli.callback.receiver import SAFETY_PULL, from_settings, router_from_profiles
+    from kfcli.core.config import resolve
 
     configure_default(log_format, log_level)
-    settings = resolve(profile=profile)
-    missing = [k for k in ("token", "aes_key", "corp_id") if settings.get(k) is None]
-    if missing:
-        envs = ", ".join(ENV_VARS[k] for k in missing)
-        raise ConfigError(f"callback receiver: {', '.join(missing)} not configured (set {envs})",
-                          hint=f"set {envs} in the server's environment, or use a profile")
-    token, aes_key = settings.get("token") or "", settings.get("aes_key") or ""
-    register_secret(token)
-    register_secret(aes_key)
-    client = store = None
-    if sync:
-        from kfcli.core.client import KfClient
-        from kfcli.core.store import open_store
-
-        client = KfClient.from_settings(settings)
-        store = open_store(settings=settings)
     if no_emit:
         emit = None
     elif emit is None:
         emit = LineWriter()
-    receiver = Receiver(token, aes_key, settings.get("corp_id") or "", emit=emit,
-                        client=client, store=store, open_kfids=open_kfids, history=history,
-                        media=media, max_skew=max_skew,
-                        safety=SAFETY_PULL if safety_pull is None else safety_pull,
-                        trusted_proxies=trusted_proxies)
+    options: dict[str, Any] = dict(
+        open_kfids=open_kfids, history=history, media=media, max_skew=max_skew,
+        safety=SAFETY_PULL if safety_pull is None else safety_pull,
+        trusted_proxies=trusted_proxies)
+    if routes:
+        router = router_from_profiles(dict(routes), sync=sync, emit=emit, **options)
+        router.start()
+        return router
+    receiver = from_settings(resolve(profile=profile), sync=sync, emit=emit, **options)
     receiver.start()
     app = receiver.app
     app.receiver = receiver  # type: ignore[attr-defined]

@@ -115,8 +115,11 @@ class CallbackApp:
                  log: Callable[[str], None] | None = None, max_skew: int = MAX_SKEW,
                  probes: Probes | None = None, metrics: Any = None,
                  trusted_proxies: Collection[str] = DEFAULT_TRUSTED,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 previous: WeComCrypto | None = None) -> None:
         self.crypto = crypto
+        #: Key rotation: the pair WeCom used before, accepted beside the current one.
+        self.previous = previous
         self.on_event = on_event
         self.max_body = max_body
         self.log = log
@@ -167,24 +170,7 @@ class CallbackApp:
 
     def _operations(self, environ: dict[str, Any],
                     start_response: Callable) -> Iterable[bytes] | None:
-        path = environ.get("PATH_INFO") or "/"
-        if path == HEALTH:
-            return _answer(start_response, 200, b"ok\n")
-        if path == READY:
-            ok, why = self.probes.ready() if self.probes is not None else (True, "")
-            text = ("ready\n" if ok else f"not ready: {why}\n").encode("utf-8")
-            return _answer(start_response, 200 if ok else 503, text)
-        if path == METRICS:
-            if self.probes is None:
-                return _answer(start_response, 404, b"")
-            body, content_type = self.probes.metrics_text()
-            return _answer(start_response, 200, body, content_type=content_type)
-        if not environ.get("QUERY_STRING"):
-            # A bare GET is a load balancer's or a person's probe, not WeCom (which always
-            # sends the verification parameters): answer it without a refusal line.
-            return _answer(start_response, 200, b"kfcli callback receiver (GET /healthz, "
-                           b"/readyz, /metrics)\n")
-        return None
+        return operations(environ, start_response, self.probes)
 
     # -- methods
 
@@ -193,14 +179,14 @@ class CallbackApp:
         # echostr is base64, which has no spaces: a space here is a `+` that a proxy or client
         # left unencoded, so put it back instead of failing.
         echostr = q["echostr"].replace(" ", "+")
-        return self._open(lambda: self.crypto.verify_url(q["msg_signature"], q["timestamp"],
-                                                         q["nonce"], echostr))
+        return self._open(lambda c: c.verify_url(q["msg_signature"], q["timestamp"],
+                                                 q["nonce"], echostr))
 
     def _post(self, environ: dict[str, Any]) -> str:
         body = self._body(environ)  # read first: refusing with unread data resets the socket
         q = _query(environ, "msg_signature", "timestamp", "nonce")
-        inner = self._open(lambda: self.crypto.decrypt_post(q["msg_signature"], q["timestamp"],
-                                                            q["nonce"], body))
+        inner = self._open(lambda c: c.decrypt_post(q["msg_signature"], q["timestamp"],
+                                                    q["nonce"], body))
         signature = q["msg_signature"]
         self._fresh(q["timestamp"])
         try:
@@ -250,9 +236,15 @@ class CallbackApp:
                 while len(self._seen) > SEEN:
                     self._seen.pop(next(iter(self._seen)))
 
-    def _open(self, action: Callable[[], bytes]) -> bytes:
+    def _open(self, action: Callable[[WeComCrypto], bytes]) -> bytes:
         try:
-            return action()
+            try:
+                return action(self.crypto)
+            except CallbackError as exc:
+                # Signed with the previous Token (key rotation): that pair decrypts it.
+                if self.previous is None or exc.reason != "invalid_signature":
+                    raise
+                return action(self.previous)
         except MalformedCallback as exc:
             raise _Refused(400, exc.message) from None
         except CallbackError as exc:
@@ -283,6 +275,33 @@ class CallbackApp:
                 raise _Refused(413, f"body exceeds {self.max_body} bytes", "too_large")
             return data
         raise _Refused(411, "no Content-Length")
+
+
+def operations(environ: dict[str, Any], start_response: Callable,
+               probes: Probes | None) -> Iterable[bytes] | None:
+    """The answer to a GET of /healthz, /readyz, /metrics or a bare GET; None for others."""
+    path = environ.get("PATH_INFO") or "/"
+    if path == HEALTH:
+        return _answer(start_response, 200, b"ok\n")
+    if path == READY:
+        ok, why = probes.ready() if probes is not None else (True, "")
+        text = ("ready\n" if ok else f"not ready: {why}\n").encode("utf-8")
+        return _answer(start_response, 200 if ok else 503, text)
+    if path == METRICS:
+        if probes is None:
+            return _answer(start_response, 404, b"")
+        body, content_type = probes.metrics_text()
+        return _answer(start_response, 200, body, content_type=content_type)
+    if not environ.get("QUERY_STRING"):
+        # A bare GET is a load balancer's or a person's probe, not WeCom (which always sends
+        # the verification parameters): answer it without a refusal line.
+        return _answer(start_response, 200, b"kfcli callback receiver (GET /healthz, "
+                       b"/readyz, /metrics)\n")
+    return None
+
+
+def not_found(start_response: Callable) -> list[bytes]:
+    return _answer(start_response, 404, b"")
 
 
 def _read(stream: Any, size: int) -> bytes:
@@ -323,7 +342,12 @@ def make_app(token: str, aes_key: str, receive_id: str, *, on_event: OnEvent,
     `CreateTime`, ...) on the request thread: it must not block (see `Dispatcher`). Raising
     `queue.Full` or `Unavailable` answers 503, so that WeCom retries; `Duplicate` answers
     `success` for a callback already taken. `options` go to `CallbackApp` (`max_skew`,
-    `probes`, `metrics`, `trusted_proxies`). Raises `CallbackError` for a bad key.
+    `probes`, `metrics`, `trusted_proxies`; `previous=(token, aes_key)`: the pair before a
+    key rotation, accepted too). Raises `CallbackError` for a bad key.
     """
+    previous = options.pop("previous", None)
+    if previous is not None and not isinstance(previous, WeComCrypto):
+        previous_token, previous_key = previous
+        previous = WeComCrypto(previous_token, previous_key, receive_id)
     return CallbackApp(WeComCrypto(token, aes_key, receive_id), on_event, max_body=max_body,
-                       log=log, **options)
+                       log=log, previous=previous, **options)

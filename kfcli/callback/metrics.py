@@ -78,6 +78,10 @@ class Metrics:
             self._values[key] = float(value)
             self._dirty = True
 
+    def labelled(self, **labels: str) -> Labelled:
+        """A view that adds `labels` (the corp of one route) to every figure."""
+        return Labelled(self, labels)
+
     def value(self, name: str, **labels: str) -> float:
         with self._lock:
             return self._values.get((name, tuple(sorted(labels.items()))), 0.0)
@@ -174,34 +178,64 @@ class Metrics:
         return generate_latest(registry), CONTENT_TYPE_LATEST
 
 
+class Labelled:
+    """Metrics of one route of a receiver serving several corps: every figure carries the
+    route's labels (`corp_id`)."""
+
+    def __init__(self, metrics: Metrics, labels: dict[str, str]) -> None:
+        self.base = metrics
+        self.labels = labels
+
+    def inc(self, name: str, amount: float = 1.0, **labels: str) -> None:
+        self.base.inc(name, amount, **self.labels, **labels)
+
+    def set(self, name: str, value: float, **labels: str) -> None:
+        self.base.set(name, value, **self.labels, **labels)
+
+    def value(self, name: str, **labels: str) -> float:
+        return self.base.value(name, **self.labels, **labels)
+
+    def flush(self, *, force: bool = False) -> None:
+        self.base.flush(force=force)
+
+    def exposition(self, extra: Iterable[Any] = ()) -> tuple[bytes, str]:
+        return self.base.exposition(extra)
+
+
 _UNLABELLED = {"kfcli_messages_stored", "kfcli_store_errors", "kfcli_emit_dropped"}
 
 
-def collect_store(store: Any, corp_id: str, now: float) -> list[Any]:
-    """Metric families read from the store: what every worker and host sees alike."""
+def collect_store(sources: Iterable[tuple[Any, str]], now: float) -> list[Any]:
+    """Metric families read from the stores of (store, corp_id): what every worker and host
+    sees alike. Raises KfError when a store does not answer."""
     from prometheus_client.core import GaugeMetricFamily
 
     lag = GaugeMetricFamily("kfcli_pull_lag_seconds", "Seconds since the last completed pull "
                             "of an account that has a pull waiting (0: none waiting).",
                             labels=["corp_id", "open_kfid"])
-    for account in store.pull_states(corp_id):
-        waited = 0.0
-        if account.requested:
-            waited = max(0.0, now - (account.last_pull_at or account.last_callback_at or now))
-        lag.add_metric([corp_id, account.open_kfid], waited)
     consumers = GaugeMetricFamily("kfcli_consumer_lag_messages", "Messages stored after a "
                                   "consumer's position (msg history --consumer).",
-                                  labels=["consumer", "open_kfid"])
-    for consumer in store.consumers(corp_id):
-        consumers.add_metric([consumer.name, consumer.open_kfid], consumer.behind)
+                                  labels=["corp_id", "consumer", "open_kfid"])
     outbox = GaugeMetricFamily("kfcli_outbox_pending_messages", "Messages committed but not "
                                "yet written out by the process that committed them.",
-                               value=store.outbox_pending(corp_id))
-    media = store.media_summary(corp_id)
+                               labels=["corp_id"])
     pending = GaugeMetricFamily("kfcli_media_pending", "Media waiting to be archived.",
-                                value=media.pending)
+                                labels=["corp_id"])
     failed = GaugeMetricFamily("kfcli_media_failed", "Media that could not be archived.",
-                               value=media.failed)
+                               labels=["corp_id"])
+    for store, corp_id in sources:
+        for account in store.pull_states(corp_id):
+            waited = 0.0
+            if account.requested:
+                waited = max(0.0, now - (account.last_pull_at or account.last_callback_at
+                                         or now))
+            lag.add_metric([corp_id, account.open_kfid], waited)
+        for consumer in store.consumers(corp_id):
+            consumers.add_metric([corp_id, consumer.name, consumer.open_kfid], consumer.behind)
+        outbox.add_metric([corp_id], store.outbox_pending(corp_id))
+        media = store.media_summary(corp_id)
+        pending.add_metric([corp_id], media.pending)
+        failed.add_metric([corp_id], media.failed)
     return [lag, consumers, outbox, pending, failed]
 
 

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Collection
 from typing import Any
 
-from kfcli.callback.app import MAX_SKEW, CallbackApp, make_app
+from kfcli.callback.app import HEALTH, MAX_SKEW, METRICS, READY, CallbackApp, make_app
 from kfcli.callback.logs import DEFAULT_TRUSTED, log
 from kfcli.callback.metrics import Metrics, collect_store
 from kfcli.callback.worker import (
@@ -55,7 +55,7 @@ class Receiver:
                  open_kfids: Collection[str] | None = None, history: bool = False,
                  media: bool = True, max_skew: int = MAX_SKEW, safety: int = SAFETY_PULL,
                  trusted_proxies: Collection[str] = DEFAULT_TRUSTED,
-                 metrics: Metrics | None = None,
+                 metrics: Any = None, previous: tuple[str, str] | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self.metrics = metrics or Metrics()
         self.store = store
@@ -72,7 +72,7 @@ class Receiver:
         self.handler.requeue = self.dispatcher.put
         self.app: CallbackApp = make_app(token, aes_key, receive_id, on_event=self._event,
                                          max_skew=max_skew, probes=self, metrics=self.metrics,
-                                         trusted_proxies=trusted_proxies)
+                                         trusted_proxies=trusted_proxies, previous=previous)
         self._monitor: threading.Thread | None = None
         self._pid = 0
         self._guard = threading.Lock()
@@ -121,14 +121,17 @@ class Receiver:
 
     def metrics_text(self) -> tuple[bytes, str]:
         self._ensure_monitor()
-        extra: list[Any] = []
-        if self.syncing:
-            try:
-                extra = collect_store(self.store, self.handler.corp_id, self.clock())
-            except KfError as exc:
-                self.metrics.inc("kfcli_store_errors")
-                log.warning("metrics: the store did not answer: %s", exc.message)
-        return self.metrics.exposition(extra)
+        return self.metrics.exposition(self.store_families())
+
+    def store_families(self) -> list[Any]:
+        if not self.syncing:
+            return []
+        try:
+            return collect_store([(self.store, self.handler.corp_id)], self.clock())
+        except KfError as exc:
+            self.metrics.inc("kfcli_store_errors")
+            log.warning("metrics: the store did not answer: %s", exc.message)
+            return []
 
     def _probe(self) -> None:
         if self.store is None or not self.syncing:
@@ -204,3 +207,132 @@ class Receiver:
         self.dispatcher.close()
         self.emitter.close()
         self.metrics.flush(force=True)
+
+
+class Router:
+    """Several receivers on one port, one per path (several corps, or several self-built
+    apps): `routes` maps a path such as `/corp-a` to its Receiver. Other paths answer 404;
+    /healthz, /readyz (every route ready) and /metrics (every route, labelled by corp) are
+    the whole server's. The WSGI callable; thread-safe."""
+
+    def __init__(self, routes: dict[str, Receiver], metrics: Metrics) -> None:
+        self.routes = {_path(p): r for p, r in routes.items()}
+        self.metrics = metrics
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable) -> Any:
+        from kfcli.callback.app import not_found, operations
+
+        if environ.get("REQUEST_METHOD", "GET") == "GET":
+            answer = operations(environ, start_response, self)
+            if answer is not None:
+                return answer
+        receiver = self.routes.get(_path(environ.get("PATH_INFO") or "/"))
+        if receiver is None:
+            self.metrics.inc("kfcli_callbacks", result="no_route")
+            return not_found(start_response)
+        return receiver.app(environ, start_response)
+
+    def start(self) -> None:
+        for receiver in self.routes.values():
+            receiver.start()
+
+    def ready(self) -> tuple[bool, str]:
+        why = [f"{path}: {r.ready()[1]}" for path, r in self.routes.items() if not r.ready()[0]]
+        return (not why, "; ".join(why))
+
+    def metrics_text(self) -> tuple[bytes, str]:
+        from kfcli.callback.metrics import collect_store
+
+        sources = [(r.store, r.handler.corp_id) for r in self.routes.values() if r.syncing]
+        try:
+            extra = collect_store(sources, time.time())
+        except KfError as exc:
+            self.metrics.inc("kfcli_store_errors")
+            log.warning("metrics: a store did not answer: %s", exc.message)
+            extra = []
+        return self.metrics.exposition(extra)
+
+    def close(self) -> None:
+        for receiver in self.routes.values():
+            receiver.close()
+
+
+def _path(path: str) -> str:
+    return "/" + path.strip("/")
+
+
+def parse_routes(values: Collection[str]) -> dict[str, str]:
+    """`/PATH=PROFILE` values as {path: profile}; ValueError names a bad one."""
+    from kfcli.core.config import check_profile_name
+    from kfcli.core.errors import KfError
+
+    routes: dict[str, str] = {}
+    for value in values:
+        path, sep, profile = value.partition("=")
+        if not sep or not path.startswith("/") or not profile:
+            raise ValueError(f"{value!r} is not /PATH=PROFILE")
+        if _path(path) in (HEALTH, READY, METRICS):
+            raise ValueError(f"{path} is the receiver's own (health, readiness, metrics)")
+        try:
+            check_profile_name(profile)
+        except KfError as exc:
+            raise ValueError(exc.message) from None
+        if _path(path) in routes:
+            raise ValueError(f"the path {path} is routed twice")
+        routes[_path(path)] = profile
+    return routes
+
+
+def previous_pair(settings: Any) -> tuple[str, str] | None:
+    """The callback Token/EncodingAESKey pair before a rotation (`token_previous`,
+    `aes_key_previous`; one of them alone: the other did not change), or None."""
+    token_prev, key_prev = settings.get("token_previous"), settings.get("aes_key_previous")
+    if not token_prev and not key_prev:
+        return None
+    return (token_prev or settings.get("token") or "",
+            key_prev or settings.get("aes_key") or "")
+
+
+def from_settings(settings: Any, *, sync: bool, emit: Emit | None, metrics: Any = None,
+                  where: str = "", **options: Any) -> Receiver:
+    """A Receiver for resolved settings (a profile, env vars): its Token and key (and the
+    previous pair), with `sync` its corp's client and store. Raises ConfigError naming what
+    is missing (`where`: which profile or route, for the message)."""
+    from kfcli.core.config import ENV_VARS
+    from kfcli.core.errors import ConfigError
+    from kfcli.core.redact import register_secret
+
+    need = ("token", "aes_key", "corp_id") + (("secret",) if sync else ())
+    missing = [k for k in need if settings.get(k) is None]
+    if missing:
+        envs = ", ".join(ENV_VARS[k] for k in missing)
+        raise ConfigError(f"callback receiver{where}: {', '.join(missing)} not configured "
+                          f"(set {envs})", hint=f"set {envs} in the server's environment, "
+                          "or use a profile")
+    for key in ("token", "aes_key", "token_previous", "aes_key_previous", "secret"):
+        register_secret(settings.get(key))
+    client = store = None
+    if sync:
+        from kfcli.core.client import KfClient
+        from kfcli.core.store import open_store
+
+        client = KfClient.from_settings(settings)
+        store = open_store(settings=settings)
+    return Receiver(settings.get("token") or "", settings.get("aes_key") or "",
+                    settings.get("corp_id") or "", emit=emit, client=client, store=store,
+                    metrics=metrics, previous=previous_pair(settings), **options)
+
+
+def router_from_profiles(routes: dict[str, str], *, sync: bool, emit: Emit | None,
+                         **options: Any) -> Router:
+    """A Router serving each profile's callbacks on its path (`{"/corp-a": "a"}`)."""
+    from kfcli.core.config import resolve
+
+    metrics = Metrics()
+    receivers = {}
+    for path, profile in routes.items():
+        settings = resolve(profile=profile)
+        receivers[path] = from_settings(
+            settings, sync=sync, emit=emit, where=f" for {path} (profile {profile})",
+            metrics=metrics.labelled(corp_id=settings.get("corp_id") or ""), **options)
+    return Router(receivers, metrics)

@@ -4,7 +4,7 @@ Typer. Generated from the Typer app by `python -m kfcli.cli.completion`: do not 
 
 FORMATS = ('table', 'tsv', 'json', 'jsonl', 'wide')
 
-FIELDS = (('corp_id', 'KFCLI_CORP_ID'), ('secret', 'KFCLI_SECRET'), ('token', 'KFCLI_TOKEN'), ('aes_key', 'KFCLI_AES_KEY'), ('base_url', 'KFCLI_BASE_URL'), ('store', 'KFCLI_STORE'), ('retention_days', 'KFCLI_RETENTION_DAYS'), ('ca_bundle', 'KFCLI_CA_BUNDLE'))
+FIELDS = (('corp_id', 'KFCLI_CORP_ID'), ('secret', 'KFCLI_SECRET'), ('token', 'KFCLI_TOKEN'), ('aes_key', 'KFCLI_AES_KEY'), ('base_url', 'KFCLI_BASE_URL'), ('store', 'KFCLI_STORE'), ('retention_days', 'KFCLI_RETENTION_DAYS'), ('ca_bundle', 'KFCLI_CA_BUNDLE'), ('token_previous', 'KFCLI_TOKEN_PREVIOUS'), ('aes_key_previous', 'KFCLI_AES_KEY_PREVIOUS'))
 
 TREE = {
     'options': (
@@ -915,6 +915,7 @@ TREE = {
                         (('--log-format',), 'text', 'Log lines on stderr as text or JSON objects', False),
                         (('--log-level',), 'text', 'debug, info, warning or error', False),
                         (('--corp-id',), 'text', 'Receive id: the CorpID for KF', False),
+                        (('--route',), 'text', "Serve this profile's callbacks (its corp, secret, Token and key) on PATH; repea…", True),
                         (('--access-log',), None, 'Log every request on stderr (probes excepted)', False),
                         (('--output', '-o'), 'format', 'Output format: table, wide (a table with every column), tsv, json or jsonl', False),
                         (('--json',), None, 'Short for --output json', False),

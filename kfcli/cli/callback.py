@@ -7,7 +7,7 @@ import signal
 import socket
 import sys
 import threading
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -85,13 +85,19 @@ catches up from the store. Every --safety-pull seconds an account that no callba
 is pulled anyway (a callback WeCom gave up on); resuming an account after more than 3 days
 (WeCom's retention) is logged as a possible gap and shown by `kfcli store status`.
 
+Several corps (or self-built apps) on one receiver: --route /corp-a=a --route /corp-b=b
+serves each profile on its path (enter https://HOST/corp-a in corp a's callback settings).
+Key rotation: the settings token_previous and aes_key_previous (KFCLI_TOKEN_PREVIOUS,
+KFCLI_AES_KEY_PREVIOUS) are accepted beside the current pair while WeCom switches over.
+
 Any WSGI server can run the same receiver (configured from the same env vars / profile), with
 any number of worker processes; several hosts share a PostgreSQL store
 (KFCLI_STORE=postgresql://kfcli@db.internal:5432/kfcli): each message is written once, by the
 worker that stored it. Use threaded workers (a slow client then holds a thread, not a
 worker), or a buffering proxy such as nginx in front:
 
-  gunicorn -k gthread --threads 8 -w 4 -b 0.0.0.0:8000 'kfcli.callback:app_from_env(sync=True)'
+  gunicorn -k gthread --threads 8 -w 4 -b 0.0.0.0:8000 \\
+      'kfcli.callback:app_from_env(sync=True)'
 
 Stdout is always JSON lines; -o json makes errors JSON objects on stderr too. A port that
 cannot be listened on (in use, privileged, an address not of this machine) exits 3.""")
@@ -135,6 +141,10 @@ def serve(
     corp_id: Annotated[str | None, typer.Option(
         "--corp-id", help="Receive id: the CorpID for KF. [env: KFCLI_CORP_ID]",
         show_default=False)] = None,
+    route: Annotated[list[str] | None, typer.Option(
+        "--route", metavar="/PATH=PROFILE", help="Serve this profile's callbacks (its corp, "
+        "secret, Token and key) on PATH; repeatable, for several corps or apps. Other paths "
+        "answer 404.", show_default=False)] = None,
     access_log: Annotated[bool, typer.Option(
         "--access-log", help="Log every request on stderr (probes excepted).")] = False,
 ) -> None:
@@ -160,24 +170,26 @@ def serve(
         logs.parse_networks(trusted)
     except ValueError as exc:
         raise UsageError(f"--trusted-proxy: {exc}") from None
-    # Secrets only from the environment or the profile: a long-running process would show
-    # flags to every user of the machine (ps) for as long as it runs.
-    creds = credentials(corp_id=corp_id, options=("corp_id",))
-    st = state()
-    client = st.client() if sync else None  # fails now (exit 3) when the secret is missing
-
-    from kfcli.callback.receiver import Receiver
+    from kfcli.callback import receiver as receivers
     from kfcli.callback.server import make_server, url_of
 
-    logs.configure(log_format, log_level, stream=sys.stderr)
+    try:
+        routes = receivers.parse_routes(route or ())
+    except ValueError as exc:
+        raise UsageError(f"--route: {exc}") from None
+    st = state()
     out = st.out
     reader_gone = threading.Event()
+    writing = threading.Lock()  # several routes: several emitter threads, one stdout
+    options = dict(open_kfids=open_kfid, history=history, media=not no_media,
+                   max_skew=max_skew, safety=safety_pull, trusted_proxies=trusted)
 
     def emit(record: dict) -> None:
         if reader_gone.is_set():
             return
         try:
-            out.line(record)
+            with writing:
+                out.line(record)
         except BrokenPipeError:
             # The reader went away (`… | head`): stop rather than acknowledge callbacks that
             # nobody will see; WeCom retries what it cannot deliver.
@@ -186,15 +198,29 @@ def serve(
             logs.log.warning("stdout closed; stopping")
             threading.Thread(target=server.shutdown, daemon=True).start()
 
-    store = None
-    if sync:
-        from kfcli.core.store import open_store
+    if routes and corp_id is not None:
+        raise UsageError("--corp-id goes without --route (each route's profile names its corp)")
+    if routes:  # each profile's corp on its own path; no current profile needed
+        receiver: Any = receivers.router_from_profiles(
+            routes, sync=sync, emit=None if no_emit else emit, **options)
+        serving = "routes " + ", ".join(f"{p} ({n})" for p, n in routes.items())
+    else:
+        # Secrets only from the environment or the profile: a long-running process would
+        # show flags to every user of the machine (ps) for as long as it runs.
+        creds = credentials(corp_id=corp_id, options=("corp_id",))
+        client = st.client() if sync else None  # fails now (exit 3) without the secret
+        store = None
+        if sync:
+            from kfcli.core.store import open_store
 
-        store = open_store(settings=st.settings())  # a broken store fails now (exit 3/6)
-    receiver = Receiver(creds.token, creds.aes_key, creds.receive_id,
-                        emit=None if no_emit else emit, client=client, store=store,
-                        open_kfids=open_kfid, history=history, media=not no_media,
-                        max_skew=max_skew, safety=safety_pull, trusted_proxies=trusted)
+            store = open_store(settings=st.settings())  # a broken store fails now (exit 3/6)
+        receiver = receivers.Receiver(
+            creds.token, creds.aes_key, creds.receive_id, emit=None if no_emit else emit,
+            client=client, store=store, previous=receivers.previous_pair(st.settings()),
+            **options)
+        serving = f"receive id {creds.receive_id!r}"
+    logs.configure(log_format, log_level, stream=sys.stderr)
+    app = receiver if routes else receiver.app
     quiet = {"/healthz", "/readyz", "/metrics"}
 
     def access(line: str) -> None:
@@ -202,13 +228,13 @@ def serve(
             logs.log.info(line)
 
     try:
-        server = make_server(host, port, receiver.app, access_log=access if access_log else None,
+        server = make_server(host, port, app, access_log=access if access_log else None,
                              log=logs.log.warning)
     except OSError as exc:
         raise listen_failed(host, port, exc) from None
     server.on_busy = lambda: receiver.metrics.inc("kfcli_callbacks", result="busy")
     # The first line, as scripts read it (the URL is its third word); log lines follow.
-    out.info(f"listening on {url_of(server)} (receive id {creds.receive_id!r}; " + (
+    out.info(f"listening on {url_of(server)} ({serving}; " + (
         "messages into the store, nothing on stdout)" if no_emit else
         "callbacks and messages as JSON lines on stdout)" if sync else
         "callbacks as JSON lines on stdout)"))
@@ -222,5 +248,6 @@ def serve(
         signal.signal(signal.SIGTERM, previous)
         server.server_close()
         receiver.close()
-        if store is not None:
-            store.close()
+        for one in (receiver.routes.values() if routes else [receiver]):
+            if one.store is not None:
+                one.store.close()

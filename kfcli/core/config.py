@@ -26,9 +26,9 @@ DEFAULT_PROFILE = "default"
 
 #: Profile fields, in display order.
 FIELDS = ("corp_id", "secret", "token", "aes_key", "base_url", "store", "retention_days",
-          "ca_bundle")
+          "ca_bundle", "token_previous", "aes_key_previous")
 #: Fields that are never accepted as arguments and never shown unmasked.
-SECRET_FIELDS = frozenset({"secret", "token", "aes_key"})
+SECRET_FIELDS = frozenset({"secret", "token", "aes_key", "token_previous", "aes_key_previous"})
 #: Environment variable for each field (DESIGN.md §2, contract).
 ENV_VARS = {
     "corp_id": "KFCLI_CORP_ID",
@@ -40,6 +40,10 @@ ENV_VARS = {
     "retention_days": "KFCLI_RETENTION_DAYS",
     #: Extra CA certificates (PEM) trusted on top of the system store (a TLS-inspecting proxy).
     "ca_bundle": "KFCLI_CA_BUNDLE",
+    #: Key rotation: the callback Token/EncodingAESKey pair WeCom used before the current one,
+    #: still accepted by receivers until WeCom uses the new pair everywhere.
+    "token_previous": "KFCLI_TOKEN_PREVIOUS",
+    "aes_key_previous": "KFCLI_AES_KEY_PREVIOUS",
 }
 #: `retention_days`: how many days of messages `kfcli store prune` keeps (1 to 100 years).
 RETENTION_DAYS = (1, 36500)
@@ -56,6 +60,8 @@ CALLBACK_RULES = {
     "aes_key": (re.compile(r"[A-Za-z0-9]{43}"),
                 "the EncodingAESKey is exactly 43 characters [A-Za-z0-9]"),
 }
+CALLBACK_RULES["token_previous"] = CALLBACK_RULES["token"]
+CALLBACK_RULES["aes_key_previous"] = CALLBACK_RULES["aes_key"]
 FLAGS = {"token": "--token", "aes_key": "--aes-key", "corp_id": "--corp-id"}
 
 

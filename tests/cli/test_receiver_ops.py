@@ -223,7 +223,7 @@ def test_health_readiness_and_metrics_without_logging_probes(servers, corp):
     assert sample(found, "kfcli_pulls_total", result="ok", reason="callback") >= 1
     assert ("kfcli_pull_lag_seconds", (("corp_id", creds["corp_id"]),
                                        ("open_kfid", open_kfid))) in found
-    assert sample(found, "kfcli_outbox_pending_messages") == 0
+    assert found[("kfcli_outbox_pending_messages", (("corp_id", creds["corp_id"]),))] == 0
     assert sample(found, "kfcli_processes") == 1
     rx.stop()
     err = rx.err.decode()
@@ -369,3 +369,70 @@ def test_json_logs_name_the_refusal_and_its_client(home):
     assert line["status"] == 403 and line["client"] == "203.0.113.9"
     assert line["time"].endswith("Z") and "invalid_signature" in line["message"]
     assert TOKEN not in rx.err.decode()
+
+
+def test_callbacks_signed_with_the_previous_key_pair_are_accepted_during_rotation(home):
+    from tests.cli.test_callback_serve import AES_KEY, ENV, RECEIVE_ID, TOKEN
+
+    new_token, new_key = "NewToken2026", "b" * 43
+    env = {**ENV, "KFCLI_TOKEN": new_token, "KFCLI_AES_KEY": new_key,
+           "KFCLI_TOKEN_PREVIOUS": TOKEN, "KFCLI_AES_KEY_PREVIOUS": AES_KEY}
+    rx = Server(env)
+    try:
+        for token, key in ((TOKEN, AES_KEY), (new_token, new_key)):
+            query, body = wecom_post(event_xml("T", "wk1"), token=token, aes_key=key)
+            assert post(rx.url, query, body) == 200
+            echostr = ref_encrypt(key, b"hello", RECEIVE_ID.encode())
+            ts = str(int(time.time()))
+            params = {"msg_signature": ref_signature(token, ts, "n", echostr), "timestamp": ts,
+                      "nonce": "n", "echostr": echostr}
+            assert requests.get(f"{rx.url}?{urlencode(params)}", timeout=30).content == b"hello"
+        query, body = wecom_post(event_xml("T", "wk1"), token="Someone0Else", aes_key="c" * 43)
+        assert post(rx.url, query, body) == 403
+        wait_for(lambda: len([x for x in rx.lines if b'"callback"' in x]) == 2,
+                 what="both callbacks written")
+    finally:
+        rx.stop()
+    for secret in (TOKEN, AES_KEY, new_token, new_key):
+        assert secret.encode() not in rx.err
+
+
+def test_one_receiver_serves_two_corps_on_their_paths_and_nothing_crosses(spawn, run, home,
+                                                                         tmp_path):
+    corps = {}
+    for name in ("a", "b"):
+        sandbox = spawn("sandbox", "serve", "--port", "0", "--db", str(tmp_path / f"{name}.db"))
+        creds = json.loads(sandbox.out_line())
+        for key in ("corp_id", "base_url"):
+            assert run("-p", name, "config", "set", key, creds[key]).code == 0
+        for key in ("secret", "token", "aes_key"):
+            r = run("-p", name, "config", "set", key, input=creds[key] + "\n")
+            assert r.code == 0, r.err
+        r = run("-p", name, "account", "add", "--name", f"Support {name}", "--avatar",
+                str(receiver_store.AVATAR))
+        assert r.code == 0, r.err
+        corps[name] = (creds, r.out.strip())
+    env = {"KFCLI_STORE": f"sqlite:///{tmp_path / 'store.db'}"}
+    rx = Server(env, "--sync", "--no-media", "--route", "/corp-a=a", "--route", "/corp-b=b")
+    try:
+        for name, (creds, open_kfid) in corps.items():
+            point_callbacks(creds, f"{rx.url}corp-{name}")
+            say(creds, open_kfid, f"hello from {name}")
+        wait_for(lambda: len(rx.messages()) == 2, what="both corps' messages")
+        # a corp's callback on the other's path fails its signature; other paths are 404
+        creds_a, kfid_a = corps["a"]
+        assert post(rx.url + "corp-b", *signed(creds_a, kfid_a)) == 403
+        assert post(rx.url + "elsewhere", *signed(creds_a, kfid_a)) == 404
+        found = metrics(rx.url)
+        for creds, _ in corps.values():
+            assert sample(found, "kfcli_messages_stored_total", corp_id=creds["corp_id"]) == 1
+        assert requests.get(rx.url + "readyz", timeout=30).status_code == 200
+    finally:
+        rx.stop()
+    records = [json.loads(x) for x in rx.lines if b'"type": "message"' in x]
+    by_account = {r["open_kfid"]: r["text"]["content"] for r in records}
+    assert by_account == {kfid: f"hello from {name}" for name, (_, kfid) in corps.items()}
+    for name, (_, open_kfid) in corps.items():
+        r = run("-p", name, "msg", "history", open_kfid, env=env)
+        assert [json.loads(x)["text"]["content"] for x in r.out.splitlines()] == [
+            f"hello from {name}"]
