@@ -217,8 +217,9 @@ def intent_add(
       --similar "怎么退" --similar "退货流程"
 
 Each section given (question, similar questions, answer with its attachments) replaces that
-section wholesale, as WeCom does: --answer without --attachment or --image removes the
-answer's attachments (kfcli warns when there were some; give them again to keep them).""")
+section wholesale, as WeCom does. A new --answer without --attachment or --image would remove
+the answer's attachments: kfcli asks first (--yes drops them without asking), or keeps them
+with --keep-attachments (also beside new ones, up to 4 in all).""")
 @with_output
 def intent_update(
     intent_id: Annotated[str, typer.Argument(help="The intent.")],
@@ -229,10 +230,16 @@ def intent_update(
     similar: SimilarOpt = None,
     attachment: AttachOpt = None,
     image: ImageOpt = None,
+    keep: Annotated[bool, typer.Option(
+        "--keep-attachments", help="Keep the answer's current attachments with the new "
+        "--answer.")] = False,
+    yes: YesOpt = False,
 ) -> None:
     """Replace the question, the similar questions or the answer of an intent."""
     if (attachment or image) and answer is None:
         raise UsageError("attachments belong to the answer: give --answer with them")
+    if keep and answer is None:
+        raise UsageError("--keep-attachments goes with a new --answer")
     sections: dict[str, Any] = {}
     if question is not None:
         sections["question"] = _question(question)
@@ -243,8 +250,16 @@ def intent_update(
     if not sections:
         raise UsageError("nothing to update: give --question, --similar or --answer")
     limits.check_intent(sections, partial=True)
-    if answer is not None and not (attachment or image):
-        _warn_dropped_attachments(intent_id)
+    if answer is not None and (keep or not (attachment or image)):
+        current = _current_attachments(intent_id)
+        if keep:
+            new = sections["answers"][0]
+            new["attachments"] = [*current, *new.get("attachments", [])]
+            if not new["attachments"]:
+                del new["attachments"]
+            limits.check_intent(sections, partial=True)
+        elif current:
+            _confirm_drop(intent_id, current, yes=yes)
     if answer is not None:
         _upload_images(sections["answers"], image or [])
     state().client().knowledge_intent_update(intent_id, **sections)
@@ -252,16 +267,23 @@ def intent_update(
                      f"updated intent {intent_id}")
 
 
-def _warn_dropped_attachments(intent_id: str) -> None:
-    """WeCom replaces an answer with its attachments: say which ones a new --answer drops."""
+def _current_attachments(intent_id: str) -> list[dict[str, Any]]:
+    """The attachments of the intent's answer as WeCom has them now."""
     current = next(state().client().knowledge_intents(intent_id=intent_id), None)
     answers = (current or {}).get("answers") or [{}]
-    dropped = [a.get("msgtype", "?") for a in answers[0].get("attachments") or []]
-    if dropped:
-        state().out.warning(
-            f"intent {intent_id}: the new answer replaces the old one with its "
-            f"{plural(len(dropped), 'attachment')} ({', '.join(dropped)}); give them again "
-            "with --attachment/--image to keep them")
+    return list(answers[0].get("attachments") or [])
+
+
+def _confirm_drop(intent_id: str, current: list[dict[str, Any]], *, yes: bool) -> None:
+    """WeCom replaces an answer with its attachments: ask before a new --answer drops them."""
+    kinds = ", ".join(a.get("msgtype", "?") for a in current)
+    what = f"{plural(len(current), 'attachment')} ({kinds})"
+    try:
+        confirm(f"The new answer removes intent {intent_id}'s {what}. Go ahead?", yes=yes)
+    except UsageError as exc:
+        exc.hint = ("--keep-attachments keeps them, --attachment/--image give new ones, "
+                    "--yes removes them")
+        raise
 
 
 @intent_app.command("delete", epilog="Example:\n\n  kfcli knowledge intent delete INTENT_ID --yes")

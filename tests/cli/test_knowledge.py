@@ -32,7 +32,7 @@ def test_intents(kf, sandbox, avatar):
     assert [i["intent_id"] for i in listed] == [intent_id]
     kinds = [a["msgtype"] for a in listed[0]["answers"][0]["attachments"]]
     assert sorted(kinds) == ["image", "link"]
-    r = kf("knowledge", "intent", "update", intent_id, "--answer", "十天内可退。")
+    r = kf("knowledge", "intent", "update", intent_id, "--answer", "十天内可退。", "--yes")
     assert r.code == 0, r.err
     r = kf("knowledge", "intent", "list", "--intent", intent_id)
     assert r.out.split("\t")[3].strip() == "十天内可退。"

@@ -234,19 +234,45 @@ LINK = ('{"msgtype": "link", "link": {"title": "t", "picurl": "https://e.com/p.p
         '"desc": "d", "url": "https://e.com"}}')
 
 
-def test_intent_update_answer_warns_about_the_attachments_it_drops(kf, sandbox):
+def test_intent_update_answer_asks_before_dropping_attachments(kf, sandbox, avatar):
     group_id = kf("knowledge", "group", "add", "FAQ").out.strip()
     intent_id = kf("knowledge", "intent", "add", "--group", group_id, "--question", "q1",
-                   "--answer", "a1", "--attachment", LINK).out.strip()
+                   "--answer", "a1", "--attachment", LINK, "--image", str(avatar)).out.strip()
+
+    def attachments() -> list[str]:
+        [intent] = kf("knowledge", "intent", "list", "--intent", intent_id, "-o", "json").json()
+        return [a["msgtype"] for a in intent["answers"][0].get("attachments") or []]
+
+    def answer() -> str:
+        [intent] = kf("knowledge", "intent", "list", "--intent", intent_id, "-o", "json").json()
+        return intent["answers"][0]["text"]["content"]
+
     r = kf("knowledge", "intent", "update", intent_id, "--answer", "a2", "--attachment", LINK)
-    assert r.code == 0 and "warning" not in r.err  # given again: kept
+    assert r.code == 0 and "warning" not in r.err  # new ones given: replaced as asked
+    assert attachments() == ["link"]
+    intent_id_attachments = attachments()
+    # no terminal to ask on: nothing changes, and the ways on are named
     r = kf("knowledge", "intent", "update", intent_id, "--answer", "a3")
+    assert r.code == 2, r.err
+    assert "removes intent" in r.err and "1 attachment (link)" in r.err and "--yes" in r.err
+    assert "--keep-attachments" in r.err
+    assert answer() == "a2" and attachments() == intent_id_attachments
+    # --keep-attachments: the new answer with the old attachments (and new ones beside them)
+    r = kf("knowledge", "intent", "update", intent_id, "--answer", "a4", "--keep-attachments")
     assert r.code == 0, r.err
-    assert "warning:" in r.err and "1 attachment (link)" in r.err
-    [intent] = kf("knowledge", "intent", "list", "--intent", intent_id, "-o", "json").json()
-    assert not intent["answers"][0].get("attachments")
-    r = kf("knowledge", "intent", "update", intent_id, "--answer", "a4")
-    assert r.code == 0 and "warning" not in r.err  # nothing left to drop
+    assert answer() == "a4" and attachments() == ["link"]
+    r = kf("knowledge", "intent", "update", intent_id, "--answer", "a5", "--keep-attachments",
+           "--image", str(avatar))
+    assert r.code == 0, r.err
+    assert attachments() == ["link", "image"]
+    r = kf("knowledge", "intent", "update", intent_id, "--keep-attachments", "--question", "q")
+    assert r.code == 2 and "--keep-attachments goes with a new --answer" in r.err
+    # --yes: dropped without asking
+    r = kf("knowledge", "intent", "update", intent_id, "--answer", "a6", "--yes")
+    assert r.code == 0, r.err
+    assert answer() == "a6" and attachments() == []
+    r = kf("knowledge", "intent", "update", intent_id, "--answer", "a7")
+    assert r.code == 0 and r.err.strip() == f"updated intent {intent_id}"  # nothing to drop
 
 
 def test_booleans_read_the_same_everywhere(kf, sandbox):
