@@ -317,7 +317,7 @@ def _send_batch(source: str, parallel: int) -> None:
     """`msg send --batch`: results as JSON lines on stdout, a summary on stderr."""
     import contextlib
 
-    from kfcli.core.batch import BatchSender, Ledger
+    from kfcli.core.batch import BatchSender, Ledger, decoded
     from kfcli.core.errors import Interrupted, PartialError
 
     st = state()
@@ -325,10 +325,10 @@ def _send_batch(source: str, parallel: int) -> None:
     if source == "-":
         import sys
 
-        stream = sys.stdin
+        stream = sys.stdin.buffer  # bytes: a line that is not UTF-8 is refused alone
     else:
         try:
-            stream = open(source, encoding="utf-8-sig")  # noqa: SIM115 - closed below
+            stream = open(source, "rb")  # noqa: SIM115 - closed below
         except OSError as exc:
             raise UsageError(f"--batch: cannot read {source} ({exc.strerror})") from None
     client = st.client()
@@ -344,7 +344,7 @@ def _send_batch(source: str, parallel: int) -> None:
     try:
         with stream, contextlib.closing(ledger):
             ledger.open()  # a misconfigured store stops the batch before anything is sent
-            summary = sender.run(_lines(stream, source))
+            summary = sender.run(decoded(stream))
             ledger.finish()  # what was sent while the store was away, recorded
     except KeyboardInterrupt:
         done = sender.summary
@@ -364,16 +364,6 @@ def _send_batch(source: str, parallel: int) -> None:
                            hint="each failed line is in the output with its reason; run the "
                            "same batch again to retry them (what was sent is not sent again)")
     out.info(text)
-
-
-def _lines(stream, source: str):
-    """The lines of the batch as they arrive; undecodable input is reported, not a
-    traceback."""
-    try:
-        yield from stream
-    except UnicodeDecodeError as exc:
-        raise UsageError(f"--batch: {source} is not UTF-8 (byte 0x{exc.object[exc.start]:02x})",
-                         hint="convert it, e.g. iconv -f GBK -t UTF-8") from None
 
 
 def _note_delivered_before(out, result, msgid: str | None) -> None:

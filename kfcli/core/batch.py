@@ -32,7 +32,7 @@ import json
 import queue
 import threading
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -94,6 +94,24 @@ class Summary:
     def exit_code(self) -> int:
         """2 when a line could not be read, 1 when a send failed, else 0."""
         return 2 if self.invalid else 1 if self.failed else 0
+
+
+class Unreadable(str):
+    """An input line that could not be decoded; its text says why (the reader's words)."""
+
+
+def decoded(raw: Iterable[bytes]) -> Iterator[str]:
+    """Lines of bytes as text, one at a time: a line that is not UTF-8 becomes `Unreadable`
+    (the offending byte and a hint), so it is refused alone and the others are still sent. A
+    UTF-8 byte order mark at the start is dropped."""
+    for number, line in enumerate(raw, 1):
+        if number == 1 and line.startswith(b"\xef\xbb\xbf"):
+            line = line[3:]
+        try:
+            yield line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            yield Unreadable(f"not UTF-8 (byte 0x{line[exc.start]:02x} at column "
+                             f"{exc.start + 1}); convert the input, e.g. iconv -f GBK -t UTF-8")
 
 
 def parse(number: int, text: str, replies: dict[tuple[str, str], int]) -> Line:
@@ -358,6 +376,9 @@ class BatchSender:
             for number, text in enumerate(lines, 1):
                 if self._failure is not None:
                     break
+                if isinstance(text, Unreadable):
+                    self._result(number, "", "invalid", None, f"line {number}: {text}")
+                    continue
                 if not text.strip():
                     continue
                 try:

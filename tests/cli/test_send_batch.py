@@ -10,6 +10,8 @@ import subprocess
 import sys
 import threading
 
+import pytest
+
 from kfcli.core.batch import derive_msgid
 
 
@@ -135,14 +137,11 @@ def test_a_rate_limit_is_waited_out(kf, sandbox):
 
 def test_batch_usage_errors(kf, sandbox, tmp_path):
     open_kfid = sandbox.account()
-    gbk = tmp_path / "gbk.jsonl"
-    gbk.write_bytes(line(open_kfid, "wmA", "你好").encode("gbk") + b"\n")
     cases = [
         (["msg", "send", open_kfid, "wmA", "--batch", "-"], "not from the command line"),
         (["msg", "send", "--batch", "-", "--text", "hi"], "not with --text"),
         (["msg", "send", "--batch", "-", "--msgid", "abc"], "not with --msgid"),
         (["msg", "send", "--batch", str(tmp_path / "missing.jsonl")], "cannot read"),
-        (["msg", "send", "--batch", str(gbk)], "not UTF-8"),
         (["msg", "send", "--batch", "-", "--parallel", "0"], "--parallel"),
         (["msg", "send", open_kfid, "wmA", "--text", "x", "--reply-to", "a b"], "msgid"),
         (["msg", "send", open_kfid, "wmA", "--text", "x", "--reply-to", "ab", "--msgid",
@@ -245,3 +244,28 @@ def test_reply_to_of_another_customer_or_account_is_refused(kf, sandbox, store_e
            "-o", "jsonl", env=store_env)
     assert r.code == 0, r.err
     assert "help me" in [json.loads(x)["text"]["content"] for x in r.out.splitlines()]
+
+
+@pytest.mark.parametrize("source", ["stdin", "file"])
+def test_a_line_that_is_not_utf8_is_refused_alone(sandbox, home, tmp_path, source):
+    """A GBK line in the middle of a batch gets its own "invalid" result; the lines around
+    it are still sent (from a pipe as from a file)."""
+    open_kfid = sandbox.account()
+    sandbox.say(open_kfid, "hi", external_userid="wmA")
+    data = (line(open_kfid, "wmA", "first").encode() + b"\n"
+            + line(open_kfid, "wmA", "你好").encode("gbk") + b"\n"
+            + line(open_kfid, "wmA", "third").encode() + b"\n")
+    batch = tmp_path / "batch.jsonl"
+    batch.write_bytes(data)
+    args = [sys.executable, "-m", "kfcli", "msg", "send", "--batch",
+            "-" if source == "stdin" else str(batch)]
+    proc = subprocess.run(args, input=data if source == "stdin" else b"", capture_output=True,
+                          env={**os.environ, **sandbox.env}, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    out = [json.loads(x) for x in proc.stdout.decode().splitlines()]
+    bad = next(r for r in out if r["line"] == 2)
+    assert bad["invalid"] is True and bad["status"] == "failed"
+    assert "not UTF-8 (byte 0x" in bad["message"] and "iconv" in bad["message"]
+    assert sorted(r["status"] for r in out if r["line"] != 2) == ["sent", "sent"]
+    assert texts(sandbox, open_kfid) == ["first", "third"]
+    assert b"Traceback" not in proc.stderr and b"internal error" not in proc.stderr
