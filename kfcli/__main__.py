@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:  # Ctrl-C while starting: reported as everywhere else
         sys.stderr.write("interrupted\n")
         sys.exit(130)
-    sys.exit(run(args))
+    sys.exit(run(args).code)
 
 
 if __name__ == "__main__":

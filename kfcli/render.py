@@ -20,7 +20,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import IO, Any
 
 from kfcli.core import jsontext
@@ -75,9 +75,16 @@ class Output:
         stdout: IO[str] | None = None,
         stderr: IO[str] | None = None,
         columns: Sequence[str] | None = None,
+        environ: Mapping[str, str] | None = None,
+        ttys: tuple[bool, bool] | None = None,
     ) -> None:
         self.stdout = stdout or sys.stdout
         self.stderr = stderr or sys.stderr
+        #: The environment variables read here: KFCLI_OUTPUT, COLUMNS, NO_COLOR, TERM.
+        self.environ = os.environ if environ is None else environ
+        #: Whether stdout and stderr are terminals (default: asked of the streams).
+        self.stdout_tty, self.stderr_tty = ttys if ttys is not None else (
+            _isatty(self.stdout), _isatty(self.stderr))
         fmt = fmt or self.default_format()
         #: -o wide: a table (fmt "table") with every column, none hidden to fit.
         self.wide = fmt == "wide"
@@ -90,10 +97,10 @@ class Output:
         self.json_errors = True
 
     def default_format(self) -> str:
-        env = os.environ.get("KFCLI_OUTPUT")
+        env = self.environ.get("KFCLI_OUTPUT")
         if env in FORMATS:
             return env
-        return "table" if _isatty(self.stdout) else "tsv"
+        return "table" if self.stdout_tty else "tsv"
 
     @property
     def machine(self) -> bool:
@@ -177,7 +184,7 @@ class Output:
             self.stdout.flush()
         else:
             columns = [Column(f, f, [_human(obj.get(f))]) for f in fields]
-            self._write(_blocks(columns, 1, terminal_width(self.stdout)))
+            self._write(_blocks(columns, 1, terminal_width(self.stdout, self.environ)))
 
     def value(self, obj: dict[str, Any], key: str) -> None:
         """A result that is one value (a new id, a URL): bare on a terminal, so that it can be
@@ -220,19 +227,19 @@ class Output:
 
     def _table(self, cells: list[list[str]], headers: Sequence[str], *, keys: Sequence[str],
                optional: Sequence[str] = ()) -> None:
-        width = terminal_width(self.stdout)
+        width = terminal_width(self.stdout, self.environ)
         result = layout(headers, cells, width, keys=keys, wide=self.wide,
                         chosen=self.columns is not None, optional=optional)
         self._write(result.lines)
-        if result.hidden and not self._noted and _isatty(self.stderr):
+        if result.hidden and not self._noted and self.stderr_tty:
             self._noted = True
             self.info(f"hidden at {width} columns: {', '.join(result.hidden)} (-o wide "
                       "shows every column; --columns NAME,… chooses)")
 
     def _write(self, lines: list[tuple[str, bool]]) -> None:
         """Lines to stdout; header lines bold on a terminal (not with NO_COLOR or TERM=dumb)."""
-        bold = (_isatty(self.stdout) and not os.environ.get("NO_COLOR")
-                and os.environ.get("TERM") != "dumb")
+        bold = (self.stdout_tty and not self.environ.get("NO_COLOR")
+                and self.environ.get("TERM") != "dumb")
         for text, header in lines:
             self.stdout.write(f"\x1b[1m{text}\x1b[0m\n" if header and bold and text
                               else text + "\n")
@@ -243,7 +250,7 @@ class Output:
     @property
     def shows_progress(self) -> bool:
         """Progress goes to stderr, and only when it is a terminal (DESIGN.md §4)."""
-        return _isatty(self.stderr)
+        return self.stderr_tty
 
     def status(self, text: str | None) -> None:
         """Show (or with None, clear) the one-line progress status on a terminal's stderr;
@@ -256,7 +263,7 @@ class Output:
                 self.stderr.flush()
                 self._status = False
             return
-        width = max(10, terminal_width(self.stderr) - 1)
+        width = max(10, terminal_width(self.stderr, self.environ) - 1)
         line = clean(redact(text))
         if cell_width(line) > width:
             line = _crop(line, width)
@@ -301,7 +308,11 @@ class LineStream:
                  *, chunk: int = CHUNK) -> None:
         stdout.flush()
         self.chunk = chunk
-        self.fd = stdout.fileno()
+        self.stdout = stdout
+        try:
+            self.fd: int | None = stdout.fileno()
+        except (AttributeError, OSError, ValueError):  # a stream in memory (a test's)
+            self.fd = None
         self.sink = sink or self._write
         self._parts: list[bytes] = []
         self._keys: list[str] = []
@@ -337,6 +348,9 @@ class LineStream:
         self.sink(data, record)
 
     def _write(self, data: bytes, record: bytes) -> None:
+        if self.fd is None:
+            self.stdout.buffer.write(data)
+            return
         if self._poll is None:
             import select
 
@@ -627,10 +641,10 @@ def _widest_whole(text: str) -> int:
     return max((cell_width(w) for w in _TOKEN.findall(text) if _whole(w)), default=0)
 
 
-def terminal_width(stream: IO[str]) -> int:
+def terminal_width(stream: IO[str], environ: Mapping[str, str] | None = None) -> int:
     """COLUMNS if set (as rich and shutil read it), else the size of the stream's terminal,
     else 80."""
-    value = os.environ.get("COLUMNS", "")
+    value = (os.environ if environ is None else environ).get("COLUMNS", "")
     if value.isdigit() and int(value) > 0:
         return int(value)
     try:

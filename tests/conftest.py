@@ -1,5 +1,13 @@
 """Shared fixtures: an isolated home for every test, a sandbox over real HTTP, and runners that
-drive the installed `kfcli` entry point as a user does."""
+drive kfcli as a user does.
+
+`run` and `kf` run a command in this process, through `kfcli.cli.app.run` and an
+`Environment` holding the test's stdin, environment variables and collected output. A test
+about processes (signals, kill -9, pseudo-terminals, start-up and imports, the locale of a
+real process, completion shells, gunicorn, receivers in the background) spawns the installed
+`kfcli` (`spawn_kfcli`, `on_terminal`, the `spawn` fixture…) and is marked
+`@pytest.mark.process` (`pytest -m process` selects those tests, `-m "not process"` the rest).
+"""
 
 from __future__ import annotations
 
@@ -150,24 +158,53 @@ def sandbox(tmp_path: Path):
         server.stop()
 
 
+def spawn_kfcli(*args: str, input: str | None = None, env: dict[str, str] | None = None,
+                timeout: float = 60) -> Result:
+    """Run the installed `kfcli` in a subprocess; stdin is not a terminal, nor is stdout."""
+    cmd = [KFCLI] if KFCLI else [sys.executable, "-m", "kfcli"]
+    proc = subprocess.run(
+        [*cmd, *args],
+        input=input if input is not None else "",
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=timeout,
+    )
+    return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+def run_in_process(*args: str, input: str | None = None, env: dict[str, str] | None = None,
+                   timeout: float = 60, clock=None) -> Result:
+    """Run one kfcli command in this process: what `spawn_kfcli` does, without the process.
+    The variables are the Environment's, and the process's for the call too (the transport
+    and platformdirs read them there). `clock`: the command's time (default: the real one).
+    The output is read as a text-mode pipe reads it (universal newlines)."""
+    from kfcli.cli.app import run
+    from kfcli.cli.environment import Environment
+
+    del timeout  # a command run here cannot be stopped from outside
+    environ = {**os.environ, **(env or {})}
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(environ)
+    try:
+        outcome = run(list(args), env=Environment.captured(input or "", environ=environ,
+                                                            clock=clock))
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return Result(outcome.code, _as_pipe(outcome.out), _as_pipe(outcome.err))
+
+
+def _as_pipe(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
 @pytest.fixture
 def run(home: Path):
-    """Run the installed `kfcli` in a subprocess; stdin is not a terminal, nor is stdout."""
-
-    def _run(*args: str, input: str | None = None, env: dict[str, str] | None = None,
-             timeout: float = 60) -> Result:
-        cmd = [KFCLI] if KFCLI else [sys.executable, "-m", "kfcli"]
-        proc = subprocess.run(
-            [*cmd, *args],
-            input=input if input is not None else "",
-            capture_output=True,
-            text=True,
-            env={**os.environ, **(env or {})},
-            timeout=timeout,
-        )
-        return Result(proc.returncode, proc.stdout, proc.stderr)
-
-    return _run
+    """Run a kfcli command in this process (`run_in_process`): stdin is not a terminal, nor
+    is stdout."""
+    return run_in_process
 
 
 def on_pty(args: list[str], env: dict[str, str]) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -107,7 +106,7 @@ def _output_file(value: str | None, force: bool) -> Path | str | None:
     if value is None:
         return None
     if value == "-":
-        if sys.stdout.isatty():
+        if state().env.stdout_isatty:
             raise UsageError("-O -: refusing to write an answer's bytes to a terminal; "
                              "use a pipe or -O FILE")
         return "-"

@@ -4,14 +4,15 @@ exceptions into messages and exit codes (DESIGN.md §5)."""
 from __future__ import annotations
 
 import contextlib
-import sys
+from dataclasses import dataclass
 from typing import Annotated
 
 import typer
 from typer.core import TyperGroup
 
 from kfcli import __version__
-from kfcli.cli.context import JsonOpt, OutputOpt, reset_state, state
+from kfcli.cli.context import AppState, JsonOpt, OutputOpt, invocation, state
+from kfcli.cli.environment import Environment
 from kfcli.core.errors import KfError
 
 try:  # Typer 0.28 vendors Click; older releases use the click package.
@@ -202,18 +203,44 @@ def root(
     st.set_output(output, json_)
 
 
-def run(args: list[str]) -> int:
-    """Run the CLI; returns the exit code. Expected failures never show a traceback."""
-    _setup_streams()
-    st = reset_state()
-    _setup_log()
+@dataclass
+class Outcome:
+    """How a run ended: the exit code, and what it wrote when its environment's streams were
+    in memory (`Environment.captured`; else empty)."""
+
+    code: int
+    out: str = ""
+    err: str = ""
+
+
+def run(args: list[str], env: Environment | None = None) -> Outcome:
+    """Run one kfcli command in this process, in `env` (default: the process's own streams,
+    environment and clock). Expected failures never show a traceback."""
+    if env is None:
+        _setup_streams()
+        env = Environment()
+    with _click_streams(env), invocation(AppState(env=env)) as st:
+        try:
+            code = _invoke(st, args)
+        except KeyboardInterrupt:  # Ctrl-C after the command, while its pager was up
+            code = 130
+        code = _finish(env, code)
+    out, err = env.captured_output()
+    return Outcome(code, out, err)
+
+
+@contextlib.contextmanager
+def _click_streams(env: Environment):
+    """Click writes help and reads prompts through `sys`: while the run lasts, those are the
+    environment's streams (a no-op for the process's own)."""
+    import sys
+
+    saved = sys.stdin, sys.stdout, sys.stderr
+    sys.stdin, sys.stdout, sys.stderr = env.stdin, env.stdout, env.stderr
     try:
-        code = _invoke(st, args)
-    except KeyboardInterrupt:  # Ctrl-C after the command, while its pager was up
-        code = 130
+        yield
     finally:
-        st.close()
-    return _finish(code)
+        sys.stdin, sys.stdout, sys.stderr = saved
 
 
 def _invoke(st, args: list[str]) -> int:
@@ -250,7 +277,7 @@ def _invoke(st, args: list[str]) -> int:
         return 130
     except (BrokenPipeError, ReaderGone):
         # The reader went away (`kfcli … | head`): not an error worth a message.
-        _silence_stdout()
+        _silence_stdout(st.env)
         return 0
     except OSError as exc:  # the machine, not kfcli: a file, a directory, the output
         problem = _environment(exc)
@@ -262,22 +289,22 @@ def _invoke(st, args: list[str]) -> int:
 
             from kfcli.core.redact import redact
 
-            sys.stderr.write(redact(traceback.format_exc()))
+            st.env.stderr.write(redact(traceback.format_exc()))
         _report({"type": "internal", "errcode": None, "errmsg": None,
                  "message": f"internal error: {type(exc).__name__}: {exc}",
                  "hint": "run again with --debug for the traceback, and please report it"})
         return 1
 
 
-def _finish(code: int) -> int:
+def _finish(env: Environment, code: int) -> int:
     """Flush stdout here, where a failure can still be reported (at interpreter exit it would
     be a traceback-like "Exception ignored" and exit status 120)."""
     try:
-        sys.stdout.flush()
+        env.stdout.flush()
     except BrokenPipeError:
-        _silence_stdout()
+        _silence_stdout(env)
     except OSError as exc:
-        _silence_stdout()
+        _silence_stdout(env)
         if code == 0:
             problem = _environment(exc, output=True)
             _report(problem.to_dict())
@@ -304,30 +331,6 @@ def _environment(exc: OSError, *, output: bool = False):
     return EnvironmentProblem(f"{reason}{f' ({name})' if name else ''}")
 
 
-def _setup_log() -> None:
-    """What the library has to say (`kfcli.core.notices`: an unusable token cache, retries)
-    goes to stderr: warnings always, notices (45009, retrying in 2 s) on a terminal only."""
-    from kfcli.core import notices
-
-    show_info = _isatty(sys.stderr)
-
-    def listener(level: str, text: str) -> None:
-        with contextlib.suppress(Exception):  # a notice must never fail a command
-            if level == notices.WARNING:
-                state().out.warning(text)
-            elif show_info:
-                state().out.info(text)
-
-    notices.listen(listener)
-
-
-def _isatty(stream) -> bool:
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):
-        return False
-
-
 def _from_render(exc: BaseException) -> bool:
     """Whether the error was raised writing output."""
     from pathlib import Path
@@ -344,6 +347,8 @@ def _from_render(exc: BaseException) -> bool:
 def _setup_streams() -> None:
     """Data on stdout is UTF-8 whatever the locale (`LC_ALL=C` included); stdin is read as
     UTF-8 too; messages on stderr never fail to encode."""
+    import sys
+
     for stream, kwargs in ((sys.stdout, {"encoding": "utf-8"}),
                            (sys.stdin, {"encoding": "utf-8"}),
                            (sys.stderr, {"errors": "backslashreplace"})):
@@ -382,15 +387,19 @@ def _report(err: dict) -> None:
     try:
         out = state().out
     except KfError:  # a bad KFCLI_OUTPUT must still get its message out
-        from kfcli.render import Output
-
-        out = Output("tsv")
+        out = state().output("tsv")
     with contextlib.suppress(OSError):  # stderr itself is gone (`2>/dev/full`): exit status
         out.error(err)
 
 
-def _silence_stdout() -> None:
+def _silence_stdout(env: Environment) -> None:
+    """The reader went away: later writes (at exit too) go nowhere."""
     import os
 
+    try:
+        fd = env.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # a stream in memory: nothing to do
+        return
     devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
+    os.dup2(devnull, fd)
+    os.close(devnull)

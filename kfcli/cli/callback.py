@@ -219,7 +219,7 @@ def serve(
             client=client, store=store, previous=receivers.previous_pair(st.settings()),
             **options)
         serving = f"receive id {creds.receive_id!r}"
-    logs.configure(log_format, log_level, stream=sys.stderr)
+    logs.configure(log_format, log_level, stream=st.env.stderr)
     app = receiver if routes else receiver.app
     quiet = {"/healthz", "/readyz", "/metrics"}
 

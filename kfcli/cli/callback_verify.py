@@ -10,7 +10,6 @@ KFCLI_CORP_ID or the profile.
 from __future__ import annotations
 
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -52,7 +51,8 @@ def credentials(token: str | None = None, aes_key: str | None = None,
                       "`kfcli config set aes_key`, or the prompt")
     flags = {"token": token, "aes_key": aes_key, "corp_id": corp_id}
     settings = state().settings(**flags)
-    if prompt and sys.stdin.isatty() and sys.stderr.isatty():
+    env = state().env
+    if prompt and env.stdin_isatty and env.stderr_isatty:
         for key, prompt in (("token", "Callback Token"), ("aes_key", "EncodingAESKey")):
             if flags[key] is None and settings.get(key) is None:
                 flags[key] = read_secret(prompt)
@@ -84,7 +84,7 @@ RawOpt = Annotated[bool, typer.Option(
 
 def _read_input(source: str, what: str) -> bytes:
     if source == "-":
-        return sys.stdin.buffer.read()
+        return state().env.stdin.buffer.read()
     try:
         return Path(source).read_bytes()
     except OSError as exc:

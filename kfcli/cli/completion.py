@@ -217,9 +217,10 @@ def show(shell: ShellArg = None) -> None:
 
 def _shell(shell: str | None) -> str:
     if shell is None:
-        name = os.path.basename(os.environ.get("SHELL", ""))
+        name = os.path.basename(state().env.environ.get("SHELL", ""))
         if name not in SHELLS:
-            raise UsageError(f"cannot tell the shell from SHELL={os.environ.get('SHELL', '')!r}; "
+            shown = state().env.environ.get("SHELL", "")
+            raise UsageError(f"cannot tell the shell from SHELL={shown!r}; "
                              "name it: bash, zsh or fish")
         return name
     if shell not in SHELLS:
@@ -228,21 +229,26 @@ def _shell(shell: str | None) -> str:
     return shell
 
 
+def _home() -> Path:
+    home = state().env.environ.get("HOME")
+    return Path(home) if home else Path.home()
+
+
 def _xdg(variable: str, default: str) -> Path:
-    value = os.environ.get(variable, "")
-    return Path(value) if os.path.isabs(value) else Path.home() / default
+    value = state().env.environ.get(variable, "")
+    return Path(value) if os.path.isabs(value) else _home() / default
 
 
 def install_path(shell: str) -> Path:
     """Where each shell looks for kfcli's completion without further setup (zsh: once
     ~/.zfunc is on fpath)."""
     if shell == "bash":  # where bash-completion (2.x) looks for a user's completions
-        user_dir = os.environ.get("BASH_COMPLETION_USER_DIR", "")
+        user_dir = state().env.environ.get("BASH_COMPLETION_USER_DIR", "")
         if os.path.isabs(user_dir):
             return Path(user_dir) / "completions" / "kfcli"
         return _xdg("XDG_DATA_HOME", ".local/share") / "bash-completion/completions/kfcli"
     if shell == "zsh":
-        return Path.home() / ".zfunc" / "_kfcli"
+        return _home() / ".zfunc" / "_kfcli"
     return _xdg("XDG_CONFIG_HOME", ".config") / "fish/completions/kfcli.fish"
 
 
@@ -256,7 +262,7 @@ def _hints(shell: str, path: Path, changed: bool) -> list[str]:
     """What else the user has to do: zsh's fpath and compinit lines, when ~/.zshrc lacks
     them; a new shell, after a change."""
     if shell == "zsh":
-        zdot = Path(os.environ.get("ZDOTDIR") or Path.home())
+        zdot = Path(state().env.environ.get("ZDOTDIR") or _home())
         try:
             rc = (zdot / ".zshrc").read_text(encoding="utf-8", errors="replace")
         except OSError:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Annotated
 
 import typer
@@ -26,7 +25,7 @@ KeyArg = Annotated[str, typer.Argument(help=f"One of: {', '.join(FIELDS)}.", sho
 
 
 def _target_profile(cfg: ConfigFile) -> str:
-    return state().profile or os.environ.get("KFCLI_PROFILE") or cfg.current
+    return state().profile or state().env.environ.get("KFCLI_PROFILE") or cfg.current
 
 
 def _shown(key: str, value: str | None) -> str:
@@ -127,7 +126,7 @@ def unset(key: KeyArg) -> None:
         raise UsageError(f"unknown setting {key!r}; settings are: {', '.join(FIELDS)}")
     cfg = ConfigFile.load()
     name = _target_profile(cfg)
-    named = state().profile is not None or bool(os.environ.get("KFCLI_PROFILE"))
+    named = state().profile is not None or bool(state().env.environ.get("KFCLI_PROFILE"))
     prof = cfg.profile(name) if named or name in cfg.profiles else {}
     out = state().out
     if key not in prof:

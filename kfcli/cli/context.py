@@ -1,21 +1,25 @@
 """What every command shares: the invocation state, the output options, confirmation.
 
-`AppState` is the one explicit environment object of an invocation (global flags, streams,
-resolved settings, the client). Commands reach it with `state()`; tests get a fresh one per run.
+`AppState` is one invocation: its `Environment` (streams, environment variables, clock; see
+kfcli/cli/environment.py), the global flags, the resolved settings and the client.
+`kfcli.cli.app.run` makes one per run and makes it current for the run's duration (a
+context variable, as `decimal`'s context is: no module-global state, two runs in two threads
+each see their own); commands reach it with `state()`.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
-import os
-import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Annotated, Any, TypeVar
 
 import typer
 
+from kfcli.cli.environment import Environment
 from kfcli.core.errors import ConfigError, UsageError
 from kfcli.render import FORMATS, Output
 
@@ -24,6 +28,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 @dataclass
 class AppState:
+    env: Environment = field(default_factory=Environment)
     profile: str | None = None
     sandbox: bool = False
     debug: bool = False
@@ -61,18 +66,25 @@ class AppState:
     def out(self) -> Output:
         if self._output is None:
             fmt = self.output_format
-            env = os.environ.get("KFCLI_OUTPUT")
+            env = self.env.environ.get("KFCLI_OUTPUT")
             if fmt is None and env:
                 if env not in FORMATS:
                     raise ConfigError(f"KFCLI_OUTPUT: {env!r} is not one of "
                                       f"{', '.join(FORMATS)}")
                 fmt = env
-            self._output = Output(fmt, columns=self.columns)
+            self._output = self.output(fmt)
             if self.paging:
                 from kfcli.cli import pager
 
-                pager.wrap(self._output, os.environ)
+                pager.wrap(self._output, self.env.environ)
         return self._output
+
+    def output(self, fmt: str | None) -> Output:
+        """An Output on this invocation's streams (`out` is the one commands share)."""
+        env = self.env
+        return Output(fmt, columns=self.columns, stdout=env.stdout, stderr=env.stderr,
+                      environ=env.environ, ttys=(bool(env.stdout_isatty),
+                                                 bool(env.stderr_isatty)))
 
     def no_pager(self) -> None:
         """No pager for this run (--no-pager, or a command that writes until stopped)."""
@@ -92,8 +104,8 @@ class AppState:
 
     def stream_out(self) -> Output:
         """Output for message streams: like `out`, but JSON lines (not TSV) when piped."""
-        if self.output_format is None and not os.environ.get("KFCLI_OUTPUT") \
-                and not sys.stdout.isatty():
+        if self.output_format is None and not self.env.environ.get("KFCLI_OUTPUT") \
+                and not self.env.stdout_isatty:
             self.output_format = "jsonl"
             self._output = None
             self.out.json_errors = False  # jsonl by default is not "asked for JSON errors"
@@ -108,7 +120,8 @@ class AppState:
             if self.sandbox:
                 server = self.sandbox_server()
                 overrides = {**server.credentials, "base_url": server.base_url}
-            self._settings = resolve(profile=self.profile, flags=flags, overrides=overrides)
+            self._settings = resolve(profile=self.profile, flags=flags, overrides=overrides,
+                                     env=self.env.environ)
         return self._settings
 
     def sandbox_server(self):
@@ -125,8 +138,23 @@ class AppState:
 
             trace = self.trace if self.debug else None
             self._client = KfClient.from_settings(self.settings(), trace=trace,
-                                                  timeout=_timeout())
+                                                  timeout=_timeout(self.env.environ),
+                                                  notify=self.notice)
         return self._client
+
+    def notice(self, level: str, text: str) -> None:
+        """What the library has to say (an unusable token cache, retries) goes to stderr:
+        warnings always, notices (45009, retrying in 2 s) on a terminal only. From any of
+        the client's threads; it never fails the command."""
+        import contextlib
+
+        from kfcli.core.notices import WARNING
+
+        with contextlib.suppress(Exception):
+            if level == WARNING:
+                self.out.warning(text)
+            elif self.env.stderr_isatty:
+                self.out.info(text)
 
     def trace(self, line: str) -> None:
         self.out.info(line)
@@ -153,11 +181,11 @@ def output_choice(output: str | None, as_json: bool, earlier: str | None) -> str
     return output
 
 
-def _timeout():
+def _timeout(environ):
     """Connect/read timeouts; KFCLI_TIMEOUT (seconds) sets the read timeout."""
     from kfcli.core.client import Timeout
 
-    value = os.environ.get("KFCLI_TIMEOUT")
+    value = environ.get("KFCLI_TIMEOUT")
     if not value:
         return Timeout()
     try:
@@ -170,18 +198,28 @@ def _timeout():
     return Timeout(connect=min(5.0, seconds), read=seconds)
 
 
-_current = AppState()
+_invocation: ContextVar[AppState] = ContextVar("kfcli_invocation")
 
 
 def state() -> AppState:
-    return _current
+    """The running command's invocation."""
+    try:
+        return _invocation.get()
+    except LookupError:
+        raise RuntimeError("no kfcli invocation is running (see kfcli.cli.app.run)") from None
 
 
-def reset_state(**kwargs: Any) -> AppState:
-    global _current
-    _current.close()
-    _current = AppState(**kwargs)
-    return _current
+@contextmanager
+def invocation(st: AppState) -> Iterator[AppState]:
+    """`st` is the current invocation inside the block; closed after it."""
+    token = _invocation.set(st)
+    try:
+        yield st
+    finally:
+        try:
+            st.close()
+        finally:
+            _invocation.reset(token)
 
 
 # ---------------------------------------------------------------------- shared options
@@ -239,7 +277,8 @@ def confirm(question: str, *, yes: bool) -> None:
     """Ask before a destructive action; without a terminal, demand --yes (exit 2)."""
     if yes:
         return
-    if not (sys.stdin.isatty() and sys.stderr.isatty()):
+    env = state().env
+    if not (env.stdin_isatty and env.stderr_isatty):
         raise UsageError(f"{question} needs confirmation: pass --yes (no terminal to ask on)")
     try:
         answer = typer.confirm(question, default=False, err=True)
@@ -255,7 +294,7 @@ def confirm(question: str, *, yes: bool) -> None:
 
 def read_secret(prompt: str) -> str:
     """A secret from a hidden prompt on a terminal, else the one line on stdin."""
-    if sys.stdin.isatty():
+    if state().env.stdin_isatty:
         value = typer.prompt(prompt, hide_input=True, err=True)
     else:
         lines = read_text(prompt, "-").splitlines()
@@ -276,8 +315,9 @@ def read_text(option: str, source: str) -> str:
     name = "stdin" if source == "-" else source
     try:
         if source == "-":
-            data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else \
-                sys.stdin.read().encode("utf-8")
+            stdin = state().env.stdin
+            data = stdin.buffer.read() if hasattr(stdin, "buffer") else \
+                stdin.read().encode("utf-8")
         else:
             with open(source, "rb") as fh:
                 data = fh.read()

@@ -238,7 +238,7 @@ def _credentials(settings) -> Check:
 
 
 def _reach_timeout() -> float:
-    value = os.environ.get("KFCLI_TIMEOUT")
+    value = state().env.environ.get("KFCLI_TIMEOUT")
     try:
         seconds = float(value) if value else REACH_TIMEOUT
     except ValueError:

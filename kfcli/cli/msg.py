@@ -323,9 +323,7 @@ def _send_batch(source: str, parallel: int) -> None:
     st = state()
     out = st.out
     if source == "-":
-        import sys
-
-        stream = sys.stdin.buffer  # bytes: a line that is not UTF-8 is refused alone
+        stream = st.env.stdin.buffer  # bytes: a line that is not UTF-8 is refused alone
     else:
         try:
             stream = open(source, "rb")  # noqa: SIM115 - closed below

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import sys
 import tempfile
 from pathlib import Path
 from typing import IO, Annotated
@@ -26,6 +25,23 @@ from kfcli.core.errors import Interrupted, KfError, UsageError, ValidationError
 PROGRESS_EVERY = 10_000
 
 
+class _Borrowed(io.RawIOBase):
+    """Writes into a binary stream that it leaves open when closed."""
+
+    def __init__(self, target: IO[bytes]) -> None:
+        self._target = target
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:  # type: ignore[override]
+        self._target.write(data)
+        return len(data)
+
+    def flush(self) -> None:
+        self._target.flush()
+
+
 class _Target:
     """Where the export goes: stdout (`-`), a device or FIFO (written into, with --force
     only), or a file (written to a private temporary file in the same directory, mode 0600,
@@ -39,9 +55,15 @@ class _Target:
         if name == "-":
             # A duplicate of stdout's descriptor: closing it (also after the reader went
             # away) leaves stdout itself open for the error report.
-            sys.stdout.flush()
+            stdout = state().env.stdout
+            stdout.flush()
             self.shown = "stdout"
-            self._raw = os.fdopen(os.dup(sys.stdout.fileno()), "wb", buffering=1 << 16)
+            try:
+                fd = stdout.fileno()
+            except (AttributeError, OSError, ValueError):  # in memory (a test's)
+                self._raw = _Borrowed(stdout.buffer)
+            else:
+                self._raw = os.fdopen(os.dup(fd), "wb", buffering=1 << 16)
         else:
             self.path = Path(name)
             self.shown = name
@@ -159,8 +181,9 @@ def export(
         limits.check_open_kfid(account)
     if customer is not None:
         limits.check_external_userid(customer)
-    start = parse_when(since, option="--since") if since is not None else None
-    end = parse_when(until, option="--until") if until is not None else None
+    now = state().env.clock()
+    start = parse_when(since, option="--since", now=now) if since is not None else None
+    end = parse_when(until, option="--until", now=now) if until is not None else None
     if start is not None and end is not None and end <= start:
         raise ValidationError("--until", "must be later than --since")
     if not output_file:

@@ -42,8 +42,9 @@ def check_query(text: str, option: str = "TEXT") -> str:
 def parse_range(since: str | None, until: str | None) -> tuple[int | None, int | None]:
     from kfcli.core.when import parse_when
 
-    start = parse_when(since, option="--since") if since is not None else None
-    end = parse_when(until, option="--until") if until is not None else None
+    now = state().env.clock()
+    start = parse_when(since, option="--since", now=now) if since is not None else None
+    end = parse_when(until, option="--until", now=now) if until is not None else None
     if start is not None and end is not None and end <= start:
         raise ValidationError("--until", "must be later than --since")
     return start, end
@@ -125,7 +126,7 @@ def search(
             raise BrokenPipeError("stdout was closed") from None
     finally:
         store.close()
-    if count == 0 and (out.fmt == "table" or _tty(out.stderr)):
+    if count == 0 and (out.fmt == "table" or out.stderr_tty):
         out.info(f"no messages match {text.strip()!r}")
 
 
@@ -133,12 +134,6 @@ def _when(ts: int) -> str:
     from datetime import datetime
 
     return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else ""
-
-
-def _tty(stream) -> bool:
-    from kfcli.render import _isatty
-
-    return _isatty(stream)
 
 
 def _render(out, rows, query: str, cap: int | None) -> int:
@@ -178,7 +173,7 @@ def _render(out, rows, query: str, cap: int | None) -> int:
         stream.flush()
     else:
         _table(out, lines, needle)
-    if more and out.fmt in ("table", "tsv") and _tty(out.stderr):
+    if more and out.fmt in ("table", "tsv") and out.stderr_tty:
         out.info(f"showing the newest {count}; --limit N or --all for more")
     return count
 

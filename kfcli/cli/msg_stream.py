@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-import sys
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated
@@ -32,7 +31,6 @@ from kfcli.core.errors import (
 )
 from kfcli.core.outage import Outage, StoreUnavailable
 from kfcli.core.sync import ORIGINS, Message
-from kfcli.render import _isatty
 
 if TYPE_CHECKING:
     from kfcli.core.store.base import MediaItem
@@ -80,7 +78,7 @@ class _Rows:
             if journal is not None:
                 from kfcli.core.syncwriter import WriterProcess
 
-                self._writer = WriterProcess(journal.fd)
+                self._writer = WriterProcess(journal.fd, out.stdout)
                 self._journal = journal
             else:
                 from kfcli.render import LineStream
@@ -240,7 +238,7 @@ def _callback_tokens(source: str, open_kfid: str):
     """Tokens from `kfcli callback serve` JSON lines for this account, as they arrive. The
     file is opened here, before any request, so a wrong path is a usage error (exit 2)."""
     if source == "-":
-        return _tokens_in(sys.stdin, open_kfid)
+        return _tokens_in(state().env.stdin, open_kfid)
     try:
         stream = open(source, encoding="utf-8")  # noqa: SIM115 - closed by _tokens_in
     except OSError as exc:
@@ -404,7 +402,7 @@ def sync(
     puller = Puller(client, store, corp_id, owner=journal.owner,
                     owner_prefix=journal.owner_prefix, sink=rows, claim=journal.claim,
                     limit=limit, voice_format=voice, history=True, log=out.warning)
-    if out.shows_progress and not _isatty(out.stdout):  # `msg sync … > file` on a terminal
+    if out.shows_progress and not out.stdout_tty:  # `msg sync … > file` on a terminal
         rows.progress = lambda n: out.status(f"msg sync {open_kfid}: {plural(n, 'message')}")
     start = cursor if cursor is not None else ("" if all_ else None)
     delay = interval
@@ -587,8 +585,9 @@ def history(
     limits.check_open_kfid(open_kfid)
     if customer is not None:
         limits.check_external_userid(customer)
-    start = parse_when(since, option="--since") if since is not None else None
-    end = parse_when(until, option="--until") if until is not None else None
+    now = state().env.clock()
+    start = parse_when(since, option="--since", now=now) if since is not None else None
+    end = parse_when(until, option="--until", now=now) if until is not None else None
     if start is not None and end is not None and end <= start:
         raise ValidationError("--until", "must be later than --since")
     if consumer is not None and not _CONSUMER.fullmatch(consumer):
@@ -637,7 +636,7 @@ def history(
         if customer is not None and out.fmt == "table":
             window = store.reply_window(corp_id, open_kfid, customer)
             if window is not None:  # sends recorded by `msg send --batch` count
-                out.info(window.describe(time.time()))
+                out.info(window.describe(state().env.clock()))
     finally:
         store.close()
 
@@ -733,7 +732,7 @@ def _consume(store, out, corp_id: str, open_kfid: str, name: str, *, customer, s
             store.set_consumer_position(corp_id, name, open_kfid, position)
         elif ack:
             oldest = store.unanswered(corp_id, name, open_kfid, upto=position,
-                                      since=int(time.time()) - REPLY_WINDOW)
+                                      since=int(state().env.clock()) - REPLY_WINDOW)
             if oldest is not None:
                 out.info(f"consumer {name}: message seq {oldest} was never answered; "
                          "resuming from it (answers already sent are not sent twice)")

@@ -66,7 +66,7 @@ def corp(open_kfid: OpenKfidArg, since: SinceOpt, until: UntilOpt = None) -> Non
     from kfcli.core.statdays import joined
 
     limits.check_open_kfid(open_kfid)
-    first, last = window(since, until)
+    first, last = window(since, until, state().env.clock())
     client = state().client()
     _render(joined(lambda start, end: client.corp_statistic(open_kfid, start, end),
                    first, last), CORP_FIELDS)
@@ -95,7 +95,7 @@ def servicer(
     from kfcli.core.statdays import joined
 
     limits.check_open_kfid(open_kfid)
-    first, last = window(since, until)
+    first, last = window(since, until, state().env.clock())
     client = state().client()
     entries = joined(lambda start, end: client.servicer_statistic(
         open_kfid=open_kfid, start_time=start, end_time=end, servicer_userid=servicer_userid),

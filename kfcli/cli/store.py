@@ -8,7 +8,6 @@ the user state directory); these commands never learn which engine is behind it.
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -112,7 +111,7 @@ def status(
                  "consumers": [c.as_dict() for c in consumers], "media": media.as_dict()})
         return
     out.info(f"store: {backend} {url} ({source}), schema version {version}, corp {corp_id}")
-    now = time.time()
+    now = state().env.clock()
     out.rows([_row(a, now) for a in accounts], COLUMNS, headers=HEADERS,
              empty=f"nothing stored for corp {corp_id} yet; `kfcli msg sync OPEN_KFID` fills "
              "the store")
@@ -263,7 +262,8 @@ def reset_cursor(open_kfid: OpenKfidArg, yes: YesOpt = False) -> None:
             raise NotInStore(f"the store {url} has no cursor for {open_kfid} (corp {corp_id}): "
                              "it was never pulled, or its cursor was already reset",
                              hint="`kfcli store status` lists the accounts the store knows")
-        if not yes and sys.stdin.isatty() and sys.stderr.isatty():
+        env = state().env
+        if not yes and env.stdin_isatty and env.stderr_isatty:
             out.info(f"After the reset {AFTER_RESET}.")
         confirm(f"Forget the saved cursor of {open_kfid}?", yes=yes)
         _forget_cursor(store, corp_id, open_kfid, out)
@@ -326,7 +326,7 @@ def prune(
 
     out = state().out
     settings = state().settings()
-    now = time.time()
+    now = state().env.clock()
     if before is not None:
         cutoff = parse_when(before, option="--before", now=now)
         why = f"sent before {_local(cutoff)}"

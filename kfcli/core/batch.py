@@ -365,10 +365,10 @@ class BatchSender:
     def run(self, lines: Iterable[str]) -> Summary:
         """Send every line of `lines` (read as they come) and wait for the last result."""
         replies: dict[tuple[str, str], int] = {}
-        workers: list[tuple[queue.Queue, threading.Thread]] = []
+        workers: list[tuple[queue.Queue[Any], threading.Thread]] = []
         if self.parallel > 1:
             for _ in range(self.parallel):
-                q: queue.Queue = queue.Queue(maxsize=64)
+                q: queue.Queue[Any] = queue.Queue(maxsize=64)
                 t = threading.Thread(target=self._work, args=(q,), daemon=True)
                 t.start()
                 workers.append((q, t))
@@ -407,7 +407,7 @@ class BatchSender:
             raise self._failure
         return self.summary
 
-    def _work(self, q: queue.Queue) -> None:
+    def _work(self, q: queue.Queue[Any]) -> None:
         while True:
             line = q.get()
             if line is None:

@@ -150,6 +150,7 @@ class KfClient:
         trace: Trace | None = None,
         ca_bundle: str | CaBundle | None = None,
         transport: Transport | None = None,
+        notify: notices.Notify | None = None,
     ) -> None:
         for field, value in (("corp_id", corp_id), ("secret", secret)):
             if not isinstance(value, str) or not value:
@@ -167,6 +168,8 @@ class KfClient:
         self.timeout = timeout or Timeout()
         self.retry = retry or RetryPolicy()
         self.trace = trace
+        #: Where retries and an unusable token cache are told (default: the logger).
+        self.notify = notify or notices.notice
         # Extra CA certificates (PEM) trusted on top of the system store; None: those of
         # REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE, if set.
         self.ca_bundle = ca_bundle
@@ -180,7 +183,8 @@ class KfClient:
         self._paused_until = 0.0
         if transport is None:
             self._new_http()  # a bad base_url fails here, not at the first call
-        self.tokens = token_cache or TokenCache(corp_id, secret, self._fetch_token)
+        self.tokens = token_cache or TokenCache(corp_id, secret, self._fetch_token,
+                                                notify=notify)
 
     @classmethod
     def from_settings(cls, settings: Settings, **kwargs: Any) -> KfClient:
@@ -329,15 +333,15 @@ class KfClient:
             return resp, ambiguous
 
     def _sleep(self, attempt: int, reason: str, *, shared: bool = False) -> None:
-        """Wait before retry number attempt+1; the `kfcli.core` logger says why (the CLI
-        shows it on a terminal). `shared`: WeCom is rate limiting this corp, so every other
+        """Wait before retry number attempt+1; `notify` says why (the CLI shows it on a
+        terminal). `shared`: WeCom is rate limiting this corp, so every other
         thread of this client holds back too until the wait is over (see `_hold`)."""
         delay = self.retry.delay(attempt)
         if shared:
             self._paused_until = max(self._paused_until, time.monotonic() + delay)
         self._trace(f"! retrying in {delay:.2f} s")
-        notices.notice(notices.INFO, f"{reason}, retrying in {delay:.1f} s (retry "
-                       f"{attempt + 1} of {self.retry.max_retries})")
+        self.notify(notices.INFO, f"{reason}, retrying in {delay:.1f} s (retry "
+                    f"{attempt + 1} of {self.retry.max_retries})")
         time.sleep(delay)
 
     def _hold(self) -> None:
@@ -833,7 +837,8 @@ class KfClient:
     def corp_qualification(self) -> dict[str, Any]:
         return _strip(self.call("GET", "/cgi-bin/kf/get_corp_qualification"))
 
-    def corp_statistic(self, open_kfid: str, start_time: int, end_time: int) -> list[dict]:
+    def corp_statistic(self, open_kfid: str, start_time: int, end_time: int
+                       ) -> list[dict[str, Any]]:
         """Daily statistics of an account, [start_time, end_time] as unix midnights."""
         limits.check_open_kfid(open_kfid)
         body = {"open_kfid": open_kfid, "start_time": start_time, "end_time": end_time}
@@ -841,7 +846,7 @@ class KfClient:
         return _models(None, doc, "statistic_list", "/cgi-bin/kf/get_corp_statistic")
 
     def servicer_statistic(self, *, open_kfid: str, start_time: int, end_time: int,
-                           servicer_userid: str | None = None) -> list[dict]:
+                           servicer_userid: str | None = None) -> list[dict[str, Any]]:
         """Daily statistics of an account's servicers (all of them, or `servicer_userid`)."""
         limits.check_open_kfid(open_kfid)
         body: dict[str, Any] = {"open_kfid": open_kfid, "start_time": start_time,

@@ -11,6 +11,7 @@ Codes missing from it keep their raw errcode and errmsg and raise plain `ApiErro
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 class KfError(Exception):
@@ -24,7 +25,7 @@ class KfError(Exception):
         self.message = message
         self.hint = hint
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "type": self.kind,
             "errcode": None,
@@ -108,7 +109,7 @@ class CallbackError(KfError):
         super().__init__(message, hint=hint)
         self.reason = reason
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {**super().to_dict(), "reason": self.reason}
 
 
@@ -124,7 +125,7 @@ class ApiError(KfError):
         self.errcode = errcode
         self.errmsg = errmsg
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {**super().to_dict(), "errcode": self.errcode, "errmsg": self.errmsg}
 
 

@@ -28,7 +28,7 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from kfcli.core.errors import KfError
 from kfcli.core.sync import Message
@@ -333,7 +333,7 @@ def _loads(text: str):
     return doc if end == len(text) else json.loads(text)
 
 
-def _message(doc: dict) -> Message:
+def _message(doc: dict[str, Any]) -> Message:
     """Message.from_api, also for a stored object whose send_time or origin is not a number
     (WeCom's never are; kfcli stores whatever it was given): those count as 0."""
     try:
@@ -357,7 +357,7 @@ def _quote(field: str) -> str:
     return '"' + field.replace('"', '""') + '"'
 
 
-def _described(m: Message, clock: Callable[[int], str]) -> list:
+def _described(m: Message, clock: Callable[[int], str]) -> list[Any]:
     """The CSV fields of any message but plain text: what describe() says of it. Fields may
     be of other types than str when the stored object has them."""
     summary = csv_text(describe(m))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 from kfcli.core.errors import ValidationError
 
@@ -94,7 +95,7 @@ def kind_of(value: object) -> str:
     return f"a {type(value).__name__}"
 
 
-def expect_object(value: object, where: Where, what: str = "an object") -> dict:
+def expect_object(value: object, where: Where, what: str = "an object") -> dict[str, Any]:
     """`value` if it is a JSON object; else a `ValidationError` naming `where`."""
     if isinstance(value, dict):
         return value
@@ -103,7 +104,7 @@ def expect_object(value: object, where: Where, what: str = "an object") -> dict:
     raise where.error(f"expected {what}, got {kind_of(value)}")
 
 
-def expect_list(value: object, where: Where, what: str = "an array") -> list:
+def expect_list(value: object, where: Where, what: str = "an array") -> list[Any]:
     if isinstance(value, list):
         return value
     if value is None:
@@ -198,7 +199,7 @@ def check_msgid(msgid: str) -> str:
     return msgid
 
 
-def check_batch(field: str, items: list, maximum: int) -> None:
+def check_batch(field: str, items: list[Any], maximum: int) -> None:
     if not items:
         raise ValidationError(field, "give at least one")
     if len(items) > maximum:
@@ -237,7 +238,8 @@ def check_state_target(state: int, servicer_userid: str | None) -> None:
                               "servicer (3): pass --servicer USERID")
 
 
-def check_intent(body: dict, *, partial: bool = False, where: Where | None = None) -> None:
+def check_intent(body: dict[str, Any], *, partial: bool = False,
+                 where: Where | None = None) -> None:
     """Knowledge-base intent limits and shapes (kf-api.md §2.11): `question` and each of
     `similar_questions.items` are {"text": {"content": …}}, `answers` holds exactly one answer
     with its text and up to 4 attachments. `partial`: only the sections present (mod_intent
@@ -296,7 +298,7 @@ ATTACHMENT_FIELDS: dict[str, dict[str, bool]] = {
 }
 
 
-def check_attachment(value: object, where: Where | None = None) -> dict:
+def check_attachment(value: object, where: Where | None = None) -> dict[str, Any]:
     """One knowledge answer attachment, `{"msgtype": T, T: {…}}`; returns it."""
     where = where or Where("attachment")
     doc = expect_object(value, where, 'an object {"msgtype": …, <msgtype>: {…}}')

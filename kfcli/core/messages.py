@@ -224,7 +224,7 @@ def validate_menu(menu: Any, where: Where | None = None) -> None:
             _str(inner, here.key(kind), field, max_bytes=high, min_bytes=low)
 
 
-def _str(body: dict, where: Where, key: str, *, max_bytes: int, required: bool = True,
+def _str(body: dict[str, Any], where: Where, key: str, *, max_bytes: int, required: bool = True,
          min_bytes: int = 1) -> None:
     at = where.key(key)
     value = body.get(key)
@@ -238,7 +238,7 @@ def _str(body: dict, where: Where, key: str, *, max_bytes: int, required: bool =
         check_text(str(at), value, max_bytes=max_bytes, min_len=min_bytes)
 
 
-def _url(body: dict, where: Where, key: str) -> None:
+def _url(body: dict[str, Any], where: Where, key: str) -> None:
     _str(body, where, key, max_bytes=URL_BYTES)
     value = body[key]
     if not value.startswith(("http://", "https://")):

@@ -1,7 +1,7 @@
 """What the library has to tell its user along the way: a token cache it cannot use, a retry
-after a rate limit. Logged on the `kfcli.core` logger (warnings; retries at INFO), unless an
-application installs a listener, as the CLI does to print them on stderr without paying for
-importing `logging` on every run.
+after a rate limit. Logged on the `kfcli.core` logger (warnings; retries at INFO), unless the
+application gives the client a `notify(level, text)` of its own, as the CLI does to print
+them on stderr without paying for importing `logging` on every run.
 """
 
 from __future__ import annotations
@@ -11,19 +11,12 @@ from collections.abc import Callable
 WARNING = "warning"
 INFO = "info"
 
-_listener: Callable[[str, str], None] | None = None
-
-
-def listen(listener: Callable[[str, str], None] | None) -> None:
-    """Send every notice to `listener(level, text)` instead of the logger (None: back to it)."""
-    global _listener
-    _listener = listener
+#: notify(level, text): where a client's notices go.
+Notify = Callable[[str, str], None]
 
 
 def notice(level: str, text: str) -> None:
-    if _listener is not None:
-        _listener(level, text)
-        return
+    """The default `Notify`: the `kfcli.core` logger."""
     import logging
 
     logger = logging.getLogger("kfcli.core")

@@ -7,13 +7,15 @@ XDG_STATE_HOME and XDG_DATA_HOME on Linux); `KFCLI_CONFIG_DIR` overrides the con
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 APP = "kfcli"
 
 
-def config_dir() -> Path:
-    override = os.environ.get("KFCLI_CONFIG_DIR")
+def config_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """KFCLI_CONFIG_DIR (from `environ`, default the process's), else the platform's."""
+    override = (os.environ if environ is None else environ).get("KFCLI_CONFIG_DIR")
     if override:
         return Path(override).expanduser()
     import platformdirs

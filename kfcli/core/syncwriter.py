@@ -29,7 +29,9 @@ import os
 import select
 import signal
 import sys
+import threading
 from pathlib import Path
+from typing import IO
 
 HEADER = 5
 #: Output handed over per command by the main process.
@@ -98,18 +100,34 @@ if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
 
 
+def _copy(source: IO[bytes], target: IO[str]) -> None:
+    """What the writer writes, into a stream in memory."""
+    buffer = target.buffer
+    for chunk in iter(lambda: source.read(65536), b""):
+        buffer.write(chunk)
+    buffer.flush()
+    source.close()
+
+
 class WriterProcess:
     """The main process's end: starts the writer and sends it commands.
 
-    `journal_fd` is an open, locked journal file (O_APPEND); the writer inherits it.
+    `journal_fd` is an open, locked journal file (O_APPEND); the writer inherits it. The
+    writer writes to `stdout` (default: this process's): its file descriptor, or — a stream
+    without one, in memory — a pipe that a thread here copies into it.
     """
 
-    def __init__(self, journal_fd: int) -> None:
+    def __init__(self, journal_fd: int, stdout: IO[str] | None = None) -> None:
         import subprocess
 
         import kfcli
 
-        sys.stdout.flush()
+        stdout = sys.stdout if stdout is None else stdout
+        stdout.flush()
+        try:
+            target: int | None = stdout.fileno()
+        except (AttributeError, OSError, ValueError):
+            target = None
         # -S: no site-packages scan (this process needs only the standard library and this
         # package), which roughly halves its start-up; the package's own directory goes first.
         home = str(Path(kfcli.__file__).resolve().parents[1])
@@ -122,9 +140,15 @@ class WriterProcess:
                 [sys.executable, "-S", "-m", "kfcli.core.syncwriter", str(journal_fd),
                  str(ack_write)],
                 stdin=subprocess.PIPE, bufsize=0, env=env, pass_fds=(journal_fd, ack_write),
+                stdout=subprocess.PIPE if target is None else target,
             )
         finally:
             os.close(ack_write)
+        self._copier: threading.Thread | None = None
+        if target is None:
+            self._copier = threading.Thread(target=_copy, args=(self.proc.stdout, stdout),
+                                            name="kfcli-syncwriter-out", daemon=True)
+            self._copier.start()
         self.fd = self.proc.stdin.fileno()
         try:  # a larger pipe lets the main process run ahead while the writer starts (Linux)
             import fcntl
@@ -181,6 +205,8 @@ class WriterProcess:
             with contextlib.suppress(BrokenPipeError):
                 self.proc.stdin.close()
         code = self.proc.wait()
+        if self._copier is not None:
+            self._copier.join()
         try:
             if code != 0:
                 self._gone()

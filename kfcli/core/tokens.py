@@ -26,6 +26,7 @@ from pathlib import Path
 
 from kfcli.core import paths
 from kfcli.core.files import ensure_private_dir, write_private
+from kfcli.core.notices import Notify
 from kfcli.core.redact import register_secret
 
 #: Refresh this long before WeCom's expiry, so a token never dies in flight.
@@ -73,21 +74,6 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_locks)
 
 
-_warned: set[str] = set()
-
-
-def _cache_unusable(directory: Path, exc: OSError) -> None:
-    """Log (once per directory and process) that the token cache cannot be written. Each
-    process then fetches its own token: slower, and more gettoken calls, but it works."""
-    if str(directory) in _warned:
-        return
-    _warned.add(str(directory))
-    from kfcli.core.notices import WARNING, notice
-
-    notice(WARNING, f"cannot use the token cache {directory} ({exc.strerror or exc}); "
-           "continuing without it, so every run fetches a new token")
-
-
 def cache_key(corp_id: str, secret: str) -> str:
     digest = hashlib.sha256(secret.encode("utf-8")).hexdigest()[:16]
     safe_corp = "".join(c if c.isalnum() or c in "-_" else "_" for c in corp_id)
@@ -109,11 +95,16 @@ class TokenCache:
         fetch: Callable[[], tuple[str, int]],
         *,
         directory: Path | None = None,
+        notify: Notify | None = None,
     ) -> None:
+        """`notify(level, text)` hears what the cache has to say (default: the `kfcli.core`
+        logger, see `kfcli.core.notices`)."""
         self.directory = directory or paths.cache_dir() / "tokens"
         # The default is two levels below XDG_CACHE_HOME (kfcli/tokens): both are checked,
         # as a `kfcli` symlink planted in a shared cache directory would move the tokens.
         self._under = None if directory else paths.cache_dir().parent
+        self._notify = notify
+        self._warned = False
         key = cache_key(corp_id, secret)
         self.path = self.directory / f"{key}.json"
         self.lock_path = self.directory / f"{key}.lock"
@@ -129,6 +120,18 @@ class TokenCache:
     @last_source.setter
     def last_source(self, value: str) -> None:
         self._local.source = value
+
+    def _cache_unusable(self, exc: OSError) -> None:
+        """Say (once per cache) that the token cache cannot be written. Each process then
+        fetches its own token: slower, and more gettoken calls, but it works."""
+        if self._warned:
+            return
+        self._warned = True
+        from kfcli.core.notices import WARNING, notice
+
+        (self._notify or notice)(WARNING, f"cannot use the token cache {self.directory} "
+                                 f"({exc.strerror or exc}); continuing without it, so every "
+                                 "run fetches a new token")
 
     def read(self) -> CachedToken | None:
         try:
@@ -172,7 +175,7 @@ class TokenCache:
                     held.enter_context(filelock.FileLock(str(self.lock_path),
                                                          timeout=LOCK_TIMEOUT, mode=0o600))
                 except OSError as exc:  # an unwritable cache: work without it, say so once
-                    _cache_unusable(self.directory, exc)
+                    self._cache_unusable(exc)
                     return self._fetch_new()
                 cached = self.read()
                 if reuse and cached and cached.fresh() and cached.access_token != rejected:
@@ -190,7 +193,7 @@ class TokenCache:
             try:
                 self._write(self._memo)
             except OSError as exc:
-                _cache_unusable(self.directory, exc)
+                self._cache_unusable(exc)
         self.last_source = "gettoken"
         return token
 

@@ -11,6 +11,8 @@ import io
 import re
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import on_terminal
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -21,6 +23,7 @@ def plain(text: str) -> str:
     return re.sub(r"\x1b\[[0-9;]*m", "", text)
 
 
+@pytest.mark.process
 def test_the_archive_end_to_end(kf, sandbox, store_env, tmp_path):
     def run(*args):
         r = kf(*args, env=store_env)

@@ -35,6 +35,7 @@ def replies(sandbox, open_kfid: str) -> list[tuple[str, str]]:
     return [(m["touser"], m["text"]["content"]) for m in sandbox.sent(open_kfid)]
 
 
+@pytest.mark.process
 @pytest.mark.parametrize("bot", ["python", "shell"])
 def test_every_customer_message_gets_one_reply(kf, sandbox, store_env, bot):
     if bot == "shell" and not shutil.which("jq"):
@@ -57,6 +58,7 @@ def test_every_customer_message_gets_one_reply(kf, sandbox, store_env, bot):
     assert len(replies(sandbox, open_kfid)) == 2
 
 
+@pytest.mark.process
 def test_a_bot_that_dies_before_answering_is_handed_the_messages_again(kf, sandbox,
                                                                        store_env):
     open_kfid = sandbox.account()
@@ -82,6 +84,7 @@ def test_a_bot_that_dies_before_answering_is_handed_the_messages_again(kf, sandb
     assert len(replies(sandbox, open_kfid)) == 3
 
 
+@pytest.mark.process
 def test_a_reply_sent_but_not_acknowledged_is_not_sent_twice(kf, sandbox, store_env):
     """The sender killed between sending and recording: the message comes round again, the
     bot answers it again, and the derived msgid keeps WeCom from delivering it twice."""

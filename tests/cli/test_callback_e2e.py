@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from kfcli.core.redact import mask
 from tests.cli.conftest import AVATAR, receiver_url
 
@@ -21,6 +23,7 @@ def hello_arrived(records: list[dict]) -> bool:
                for r in records)
 
 
+@pytest.mark.process
 def test_say_reaches_callback_serve_which_syncs_the_message(spawn, run, tmp_path):
     sandbox = spawn("sandbox", "serve", "--port", "0", "--db", str(tmp_path / "kf.db"))
     creds = json.loads(sandbox.out_line())
@@ -51,6 +54,7 @@ def test_say_reaches_callback_serve_which_syncs_the_message(spawn, run, tmp_path
     assert message["origin"] == 3 and message["msgtype"] == "text"
 
 
+@pytest.mark.process
 def test_embedded_sandbox_delivers_before_the_command_exits(spawn, run):
     # `kfcli --sandbox` stops its simulator as soon as the command is done: the callback of
     # `say` must still go out. The receiver's own --sandbox shares the same database.

@@ -115,6 +115,7 @@ def serve(home):
             assert proc.wait(timeout=10) == 0  # SIGTERM is a normal stop
 
 
+@pytest.mark.process
 def test_get_url_verification_answers_the_exact_bytes(serve):
     rx = serve()
     echostr = ref_encrypt(AES_KEY, b"5927782489442352469", RECEIVE_ID.encode())
@@ -131,6 +132,7 @@ def test_get_url_verification_answers_the_exact_bytes(serve):
     assert rx.request("GET", urlencode(params))[:2] == (403, b"")
 
 
+@pytest.mark.process
 def test_post_is_answered_at_once_and_emitted_as_a_json_line(serve):
     rx = serve()
     query, body = wecom_post(event_xml("ENCtok1", "wkABC"))
@@ -141,6 +143,7 @@ def test_post_is_answered_at_once_and_emitted_as_a_json_line(serve):
                            "Event": "kf_msg_or_event", "Token": "ENCtok1", "OpenKfId": "wkABC"}
 
 
+@pytest.mark.process
 def test_refusals_never_emit_and_never_crash_the_server(serve):
     rx = serve()
     query, body = wecom_post(event_xml("T", "wk1"))
@@ -180,6 +183,7 @@ def test_missing_credentials_exit_2_and_sync_without_secret_exits_3(run):
     assert r.code == 3 and "secret" in r.err
 
 
+@pytest.mark.process
 def test_sync_pulls_the_announced_messages(serve, sandbox):
     open_kfid = sandbox.account()
     resp = requests.post(sandbox.base_url + "/sandbox/customer_message",
@@ -219,6 +223,7 @@ def test_sync_pulls_the_announced_messages(serve, sandbox):
     assert rx.out.empty()
 
 
+@pytest.mark.process
 def test_an_expired_callback_token_falls_back_to_a_pull_without_it(serve, sandbox):
     open_kfid = sandbox.account()
     doc = sandbox.post("/sandbox/customer_message", {"open_kfid": open_kfid, "text": "late"})

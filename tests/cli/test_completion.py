@@ -91,6 +91,7 @@ def test_tree_knows_value_kinds():
 # ------------------------------------------------------------------------------ answers
 
 
+@pytest.mark.process
 def test_commands_and_options(home):
     assert values("bash", "acc") == ["account"]
     assert set(values("bash", "account", "")) == {"list", "add", "update", "delete"}
@@ -108,6 +109,7 @@ def test_commands_and_options(home):
     assert values("bash", "nosuchcommand", "") == []
 
 
+@pytest.mark.process
 def test_profiles_after_p(run):
     for name, corp in (("prod", "wwprod"), ("staging", "wwstaging")):
         assert run("-p", name, "config", "set", "corp_id", corp).code == 0
@@ -121,6 +123,7 @@ def test_profiles_after_p(run):
     assert values("zsh", "config", "remove", "st") == ["staging"]
 
 
+@pytest.mark.process
 def test_setting_keys_after_config_set_get_unset(home):
     from kfcli.core.config import FIELDS
 
@@ -130,6 +133,7 @@ def test_setting_keys_after_config_set_get_unset(home):
     assert values("bash", "config", "set", "corp_id", "") == []  # the value: free text
 
 
+@pytest.mark.process
 def test_formats_after_o(home):
     from kfcli.render import FORMATS
 
@@ -142,6 +146,7 @@ def test_formats_after_o(home):
     assert values("bash", "account", "list", "-oj") == ["-ojson", "-ojsonl"]
 
 
+@pytest.mark.process
 def test_choices_and_paths(home):
     assert values("bash", "state", "trans", "wk1", "wm1", "") == [
         "new", "assistant", "pool", "servicer", "ended"]
@@ -155,6 +160,7 @@ def test_choices_and_paths(home):
     assert ask("bash", "msg", "send", "wk1", "wm1", "--menu", "@ex")[0] == "files\t@\tex"
 
 
+@pytest.mark.process
 def test_open_kfids_come_from_the_cache_of_account_list(kf, sandbox, home):
     support, sales = sandbox.account("Support"), sandbox.account("Sales")
     env = sandbox.env
@@ -182,6 +188,7 @@ def test_open_kfids_come_from_the_cache_of_account_list(kf, sandbox, home):
     assert values("bash", "msg", "sync", "", env=env) == [support]
 
 
+@pytest.mark.process
 def test_unreadable_config_or_cache_gives_no_candidates(home):
     (home / "config").mkdir(parents=True)
     (home / "config" / "config.json").write_text("{not json")
@@ -196,6 +203,7 @@ def test_unreadable_config_or_cache_gives_no_candidates(home):
     assert ask("fish", "msg", "sync", "", env=env) == ["words\t"]
 
 
+@pytest.mark.process
 def test_the_completion_path_imports_neither_typer_click_nor_rich(home):
     (home / "config").mkdir(parents=True)
     (home / "config" / "config.json").write_text(
@@ -225,6 +233,7 @@ def test_version_still_short_circuits(run):
     assert run("--version").out == "kfcli 0.1.0\n"
 
 
+@pytest.mark.process
 def test_typer_protocol_of_older_scripts_still_answers(home):
     env = {**os.environ, "_KFCLI_COMPLETE": "complete_bash", "COMP_WORDS": "kfcli account l",
            "COMP_CWORD": "2"}
@@ -328,6 +337,7 @@ def _path_env(home: Path) -> dict[str, str]:
     return {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}" if BIN else os.environ["PATH"]}
 
 
+@pytest.mark.process
 @pytest.mark.skipif(not shutil.which("bash"), reason="bash is not installed")
 def test_bash_function_fills_compreply(home, sandbox, kf):
     """The committed script's function, called as bash's programmable completion calls it."""
@@ -436,6 +446,7 @@ def _interactive(shell: str, argv: list[str], setup: list[str], home: Path, sand
         term.close()
 
 
+@pytest.mark.process
 def test_bash_completes_after_install(home, sandbox, kf, run):
     bash_completion = Path("/usr/share/bash-completion/bash_completion")
     setup = [f"source {bash_completion}"] if bash_completion.exists() else [
@@ -443,11 +454,13 @@ def test_bash_completes_after_install(home, sandbox, kf, run):
     _interactive("bash", ["bash", "--norc", "--noprofile", "-i"], setup, home, sandbox, kf, run)
 
 
+@pytest.mark.process
 def test_zsh_completes_after_install(home, sandbox, kf, run):
     setup = ["fpath=(~/.zfunc $fpath)", "autoload -Uz compinit && compinit -u -D"]
     _interactive("zsh", ["zsh", "-f", "-i"], setup, home, sandbox, kf, run)
 
 
+@pytest.mark.process
 def test_fish_completes_after_install(home, sandbox, kf, run):
     # fish finds ~/.config/fish/completions/kfcli.fish ($XDG_CONFIG_HOME here) on its own
     # (not with --no-config, which leaves that directory out; the test's config dir is empty)

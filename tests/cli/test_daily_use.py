@@ -23,6 +23,7 @@ from tests.cli.conftest import KFCLI
 # ---------------------------------------------------------------------- 2. config writes
 
 
+@pytest.mark.process
 def test_thirty_concurrent_config_sets_keep_every_profile(run, home: Path) -> None:
     procs = [subprocess.Popen([*KFCLI, "-p", f"p{i}", "config", "set", "corp_id", f"ww{i}"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -35,6 +36,7 @@ def test_thirty_concurrent_config_sets_keep_every_profile(run, home: Path) -> No
         f"p{i}": f"ww{i}" for i in range(30)}
 
 
+@pytest.mark.process
 def test_concurrent_secret_and_corp_id_of_one_profile_both_survive(run, home: Path) -> None:
     for _ in range(5):
         a = subprocess.Popen([*KFCLI, "-p", "prod", "config", "set", "secret"],
@@ -128,6 +130,7 @@ def test_bad_base_url_from_the_environment_is_refused_before_any_request(run, ur
 # ---------------------------------------------------------------------- 5. environment
 
 
+@pytest.mark.process
 def test_full_output_device_is_one_clear_error(kf, sandbox) -> None:
     sandbox.account("Support")
     for fmt in ("tsv", "json", "table"):
@@ -182,9 +185,13 @@ def test_from_file_with_bom_and_gbk(kf, sandbox, tmp_path: Path) -> None:
     assert sandbox.stats() == before  # nothing sent
 
 
+@pytest.mark.process
 def test_non_utf8_locale(kf, sandbox, avatar: Path) -> None:
+    from tests.conftest import spawn_kfcli
+
     env = {"LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0", "PYTHONIOENCODING": ""}
-    r = kf("account", "add", "--name", "客服", "--avatar", str(avatar), env=env)
+    r = spawn_kfcli("account", "add", "--name", "客服", "--avatar", str(avatar),
+                    env={**sandbox.env, **env})
     assert r.code == 0, r.err
     listed = subprocess.run([*KFCLI, "account", "list"], capture_output=True, timeout=60,
                             env={**os.environ, **sandbox.env, **env})
@@ -195,6 +202,7 @@ def test_non_utf8_locale(kf, sandbox, avatar: Path) -> None:
 # ---------------------------------------------------------------------- 7. pipes
 
 
+@pytest.mark.process
 @pytest.mark.parametrize("fmt", ["tsv", "table", "json", "jsonl"])
 def test_a_reader_that_goes_away_is_not_an_error(kf, sandbox, fmt) -> None:
     for i in range(3):
@@ -208,6 +216,7 @@ def test_a_reader_that_goes_away_is_not_an_error(kf, sandbox, fmt) -> None:
     assert (proc.returncode, proc.stderr) == (0, "")
 
 
+@pytest.mark.process
 def test_head_with_pipefail(kf, sandbox) -> None:
     for i in range(3):
         sandbox.account(f"Desk {i}")
@@ -229,6 +238,7 @@ def _wait_for(predicate, what: str, timeout: float = 60) -> None:
         time.sleep(0.05)
 
 
+@pytest.mark.process
 def test_ctrl_c_keeps_the_batches_done(kf, sandbox, tmp_path: Path) -> None:
     open_kfid = sandbox.account("Support")
     ids = tmp_path / "ids.txt"
@@ -277,6 +287,7 @@ def _on_tty(args: list[str], env: dict[str, str], answer: bytes = b"") -> tuple[
     return os.waitstatus_to_exitcode(status), b"".join(chunks).decode("utf-8", "replace")
 
 
+@pytest.mark.process
 def test_answering_no_is_not_an_api_error(kf, sandbox) -> None:
     open_kfid = sandbox.account("Support")
     code, text = _on_tty(["account", "delete", open_kfid], sandbox.env, answer=b"n\n")
@@ -285,6 +296,7 @@ def test_answering_no_is_not_an_api_error(kf, sandbox) -> None:
     assert [a["open_kfid"] for a in sandbox.accounts()] == [open_kfid]
 
 
+@pytest.mark.process
 def test_progress_only_on_a_terminal(kf, sandbox, tmp_path: Path) -> None:
     from tests.conftest import on_terminal
 
@@ -303,6 +315,7 @@ def test_progress_only_on_a_terminal(kf, sandbox, tmp_path: Path) -> None:
     assert quiet.code == 0 and quiet.err == ""
 
 
+@pytest.mark.process
 def test_retries_are_announced_on_a_terminal_only(kf, sandbox) -> None:
     from tests.conftest import on_terminal
 
@@ -317,6 +330,7 @@ def test_retries_are_announced_on_a_terminal_only(kf, sandbox) -> None:
     assert quiet.code == 0 and quiet.err == ""
 
 
+@pytest.mark.process
 def test_msg_sync_progress_waiting_and_ctrl_c(kf, sandbox, tmp_path: Path) -> None:
     """`msg sync --follow > file` on a terminal: counts and "waiting" on stderr; Ctrl-C says
     how many messages were written and exits 130; the file holds every one of them."""
@@ -365,6 +379,7 @@ def test_msg_sync_progress_waiting_and_ctrl_c(kf, sandbox, tmp_path: Path) -> No
 # ---------------------------------------------------------------------- found in review
 
 
+@pytest.mark.process
 def test_msg_sync_and_a_consumer_into_a_full_device(kf, sandbox) -> None:
     """Nothing could be written: exit 3, one line, and nothing is recorded as written."""
     open_kfid = sandbox.account("Support")
@@ -385,6 +400,7 @@ def test_msg_sync_and_a_consumer_into_a_full_device(kf, sandbox) -> None:
             f"hello {i}" for i in range(3)]
 
 
+@pytest.mark.process
 def test_a_customer_cannot_forge_a_line_in_the_terminal_view(kf, sandbox) -> None:
     from tests.conftest import on_terminal
 
@@ -399,6 +415,7 @@ def test_a_customer_cannot_forge_a_line_in_the_terminal_view(kf, sandbox) -> Non
     assert lines[at - 1].strip() == "hi"
 
 
+@pytest.mark.process
 def test_media_get_to_stdout_and_into_a_fifo(kf, sandbox, tmp_path: Path) -> None:
     import threading
 
@@ -421,6 +438,7 @@ def test_media_get_to_stdout_and_into_a_fifo(kf, sandbox, tmp_path: Path) -> Non
     assert fifo.is_fifo()  # written into, not replaced by a regular file
 
 
+@pytest.mark.process
 def test_ctrl_c_is_reported_the_same_way_everywhere(kf, sandbox) -> None:
     open_kfid = sandbox.account("Support")
     for args, ready in ((["msg", "history", open_kfid, "--follow"], b"waiting for new"),
@@ -456,6 +474,7 @@ def test_ctrl_c_is_reported_the_same_way_everywhere(kf, sandbox) -> None:
         assert seen.decode().rstrip().endswith("interrupted"), seen
 
 
+@pytest.mark.process
 def test_ctrl_d_at_a_confirmation_is_no(kf, sandbox) -> None:
     open_kfid = sandbox.account("Support")
     code, text = _on_tty(["account", "delete", open_kfid], sandbox.env, answer=b"\x04")

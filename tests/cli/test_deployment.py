@@ -30,6 +30,7 @@ def _gunicorn_commands(text: str) -> list[list[str]]:
     return [shlex.split(m.group(1).split("#")[0]) for m in found if m]
 
 
+@pytest.mark.process
 def test_every_gunicorn_command_in_the_docs_uses_threaded_workers():
     """Sync workers are held by a slow client for the whole request: four trickling
     connections stop a four-worker receiver. The README and the unit run gthread."""
@@ -50,6 +51,7 @@ def _slow_client(url: str) -> socket.socket:
     return sock
 
 
+@pytest.mark.process
 def test_threaded_workers_answer_callbacks_while_slow_clients_trickle(corp, tmp_path):  # noqa: F811
     """One gunicorn worker with the README's `-k gthread --threads 8`, four clients that
     trickle their headers a byte at a time (each holds a thread, as one would hold a whole
@@ -90,6 +92,7 @@ def test_threaded_workers_answer_callbacks_while_slow_clients_trickle(corp, tmp_
     assert sorted(gunicorn.emitted()) == sorted(sent)
 
 
+@pytest.mark.process
 def test_the_units_receiver_stores_every_message_and_writes_nothing(corp, run,  # noqa: F811
                                                                      tmp_path):
     """The unit's application (`app_from_env(sync=True, no_emit=True)`) and worker options:

@@ -224,6 +224,7 @@ def test_a_path_nobody_can_write_is_named(kf, stored) -> None:
     assert r.code == 2 and f"cannot write {target}" in r.err
 
 
+@pytest.mark.process
 def test_progress_on_a_terminal_and_the_count(kf, sandbox, tmp_path: Path) -> None:
     from tests.conftest import on_terminal
 
@@ -240,6 +241,7 @@ def test_progress_on_a_terminal_and_the_count(kf, sandbox, tmp_path: Path) -> No
     assert len(read_csv(out)) == 20_000
 
 
+@pytest.mark.process
 def test_export_search_and_transcript_on_postgresql(kf, sandbox, pg_url, tmp_path: Path
                                                     ) -> None:
     """The same archive commands against a PostgreSQL store (KFCLI_STORE)."""

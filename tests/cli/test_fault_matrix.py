@@ -266,6 +266,7 @@ def test_failed_send_names_the_msgid_to_retry_with(kf, sandbox):
 # ---------------------------------------------------------------------- parallel processes
 
 
+@pytest.mark.process
 def test_sixteen_parallel_processes_share_one_gettoken_and_a_valid_cache(sandbox, home):
     env = {**os.environ, **sandbox.env}
     cmd = [sys.executable, "-m", "kfcli", "account", "list"]

@@ -9,6 +9,7 @@ import pytest
 import typer.main
 
 from kfcli.cli.app import app, run
+from kfcli.cli.environment import Environment
 
 WIDTH = 80
 
@@ -31,9 +32,9 @@ ALL = [(path, command) for path, command in _commands(typer.main.get_command(app
 
 def _render(args: list[str], capsys, monkeypatch) -> str:
     monkeypatch.setenv("COLUMNS", str(WIDTH))
-    capsys.readouterr()
-    assert run([*args, "--help"]) == 0
-    return capsys.readouterr().out
+    outcome = run([*args, "--help"], env=Environment.captured())
+    assert outcome.code == 0
+    return outcome.out
 
 
 def _example_lines(command) -> list[str]:

@@ -81,6 +81,7 @@ def test_a_new_consumer_starts_after_the_newest_message_then_resumes(kf, sandbox
     assert len(r.out.splitlines()) == 31
 
 
+@pytest.mark.process
 def test_consumer_killed_mid_stream_resumes_exactly_once(sandbox, home):
     open_kfid = sandbox.account()
     sandbox.post("/sandbox/seed_messages", {"open_kfid": open_kfid, "count": 5000})
@@ -109,6 +110,7 @@ def test_consumer_killed_mid_stream_resumes_exactly_once(sandbox, home):
     assert len(written) == 5000 == len(set(written))
 
 
+@pytest.mark.process
 def test_follow_writes_messages_as_they_are_stored(kf, sandbox, stored, home):
     open_kfid, _ = stored
     env = {**os.environ, **sandbox.env}
@@ -129,6 +131,7 @@ def test_follow_writes_messages_as_they_are_stored(kf, sandbox, stored, home):
     assert "Traceback" not in err
 
 
+@pytest.mark.process
 def test_one_process_per_consumer_name(sandbox, stored, home):
     open_kfid, _ = stored
     env = {**os.environ, **sandbox.env}
@@ -146,6 +149,7 @@ def test_one_process_per_consumer_name(sandbox, stored, home):
         first.stdout.close()
 
 
+@pytest.mark.process
 def test_a_reader_that_stops_early_ends_it_quietly(sandbox, home):
     open_kfid = sandbox.account()
     sandbox.post("/sandbox/seed_messages", {"open_kfid": open_kfid, "count": 3000})

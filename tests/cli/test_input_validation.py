@@ -289,6 +289,7 @@ def test_unreadable_text_sources_name_the_file(kf, sandbox, chat, tmp_path):
     assert sandbox.stats() == before
 
 
+@pytest.mark.process
 def test_text_from_stdin_that_is_not_utf8(sandbox, chat, home):
     open_kfid, customer = chat
     cmd = [KFCLI] if KFCLI else [sys.executable, "-m", "kfcli"]

@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 
 def test_upload_then_get(kf, sandbox, avatar, tmp_path):
     media_id = kf("media", "upload", str(avatar)).out.strip()
@@ -16,6 +18,7 @@ def test_upload_then_get(kf, sandbox, avatar, tmp_path):
     assert r.code == 4 and "40007" in r.err
 
 
+@pytest.mark.process
 def test_get_to_a_pipe(run, sandbox, avatar):
     import subprocess
     import sys

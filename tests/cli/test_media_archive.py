@@ -14,6 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import PNG, on_terminal
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,6 +39,7 @@ def synced(kf, open_kfid: str, env: dict) -> list[dict]:
     return [json.loads(line) for line in r.out.splitlines()]
 
 
+@pytest.mark.process
 def test_photos_and_files_outlive_wecom(kf, sandbox, store_env, home, tmp_path):
     open_kfid = sandbox.account()
     sandbox.say(open_kfid, "请看照片", external_userid="wmPhoto")
@@ -85,6 +88,7 @@ def test_photos_and_files_outlive_wecom(kf, sandbox, store_env, home, tmp_path):
         assert stat.S_IMODE(kept.stat().st_mode) == 0o600
 
 
+@pytest.mark.process
 def test_a_failed_download_is_reported_and_retried_never_losing_the_message(
         kf, sandbox, store_env):
     open_kfid = sandbox.account()
@@ -111,6 +115,7 @@ def test_a_failed_download_is_reported_and_retried_never_losing_the_message(
     assert f"[image {len(PNG)} B]" in view.out
 
 
+@pytest.mark.process
 def test_media_expired_before_archiving_fail_for_good_with_the_reason(
         kf, sandbox, store_env, tmp_path):
     open_kfid = sandbox.account()
@@ -148,6 +153,7 @@ def test_msg_media_fetches_a_pending_one_on_demand(kf, sandbox, tmp_path):
     assert kf("store", "media", "-o", "json").json()["archived"] == 1
 
 
+@pytest.mark.process
 def test_msg_media_bad_input(kf, sandbox, tmp_path):
     open_kfid = sandbox.account()
     sandbox.say(open_kfid, "just words", external_userid="wmWords")
@@ -208,6 +214,7 @@ runpy.run_module("kfcli", run_name="__main__", alter_sys=True)
 """
 
 
+@pytest.mark.process
 def test_archiving_keeps_memory_flat_for_a_large_file(kf, sandbox, tmp_path):
     """A 15 MB file is fetched and written out in blocks: each process's peak memory stays
     far below the file's size above that of the same commands for a tiny file (a count of

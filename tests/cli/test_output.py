@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import on_pty
 
 
@@ -44,6 +46,7 @@ def test_env_output_and_invalid_format(kf, sandbox):
     assert r.code == 3 and "KFCLI_OUTPUT" in r.err  # the environment: configuration
 
 
+@pytest.mark.process
 def test_table_on_a_terminal_cannot_be_hijacked(sandbox, home, avatar):
     env = {**os.environ, **sandbox.env, "COLUMNS": "200", "TERM": "xterm"}
     media = subprocess.run([sys.executable, "-m", "kfcli", "media", "upload", str(avatar)],

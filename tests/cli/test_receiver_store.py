@@ -61,6 +61,7 @@ def has_texts(*wanted: str):
     return lambda records: set(wanted) <= set(texts(records))
 
 
+@pytest.mark.process
 def test_a_receiver_killed_during_an_outage_catches_up_once(spawn, run, corp):
     creds, env, open_kfid = corp
     rx = spawn("callback", "serve", "--port", "0", "--sync", env=env)
@@ -114,6 +115,7 @@ def _drain(proc) -> list[dict]:
                 return records
 
 
+@pytest.mark.process
 def test_first_pull_emits_what_the_callback_announced_not_history(spawn, run, corp):
     creds, env, open_kfid = corp
     requests.post(creds["base_url"] + "/sandbox/seed_messages",
@@ -130,6 +132,7 @@ def test_first_pull_emits_what_the_callback_announced_not_history(spawn, run, co
     assert len(r.out.splitlines()) == 4  # the history is stored, just not emitted
 
 
+@pytest.mark.process
 def test_history_flag_emits_older_messages_on_the_first_pull(spawn, run, corp, tmp_path):
     creds, env, open_kfid = corp
     requests.post(creds["base_url"] + "/sandbox/seed_messages",
@@ -201,6 +204,7 @@ class Gunicorn:
         self.proc.stderr.close()
 
 
+@pytest.mark.process
 def test_gunicorn_with_four_workers_emits_each_message_once(run, corp, tmp_path):
     creds, env, first = corp
     accounts = [first]
@@ -286,6 +290,7 @@ def _wait_for(procs, sent: set[str], timeout: float = 120) -> None:
         time.sleep(0.2)
 
 
+@pytest.mark.process
 def test_two_hosts_sharing_postgresql_emit_each_message_once(spawn, run, corp, tmp_path,
                                                              pg_url):
     creds, env, open_kfid = corp
@@ -313,6 +318,7 @@ def test_two_hosts_sharing_postgresql_emit_each_message_once(spawn, run, corp, t
     assert sorted(held) == sorted(sent)
 
 
+@pytest.mark.process
 def test_msg_sync_beside_a_receiver_shares_the_account_exactly_once(spawn, corp):
     creds, env, open_kfid = corp
     rx = spawn("callback", "serve", "--port", "0", "--sync", env=env)
@@ -334,6 +340,7 @@ def test_msg_sync_beside_a_receiver_shares_the_account_exactly_once(spawn, corp)
     assert sorted(emitted) == sorted(sent)
 
 
+@pytest.mark.process
 def test_receivers_outlive_a_postgresql_restart(spawn, run, corp, pg_url):
     """PostgreSQL restarts while a receiver runs: the pulls that fail are retried once the
     database is back; nothing is lost or written twice."""
@@ -355,6 +362,7 @@ def test_receivers_outlive_a_postgresql_restart(spawn, run, corp, pg_url):
     assert sorted(json.loads(x)["msgid"] for x in r.out.splitlines()) == sorted(before | after)
 
 
+@pytest.mark.process
 def test_a_gunicorn_worker_killed_mid_load_loses_nothing(run, corp, tmp_path):
     """SIGKILL one of four workers while messages pour in: gunicorn starts a new one, which
     catches up; every message is written and the store holds each exactly once."""
@@ -382,6 +390,7 @@ def test_a_gunicorn_worker_killed_mid_load_loses_nothing(run, corp, tmp_path):
     assert sorted(held) == sorted(sent)
 
 
+@pytest.mark.process
 def test_the_sqlite_url_forms_name_the_same_file_every_time(run, corp, tmp_path):
     creds, env, open_kfid = corp
     from urllib.parse import quote
@@ -396,6 +405,7 @@ def test_the_sqlite_url_forms_name_the_same_file_every_time(run, corp, tmp_path)
     assert path.exists() and not (tmp_path / "odd").exists()
 
 
+@pytest.mark.process
 def test_callbacks_answered_before_a_graceful_stop_are_not_lost(run, corp, tmp_path):
     """gunicorn's SIGTERM while callbacks wait in the queue: each was recorded in the store
     before WeCom got "success", so what they announced is pulled (now, or by the next start)."""

@@ -7,6 +7,8 @@ import socket
 import subprocess
 import sys
 
+import pytest
+
 
 def test_expired_token_is_refetched_once(kf, sandbox):
     assert kf("account", "list").code == 0
@@ -80,6 +82,7 @@ def test_secrets_never_appear_even_in_debug_traces(kf, sandbox, avatar):
     json.loads(r.err.strip().splitlines()[-1])  # the last stderr line is the JSON error
 
 
+@pytest.mark.process
 def test_sixteen_cold_processes_fetch_one_token(sandbox, home):
     env = {**__import__("os").environ, **sandbox.env}
     procs = [

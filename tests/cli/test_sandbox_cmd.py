@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 
 def test_embedded_sandbox_keeps_state_between_commands(run, home, avatar):
     r = run("--sandbox", "account", "add", "--name", "Support", "--avatar", str(avatar))
@@ -29,6 +31,7 @@ def test_embedded_sandbox_ignores_profiles(run, home):
     assert run("--sandbox", "account", "list").code == 0
 
 
+@pytest.mark.process
 def test_serve_prints_credentials_first(home, tmp_path):
     proc = subprocess.Popen(
         [sys.executable, "-m", "kfcli", "sandbox", "serve", "--port", "0", "--db",

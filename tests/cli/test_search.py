@@ -99,6 +99,7 @@ def test_search_bad_input_is_exit_2(kf, sandbox, args, needle):
     assert r.out == ""
 
 
+@pytest.mark.process
 def test_nothing_found_is_exit_0_with_a_note_on_a_terminal(kf, sandbox, home):
     open_kfid = sandbox.account()
     sandbox.say(open_kfid, "你好")
@@ -110,6 +111,7 @@ def test_nothing_found_is_exit_0_with_a_note_on_a_terminal(kf, sandbox, home):
     assert "no messages match" in t.err
 
 
+@pytest.mark.process
 def test_the_match_is_highlighted_on_a_terminal(kf, sandbox, home):
     open_kfid = sandbox.account()
     customer = sandbox.say(open_kfid, "我想申请退款")
@@ -160,12 +162,14 @@ def test_prune_removes_old_messages_and_reports_per_account(kf, sandbox, store_e
     r = kf("store", "prune", "--before", "2000-01-01", env=store_env)
     assert r.code == 2 and "--yes" in r.err
     assert len(kf("msg", "search", "退", env=store_env).out.splitlines()) == 4
-    # send_time is whole seconds: 2.1 s later, "1 s ago" is surely after every one of them
-    time.sleep(2.1)
-    r = kf("store", "prune", "--before", "1s", "--dry-run", "-o", "json", env=store_env)
+    # send_time is whole seconds: on a clock 3 s ahead, "1 s ago" is surely after every one
+    later = lambda: time.time() + 3  # noqa: E731
+    r = kf("store", "prune", "--before", "1s", "--dry-run", "-o", "json", env=store_env,
+           clock=later)
     assert r.code == 0, r.err
     assert r.json()["messages"] == 4 and r.json()["dry_run"] is True
-    r = kf("store", "prune", "--before", "0s", "--yes", "-o", "json", env=store_env)
+    r = kf("store", "prune", "--before", "0s", "--yes", "-o", "json", env=store_env,
+           clock=later)
     assert r.code == 0, r.err
     doc = r.json()
     assert doc["accounts"] == {first: 3, second: 1} and doc["messages"] == 4

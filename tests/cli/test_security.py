@@ -267,6 +267,7 @@ def _assert_inert(screen: str) -> None:
         assert seq not in screen, (seq, screen)
 
 
+@pytest.mark.process
 def test_hostile_text_cannot_drive_a_terminal(sandbox, home, hostile):
     open_kfid, customer = hostile
     for args in (["account", "list"], ["customer", "get", customer], ["msg", "sync", open_kfid],
@@ -276,6 +277,7 @@ def test_hostile_text_cannot_drive_a_terminal(sandbox, home, hostile):
         _assert_inert(screen)
 
 
+@pytest.mark.process
 def test_json_on_a_terminal_escapes_c1_controls_and_bidi(sandbox, home, hostile):
     screen = on_pty(["account", "list", "--json"], sandbox.env)
     _assert_inert(screen)
@@ -343,6 +345,7 @@ def outer(encrypt: str) -> bytes:
             f"{encrypt}]]></Encrypt></xml>").encode()
 
 
+@pytest.mark.process
 def test_receiver_refuses_oversized_malformed_and_entity_bodies(receiver, tmp_path, evil):
     rx = receiver()
     valid_query, valid_body = wecom_post(event_xml("T1", "wk1"))

@@ -88,6 +88,7 @@ def test_a_batch_is_sent_once_however_often_it_runs(kf, sandbox, tmp_path):
     assert texts(sandbox, open_kfid, "wmA") == ["您好！", "请问有什么可以帮您？", "third"]
 
 
+@pytest.mark.process
 def test_lines_are_sent_as_they_arrive(sandbox, home):
     """A pipe that stays open: each line's result comes back before the next is written."""
     open_kfid = sandbox.account()
@@ -155,6 +156,7 @@ def test_batch_usage_errors(kf, sandbox, tmp_path):
     assert sandbox.sent(open_kfid) == []
 
 
+@pytest.mark.process
 def test_a_reader_that_leaves_stops_the_batch_quietly(sandbox, home):
     open_kfid = sandbox.account()
     sandbox.say(open_kfid, "hi", external_userid="wmA")
@@ -167,6 +169,7 @@ def test_a_reader_that_leaves_stops_the_batch_quietly(sandbox, home):
     assert "Traceback" not in proc.stderr and len(proc.stdout.splitlines()) == 1
 
 
+@pytest.mark.process
 def test_the_reply_window_is_checked_from_the_store(kf, sandbox, store_env):
     """Five replies per customer message: the sixth is skipped with WeCom's errcode, without
     a request; a rerun is answered from the store, also without one."""

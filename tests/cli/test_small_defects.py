@@ -36,6 +36,7 @@ def test_api_path_without_the_leading_slash(kf, sandbox):
     assert not any("cgi-bin/cgi-bin" in p for p in paths)
 
 
+@pytest.mark.process
 def test_api_binary_answer_needs_output_file(kf, sandbox, avatar, tmp_path):
     media_id = sandbox.upload(avatar.read_bytes())
     before = sandbox.stats().get("/cgi-bin/media/get", 0)

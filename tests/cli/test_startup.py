@@ -2,7 +2,10 @@ import os
 import subprocess
 import sys
 
+import pytest
 
+
+@pytest.mark.process
 def test_importing_the_cli_does_not_import_requests_rich_or_the_sandbox():
     code = (
         "import sys, kfcli.cli.app; "
@@ -14,6 +17,7 @@ def test_importing_the_cli_does_not_import_requests_rich_or_the_sandbox():
     assert out.stdout.strip() == "[]"
 
 
+@pytest.mark.process
 def test_version_fast_path_does_not_import_typer():
     code = "import sys; from kfcli.__main__ import main; sys.argv=['kfcli','--version']\n" \
            "try:\n main()\nexcept SystemExit: pass\nprint('typer' in sys.modules)"
@@ -29,6 +33,7 @@ def test_version_and_help(run):
     assert r.code == 2 and "error:" in r.err and "Traceback" not in r.err
 
 
+@pytest.mark.process
 def test_completion_modules_import_only_os_and_sys():
     """A TAB press pays for these two modules; json only when a value needs a file.
     (`__future__` is a compiler directive's tiny module: already loaded under an editable
@@ -42,6 +47,7 @@ def test_completion_modules_import_only_os_and_sys():
     assert out.stdout.strip() == "[]"
 
 
+@pytest.mark.process
 def test_completion_request_does_not_import_typer(tmp_path):
     code = "import sys; from kfcli.__main__ import main\n" \
            "try:\n main(['account', 'l'])\nexcept SystemExit: pass\nprint('typer' in sys.modules)"

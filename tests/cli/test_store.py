@@ -130,6 +130,7 @@ def test_status_json_shape(kf, filled):
     assert "cur-1" not in r.text  # the cursor itself is WeCom's opaque value: not shown
 
 
+@pytest.mark.process
 def test_status_table_never_cuts_an_id(filled, sandbox):
     screen = on_pty(["store", "status"], {**sandbox.env, **filled["env"], "COLUMNS": "70"})
     assert K1 in screen and K2 in screen
@@ -352,6 +353,7 @@ def test_status_and_reset_cursor_on_postgres(kf, sandbox, pg_url):
             assert password not in r.text and "****" in r.text, args
 
 
+@pytest.mark.process
 def test_reset_cursor_waits_for_a_running_pull(filled, sandbox):
     """A pull holding the account's lock finishes before the cursor is forgotten."""
     import os

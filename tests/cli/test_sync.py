@@ -99,6 +99,7 @@ def _killed_output(proc, got: bytes) -> list[str]:
             if line.endswith("}")]
 
 
+@pytest.mark.process
 def test_three_kills_mid_stream_then_rerun_is_exactly_once(sandbox, home):
     """20,000 messages, kfcli killed three times at deterministic points: twice after the
     reader took N lines (kfcli cannot have finished: the pipes hold far less than the rest),
@@ -179,6 +180,7 @@ def test_library_iterator(sandbox, seeded, home):
     assert list(again) == []
 
 
+@pytest.mark.process
 def test_follow_picks_up_new_messages_and_ctrl_c_saves_the_cursor(sandbox, home):
     open_kfid = sandbox.account()
     sandbox.say(open_kfid, "before")
@@ -215,6 +217,7 @@ def test_tokens_from_callback_lines(kf, sandbox):
     assert [json.loads(x)["msgid"] for x in r.out.splitlines()] == [doc["msgid"]]
 
 
+@pytest.mark.process
 def test_follow_outlives_rate_limits_and_network_trouble(sandbox, home):
     open_kfid = sandbox.account()
     env = {**os.environ, **sandbox.env}
@@ -236,6 +239,7 @@ def test_follow_outlives_rate_limits_and_network_trouble(sandbox, home):
     assert "pulling again" in err and "Traceback" not in err
 
 
+@pytest.mark.process
 def test_two_runs_on_one_account_share_it_exactly_once(sandbox, seeded, home):
     env = {**os.environ, **sandbox.env}
     cmd = [sys.executable, "-m", "kfcli", "msg", "sync", seeded, "--limit", "100"]

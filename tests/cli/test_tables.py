@@ -75,6 +75,7 @@ COMMANDS = {
 }
 
 
+@pytest.mark.process
 @pytest.mark.parametrize("columns", WIDTHS)
 def test_every_table_fits_and_keeps_ids_whole(world, columns):
     for name, command in COMMANDS.items():
@@ -84,6 +85,7 @@ def test_every_table_fits_and_keeps_ids_whole(world, columns):
         check_fits(r.out, columns, ids)
 
 
+@pytest.mark.process
 @pytest.mark.parametrize("columns", WIDTHS)
 def test_msgid_and_external_userid_whole(world, sandbox, columns):
     open_kfid = world["accounts"][0]
@@ -98,6 +100,7 @@ def test_msgid_and_external_userid_whole(world, sandbox, columns):
     check_fits(r.out, columns, [world["customer"], shown])
 
 
+@pytest.mark.process
 @pytest.mark.parametrize("columns", WIDTHS)
 def test_stats_dates_never_split(world, columns):
     from datetime import date, timedelta
@@ -110,6 +113,7 @@ def test_stats_dates_never_split(world, columns):
         assert since in r.out
 
 
+@pytest.mark.process
 def test_account_list_at_80_columns_keeps_the_name(world):
     r = screen(world, "account", "list", columns=80)
     header, *rows = r.out.splitlines()
@@ -121,6 +125,7 @@ def test_account_list_at_80_columns_keeps_the_name(world):
     check_fits(r.out, 80, world["accounts"])
 
 
+@pytest.mark.process
 def test_records_become_blocks_when_ids_do_not_fit(world):
     r = screen(world, "account", "list", columns=40)
     blocks = r.out.strip().split("\n\n")
@@ -136,6 +141,7 @@ def test_records_become_blocks_when_ids_do_not_fit(world):
     check_fits(r.out, 40, world["accounts"])
 
 
+@pytest.mark.process
 def test_long_answers_are_shortened_not_folded(world):
     r = screen(world, "knowledge", "intent", "list", columns=80)
     lines = r.out.splitlines()
@@ -147,6 +153,7 @@ def test_long_answers_are_shortened_not_folded(world):
     assert world["group"] in wide.out and "group_id" in wide.out.splitlines()[0]
 
 
+@pytest.mark.process
 def test_customer_nickname_is_never_one_character_per_line(world, sandbox):
     for columns in WIDTHS:
         r = screen(world, "customer", "get", world["customer"], "--with-context",
@@ -156,6 +163,7 @@ def test_customer_nickname_is_never_one_character_per_line(world, sandbox):
         assert any(nickname in line for line in r.out.splitlines()), (columns, r.out)
 
 
+@pytest.mark.process
 def test_columns_chooses_and_orders_in_table_and_tsv(world, kf):
     r = screen(world, "account", "list", "--columns", "name,open_kfid", columns=80)
     lines = r.out.splitlines()
@@ -186,6 +194,7 @@ def test_unknown_column_is_a_usage_error(world, kf):
     assert kf("servicer", "list", world["accounts"][0]).out == before
 
 
+@pytest.mark.process
 def test_wide_shows_every_column(world):
     r = screen(world, "account", "list", "-o", "wide", columns=200)
     assert r.out.splitlines()[0].split() == ["open_kfid", "name", "manage_privilege", "avatar"]
@@ -199,6 +208,7 @@ def test_wide_shows_every_column(world):
                                   columns=200).out
 
 
+@pytest.mark.process
 def test_wide_is_a_table_format_everywhere(world, kf):
     env = {"KFCLI_OUTPUT": "wide"}
     r = on_terminal(["account", "list"], {**world["env"], **env}, columns=200)
@@ -207,12 +217,14 @@ def test_wide_is_a_table_format_everywhere(world, kf):
                                                             "yaml").err
 
 
+@pytest.mark.process
 def test_terminal_size_without_columns_variable(world):
     by_env = screen(world, "account", "list", columns=80)
     by_size = screen(world, "account", "list", columns=80, columns_env=False)
     assert by_size.out == by_env.out
 
 
+@pytest.mark.process
 def test_single_values_are_bare_on_a_terminal(world, kf, avatar):
     open_kfid = world["accounts"][0]
     r = screen(world, "link", "create", open_kfid, columns=80)
@@ -244,6 +256,7 @@ def test_tsv_and_json_unchanged(world, kf):
     assert [d["intent_id"] for d in doc] == world["intents"]
 
 
+@pytest.mark.process
 def test_header_is_bold_unless_no_color(world, sandbox):
     r = on_terminal(["account", "list"], sandbox.env, columns=200)
     assert r.out.startswith("\x1b[1mopen_kfid")

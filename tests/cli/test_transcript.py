@@ -50,6 +50,7 @@ def conversation(kf, sandbox):
     return open_kfid, [json.loads(line) for line in r.out.splitlines()]
 
 
+@pytest.mark.process
 def test_one_customer_reads_as_a_conversation(conversation, sandbox) -> None:
     open_kfid, _ = conversation
     r = on_terminal(["msg", "history", open_kfid, "--customer", ALICE], sandbox.env)
@@ -80,6 +81,7 @@ def test_one_customer_reads_as_a_conversation(conversation, sandbox) -> None:
     assert all(line[:2].isdigit() and line[2] == ":" for line in body if line[0] != " ")
 
 
+@pytest.mark.process
 def test_without_customer_each_message_names_its_customer(conversation, sandbox) -> None:
     open_kfid, synced = conversation
     r = on_terminal(["msg", "history", open_kfid], sandbox.env)
@@ -90,6 +92,7 @@ def test_without_customer_each_message_names_its_customer(conversation, sandbox)
     assert len(lines) == len(synced)  # one header line per message (the 2-line text below)
 
 
+@pytest.mark.process
 def test_piped_or_jsonl_is_the_raw_objects(kf, conversation, sandbox) -> None:
     open_kfid, synced = conversation
     alice = [m for m in synced if ALICE in (m.get("external_userid"),
@@ -101,6 +104,7 @@ def test_piped_or_jsonl_is_the_raw_objects(kf, conversation, sandbox) -> None:
     assert [json.loads(x) for x in t.out.splitlines()] == alice
 
 
+@pytest.mark.process
 def test_a_narrow_terminal_never_cuts_ids_or_forges_lines(kf, sandbox) -> None:
     open_kfid = sandbox.account()
     forged = "14:09:57  user001   please pay to account 123"

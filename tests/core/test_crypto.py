@@ -315,6 +315,7 @@ def test_any_doctype_is_refused_before_entities_are_read(doc):
         parse_xml(doc)
 
 
+@pytest.mark.process
 def test_crypto_module_is_imported_lazily():
     code = "import sys, kfcli.core.crypto, kfcli.callback; print('Crypto' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -333,6 +333,7 @@ sys.stdin.read()
 """
 
 
+@pytest.mark.process
 def test_a_killed_holder_releases_its_lock(store, store_url):
     proc = run_python(HOLDER, store_url, "pull:killed", stdin=subprocess.PIPE)
     try:
@@ -558,6 +559,7 @@ print(json.dumps(new))
 """
 
 
+@pytest.mark.process
 def test_processes_pulling_under_the_lock_store_each_message_once(store_url):
     # The workers also race to create the schema of a store nobody opened yet.
     procs = [run_python(PULLER, store_url, str(me), "5") for me in range(6)]
@@ -670,6 +672,7 @@ except KfError as exc:
 """
 
 
+@pytest.mark.process
 def test_pg_without_psycopg_says_what_to_install():
     proc = run_python(WITHOUT_PSYCOPG)
     out, err = proc.communicate(timeout=60)
@@ -763,6 +766,7 @@ def _without_root_overrides() -> None:
         libc.prctl(24, capability, 0, 0, 0)  # PR_CAPBSET_DROP
 
 
+@pytest.mark.process
 def test_sqlite_a_read_only_store_is_a_config_error(tmp_path):
     directory = tmp_path / "ro"
     directory.mkdir()

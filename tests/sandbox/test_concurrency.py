@@ -93,6 +93,7 @@ finally:
 """
 
 
+@pytest.mark.process
 def test_another_process_on_the_same_file(db_path: Path, sandbox: SandboxServer) -> None:
     child = subprocess.Popen(
         [sys.executable, "-c", _CHILD, str(db_path)],
@@ -132,6 +133,7 @@ srv.stop()
 """
 
 
+@pytest.mark.process
 def test_processes_creating_one_database_at_once(tmp_path: Path) -> None:
     db_path = tmp_path / "fresh" / "s.db"
     children = [

@@ -176,7 +176,8 @@ def callback_row(callback: dict[str, Any]) -> tuple[int | None, str]:
     return created, json.dumps(fields, ensure_ascii=False)
 
 
-def derived(rows: Iterable[tuple], compute: Callable[[dict[str, Any]], Any]) -> list[tuple]:
+def derived(rows: Iterable[tuple[Any, ...]], compute: Callable[[dict[str, Any]], Any]
+            ) -> list[tuple[Any, ...]]:
     """What a schema upgrade fills in for messages stored before it: for each row (keys…,
     the message's JSON text), `(compute(message), keys…)` when the text is a JSON object
     and `compute` gives something."""
@@ -711,7 +712,7 @@ class Store(ABC):
 
     def export_rows(self, corp_id: str, open_kfid: str | None = None, *,
                     customer: str | None = None, since: int | None = None,
-                    until: int | None = None) -> Iterator[ExportRow]:
+                    until: int | None = None) -> Iterator[ExportTuple]:
         """The messages `messages()` selects, in seq order, as `msg export --format csv`
         reads them (see ExportRow). This default hands every message over as its JSON text;
         a backend whose database reads JSON picks plain text messages apart in SQL instead,
@@ -740,3 +741,15 @@ class ExportRow(NamedTuple):
     origin: int | None = None
     msgid: str | None = None
     content: str | None = None
+
+
+def one_row(row: tuple[Any, ...] | None) -> tuple[Any, ...]:
+    """The row of a query that always has one (an aggregate; INSERT … RETURNING)."""
+    if row is None:
+        raise RuntimeError("the database returned no row where one is certain")
+    return row
+
+
+#: What `Store.export_rows` yields: an ExportRow, or a plain tuple in its order.
+ExportTuple = tuple[str | None, int | None, str | None, str | None, str | None, int | None,
+                    str | None, str | None]

@@ -52,6 +52,7 @@ from kfcli.core.store.base import (
     Committed,
     ConsumerStatus,
     CursorMoved,
+    ExportTuple,
     Incoming,
     Lock,
     MediaItem,
@@ -68,6 +69,7 @@ from kfcli.core.store.base import (
     file_digest,
     like_escape,
     media_id_of,
+    one_row,
     search_query,
     search_text,
 )
@@ -562,7 +564,8 @@ class PostgresStore(Store):
         with self._connection() as conn, conn.transaction():
             yield conn
 
-    def _stream(self, sql: str, args: Sequence[Any], name: str) -> Iterator[tuple]:
+    def _stream(self, sql: str, args: Sequence[Any], name: str
+                ) -> Iterator[tuple[Any, ...]]:
         """The rows of a query through a server-side cursor `name`: memory stays flat however
         many match. It lives in a transaction, rolled back when the caller stops early."""
         with self._connection() as conn, conn.transaction(), conn.cursor(name=name) as cur:
@@ -573,7 +576,8 @@ class PostgresStore(Store):
                     return
                 yield from batch
 
-    def _read(self, sql: str, args: Sequence[Any] | dict[str, Any] = ()) -> list[tuple]:
+    def _read(self, sql: str, args: Sequence[Any] | dict[str, Any] = ()
+              ) -> list[tuple[Any, ...]]:
         with self._connection() as conn:
             return conn.execute(sql, args).fetchall()
 
@@ -587,6 +591,7 @@ class PostgresStore(Store):
         try:
             return int(row[0]) if row else 0
         except ValueError:
+            assert row is not None
             raise ConfigError(f"the store {self.display_url} is not a kfcli store (its meta "
                               f"table says schema_version {row[0]!r}); it was left untouched",
                               hint="use another database for the store") from None
@@ -730,11 +735,11 @@ class PostgresStore(Store):
                                         "open_kfid": open_kfid})
             outbox_id = None
             if owner is not None and new:
-                outbox_id = conn.execute(
+                outbox_id = one_row(conn.execute(
                     "INSERT INTO outbox (corp_id, open_kfid, owner, first_seq, last_seq, "
                     "emit_from, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id",
                     (corp_id, open_kfid, owner, new[0].seq, new[-1].seq, emit_from, now),
-                ).fetchone()[0]
+                ).fetchone())[0]
         return Committed(new, outbox_id)
 
     def set_cursor(self, corp_id: str, open_kfid: str, cursor: str | None) -> None:
@@ -1060,20 +1065,20 @@ class PostgresStore(Store):
             rows = conn.execute(f"WITH gone AS ({gone}) SELECT open_kfid, COUNT(*) FROM gone "
                                 'GROUP BY open_kfid ORDER BY open_kfid COLLATE "C"',
                                 params).fetchall()
-            kept = conn.execute(f"SELECT COUNT(*) FROM messages m WHERE {old} AND {pending}",
-                                params).fetchone()[0]
+            kept = one_row(conn.execute(f"SELECT COUNT(*) FROM messages m WHERE {old} AND "
+                                        f"{pending}", params).fetchone())[0]
             if dry_run:
-                n_callbacks = conn.execute(f"SELECT COUNT(*) {callbacks}",
-                                           params).fetchone()[0]
+                n_callbacks = one_row(conn.execute(f"SELECT COUNT(*) {callbacks}",
+                                           params).fetchone())[0]
             else:
                 n_callbacks = conn.execute(f"DELETE {callbacks}", params).rowcount
             if dry_run:  # the contents only pruned messages refer to
                 gone_seqs = f"SELECT m.seq FROM messages m WHERE {old} AND NOT {pending}"
-                files, size = conn.execute(
+                files, size = one_row(conn.execute(
                     f"SELECT COUNT(*), COALESCE(SUM(size), 0) FROM (SELECT sha256, MAX(size) "
                     f"size FROM media WHERE seq IN ({gone_seqs}) AND sha256 IS NOT NULL AND "
                     f"sha256 NOT IN (SELECT sha256 FROM media WHERE sha256 IS NOT NULL AND "
-                    f"seq NOT IN ({gone_seqs})) GROUP BY sha256) t", params).fetchone()
+                    f"seq NOT IN ({gone_seqs})) GROUP BY sha256) t", params).fetchone())
         if not dry_run:
             files, size = self._prune_media(corp_id)
         return Pruned(before, {k: int(n) for k, n in rows}, int(n_callbacks), int(kept),
@@ -1123,8 +1128,8 @@ class PostgresStore(Store):
                 # here are not removed before this entry refers to them.
                 conn.execute("SELECT pg_advisory_xact_lock_shared(hashtext(%s))",
                              (_MEDIA_LOCK,))
-                have = conn.execute("SELECT count(*) FROM media_parts WHERE sha256 = %s",
-                                    (sha,)).fetchone()[0]
+                have = one_row(conn.execute("SELECT count(*) FROM media_parts WHERE sha256 = %s",
+                                    (sha,)).fetchone())[0]
                 if have != max(1, -(-size // MEDIA_CHUNK)):  # an empty file: one empty part
                     file.seek(0)
                     part = 0
@@ -1157,7 +1162,7 @@ class PostgresStore(Store):
         if lost is None:
             sql = ("UPDATE media SET next_try = 0 WHERE seq = ANY(%s::bigint[]) AND "
                    "corp_id = %s AND state = 'pending'")
-            args: tuple = (list(seqs), corp_id)
+            args: tuple[Any, ...] = (list(seqs), corp_id)
         else:
             sql = ("UPDATE media SET state = 'pending', next_try = 0, error = %s, sha256 = NULL, "
                    "size = NULL, content_type = NULL, filename = NULL, archived_at = NULL "
@@ -1213,10 +1218,10 @@ class PostgresStore(Store):
         """Remove the parts no entry refers to (of any corp: contents are shared)."""
         with self._transaction() as conn:
             conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (_MEDIA_LOCK,))
-            row = conn.execute(
+            row = one_row(conn.execute(
                 "WITH gone AS (DELETE FROM media_parts p WHERE NOT EXISTS (SELECT 1 FROM media "
                 "md WHERE md.sha256 = p.sha256) RETURNING p.sha256, length(p.data) n) "
-                "SELECT COUNT(DISTINCT sha256), COALESCE(SUM(n), 0) FROM gone").fetchone()
+                "SELECT COUNT(DISTINCT sha256), COALESCE(SUM(n), 0) FROM gone").fetchone())
         return int(row[0]), int(row[1])
 
     # ------------------------------------------------------------------ operators
@@ -1236,7 +1241,7 @@ class PostgresStore(Store):
 
     def export_rows(self, corp_id: str, open_kfid: str | None = None, *,
                     customer: str | None = None, since: int | None = None,
-                    until: int | None = None) -> Iterator[tuple]:
+                    until: int | None = None) -> Iterator[ExportTuple]:
         """Tuples in ExportRow's order: PostgreSQL's json operators pick plain text messages
         apart (see _EXPORT), so Python parses only the others."""
         where, args = self._filters(corp_id, open_kfid, customer, since, until)
@@ -1247,7 +1252,7 @@ class PostgresStore(Store):
 
 def _backfill(conn: psycopg.Connection, where: str, statement: str,
               compute: Callable[[dict[str, Any]], Any], *, columns: str = "",
-              args: tuple = ()) -> None:
+              args: tuple[Any, ...] = ()) -> None:
     """Run `statement` with `(compute(message), seq, columns…)` for every stored message
     (narrowed by `where`) for which `compute` gives something, 5,000 at a time."""
     last = 0
@@ -1263,7 +1268,7 @@ def _backfill(conn: psycopg.Connection, where: str, statement: str,
                 cur.executemany(statement, values)
 
 
-def _media_item(row: tuple) -> MediaItem:
+def _media_item(row: tuple[Any, ...]) -> MediaItem:
     (seq, msgid, open_kfid, msgtype, send_time, media_id, state, attempts, next_try, error,
      sha, size, content_type, filename, archived_at) = row
     return MediaItem(int(seq), msgid, open_kfid, msgtype, int(send_time), media_id, state,

@@ -31,6 +31,7 @@ from kfcli.core.store.base import (
     Committed,
     ConsumerStatus,
     CursorMoved,
+    ExportTuple,
     Incoming,
     Lock,
     MediaItem,
@@ -416,7 +417,7 @@ class SqliteStore(Store):
                 conn.execute("ROLLBACK")
             raise self._error(exc) from None
 
-    def _stream(self, sql: str, args: Sequence[Any] = ()) -> Iterator[tuple]:
+    def _stream(self, sql: str, args: Sequence[Any] = ()) -> Iterator[tuple[Any, ...]]:
         """The rows of a query, a thousand at a time: memory stays flat however many."""
         try:
             cur = self._conn().execute(sql, args)
@@ -428,7 +429,7 @@ class SqliteStore(Store):
         except sqlite3.Error as exc:
             raise self._error(exc) from None
 
-    def _read(self, sql: str, args: Sequence[Any] = ()) -> list[tuple]:
+    def _read(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         try:
             return self._conn().execute(sql, args).fetchall()
         except sqlite3.Error as exc:
@@ -1250,7 +1251,7 @@ class SqliteStore(Store):
 
     def export_rows(self, corp_id: str, open_kfid: str | None = None, *,
                     customer: str | None = None, since: int | None = None,
-                    until: int | None = None) -> Iterator[tuple]:
+                    until: int | None = None) -> Iterator[ExportTuple]:
         """Tuples in ExportRow's order: SQLite's JSON functions pick plain text messages
         apart (see _PLAIN), so Python parses only the others."""
         where: list[str] = []
