@@ -247,6 +247,7 @@ def test_secret_flags_still_work_but_warn_and_are_hidden_from_help(run):
     assert r.code == 3 and "KFCLI_TOKEN" in r.err and "--token" not in r.err
 
 
+@pytest.mark.process
 def test_a_missing_token_and_key_are_asked_for_without_echo(home):
     """On a terminal, the secrets come from a hidden prompt instead of flags (a pseudo-
     terminal that is the process's controlling terminal, as a person's would be)."""

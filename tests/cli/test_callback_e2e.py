@@ -116,6 +116,7 @@ def test_sandbox_callback_command(kf, sandbox):
     assert sandbox.get("/sandbox/callback")["url"] == ""
 
 
+@pytest.mark.process
 def test_sandbox_serve_warns_when_it_listens_beyond_loopback(spawn, run, tmp_path):
     from kfcli.cli.sandbox import is_loopback
 

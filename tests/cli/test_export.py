@@ -269,6 +269,7 @@ def test_export_search_and_transcript_on_postgresql(kf, sandbox, pg_url, tmp_pat
     assert "你好，我要退款" in view.out and "    请尽快" in view.out
 
 
+@pytest.mark.process
 def test_csv_to_a_terminal_carries_no_control_sequence(kf, sandbox) -> None:
     """The attack: a customer's message writes the clipboard (OSC 52), colours the screen
     or reverses text when `msg export --format csv -O -` shows it on a terminal."""

@@ -150,6 +150,7 @@ def test_socks5_to_https_wecom_with_an_address(kf, sandbox, ca, socks_extra):
     assert ("192.0.2.10", _port(sandbox)) in proxy.destinations
 
 
+@pytest.mark.process
 def test_socks_without_the_extra_is_exit_3_naming_it(sandbox, home):
     code = ("import sys\nsys.modules['socks'] = None  # as if PySocks were not installed\n"
             "from kfcli.__main__ import main\nmain(['account', 'list'])")
@@ -201,6 +202,7 @@ def tinyproxy(tmp_path, sandbox, ca):
             proc.wait(timeout=10)
 
 
+@pytest.mark.process
 def test_through_tinyproxy(kf, sandbox, ca, tinyproxy):
     """The check issue 13 made by hand: right credentials pass, none get 407, wrong ones
     get tinyproxy's 401 (it refuses before reading a POST's body), each named, exit 3."""

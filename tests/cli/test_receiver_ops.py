@@ -143,6 +143,7 @@ def wait_for(check, timeout: float = 60, what: str = "", why=None) -> None:
         time.sleep(0.05)
 
 
+@pytest.mark.process
 def test_ten_thousand_callbacks_at_256_open_files_leave_files_and_memory_flat(
         servers, corp):
     """The README's first deployment (`callback serve --sync`, SQLite) used to open a
@@ -181,6 +182,7 @@ def test_ten_thousand_callbacks_at_256_open_files_leave_files_and_memory_flat(
     assert rx.messages() and len(rx.messages()) == 1  # "first", pulled once, written once
 
 
+@pytest.mark.process
 def test_a_stalled_stdout_never_holds_up_storing_and_catches_up_exactly_once(
         servers, corp, run):
     creds, env, open_kfid = corp
@@ -206,6 +208,7 @@ def test_a_stalled_stdout_never_holds_up_storing_and_catches_up_exactly_once(
     assert len(emitted) == len(set(emitted)) == 1204  # every message once, none twice
 
 
+@pytest.mark.process
 def test_health_readiness_and_metrics_without_logging_probes(servers, corp):
     creds, env, open_kfid = corp
     rx = servers(env, "--sync", "--access-log")
@@ -233,6 +236,7 @@ def test_health_readiness_and_metrics_without_logging_probes(servers, corp):
         assert secret not in err
 
 
+@pytest.mark.process
 def test_replays_and_stale_callbacks_are_answered_without_work(servers, corp, run):
     creds, env, open_kfid = corp
     rx = servers(env, "--sync")
@@ -262,6 +266,7 @@ def test_replays_and_stale_callbacks_are_answered_without_work(servers, corp, ru
     assert sample(metrics(again.url), "kfcli_callbacks_total", result="duplicate") == 1
 
 
+@pytest.mark.process
 def test_an_outage_past_wecoms_retention_is_loud(servers, corp, run):
     creds, env, open_kfid = corp
     rx = servers(env, "--sync", "--no-media")
@@ -286,6 +291,7 @@ def test_an_outage_past_wecoms_retention_is_loud(servers, corp, run):
     assert sample(metrics(again.url), "kfcli_gaps_total", open_kfid=open_kfid) == 1
 
 
+@pytest.mark.process
 def test_metrics_under_gunicorn_are_one_view_of_every_worker(corp, tmp_path):
     creds, env, open_kfid = corp
     gunicorn = Gunicorn({**env, "XDG_STATE_HOME": str(tmp_path / "state")}, tmp_path,
@@ -307,6 +313,7 @@ def test_metrics_under_gunicorn_are_one_view_of_every_worker(corp, tmp_path):
         gunicorn.stop()
 
 
+@pytest.mark.process
 def test_readyz_fails_while_postgresql_is_down_and_recovers(servers, corp, run):
     from tests import pgutil
 
@@ -333,6 +340,7 @@ def test_readyz_fails_while_postgresql_is_down_and_recovers(servers, corp, run):
         assert "ready again" in rx.err.decode()
 
 
+@pytest.mark.process
 def test_a_lost_callback_is_made_up_for_by_the_safety_pull(servers, corp):
     creds, env, open_kfid = corp
     rx = servers(env, "--sync", "--no-media", "--safety-pull", "1")
@@ -344,6 +352,7 @@ def test_a_lost_callback_is_made_up_for_by_the_safety_pull(servers, corp):
     assert sample(metrics(rx.url), "kfcli_pulls_total", result="ok", reason="safety") >= 1
 
 
+@pytest.mark.process
 def test_json_logs_name_the_refusal_and_its_client(home):
     from tests.cli.test_callback_serve import ENV, TOKEN
 

@@ -14,6 +14,7 @@ RUN = ("import sys\nfrom kfcli.__main__ import main\ntry:\n main({args!r})\n"
        "file=sys.stderr)")
 
 
+@pytest.mark.process
 @pytest.mark.parametrize("args, complete", [
     (["--version"], False),
     (["--help"], False),
@@ -31,6 +32,7 @@ def test_no_urllib3_without_a_request(tmp_path, args, complete):
     assert "urllib3 imported: False" in out.stderr, out.stderr
 
 
+@pytest.mark.process
 def test_a_client_imports_urllib3_at_its_first_request_only():
     code = ("import sys\nfrom kfcli.core import KfClient\n"
             "KfClient('ww1', 's', base_url='http://127.0.0.1:9')\n"
@@ -40,6 +42,7 @@ def test_a_client_imports_urllib3_at_its_first_request_only():
     assert out.stdout.strip() == "False"
 
 
+@pytest.mark.process
 def test_account_list_imports_neither_the_store_nor_the_media_commands(tmp_path):
     """What `account list` imports is what it uses: urllib3 pays for itself this way."""
     code = ("import sys\nfrom kfcli.__main__ import main\ntry:\n main(['account', 'list'])\n"
