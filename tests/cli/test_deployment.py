@@ -118,6 +118,7 @@ def test_the_units_receiver_stores_every_message_and_writes_nothing(corp, run,  
     assert gunicorn.lines == []
 
 
+@pytest.mark.process
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None,
                     reason="systemd-analyze is not installed")
 @pytest.mark.parametrize(("name", "restart"), [("kfcli-receiver.service", "on-failure"),

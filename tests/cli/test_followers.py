@@ -117,6 +117,7 @@ def _history(run, open_kfid: str, env: dict) -> list[str]:
     return [json.loads(line)["msgid"] for line in r.out.splitlines()]
 
 
+@pytest.mark.process
 def test_history_follow_waits_for_a_stopped_postgresql(sandbox, run, followers, pg):
     open_kfid, env = pg
     first = _said(sandbox, open_kfid, ["one", "two"])
@@ -136,6 +137,7 @@ def test_history_follow_waits_for_a_stopped_postgresql(sandbox, run, followers, 
     assert err.count("cannot reach") == 1 and "Traceback" not in err
 
 
+@pytest.mark.process
 def test_a_consumer_rides_out_a_stopped_postgresql_exactly_once(sandbox, run, followers, pg):
     """The consumer's position lives in PostgreSQL and its lock is a PostgreSQL session: both
     survive the server's stop; a consumer restarted afterwards resumes after the last message
@@ -182,6 +184,7 @@ def _until(what, timeout: float = 60):
     return found
 
 
+@pytest.mark.process
 def test_a_consumer_takes_its_lock_again_when_its_session_is_ended(sandbox, run, followers,
                                                                     pg):
     """Only the connection holding the consumer's lock drops (its session terminated): the
@@ -208,6 +211,7 @@ def test_a_consumer_takes_its_lock_again_when_its_session_is_ended(sandbox, run,
     assert follower.end() == 130
 
 
+@pytest.mark.process
 def test_msg_sync_follow_pulls_what_arrived_while_postgresql_was_stopped(sandbox, run,
                                                                          followers, pg):
     open_kfid, env = pg
@@ -264,6 +268,7 @@ def _batch_across_an_outage(sandbox, run, followers, env, open_kfid, outage) -> 
     return batch
 
 
+@pytest.mark.process
 def test_a_batch_records_what_it_sent_while_postgresql_was_stopped(sandbox, run, followers,
                                                                    pg):
     open_kfid, env = pg
@@ -289,6 +294,7 @@ class _DiskFull:
         resource.prlimit(self.pid, resource.RLIMIT_FSIZE, self.old)
 
 
+@pytest.mark.process
 @pytest.mark.skipif(not hasattr(resource, "prlimit"), reason="needs Linux's prlimit")
 def test_a_batch_records_what_it_sent_while_the_sqlite_disk_was_full(sandbox, run, followers,
                                                                      tmp_path):
@@ -298,6 +304,7 @@ def test_a_batch_records_what_it_sent_while_the_sqlite_disk_was_full(sandbox, ru
                             lambda batch: _DiskFull(batch.popen.pid))
 
 
+@pytest.mark.process
 @pytest.mark.skipif(not hasattr(resource, "prlimit"), reason="needs Linux's prlimit")
 def test_a_consumer_records_its_position_once_the_sqlite_disk_has_room(sandbox, run,
                                                                        followers, tmp_path):

@@ -20,6 +20,7 @@ def accounts(sandbox):
     return sandbox
 
 
+@pytest.mark.process
 def test_table_output_on_a_terminal_is_paged(accounts):
     term = on_terminal(["account", "list"], {**accounts.env, "KFCLI_PAGER": MARK}, columns=80)
     assert term.code == 0, term.err
@@ -28,6 +29,7 @@ def test_table_output_on_a_terminal_is_paged(accounts):
     assert "售后" in term.out and term.err == ""
 
 
+@pytest.mark.process
 @pytest.mark.parametrize("args, env", [
     (["account", "list", "--no-pager"], {"KFCLI_PAGER": MARK}),
     (["--no-pager", "account", "list"], {"KFCLI_PAGER": MARK}),
@@ -43,6 +45,7 @@ def test_not_paged(accounts, args, env):
     assert "Support" in term.out and "PAGED:" not in term.out, term.out
 
 
+@pytest.mark.process
 def test_pager_from_pager_variable_and_kfcli_pager_wins(accounts):
     term = on_terminal(["account", "list"], {**accounts.env, "PAGER": MARK}, columns=80)
     assert term.out.startswith("PAGED:"), term.out
@@ -65,6 +68,7 @@ def test_less_is_the_default_pager():
     assert command({"PAGER": "cat"}) is None and command({"KFCLI_PAGER": " "}) is None
 
 
+@pytest.mark.process
 @pytest.mark.skipif(shutil.which("less") is None, reason="less is not installed")
 def test_less_quits_at_once_when_the_output_fits(accounts):
     term = on_terminal(["account", "list"], {**accounts.env, "KFCLI_PAGER": "less -FRX"},
@@ -73,6 +77,7 @@ def test_less_quits_at_once_when_the_output_fits(accounts):
     assert "Support" in term.out and "Sales" in term.out
 
 
+@pytest.mark.process
 def test_quitting_the_pager_early_ends_quietly(sandbox):
     open_kfid = sandbox.account()
     sandbox.say(open_kfid)  # 179 days of statistics: 179 rows, 6 calls
@@ -83,6 +88,7 @@ def test_quitting_the_pager_early_ends_quietly(sandbox):
     assert len([line for line in term.out.splitlines() if line.strip()]) == 2
 
 
+@pytest.mark.process
 def test_ctrl_c_while_paged_ends_quietly(sandbox):
     open_kfid = sandbox.account()
     sandbox.say(open_kfid)

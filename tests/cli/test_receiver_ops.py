@@ -380,6 +380,7 @@ def test_json_logs_name_the_refusal_and_its_client(home):
     assert TOKEN not in rx.err.decode()
 
 
+@pytest.mark.process
 def test_callbacks_signed_with_the_previous_key_pair_are_accepted_during_rotation(home):
     from tests.cli.test_callback_serve import AES_KEY, ENV, RECEIVE_ID, TOKEN
 
@@ -406,6 +407,7 @@ def test_callbacks_signed_with_the_previous_key_pair_are_accepted_during_rotatio
         assert secret.encode() not in rx.err
 
 
+@pytest.mark.process
 def test_one_receiver_serves_two_corps_on_their_paths_and_nothing_crosses(spawn, run, home,
                                                                          tmp_path):
     corps = {}
