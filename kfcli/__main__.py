@@ -21,10 +21,10 @@ def main(argv: list[str] | None = None) -> None:
 
         sys.exit(answer(shell, args))
     if args in (["--version"], ["-V"]):
-        from kfcli import __version__
+        from kfcli._about import version_line
 
         try:
-            sys.stdout.write(f"kfcli {__version__}\n")
+            sys.stdout.write(version_line() + "\n")
             sys.stdout.flush()
         except OSError as exc:  # `| head -0` or `> /dev/full`: as the full CLI reports it
             os.dup2(os.open(os.devnull, os.O_WRONLY), 1)

@@ -8,7 +8,7 @@ FIELDS = (('corp_id', 'KFCLI_CORP_ID'), ('secret', 'KFCLI_SECRET'), ('token', 'K
 
 TREE = {
     'options': (
-        (('--version', '-V'), None, 'Show the version and exit', False),
+        (('--version', '-V'), None, 'Show the version, the store schema it writes (and the commit, from a checkout),…', False),
         (('--profile', '-p'), 'profile', 'Profile to use', False),
         (('--sandbox',), None, 'Run against the embedded WeCom simulator (state kept in the user data dir)', False),
         (('--debug',), None, 'Trace HTTP requests on stderr (secrets redacted)', False),
@@ -508,6 +508,41 @@ TREE = {
                         (('--before',), 'text', 'Remove messages sent before DATE (default: retention_days ago)', False),
                         (('--dry-run',), None, 'Count what would be removed; remove nothing', False),
                         (('--yes', '-y'), None, 'Do not ask for confirmation (needed in scripts)', False),
+                        (('--output', '-o'), 'format', 'Output format: table, wide (a table with every column), tsv, json or jsonl', False),
+                        (('--json',), None, 'Short for --output json', False),
+                        (('--columns',), 'text', 'Columns to show, comma-separated, in this order (table and tsv; JSON keeps ever…', False),
+                        (('--help', '-h'), None, 'Show help and exit', False),
+                    ),
+                },
+                'backup': {
+                    'help': 'Copy the store (and its media) to a new store file, while it is in use',
+                    'options': (
+                        (('--output', '-o'), 'format', 'Output format: table, wide (a table with every column), tsv, json or jsonl', False),
+                        (('--json',), None, 'Short for --output json', False),
+                        (('--columns',), 'text', 'Columns to show, comma-separated, in this order (table and tsv; JSON keeps ever…', False),
+                        (('--help', '-h'), None, 'Show help and exit', False),
+                    ),
+                    'args': (
+                        ('dest', 'text', 1),
+                    ),
+                },
+                'restore': {
+                    'help': "Replace the store's contents with a backup",
+                    'options': (
+                        (('--yes', '-y'), None, 'Do not ask for confirmation (needed in scripts)', False),
+                        (('--output', '-o'), 'format', 'Output format: table, wide (a table with every column), tsv, json or jsonl', False),
+                        (('--json',), None, 'Short for --output json', False),
+                        (('--columns',), 'text', 'Columns to show, comma-separated, in this order (table and tsv; JSON keeps ever…', False),
+                        (('--help', '-h'), None, 'Show help and exit', False),
+                    ),
+                    'args': (
+                        ('src', 'text', 1),
+                    ),
+                },
+                'migrate': {
+                    'help': "Upgrade the store's schema to this kfcli's (automatic otherwise)",
+                    'options': (
+                        (('--dry-run',), None, 'Say what would change; change nothing', False),
                         (('--output', '-o'), 'format', 'Output format: table, wide (a table with every column), tsv, json or jsonl', False),
                         (('--json',), None, 'Short for --output json', False),
                         (('--columns',), 'text', 'Columns to show, comma-separated, in this order (table and tsv; JSON keeps ever…', False),

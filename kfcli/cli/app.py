@@ -10,7 +10,6 @@ from typing import Annotated
 import typer
 from typer.core import TyperGroup
 
-from kfcli import __version__
 from kfcli.cli.context import AppState, JsonOpt, OutputOpt, invocation, state
 from kfcli.cli.environment import Environment
 from kfcli.core.errors import KfError
@@ -158,7 +157,9 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        state().out.stdout.write(f"kfcli {__version__}\n")
+        from kfcli._about import version_line
+
+        state().out.stdout.write(version_line() + "\n")
         raise typer.Exit()
 
 
@@ -167,7 +168,8 @@ def root(
     version: Annotated[
         bool,
         typer.Option("--version", "-V", callback=_version, is_eager=True,
-                     help="Show the version and exit."),
+                     help="Show the version, the store schema it writes (and the commit, from a "
+                     "checkout), and exit."),
     ] = False,
     profile: Annotated[
         str | None,

@@ -366,3 +366,192 @@ def prune(
         message += (f"\nkept {plural(result.kept_pending, 'older message')} still to be "
                     "written out by a msg sync or receiver (pending outbox)")
     out.done(doc, message)
+
+
+def _configured() -> tuple[str, str, str]:
+    """(url, backend, the URL with its password masked) of the configured store."""
+    from kfcli.core.store import display_url, parse, resolve_url
+
+    url, _source = resolve_url(state().settings())
+    backend, _location = parse(url)
+    return url, backend, display_url(url)
+
+
+DestArg = Annotated[str, typer.Argument(
+    metavar="DEST", help="The new store file to write (an absolute path or sqlite:///PATH).",
+    show_default=False)]
+
+
+@app.command("backup", epilog=f"""Examples:
+
+  kfcli store backup /backup/kfcli-$(date +%F).db
+
+  KFCLI_STORE=/backup/kfcli-2026-12-07.db kfcli msg history wkAbC123 --limit 5
+
+Copies the configured SQLite store while receivers, msg sync and consumers keep writing: one
+consistent snapshot (SQLite's online backup API) of the messages, cursors, consumer
+positions, replies and sends, and the archived media files it names, copied beside DEST
+(DEST.media/, or media/ when DEST is named store.db) as for any store. DEST is a store: point
+KFCLI_STORE at it to read it, or `kfcli store restore DEST` to bring it back. DEST and its
+media directory must not exist (a backup never overwrites); DEST appears only once complete.
+Copying store.db of a running store is not a backup: the latest messages are in its
+write-ahead log (store.db-wal) until the next checkpoint.
+A PostgreSQL store is backed up with pg_dump (exit 3 says how). -o json: {{"path",
+"schema_version", "messages", "media_files", "media_bytes", "missing_media"}}.
+
+{EXIT_CODES} 2 when DEST exists.""")
+@with_output
+def backup(dest: DestArg) -> None:
+    """Copy the store (and its media) to a new store file, while it is in use."""
+    from kfcli.core.store import open_store, parse
+
+    target = _sqlite_path(dest, "DEST")
+    url, _backend, _shown = _configured()
+    parse(url)
+    with open_store(url) as store:
+        result = store.backup(target)
+    message = (f"backed up {plural(result.messages, 'message')} and "
+               f"{plural(result.media_files, 'media file')} ({_size(result.media_bytes)}) to "
+               f"{result.path} (schema {result.schema_version})")
+    if result.missing_media:
+        message += (f"\n{plural(result.missing_media, 'archived media file')} had been removed "
+                    "from the store meanwhile (store prune); the backup fetches them again if "
+                    "WeCom still has them")
+    state().out.done(result.as_dict(), message)
+
+
+def _sqlite_path(value: str, what: str):
+    from pathlib import Path
+
+    from kfcli.core.errors import ConfigError, ValidationError
+    from kfcli.core.store import parse
+
+    try:
+        backend, location = parse(value)
+    except ConfigError as exc:
+        raise ValidationError(what, exc.message) from None
+    if backend != "sqlite":
+        raise ValidationError(what, "a backup is an SQLite store file: an absolute path or "
+                              "sqlite:///PATH")
+    return Path(location)
+
+
+@app.command("restore", epilog=f"""Examples:
+
+  kfcli store restore /backup/kfcli-2026-12-07.db
+
+  KFCLI_STORE=/srv/kf/store.db kfcli store restore /backup/kf-1207.db --yes
+
+Replaces everything in the configured SQLite store with the backup SRC (a file `kfcli store
+backup` wrote, or any kfcli store file), and adds SRC's archived media to the store's.
+Stop every receiver, msg sync, follower and consumer using the store first: restore refuses
+(exit 3) while any process has it open. Asks for confirmation on a terminal when the store
+exists; scripts pass --yes. Consumers resume from the positions in the backup: messages
+stored after the backup was taken are pulled again by the next msg sync or receiver as long
+as WeCom still keeps them (3 days). A PostgreSQL store is restored with pg_restore. -o json:
+{{"path", "schema_version", "messages", "media_files", "media_bytes", "missing_media"}}.
+
+{EXIT_CODES}""")
+@with_output
+def restore(
+    src: Annotated[str, typer.Argument(metavar="SRC", help="The backup (a store file).",
+                                       show_default=False)],
+    yes: YesOpt = False,
+) -> None:
+    """Replace the store's contents with a backup."""
+    from kfcli.core.errors import ConfigError
+    from kfcli.core.store import parse
+    from kfcli.core.store.base import PG_BACKUP_HINT
+    from kfcli.core.store.sqlite import SqliteStore
+
+    source = _sqlite_path(src, "SRC")
+    if not source.is_file():
+        raise ConfigError(f"no backup at {source}", hint="`kfcli store backup DEST` writes one")
+    url, backend, shown = _configured()
+    if backend != "sqlite":
+        raise ConfigError(f"kfcli store restore restores an SQLite store; {shown} is a "
+                          "PostgreSQL store: restore it with pg_restore", hint=PG_BACKUP_HINT)
+    _backend, location = parse(url)
+    from pathlib import Path
+
+    if Path(location).exists():
+        confirm(f"Replace everything in the store {shown} with the backup {source}?", yes=yes)
+    from kfcli.core.store import wal_mb
+
+    store = SqliteStore(Path(location), wal_mb=wal_mb())
+    try:
+        result = store.restore(source)
+    finally:
+        store.close()
+    state().out.done(result.as_dict(),
+                     f"restored {plural(result.messages, 'message')} and added "
+                     f"{plural(result.media_files, 'media file')} ({_size(result.media_bytes)}) "
+                     f"from {source} into {shown} (schema {result.schema_version})")
+
+
+@app.command("migrate", epilog=f"""Examples:
+
+  kfcli store migrate --dry-run
+
+  kfcli store migrate
+
+Upgrades the configured store to the schema this kfcli writes (`kfcli --version` names it).
+Every kfcli upgrades a store by itself when it first opens it; this command is for
+operators who upgrade deliberately, and --dry-run says what would change and whether hosts
+still running the previous build keep working on the migrated store.
+Upgrading hosts one by one (a store shared over PostgreSQL): install the new build on one
+host, run `kfcli store migrate --dry-run` there, then `kfcli store migrate`, then replace the
+other hosts one at a time. When --dry-run says older builds cannot use the migrated store,
+stop the hosts on older builds before migrating: they refuse the store (exit 3, at start or at
+their next write) until they run the new build.
+-o json: {{"url", "schema_version", "target", "steps": [{{"version", "adds"}}],
+"compatible_from", "older_builds_keep_working", "dry_run", "migrated"}}.
+
+{EXIT_CODES}""")
+@with_output
+def migrate(
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Say what would change; change nothing.")] = False,
+) -> None:
+    """Upgrade the store's schema to this kfcli's (automatic otherwise)."""
+    from pathlib import Path
+
+    from kfcli.core.errors import ConfigError
+    from kfcli.core.store import SCHEMA_VERSION, open_store, parse
+    from kfcli.core.store.base import SCHEMA_STEPS, compatible_from
+
+    url, backend, shown = _configured()
+    if dry_run and backend == "sqlite" and not Path(parse(url)[1]).exists():
+        raise ConfigError(f"no store at {parse(url)[1]}: nothing to migrate (a new store is "
+                          "created at the current schema)")
+    with open_store(url, migrate=False) as store:
+        version = store.schema_version()
+        migrated = False
+        if not dry_run and version < SCHEMA_VERSION:
+            version, _after = store.migrate()
+            migrated = True
+    steps = [{"version": v, "adds": SCHEMA_STEPS.get(v, ("(not described)", v))[0]}
+             for v in range(version + 1, SCHEMA_VERSION + 1)]
+    floor = compatible_from(SCHEMA_VERSION)
+    keep = bool(version) and floor <= version
+    doc = {"url": shown, "schema_version": SCHEMA_VERSION if migrated else version,
+           "target": SCHEMA_VERSION, "steps": steps, "compatible_from": floor,
+           "older_builds_keep_working": keep or not steps, "dry_run": dry_run,
+           "migrated": migrated}
+    out = state().out
+    if version >= SCHEMA_VERSION:
+        out.done(doc, f"the store {shown} is at schema {version}: nothing to migrate "
+                 f"(this kfcli writes {SCHEMA_VERSION})")
+        return
+    verb = "would migrate" if dry_run else "migrated"
+    lines = [f"{verb} the store {shown} from schema {version} to {SCHEMA_VERSION}:"]
+    lines += [f"  {s['version']}: {s['adds']}" for s in steps]
+    if not version:
+        lines.append("a new store: no build has used it yet")
+    elif keep:
+        lines.append(f"hosts still running a build of schema {version} keep working on it "
+                     "until they are replaced")
+    else:
+        lines.append(f"hosts running a build of schema {version} cannot use it afterwards: "
+                     "stop them before migrating, and start them with this build")
+    out.done(doc, "\n".join(lines))

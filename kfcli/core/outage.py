@@ -135,11 +135,11 @@ def _iterate(rows: Iterator[Any]) -> Iterator[Any]:
 
 @contextmanager
 def _tagged() -> Iterator[None]:
-    from kfcli.core.store.base import MediaMissing
+    from kfcli.core.store.base import MediaMissing, SchemaTooNew
 
     try:
         yield
-    except (StoreUnavailable, MediaMissing):
+    except (StoreUnavailable, MediaMissing, SchemaTooNew):  # an answer, or a reason to stop
         raise
     except KfError as exc:
         raise StoreUnavailable(exc) from exc

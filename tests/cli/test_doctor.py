@@ -297,6 +297,7 @@ def test_store_written_by_a_newer_kfcli_is_refused_and_left_alone(kf, tmp_path):
     assert kf("store", "status", env=env).code == 0
     with sqlite3.connect(path) as conn:
         conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+        conn.execute("DELETE FROM meta WHERE key = 'compatible_from'")
     conn.close()
     r = kf("doctor", "-o", "json", env=env)
     assert r.code == 3

@@ -24,6 +24,7 @@ from kfcli.core.errors import ConfigError
 from kfcli.core.store.base import (
     SCHEMA_VERSION,
     AccountStatus,
+    Backup,
     Committed,
     ConsumerStatus,
     CursorMoved,
@@ -38,6 +39,7 @@ from kfcli.core.store.base import (
 __all__ = [
     "SCHEMA_VERSION",
     "AccountStatus",
+    "Backup",
     "Committed",
     "ConsumerStatus",
     "CursorMoved",
@@ -147,16 +149,39 @@ def resolve_url(settings=None) -> tuple[str, str]:
     return default_url(), "default"
 
 
-def open_store(url: str | None = None, *, settings=None) -> Store:
+#: An SQLite store's write-ahead log is checkpointed once it holds this many MB (default 64;
+#: lower on a small disk, at some cost to `msg sync`'s ingest rate).
+WAL_ENV_VAR = "KFCLI_SQLITE_WAL_MB"
+
+
+def wal_mb() -> float | None:
+    """KFCLI_SQLITE_WAL_MB (ConfigError, exit 3, when it is not a number of MB from 1)."""
+    value = os.environ.get(WAL_ENV_VAR, "").strip()
+    if not value:
+        return None
+    try:
+        mb = float(value)
+    except ValueError:
+        mb = 0.0
+    if not 1 <= mb <= 1024 * 1024:
+        raise ConfigError(f"{WAL_ENV_VAR}={value!r} is not a size in MB (1 or more)",
+                          hint=f"e.g. {WAL_ENV_VAR}=4 checkpoints the write-ahead log every "
+                          "4 MB; unset it for the default (64)")
+    return mb
+
+
+def open_store(url: str | None = None, *, settings=None, migrate: bool = True) -> Store:
     """Open (and on first use create or upgrade) the store at `url` (default: resolved from
-    KFCLI_STORE, the profile, then the default SQLite file)."""
+    KFCLI_STORE, the profile, then the default SQLite file). `migrate=False` opens it as it
+    is (`kfcli store migrate --dry-run`): only `schema_version`, `schema_notes` and
+    `migrate` are meant for a store opened so."""
     if url is None:
         url, _ = resolve_url(settings)
     backend, location = parse(url)
     if backend == "sqlite":
         from kfcli.core.store.sqlite import SqliteStore
 
-        return SqliteStore(Path(location))
+        return SqliteStore(Path(location), migrate=migrate, wal_mb=wal_mb())
     try:
         from kfcli.core.store.postgres import PostgresStore
     except ImportError as exc:
@@ -164,4 +189,4 @@ def open_store(url: str | None = None, *, settings=None) -> Store:
             raise
         raise ConfigError("a postgresql:// store needs psycopg, which is not installed",
                           hint="pip install 'kfcli[postgres]'") from None
-    return PostgresStore(location)
+    return PostgresStore(location, migrate=migrate)

@@ -29,16 +29,64 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
 
-from kfcli.core.errors import KfError
+from kfcli._about import STORE_SCHEMA
+from kfcli.core.errors import ConfigError, KfError
 
 #: The schema this kfcli writes. A store with a higher version was written by a newer kfcli
 #: and is refused, never altered; a lower one is upgraded in place.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = STORE_SCHEMA  # kept in kfcli._about, for `kfcli --version`
 
-#: Version 2 added the searchable text of each message (`msg search`, `msg history --grep`);
-#: version 3 the media archive (each media message's bytes, fetched after it is stored).
+#: What each schema version added (`kfcli store migrate --dry-run` lists it), and the oldest
+#: schema whose builds keep working on a store migrated to it. A step that only adds what
+#: older builds never touch (a table of their own) leaves them working; a step whose data
+#: older builds would not fill in does not: version 3's media archive was not filled in by
+#: builds of version 2, whose images were then never archived. A version missing here counts
+#: as one no older build can use.
+SCHEMA_STEPS: dict[int, tuple[str, int]] = {
+    1: ("messages, cursors, callbacks and consumer positions", 1),
+    2: ("the searchable text of each message (msg search, msg history --grep)", 2),
+    3: ("the media archive, and the replies and sends of msg send --batch", 3),
+    4: ("the receiver's pull bookkeeping and the callbacks taken (tables pulls, "
+        "seen_callbacks: builds of schema 3 never use them)", 3),
+}
+
+
+def compatible_from(version: int) -> int:
+    """The oldest schema whose builds can keep using a store of schema `version`."""
+    return max((SCHEMA_STEPS.get(k, ("", k))[1] for k in range(1, version + 1)), default=0)
+
+
+class SchemaTooNew(ConfigError):
+    """The store was migrated past what this build can use (exit 3): a configuration
+    error, never an outage to ride out: a follower stops at once rather than wait."""
+
+
+def usable_schema(meta: dict[str, str], where: str) -> bool:
+    """From a store's meta (schema_version, compatible_from, migrated_by): False for a store
+    of this build's schema or older; True for a newer one this build can still use (its
+    compatible_from); SchemaTooNew (exit 3) for any other."""
+    version = int(meta.get("schema_version", 0))
+    if version <= SCHEMA_VERSION:
+        return False
+    if int(meta.get("compatible_from", version)) <= SCHEMA_VERSION:
+        return True
+    raise newer_schema(where, version, meta.get("migrated_by"))
+
+
+def newer_schema(where: str, version: int, written_by: str | None) -> KfError:
+    """A store migrated past what this build can use: refused, never altered (exit 3)."""
+    from kfcli import __version__
+
+    by = f"migrated by a newer kfcli: {written_by}" if written_by else "written by a newer kfcli"
+    return SchemaTooNew(
+        f"the store {where} has schema version {version} ({by}); this kfcli {__version__} "
+        f"writes schema {SCHEMA_VERSION} and cannot use it: it stopped and left the store "
+        "untouched",
+        hint="upgrade kfcli on this host to the build that migrated the store (pip install "
+        "-U kfcli); to upgrade hosts one by one, see `kfcli store migrate --help`")
 
 
 class Incoming(NamedTuple):
@@ -439,6 +487,30 @@ class Lock(ABC):
         self.release()
 
 
+PG_BACKUP_HINT = (
+    "pg_dump --format=custom --file=kfcli.dump 'postgresql://USER@HOST/DB' dumps the whole "
+    "database in one consistent snapshot while receivers write (every table: messages, "
+    "cursors, consumer positions, replies, sends, and the media archive's bytes in "
+    "media_parts); restore it into an empty database with pg_restore --dbname=... kfcli.dump")
+
+
+@dataclass(frozen=True)
+class Backup:
+    """What `Store.backup` copied."""
+
+    path: Path
+    schema_version: int
+    messages: int
+    media_files: int
+    media_bytes: int
+    missing_media: int  # archived files gone from the source (pruned meanwhile)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"path": str(self.path), "schema_version": self.schema_version,
+                "messages": self.messages, "media_files": self.media_files,
+                "media_bytes": self.media_bytes, "missing_media": self.missing_media}
+
+
 class Store(ABC):
     """One store. Thread-safe; a forked child reconnects on first use."""
 
@@ -698,6 +770,27 @@ class Store(ABC):
 
     @abstractmethod
     def schema_version(self) -> int: ...
+
+    @abstractmethod
+    def schema_notes(self) -> dict[str, str]:
+        """What the last migration recorded: `compatible_from` (the oldest schema whose
+        builds keep working on this store) and `migrated_by` (the build that migrated it);
+        empty for a store migrated before either was recorded."""
+
+    @abstractmethod
+    def migrate(self) -> tuple[int, int]:
+        """Upgrade the store to SCHEMA_VERSION (schema version before, after). Opening a
+        store does this by itself unless it is opened with `migrate=False`; a store of a
+        newer schema that this build can still use (its `compatible_from`) is left as is."""
+
+    def backup(self, dest: Path) -> Backup:
+        """Copy the store, consistent while others write, to the new SQLite store `dest`
+        (its media beside it). Only an SQLite store can; others raise ConfigError."""
+        from kfcli.core.errors import ConfigError
+
+        raise ConfigError(
+            f"kfcli store backup copies an SQLite store; {self.display_url} is a PostgreSQL "
+            "store: back it up with pg_dump", hint=PG_BACKUP_HINT)
 
     @abstractmethod
     def close(self) -> None: ...

@@ -65,6 +65,7 @@ from kfcli.core.store.base import (
     Row,
     Store,
     callback_row,
+    compatible_from,
     derived,
     file_digest,
     like_escape,
@@ -72,6 +73,7 @@ from kfcli.core.store.base import (
     one_row,
     search_query,
     search_text,
+    usable_schema,
 )
 
 CONNECT_TIMEOUT = 5  # seconds, for each connection attempt (libpq's connect_timeout)
@@ -251,8 +253,8 @@ MIGRATIONS: dict[int, list[str]] = {
 }
 assert max(MIGRATIONS) == SCHEMA_VERSION
 
-_SET_VERSION = ("INSERT INTO meta (key, value) VALUES ('schema_version', %s) "
-                "ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+_SET_META = ("INSERT INTO meta (key, value) VALUES (%s, %s) "
+             "ON CONFLICT (key) DO UPDATE SET value = excluded.value")
 
 _ENSURE_ACCOUNT = ("INSERT INTO accounts (corp_id, open_kfid) VALUES (%s, %s) "
                    "ON CONFLICT (corp_id, open_kfid) DO NOTHING")
@@ -403,7 +405,7 @@ class PostgresStore(Store):
 
     backend = "postgresql"
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, migrate: bool = True) -> None:
         self.display_url = display_url(url)
         self._url = url
         self._encoding: str | None = None  # server_encoding, see _server_encoding
@@ -429,7 +431,10 @@ class PostgresStore(Store):
         # A connection of our own first: its failure says why (a pool only times out).
         conn = self._connect()
         try:
-            self._migrate(conn)
+            if migrate:
+                self._migrate(conn)
+            else:
+                self._usable(self._meta(conn, exists=False))
         finally:
             conn.close()
         self._get_pool()
@@ -596,10 +601,32 @@ class PostgresStore(Store):
                               f"table says schema_version {row[0]!r}); it was left untouched",
                               hint="use another database for the store") from None
 
+    def _meta(self, conn: psycopg.Connection, *, exists: bool = True) -> dict[str, str]:
+        if not exists and not self._version(conn):
+            return {}
+        return dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('schema_version', "
+                                 "'compatible_from', 'migrated_by')").fetchall())
+
+    def _usable(self, meta: dict[str, str]) -> bool:
+        return usable_schema(meta, self.display_url)
+
+    def schema_notes(self) -> dict[str, str]:
+        with self._connection() as conn:
+            meta = self._meta(conn, exists=False)
+        return {k: v for k, v in meta.items() if k != "schema_version"}
+
+    def migrate(self) -> tuple[int, int]:
+        with self._connection() as conn:
+            before = self._version(conn)
+            self._migrate(conn)
+            return before, self._version(conn)
+
     def _migrate(self, conn: psycopg.Connection) -> None:
         try:
             version = self._version(conn)
             if version == SCHEMA_VERSION:
+                return
+            if version > SCHEMA_VERSION and self._usable(self._meta(conn)):
                 return
             if version < SCHEMA_VERSION:
                 with conn.transaction():
@@ -618,14 +645,17 @@ class PostgresStore(Store):
                             else:
                                 conn.execute(statement)
                     if version < SCHEMA_VERSION:
-                        conn.execute(_SET_VERSION, (str(SCHEMA_VERSION),))
+                        from kfcli._about import version_line
+
+                        for key, value in (("schema_version", str(SCHEMA_VERSION)),
+                                           ("compatible_from",
+                                            str(compatible_from(SCHEMA_VERSION))),
+                                           ("migrated_by", version_line())):
+                            conn.execute(_SET_META, (key, value))
         except psycopg.Error as exc:
             raise self._error(exc) from None
-        if version > SCHEMA_VERSION:
-            raise ConfigError(f"the store {self.display_url} has schema version {version}, "
-                              f"written by a newer kfcli (this one knows {SCHEMA_VERSION}); "
-                              "it was left untouched", hint="upgrade kfcli (pip install -U "
-                              "kfcli)")
+        if version > SCHEMA_VERSION:  # migrated meanwhile by a newer build
+            self._usable(self._meta(conn))
 
     @staticmethod
     def _backfill_search_text(conn: psycopg.Connection) -> None:
@@ -706,6 +736,9 @@ class PostgresStore(Store):
                  _text(m.msgtype), m.send_time, _text(m.text), _text(m.searchable()))
                 for m in messages]
         with self._transaction() as conn:
+            # A store migrated under this process to a schema it cannot use: stop before
+            # storing anything it would store incompletely (once per page: one small read).
+            self._usable(self._meta(conn))
             conn.execute(_ENSURE_ACCOUNT, (corp_id, open_kfid))
             row = conn.execute("SELECT cursor FROM accounts WHERE corp_id = %s AND "
                                "open_kfid = %s FOR UPDATE", (corp_id, open_kfid)).fetchone()

@@ -28,6 +28,7 @@ from kfcli.core.store.base import (
     MEDIA_TYPES,
     SCHEMA_VERSION,
     AccountStatus,
+    Backup,
     Committed,
     ConsumerStatus,
     CursorMoved,
@@ -44,14 +45,32 @@ from kfcli.core.store.base import (
     Row,
     Store,
     callback_row,
+    compatible_from,
     derived,
     file_digest,
     media_id_of,
     search_query,
     search_text,
+    usable_schema,
 )
 
 BUSY_TIMEOUT = 60.0
+
+#: The write-ahead log is folded back into the store (checkpointed) once it holds this much,
+#: and cut back to it afterwards. Large: `msg sync` ingests fastest with few checkpoints.
+#: Small disks set `sqlite_wal_mb` (KFCLI_SQLITE_WAL_MB) lower: every checkpoint costs a
+#: write of the pages changed since the last one, so ingest slows a little.
+WAL_MB = 64
+
+#: The named lock that `backup` holds while it copies media files and `prune` while it
+#: removes unused ones: a file the backup's snapshot names is never removed under it.
+MEDIA_FILES_LOCK = "store-media-files"
+
+
+def media_dir_of(path: Path) -> Path:
+    """Where a store file keeps its archived media: `media/` beside `store.db`; `NAME.media/`
+    beside a store file of any other name (two stores in one directory never share files)."""
+    return path.parent / ("media" if path.name == "store.db" else path.name + ".media")
 
 SCHEMA = [
     """CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)""",
@@ -222,6 +241,48 @@ _HEX2 = re.compile("[0-9a-f]{2}")
 _SHA256 = re.compile("[0-9a-f]{64}")
 
 
+def _copy_media(shas: Sequence[str], source: Path, dest: Path, *, under: Path
+                ) -> tuple[int, int, list[str]]:
+    """Copy the content-addressed files `shas` from one media directory to another (0600
+    files in 0700 directories, each complete and synced before its name appears; a file
+    already there is the same content and is kept). (files copied, bytes, shas missing)."""
+    import shutil
+
+    from kfcli.core.files import ensure_private_dir
+
+    files = size = 0
+    missing: list[str] = []
+    for sha in shas:
+        if not _SHA256.fullmatch(sha):
+            continue
+        target = dest / sha[:2] / sha
+        if target.exists():
+            continue
+        try:
+            reader = open(source / sha[:2] / sha, "rb")  # noqa: SIM115 - closed below
+        except FileNotFoundError:
+            missing.append(sha)
+            continue
+        with reader:
+            directory = ensure_private_dir(target.parent, under=under)
+            tmp = directory / f".{sha}.partial-{os.getpid()}"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0),
+                         0o600)
+            try:
+                with os.fdopen(fd, "wb") as writer:
+                    shutil.copyfileobj(reader, writer, MEDIA_CHUNK)
+                    writer.flush()
+                    os.fsync(writer.fileno())
+                    size += writer.tell()
+                os.replace(tmp, target)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
+                raise
+        files += 1
+    return files, size, missing
+
+
 def _older(path: Path, than: float) -> bool:
     try:
         return path.lstat().st_mtime < than
@@ -283,8 +344,12 @@ class SqliteStore(Store):
 
     backend = "sqlite"
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, migrate: bool = True, wal_mb: float | None = None
+                 ) -> None:
         self.path = Path(path)
+        wal = float(wal_mb) if wal_mb else WAL_MB
+        self._wal_pages = max(1, int(wal * 256))  # pages of 4 KiB
+        self._wal_bytes = max(4096, int(wal * 1024 * 1024))
         self.display_url = "sqlite:///" + str(self.path).lstrip("/")
         self._local = threading.local()
         self._pid = os.getpid()
@@ -302,7 +367,8 @@ class SqliteStore(Store):
             # after WeCom was asked (the pull is repeated, but the user deserves it now).
             raise ConfigError(f"cannot write to the store {self.path} (read-only)",
                               hint="check the file's and its directory's permissions")
-        self._migrate()
+        if migrate:
+            self._migrate()
 
     # ------------------------------------------------------------------ connections
 
@@ -349,7 +415,8 @@ class SqliteStore(Store):
                                        isolation_level=None, check_same_thread=False)
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=NORMAL")
-                conn.execute("PRAGMA wal_autocheckpoint=16384")
+                conn.execute(f"PRAGMA wal_autocheckpoint={self._wal_pages}")
+                conn.execute(f"PRAGMA journal_size_limit={self._wal_bytes}")
             except sqlite3.Error as exc:
                 raise self._error(exc) from None
             with self._guard:
@@ -450,11 +517,10 @@ class SqliteStore(Store):
             raise self._error(exc) from None
         try:
             names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
-            version = 0
+            version, meta = 0, {}
             if "meta" in names:
-                row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'"
-                                   ).fetchone()
-                version = int(row[0]) if row else 0
+                meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+                version = int(meta.get("schema_version", 0))
         except (sqlite3.Error, ValueError) as exc:
             raise self._error(sqlite3.DatabaseError(f"not a database: {exc}")) from None
         finally:
@@ -463,13 +529,28 @@ class SqliteStore(Store):
             raise ConfigError(f"{self.path} is an SQLite database of something else, not a "
                               "kfcli store; it was left untouched",
                               hint="set KFCLI_STORE to a new file, or move this one away")
-        if version > SCHEMA_VERSION:
-            raise self._newer(version)
+        self._usable(meta)
 
-    def _newer(self, version: int) -> ConfigError:
-        return ConfigError(f"the store {self.path} has schema version {version}, written by a "
-                           f"newer kfcli (this one knows {SCHEMA_VERSION}); it was left "
-                           "untouched", hint="upgrade kfcli (pip install -U kfcli)")
+    def _usable(self, meta: dict[str, str]) -> bool:
+        return usable_schema(meta, str(self.path))
+
+    def _meta(self, conn: sqlite3.Connection) -> dict[str, str]:
+        return dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('schema_version', "
+                                 "'compatible_from', 'migrated_by')").fetchall())
+
+    def schema_notes(self) -> dict[str, str]:
+        try:
+            if not self._version():
+                return {}
+            meta = self._meta(self._conn())
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
+        return {k: v for k, v in meta.items() if k != "schema_version"}
+
+    def migrate(self) -> tuple[int, int]:
+        before = self.schema_version()
+        self._migrate()
+        return before, self.schema_version()
 
     def _migrate(self) -> None:
         try:
@@ -478,9 +559,9 @@ class SqliteStore(Store):
             raise self._error(exc) from None
         if version == SCHEMA_VERSION:
             return
-        if version > SCHEMA_VERSION:
-            raise self._newer(version)
         try:
+            if version > SCHEMA_VERSION and self._usable(self._meta(self._conn())):
+                return
             with self._write() as conn:
                 if self._version() >= SCHEMA_VERSION:  # another process got there first
                     return
@@ -504,8 +585,12 @@ class SqliteStore(Store):
                     self._add_media(conn)
                 for statement in OPERATIONS_SCHEMA:  # version 4: the receiver's operations
                     conn.execute(statement)
-                conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES "
-                             "('schema_version', ?)", (str(SCHEMA_VERSION),))
+                from kfcli._about import version_line
+
+                conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [
+                    ("schema_version", str(SCHEMA_VERSION)),
+                    ("compatible_from", str(compatible_from(SCHEMA_VERSION))),
+                    ("migrated_by", version_line())])
         except sqlite3.Error as exc:
             raise self._error(exc) from None
 
@@ -617,6 +702,9 @@ class SqliteStore(Store):
                     emit_from: int = 0) -> Committed:
         now = time.time()
         with self._write() as conn:
+            # A store migrated under this process to a schema it cannot use: stop before
+            # storing anything it would store incompletely (once per page: one small read).
+            self._usable(self._meta(conn))
             row = conn.execute("SELECT cursor FROM accounts WHERE corp_id = ? AND "
                                "open_kfid = ?", (corp_id, open_kfid)).fetchone()
             if (row[0] if row else None) != expected:
@@ -1028,17 +1116,16 @@ class SqliteStore(Store):
                              f"{pending})", (corp_id, before))
                 conn.execute(f"DELETE {callbacks}", (corp_id, before, corp_id))
         if not dry_run:
-            files, size = self._prune_media(corp_id)
+            with self._media_files():
+                files, size = self._prune_media(corp_id)
         return Pruned(before, counts, n_callbacks, kept, files, size)
 
     # ------------------------------------------------------------------ media archive
 
     @property
     def media_dir(self) -> Path:
-        """Where the archived media are: `media/` beside `store.db`; `NAME.media/` beside a
-        store file of any other name (two stores in one directory never share files)."""
-        name = "media" if self.path.name == "store.db" else self.path.name + ".media"
-        return self.path.parent / name
+        """Where the archived media are (`media_dir_of`)."""
+        return media_dir_of(self.path)
 
     def _media_path(self, sha256: str) -> Path:
         return self.media_dir / sha256[:2] / sha256
@@ -1220,6 +1307,128 @@ class SqliteStore(Store):
                         removed += 1
                         size += info.st_size
         return removed, size
+
+    @contextmanager
+    def _media_files(self) -> Iterator[None]:
+        """Held while media files are copied (backup) or removed (prune)."""
+        lock = self.lock(MEDIA_FILES_LOCK, wait=BUSY_TIMEOUT)
+        if lock is None:
+            raise KfError(f"the media files of {self.path} stayed locked for "
+                          f"{BUSY_TIMEOUT:.0f} s", hint="a store backup or prune is running")
+        with lock:
+            yield
+
+    # ------------------------------------------------------------------ backup and restore
+
+    def backup(self, dest: Path) -> Backup:
+        """One snapshot of the store (SQLite's online backup API, in one step: writers go on
+        meanwhile) written to `dest`, which must not exist, and the media files it names
+        copied beside it (`media_dir_of(dest)`). `dest` appears only once complete."""
+        from kfcli.core.errors import UsageError
+        from kfcli.core.files import ensure_private_dir
+
+        dest = Path(dest)
+        media = media_dir_of(dest)
+        for path in (dest, media):
+            if os.path.lexists(path):
+                raise UsageError(f"{path} already exists: a backup never overwrites anything",
+                                 hint="name a new file, or move the old backup away")
+        if dest.resolve() == self.path.resolve():
+            raise UsageError(f"{dest} is the store itself")
+        ensure_private_dir(dest.parent)
+        tmp = dest.parent / f".{dest.name}.partial-{os.getpid()}"
+        made_media = False
+        try:
+            with self._media_files():
+                out = sqlite3.connect(str(tmp), isolation_level=None)
+                try:
+                    os.chmod(tmp, 0o600)
+                    self._conn().backup(out)  # one step: one consistent snapshot
+                    shas = [r[0] for r in out.execute(
+                        "SELECT DISTINCT sha256 FROM media WHERE state = 'archived' AND "
+                        "sha256 IS NOT NULL")]
+                    made_media = bool(shas)
+                    files, size, missing = _copy_media(shas, self.media_dir, media,
+                                                       under=dest.parent)
+                    if missing:  # pruned while the snapshot was taken: fetched again if kept
+                        out.executemany(
+                            "UPDATE media SET state = 'pending', next_try = 0, sha256 = NULL, "
+                            "size = NULL, archived_at = NULL, error = 'missing from the "
+                            "store when the backup was taken' WHERE sha256 = ?",
+                            [(sha,) for sha in missing])
+                    messages = out.execute("SELECT COUNT(*) FROM messages").fetchone()[0]
+                    version = int(out.execute("SELECT value FROM meta WHERE key = "
+                                              "'schema_version'").fetchone()[0])
+                    out.execute("INSERT OR REPLACE INTO meta (key, value) VALUES "
+                                "('backup_taken_at', ?)", (str(time.time()),))
+                    out.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                finally:
+                    out.close()
+                with open(tmp, "rb") as f:
+                    os.fsync(f.fileno())
+                os.link(tmp, dest)  # never over a file that appeared meanwhile
+        except sqlite3.Error as exc:
+            if made_media:
+                import shutil
+
+                shutil.rmtree(media, ignore_errors=True)
+            raise self._error(exc) from None
+        except OSError as exc:
+            raise ConfigError(f"cannot write the backup {dest}: {exc.strerror}",
+                              hint="check the directory's permissions and free space") from None
+        finally:
+            for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
+                with contextlib.suppress(OSError):
+                    leftover.unlink()
+        return Backup(dest, version, messages, files, size, len(missing))
+
+    def restore(self, src: Path) -> Backup:
+        """Replace this store's contents with the backup `src` (a store file that `backup`
+        wrote, or any kfcli SQLite store), and add its media files to this store's. Refused
+        (KfError, exit 3) while another process has the store open: stop receivers,
+        followers and consumers first."""
+        src = Path(src)
+        source = SqliteStore(src, migrate=False)  # refuses what is not a usable kfcli store
+        try:
+            if src.resolve() == self.path.resolve():
+                from kfcli.core.errors import UsageError
+
+                raise UsageError(f"{src} is the store itself")
+            self.close()
+            conn = sqlite3.connect(str(self.path), isolation_level=None, timeout=0)
+            try:
+                # Exclusive for the whole restore: no other process may have the store open
+                # (its numbering of accounts would no longer match), nor open it meanwhile.
+                conn.execute("PRAGMA locking_mode=EXCLUSIVE")
+                try:
+                    conn.execute("BEGIN EXCLUSIVE")
+                    conn.execute("COMMIT")
+                except sqlite3.OperationalError:
+                    raise ConfigError(f"the store {self.path} is in use by another process; "
+                                      "nothing was restored", hint="stop every receiver, msg "
+                                      "sync, follower and consumer using it, then restore "
+                                      "again") from None
+                snap = source._conn()
+                shas = [r[0] for r in snap.execute(
+                    "SELECT DISTINCT sha256 FROM media WHERE state = 'archived' AND "
+                    "sha256 IS NOT NULL")]
+                files, size, missing = _copy_media(shas, source.media_dir, self.media_dir,
+                                                   under=self.path.parent)
+                snap.backup(conn)
+                messages = conn.execute("SELECT COUNT(*) FROM messages").fetchone()[0]
+                conn.execute("DELETE FROM meta WHERE key = 'backup_taken_at'")
+            except sqlite3.Error as exc:
+                raise self._error(exc) from None
+            except OSError as exc:
+                raise ConfigError(f"cannot restore into {self.path}: {exc.strerror}",
+                                  hint="check permissions and free space") from None
+            finally:
+                conn.close()
+        finally:
+            source.close()
+        self._numbers.clear()
+        self._migrate()
+        return Backup(self.path, self.schema_version(), messages, files, size, len(missing))
 
     # ------------------------------------------------------------------ operators
 
