@@ -792,6 +792,8 @@ TREE = {
                                 (('--similar',), 'text', 'A similar question (repeatable; replaces all of them on update)', True),
                                 (('--attachment',), '@file', 'Attachment JSON, e.g. {"msgtype":"link","link":{…}} or @FILE (repeatable, up to…', True),
                                 (('--image',), 'file', 'Image file to attach (uploaded; repeatable)', True),
+                                (('--keep-attachments',), None, "Keep the answer's current attachments with the new --answer", False),
+                                (('--yes', '-y'), None, 'Do not ask for confirmation (needed in scripts)', False),
                                 (('--output', '-o'), 'format', 'Output format: table, wide (a table with every column), tsv, json or jsonl', False),
                                 (('--json',), None, 'Short for --output json', False),
                                 (('--columns',), 'text', 'Columns to show, comma-separated, in this order (table and tsv; JSON keeps ever…', False),

@@ -37,6 +37,7 @@ def rows(path: Path, sql: str) -> list[tuple]:
         conn.close()
 
 
+@pytest.mark.process
 def test_backup_while_a_follower_writes_then_restore(kf, sandbox, spawn, tmp_path):
     live = tmp_path / "live" / "store.db"
     env = {**sandbox.env, "KFCLI_STORE": sqlite_url(live)}
@@ -224,6 +225,7 @@ def test_migrate_dry_run_then_migrate(kf, sandbox, any_store):
     assert len(history(kf, open_kfid, env)) == 1
 
 
+@pytest.mark.process
 def test_a_store_migrated_by_a_newer_build(kf, sandbox, any_store, spawn):
     """Usable when the newer build says this one still can (compatible_from); otherwise
     refused at start, and by a running process at its next write, with what to do."""
