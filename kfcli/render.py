@@ -386,11 +386,13 @@ _SHRINK = frozenset({"name", "nickname", "question", "answer", "content", "text"
                      "title", "desc", "description", "url", *_LOW})
 #: A date with its time is one word.
 _TOKEN = re.compile(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(?::\d{2})?|\S+")
-#: Words never split, whatever column they are in: dates and times, and what looks like an
-#: id (16+ letters, digits, `_` or `-`, with both letters and digits), e.g. a corp_id in
-#: `auth status` or an external_userid in a message.
+#: Words never split, whatever column they are in: dates and times, what looks like an id
+#: (16+ letters, digits, `_` or `-`, with both letters and digits), e.g. a corp_id in `auth
+#: status` or an external_userid in a message, and URLs (a base_url, a store's URL): a URL
+#: broken across lines cannot be copied.
 _WHOLE = re.compile(r"\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2})?)?"
-                    r"|(?=[\w-]*\d)(?=[\w-]*[A-Za-z])[A-Za-z0-9_-]{16,}", re.ASCII)
+                    r"|(?=[\w-]*\d)(?=[\w-]*[A-Za-z])[A-Za-z0-9_-]{16,}"
+                    r"|[a-z][a-z0-9+.-]*://\S+", re.ASCII)
 
 
 def _whole(word: str) -> bool:
@@ -545,9 +547,11 @@ def layout(headers: Sequence[str], cells: Sequence[Sequence[str]], width: int, *
                for i, (k, h) in enumerate(zip(keys, headers, strict=True))]
     shown = list(columns)
     if not (wide or chosen):
-        order = [c for c in columns if c.low]
-        order += [c for c in reversed(columns) if c.empty and c not in order]
-        order += [c for k in optional for c in columns if c.key == k and c not in order]
+        if not _fits(shown, width, natural=True):  # empty columns give way before any
+            shown = [c for c in shown if not c.empty] or shown  # text is wrapped
+        order = [c for c in columns if c.low and c in shown]
+        order += [c for c in reversed(shown) if c.empty and c not in order]
+        order += [c for k in optional for c in shown if c.key == k and c not in order]
         dropped: list[Column] = []
         for column in order:
             if _fits(shown, width) or len(shown) == 1:
@@ -568,8 +572,9 @@ def layout(headers: Sequence[str], cells: Sequence[Sequence[str]], width: int, *
     return Layout(lines, [c.header for c in columns if c not in shown], blocks)
 
 
-def _fits(columns: list[Column], width: int) -> bool:
-    return sum(c.minimum for c in columns) + len(GAP) * (len(columns) - 1) <= width
+def _fits(columns: list[Column], width: int, *, natural: bool = False) -> bool:
+    need = sum(c.natural if natural else c.minimum for c in columns)
+    return need + len(GAP) * (len(columns) - 1) <= width
 
 
 def _widths(columns: list[Column], width: int) -> list[int]:

@@ -26,7 +26,8 @@ GENDER = {0: "unknown", 1: "male", 2: "female"}
   kfcli customer get --from ids.txt
 
 Any number of ids (batches of 100). TSV columns: external_userid, nickname, gender, unionid,
-scene, scene_param. Unknown ids are reported on stderr and make the exit code 4.""")
+scene, scene_param (the last two filled with --with-context, which also adds them to the
+table). Unknown ids are reported on stderr and make the exit code 4.""")
 @with_output
 def get(
     external_userids: Annotated[list[str] | None, typer.Argument(
@@ -53,14 +54,20 @@ def get(
     if out.machine:
         out.obj({"customer_list": customers, "invalid_external_userid": invalid})
     else:
+        # --with-context asks for scene and scene_param: on a terminal they are shown even
+        # when empty ("-": no session entered in the last 48 h), never hidden to fit; the
+        # table gives up gender and unionid first. Without it they are always empty: left out.
+        none = "-" if out.fmt == "table" else ""
         rows = []
         for c in customers:
             ctx = c.get("enter_session_context") or {}
             rows.append({**c, "gender": GENDER.get(c.get("gender"), c.get("gender")),
-                         "scene": ctx.get("scene", ""), "scene_param": ctx.get("scene_param",
-                                                                                "")})
-        out.rows(rows, ["external_userid", "nickname", "gender", "unionid", "scene",
-                        "scene_param"], optional=["unionid"], extra=["avatar"])
+                         "scene": ctx.get("scene") or none,
+                         "scene_param": ctx.get("scene_param") or none})
+        columns = ["external_userid", "nickname", "gender", "unionid"]
+        if with_context or out.fmt != "table":  # TSV keeps its six columns
+            columns += ["scene", "scene_param"]
+        out.rows(rows, columns, optional=["unionid", "gender"], extra=["avatar"])
     if invalid:
         raise PartialError(f"{plural(len(invalid), 'external_userid')} not found: "
                            f"{', '.join(invalid[:5])}{' …' if len(invalid) > 5 else ''}",

@@ -112,7 +112,12 @@ def status(
         return
     out.info(f"store: {backend} {url} ({source}), schema version {version}, corp {corp_id}")
     now = state().env.clock()
-    out.rows([_row(a, now) for a in accounts], COLUMNS, headers=HEADERS,
+    # A table on a terminal of 120 columns (kubectl get's width), a block per account below
+    # that: the last callback and an empty outbox give way first (never an outbox with
+    # replies waiting in it).
+    optional = ["last_callback"] + (["pending_outbox"] if not any(
+        a.pending_outbox for a in accounts) else [])
+    out.rows([_row(a, now) for a in accounts], COLUMNS, headers=HEADERS, optional=optional,
              empty=f"nothing stored for corp {corp_id} yet; `kfcli msg sync OPEN_KFID` fills "
              "the store")
     if media.archived or media.pending or media.failed:

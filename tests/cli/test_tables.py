@@ -52,13 +52,15 @@ def screen(world, *args: str, columns: int, expect: int = 0, **kwargs):
 
 def check_fits(out: str, columns: int, ids: list[str]) -> None:
     """Every id whole on one line; no line wider than the terminal, except one holding
-    nothing but an id that is itself wider; dates never split."""
+    nothing but an id or a URL that is itself wider; dates never split."""
     lines = out.splitlines()
     for ident in ids:
         assert any(ident in line for line in lines), (ident, out)
     for line in lines:
         if cell_len(line) > columns:
-            assert line.strip() in ids and cell_len(line.strip()) > columns, (line, out)
+            lone = line.strip()
+            assert lone in ids or re.fullmatch(r"[a-z]+://\S+", lone), (line, out)
+            assert cell_len(lone) > columns, (line, out)
     assert len(re.findall(r"\b\d{4}-\d", out)) == len(re.findall(r"\b\d{4}-\d\d-\d\d\b", out))
 
 
@@ -310,3 +312,53 @@ def test_layout_optional_columns_go_before_blocks():
 def test_layout_id_in_free_text_is_not_folded():
     result = layout(["setting", "value"], [["corp_id", "ww0173509520b78acd"]], 24)
     assert "ww0173509520b78acd" in result.text
+
+
+def test_urls_never_split_and_empty_columns_go_first(world, kf):
+    long_url = "https://qyapi.weixin.qq.com.example-corporate-proxy.internal:8443/wecom"
+    assert kf("config", "set", "corp_id", "ww0123456789abcdef").code == 0
+    assert kf("-p", "prod", "config", "set", "corp_id", "wwprod").code == 0
+    assert kf("config", "set", "base_url", "https://qyapi.weixin.qq.com").code == 0
+    r = screen(world, "config", "list", columns=80)  # a short URL: a table that fits
+    header = r.out.splitlines()[0]
+    assert header.split() == ["profile", "current", "corp_id", "base_url"], r.out
+    assert "https://qyapi.weixin.qq.com" in r.out
+    assert "hidden at 80 columns: secret, token, aes_key" in r.err
+    assert kf("config", "set", "base_url", long_url).code == 0
+    for columns in (80, 200):
+        r = screen(world, "config", "list", columns=columns)
+        assert any(line.strip().endswith(long_url) for line in r.out.splitlines()), r.out
+        assert "token" not in r.out and "aes_key" not in r.out  # empty: hidden first
+        check_fits(r.out, columns, [])
+    assert r.out.splitlines()[0].split()[-1] == "base_url"  # 200: still a table
+
+
+def test_store_status_is_a_table_at_120_columns(world, kf):
+    for open_kfid in world["accounts"]:
+        world_say = kf("msg", "sync", open_kfid)
+        assert world_say.code == 0, world_say.err
+    r = screen(world, "store", "status", columns=120)
+    lines = r.out.splitlines()
+    assert lines[0].split()[:4] == ["open_kfid", "messages", "oldest", "newest"], r.out
+    assert len(lines) == 3 and all(a in r.out for a in world["accounts"])
+    assert "hidden at 120 columns: last callback, pending outbox" in r.err
+    r = screen(world, "store", "status", columns=80)  # blocks, a blank line between accounts
+    blocks = r.out.strip().split("\n\n")
+    assert len(blocks) == 2 and all(b.startswith("open_kfid:") for b in blocks), r.out
+
+
+def test_customer_get_with_context_shows_scene(world, sandbox):
+    open_kfid, customer = world["accounts"][0], world["customer"]
+    doc = sandbox.post("/sandbox/enter_session", {"open_kfid": open_kfid,
+                                                  "external_userid": customer,
+                                                  "scene": "spring_sale",
+                                                  "scene_param": "channel=moments"})
+    assert doc["errcode"] == 0, doc
+    other = sandbox.say(open_kfid, "no context")
+    r = screen(world, "customer", "get", customer, other, "--with-context", columns=80)
+    lines = r.out.splitlines()
+    assert lines[0].split()[-2:] == ["scene", "scene_param"], r.out
+    assert lines[1].split()[-2:] == ["spring_sale", "channel=moments"]
+    assert lines[2].split()[-2:] == ["-", "-"]  # no session entered in 48 h
+    r = screen(world, "customer", "get", customer, columns=80)
+    assert "scene" not in r.out
