@@ -159,16 +159,8 @@ def wrap(out: Any, environ: Mapping[str, str]) -> None:
     """Route `out`'s stdout through a pager when paging applies (a human format, stdout a
     terminal, a pager configured)."""
     terminal = out.stdout
-    if out.fmt != "table" or isinstance(terminal, Pager) or not _isatty(terminal):
+    if out.fmt != "table" or isinstance(terminal, Pager) or not out.stdout_tty:
         return
     argv = command(environ)
     if argv:
         out.stdout = Pager(argv, terminal, environ)
-
-
-def _isatty(stream: IO[str]) -> bool:
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):
-        return False
-
