@@ -43,7 +43,7 @@ BATCH = 50
 
 def backoff(attempts: int) -> float:
     """Seconds to wait before retry number `attempts` (1, 2, …)."""
-    return min(MAX_BACKOFF, FIRST_BACKOFF * 2 ** max(0, attempts - 1))
+    return float(min(MAX_BACKOFF, FIRST_BACKOFF * 2 ** max(0, attempts - 1)))
 
 
 @dataclass

@@ -34,7 +34,7 @@ import threading
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from kfcli.core import limits, messages
 from kfcli.core.errors import ApiError, KfError, UsageError
@@ -42,6 +42,8 @@ from kfcli.core.limits import Where
 
 if TYPE_CHECKING:
     from kfcli.core.client import KfClient
+
+T = TypeVar("T")
 
 #: Default number of workers.
 PARALLEL = 4
@@ -169,9 +171,9 @@ def parse(number: int, text: str, replies: dict[tuple[str, str], int]) -> Line:
     if msgid is not None:
         limits.check_msgid(msgid)
     elif reply_to is not None:
-        key = (open_kfid, reply_to)
-        replies[key] = replies.get(key, 0) + 1
-        msgid = derive_msgid(open_kfid, customer, reply_to=reply_to, position=replies[key])
+        pair = (open_kfid, reply_to)
+        replies[pair] = replies.get(pair, 0) + 1
+        msgid = derive_msgid(open_kfid, customer, reply_to=reply_to, position=replies[pair])
     else:
         msgid = derive_msgid(open_kfid, customer, line=number, content=[msgtype, content])
     return Line(number, open_kfid, customer, msgtype, content, msgid, reply_to, False)
@@ -262,7 +264,7 @@ class Ledger:
                               "lines sent meanwhile")
         return True
 
-    def _guard(self, what: Callable[[Any], Any], *, keep: bool = False) -> Any:
+    def _guard(self, what: Callable[[Any], T], *, keep: bool = False) -> T | None:
         """`what(store)`; None while the store is away. `keep`: a record, written later
         when it cannot be now."""
         with self._lock:

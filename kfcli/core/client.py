@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 from kfcli.core import limits, messages, notices
 from kfcli.core.config import DEFAULT_BASE_URL, Settings
@@ -356,7 +356,8 @@ class KfClient:
         if self.trace is not None:
             self.trace(redact(line))
 
-    def _trace_request(self, method, path, params, body, headers) -> None:
+    def _trace_request(self, method: str, path: str, params: Any, body: Any, headers: Any
+                       ) -> None:
         if self.trace is None:
             return
         from urllib.parse import urlencode
@@ -768,9 +769,11 @@ class KfClient:
             body["token"] = limits.check_text("token", token, max_bytes=128)
         if voice_format is not None:
             body["voice_format"] = voice_format
-        decode = None
+        decode: Callable[[str], dict[str, Any]] | None = None
         if keep_text:
-            from kfcli.core.sync import split_page as decode
+            from kfcli.core.sync import split_page
+
+            decode = split_page
         doc = self.call("POST", "/cgi-bin/kf/sync_msg", body, retry_safe=True, decode=decode)
         _models(None, doc, "msg_list", "/cgi-bin/kf/sync_msg")
         return _model(SyncPage, doc, "/cgi-bin/kf/sync_msg")
@@ -974,6 +977,9 @@ def _required(doc: dict[str, Any], key: str, path: str) -> str:
     return str(value)
 
 
+M = TypeVar("M")
+
+
 def _models(model: Any, doc: dict[str, Any], key: str, path: str) -> list[Any]:
     """`doc[key]` as a list of objects (absent = empty), each parsed by `model.from_api`
     (None: kept as dicts). Anything else is a `ResponseError`, not a TypeError later."""
@@ -985,9 +991,11 @@ def _models(model: Any, doc: dict[str, Any], key: str, path: str) -> list[Any]:
     return items if model is None else [_model(model, item, path) for item in items]
 
 
-def _model(model: Any, doc: dict[str, Any], path: str) -> Any:
+def _model(model: type[M], doc: dict[str, Any], path: str) -> M:
+    """`model.from_api(doc)`; an answer of the wrong shape is a ResponseError."""
     try:
-        return model.from_api(doc)
+        from_api: Callable[[dict[str, Any]], M] = model.from_api  # type: ignore[attr-defined]
+        return from_api(doc)
     except (TypeError, ValueError, AttributeError, KeyError) as exc:
         raise ResponseError(f"{path}: unexpected answer ({type(exc).__name__}: {exc})"
                             ) from None
@@ -1051,7 +1059,9 @@ def _disposition_filename(disposition: str) -> str:
 def _parameters(header: str) -> list[str]:
     """A header's `;`-separated parts, a `;` inside a quoted string not separating (WeCom
     sends file names as they are: "quote;v2 final.pdf")."""
-    parts, current, quoted, escaped = [], [], False, False
+    parts: list[str] = []
+    current: list[str] = []
+    quoted = escaped = False
     for char in header:
         if escaped:
             escaped = False

@@ -223,11 +223,14 @@ class ConfigFile:
             ) from None
 
 
-def _snapshot(current: str, profiles: dict[str, dict[str, str]]):
+Snapshot = tuple[str, dict[str, dict[str, str]]]
+
+
+def _snapshot(current: str, profiles: dict[str, dict[str, str]]) -> Snapshot:
     return current, {name: dict(prof) for name, prof in profiles.items()}
 
 
-def _merge(base, mine: ConfigFile, now: ConfigFile):
+def _merge(base: Snapshot, mine: ConfigFile, now: ConfigFile) -> Snapshot:
     """Apply what `mine` changed relative to `base` onto `now` (the file as it is now)."""
     base_current, base_profiles = base
     profiles = {name: dict(prof) for name, prof in now.profiles.items()}

@@ -135,7 +135,7 @@ def decode_aes_key(aes_key: str) -> bytes:
     return (bits >> 2).to_bytes(32, "big")
 
 
-def _aes(key: bytes):
+def _aes(key: bytes) -> Any:
     from Crypto.Cipher import AES
 
     return AES.new(key, AES.MODE_CBC, iv=key[:16])
@@ -182,6 +182,10 @@ def parse_xml(data: bytes | str) -> dict[str, Any]:
         raise MalformedCallback("XML with a DOCTYPE or entity declaration is refused "
                                 "(entities are never expanded)")
 
+    def refuse_external(*_args: Any) -> int:
+        refuse()
+        return 0
+
     def start(name: str, _attrs: Any) -> None:
         if len(stack) >= MAX_XML_DEPTH:
             raise MalformedCallback(f"XML nested deeper than {MAX_XML_DEPTH} levels")
@@ -208,7 +212,7 @@ def parse_xml(data: bytes | str) -> dict[str, Any]:
     parser.StartDoctypeDeclHandler = refuse
     parser.EntityDeclHandler = refuse
     parser.UnparsedEntityDeclHandler = refuse
-    parser.ExternalEntityRefHandler = refuse
+    parser.ExternalEntityRefHandler = refuse_external
     parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
     parser.StartElementHandler = start
     parser.EndElementHandler = end

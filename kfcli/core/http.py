@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import quote, urlencode, urlsplit
 
 from kfcli.core.httptypes import (
@@ -31,6 +31,11 @@ from kfcli.core.httptypes import (
     tls_reason,
 )
 from kfcli.core.proxyenv import CaBundle, Proxy, SettingError, proxy_for
+
+if TYPE_CHECKING:
+    import ssl
+
+    from urllib3 import BaseHTTPResponse, PoolManager
 from kfcli.core.proxyenv import ca_bundle as _ca_bundle
 from kfcli.core.proxyenv import proxy_for as _proxy_for  # noqa: F401 (tests, doctor)
 
@@ -77,7 +82,7 @@ _TRACKED: dict[type, type] = {}
 
 def _tracked(pool_cls: type) -> type:
     if pool_cls not in _TRACKED:
-        base = pool_cls.ConnectionCls
+        base: type = pool_cls.ConnectionCls  # type: ignore[attr-defined]  # urllib3's pools
         conn_cls = type("Kf" + base.__name__, (_Tracked, base), {})
         _TRACKED[pool_cls] = type("Kf" + pool_cls.__name__, (pool_cls,),
                                   {"ConnectionCls": conn_cls})
@@ -113,8 +118,9 @@ class Http:
         # CA certificates trusted on top of the system store, for WeCom and an https:// proxy.
         tls = self.scheme == "https" or (self.proxy is not None and self.proxy.scheme == "https")
         self.ca_bundle = _ca_bundle(ca_bundle, ca_bundle_from) if tls else None
-        self._ssl_context: Any = None  # one per Http: building one reads the trust store
-        self._manager: Any = None
+        # one per Http: building one reads the trust store
+        self._ssl_context: ssl.SSLContext | None = None
+        self._manager: PoolManager | None = None
         self._lock = threading.Lock()
         self._pid = os.getpid()
 
@@ -152,6 +158,7 @@ class Http:
             else:
                 data = resp.read()
         except SinkError:
+            assert resp is not None  # the sink is written once the answer came
             resp.close()  # the rest of the answer is unread: never reuse the connection
             raise
         except (Urllib3Error, OSError, http.client.HTTPException, ValueError) as exc:
@@ -160,10 +167,10 @@ class Http:
             if resp is not None:
                 resp.release_conn()
         if self._forwarding and refused_by_proxy(resp.status, head.get("content-type", "")):
-            raise proxy_refused(self._target, resp.status, resp.reason)
-        return Response(resp.status, resp.reason, head, data, streamed)
+            raise proxy_refused(self._target, resp.status, resp.reason or "")
+        return Response(resp.status, resp.reason or "", head, data, streamed)
 
-    def _pools(self):
+    def _pools(self) -> PoolManager:
         if self._pid != os.getpid():  # a forked child: leave the parent's sockets alone
             self._lock, self._manager, self._pid = threading.Lock(), None, os.getpid()
         manager = self._manager
@@ -174,7 +181,7 @@ class Http:
                 manager = self._manager
         return manager
 
-    def _new_manager(self):
+    def _new_manager(self) -> PoolManager:
         import urllib3
 
         proxy = self.proxy
@@ -198,7 +205,7 @@ class Http:
             scheme: _tracked(cls) for scheme, cls in manager.pool_classes_by_scheme.items()}
         return manager
 
-    def _context(self):
+    def _context(self) -> ssl.SSLContext:
         """The SSL context every connection of this Http shares (WeCom's and the proxy's)."""
         if self._ssl_context is None:
             self._ssl_context = _new_context(self.ca_bundle)
@@ -235,7 +242,7 @@ class Http:
         except (Urllib3Error, OSError, http.client.HTTPException, ValueError):
             return None
         if refused_by_proxy(resp.status, resp.headers.get("content-type", "")):
-            return proxy_refused(self._target, resp.status, resp.reason)
+            return proxy_refused(self._target, resp.status, resp.reason or "")
         return None
 
     @property
@@ -247,7 +254,7 @@ class Http:
         return [conn for conn in (list(queue.queue) if queue else []) if conn is not None]
 
     @property
-    def _conn(self):
+    def _conn(self) -> Any:
         """The connection the next request would try first (None when none is idle)."""
         idle = self._idle
         return idle[-1] if idle else None
@@ -264,7 +271,7 @@ def _is_text(headers: dict[str, str]) -> bool:
     return "json" in ctype or ctype.startswith("text/")
 
 
-def _copy(resp, sink: BinaryIO) -> int:
+def _copy(resp: BaseHTTPResponse, sink: BinaryIO) -> int:
     """Copy a response body to `sink` a block at a time; returns the bytes copied. An
     OSError of the sink (a full disk) is not the connection's: raised as SinkError."""
     total = 0
@@ -283,7 +290,7 @@ def _copy(resp, sink: BinaryIO) -> int:
 _PATH_SAFE = "/%:@!$&'()*+,;=-._~?"
 
 
-def _new_context(bundle: CaBundle | None):
+def _new_context(bundle: CaBundle | None) -> ssl.SSLContext:
     """The system trust store (and SSL_CERT_FILE / SSL_CERT_DIR), plus `bundle`."""
     import ssl
 

@@ -10,10 +10,11 @@ help, and whether the fix is a local setting (exit 3). The urllib3 transport its
 from __future__ import annotations
 
 import json
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol, TypeVar
 
 from kfcli.core.proxyenv import Proxy
 
+E = TypeVar("E", bound=BaseException)
 
 class HttpError(Exception):
     """Every failure of a request, with a `reason` a user can read. `never_sent`: the server
@@ -94,7 +95,7 @@ def failure(exc: BaseException, to: Target, *, sent: bool, reused: bool,
 
     chain = _chain(exc)
 
-    def first(kind):
+    def first(kind: type[E] | tuple[type[E], ...]) -> E | None:
         return next((e for e in chain if isinstance(e, kind)), None)
 
     proxy = to.proxy

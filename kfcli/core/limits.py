@@ -206,9 +206,11 @@ def check_batch(field: str, items: list[Any], maximum: int) -> None:
         raise ValidationError(field, f"{len(items)} items, at most {maximum} per call")
 
 
-def check_servicer_batch(userids, department_ids) -> None:
+def check_servicer_batch(userids: list[str] | None, department_ids: list[int] | None
+                         ) -> None:
     if not userids and not department_ids:
         raise ValidationError("servicer", "give at least one userid or department id")
+    userids, department_ids = userids or [], department_ids or []
     for field, items in (("userid_list", userids), ("department_id_list", department_ids)):
         if len(items) > BATCH_IDS:
             raise ValidationError(field, f"{len(items)} items, at most {BATCH_IDS} per call")

@@ -63,7 +63,7 @@ class Outage:
             reason = exc.message if isinstance(exc, KfError) else str(exc)
             self.log(f"{self.what}: {reason}; {self.then}, backing off up to "
                      f"{self.longest:.0f} s")
-        return min(self.longest, self.first * 2 ** min(self.failures - 1, 16))
+        return float(min(self.longest, self.first * 2 ** min(self.failures - 1, 16)))
 
     def recovered(self, detail: str = "") -> None:
         if not self.failures:

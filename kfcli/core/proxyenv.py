@@ -11,7 +11,12 @@ use raises `SettingError` naming the variable (the CLI exits 3). Nothing here im
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote, urlsplit
+
+if TYPE_CHECKING:
+    from ipaddress import IPv4Address, IPv6Address
 
 
 class SettingError(ValueError):
@@ -62,7 +67,7 @@ class Proxy:
         return f"{self.scheme}://{user}{self.address}"
 
 
-def _proxy_variable(scheme: str, env) -> tuple[str, str] | None:
+def _proxy_variable(scheme: str, env: Mapping[str, str]) -> tuple[str, str] | None:
     """(name, value) of the first proxy variable set for `scheme`: lower case before upper
     case, as curl and requests read them; ALL_PROXY last."""
     for name in (f"{scheme}_proxy", f"{scheme.upper()}_PROXY", "all_proxy", "ALL_PROXY"):
@@ -143,7 +148,7 @@ def _url_problem(exc: ValueError) -> str:
     return "cannot be parsed"
 
 
-def _ip(host: str):
+def _ip(host: str) -> IPv4Address | IPv6Address | None:
     import ipaddress
 
     try:

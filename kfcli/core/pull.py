@@ -23,11 +23,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from kfcli.core.errors import ApiError, KfError
-from kfcli.core.store.base import Incoming, Lock, OutboxEntry, Row, Store
+from kfcli.core.store.base import Committed, Incoming, Lock, OutboxEntry, Row, Store
 from kfcli.core.sync import MAX_EMPTY_PAGES
 
 if TYPE_CHECKING:
     from kfcli.core.client import KfClient
+    from kfcli.core.models import SyncPage
 
 #: Messages sent up to this many seconds (WeCom's clock) before the first callback that
 #: announces a never-pulled account count as announced by it; older ones are history.
@@ -110,7 +111,8 @@ class Puller:
         written = stalled = 0
         while True:
             page, token = self._fetch(open_kfid, cursor, token)
-            texts = page.msg_texts or [None] * len(page.msg_list)
+            texts: list[str | None] = list(page.msg_texts or ())
+            texts = texts or [None] * len(page.msg_list)
             items = [Incoming.from_api(doc, text)
                      for doc, text in zip(page.msg_list, texts, strict=True)]
             if self.observe is not None and items:
@@ -129,12 +131,13 @@ class Puller:
                 raise KfError(f"sync_msg for {open_kfid} answered {MAX_EMPTY_PAGES} empty "
                               "pages in a row with has_more=1; stopping (the cursor is saved)")
 
-    def _hand_over(self, committed) -> int:
+    def _hand_over(self, committed: Committed) -> int:
         if committed.rows:
             self.sink.write(committed.rows, committed.outbox_id)
         return len(committed.rows)
 
-    def _fetch(self, open_kfid: str, cursor: str | None, token: str | None):
+    def _fetch(self, open_kfid: str, cursor: str | None, token: str | None
+               ) -> tuple[SyncPage, str | None]:
         """One page; a refused callback Token falls back to a pull without one."""
         while True:
             try:
@@ -210,6 +213,7 @@ class Journal:
 
     def written(self) -> list[int]:
         """The numbers this run's writer journaled since the journal was last emptied."""
+        assert self.fd is not None  # open until close()
         size = os.fstat(self.fd).st_size
         data = os.pread(self.fd, size, 0) if size else b""
         return [int(x) for x in data.split() if x.isdigit()]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import date, datetime, timedelta, timezone
+from typing import Any
 
 from kfcli.core.errors import ValidationError
 
@@ -77,9 +78,10 @@ def windows(first: date, last: date) -> list[tuple[int, int]]:
     return out
 
 
-def joined(fetch: Callable[[int, int], list[dict]], first: date, last: date) -> list[dict]:
+def joined(fetch: Callable[[int, int], list[dict[str, Any]]], first: date, last: date
+           ) -> list[dict[str, Any]]:
     """`fetch(start_time, end_time)` for each window of [first, last], the answers in order."""
-    entries: list[dict] = []
+    entries: list[dict[str, Any]] = []
     for start, end in windows(first, last):
         entries.extend(fetch(start, end))
     return entries

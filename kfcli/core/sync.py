@@ -121,13 +121,15 @@ def summarize_event(event: dict[str, Any]) -> str:
     if kind == "msg_send_fail":
         return f"message {event.get('fail_msgid', '')} failed: fail_type {event.get('fail_type')}"
     if kind == "servicer_status_change":
-        status = {1: "receiving", 2: "stopped"}.get(event.get("status"), event.get("status"))
+        statuses: dict[Any, Any] = {1: "receiving", 2: "stopped"}
+        status = statuses.get(event.get("status"), event.get("status"))
         if event.get("status") == 2 and event.get("stop_type") == 1:
             status = "suspended"
         return f"servicer {event.get('servicer_userid', '')} is now {status}"
     if kind == "session_status_change":
-        change = {1: "picked from the pool", 2: "transferred", 3: "ended",
-                  4: "re-opened"}.get(event.get("change_type"), event.get("change_type"))
+        changes: dict[Any, Any] = {1: "picked from the pool", 2: "transferred", 3: "ended",
+                                   4: "re-opened"}
+        change = changes.get(event.get("change_type"), event.get("change_type"))
         return f"session {change}"
     if kind in ("user_recall_msg", "servicer_recall_msg"):
         return f"recalled message {event.get('recall_msgid', '')}"
@@ -228,8 +230,6 @@ def split_page(text: str) -> dict[str, Any]:
     output can pass messages through without re-encoding them. One pass with the standard
     decoder's `raw_decode`.
     """
-    from json.decoder import scanstring
-
     from kfcli.core import jsontext
 
     text = jsontext.escape(text)  # one pass per page; the kept texts are then terminal-safe
@@ -242,7 +242,7 @@ def split_page(text: str) -> dict[str, Any]:
     while text[i] != "}":
         if text[i] != '"':
             raise ValueError(f"expected a key at {i}")
-        key, i = scanstring(text, i + 1)
+        key, i = _DECODER.raw_decode(text, i)  # the key: a JSON string
         i = _skip(text, i)
         if text[i] != ":":
             raise ValueError(f"expected ':' at {i}")

@@ -31,7 +31,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import IO
+from typing import IO, TextIO
 
 HEADER = 5
 #: Output handed over per command by the main process.
@@ -100,7 +100,7 @@ if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
 
 
-def _copy(source: IO[bytes], target: IO[str]) -> None:
+def _copy(source: IO[bytes], target: TextIO) -> None:
     """What the writer writes, into a stream in memory."""
     buffer = target.buffer
     for chunk in iter(lambda: source.read(65536), b""):
@@ -117,7 +117,7 @@ class WriterProcess:
     without one, in memory — a pipe that a thread here copies into it.
     """
 
-    def __init__(self, journal_fd: int, stdout: IO[str] | None = None) -> None:
+    def __init__(self, journal_fd: int, stdout: TextIO | None = None) -> None:
         import subprocess
 
         import kfcli
@@ -149,6 +149,7 @@ class WriterProcess:
             self._copier = threading.Thread(target=_copy, args=(self.proc.stdout, stdout),
                                             name="kfcli-syncwriter-out", daemon=True)
             self._copier.start()
+        assert self.proc.stdin is not None
         self.fd = self.proc.stdin.fileno()
         try:  # a larger pipe lets the main process run ahead while the writer starts (Linux)
             import fcntl

@@ -18,9 +18,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from kfcli.core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from kfcli.core.config import Settings
 from kfcli.core.store.base import (
     SCHEMA_VERSION,
     AccountStatus,
@@ -137,7 +141,7 @@ _URL_HINT = ("set KFCLI_STORE (or `kfcli config set store`) to sqlite:///PATH or
              "postgresql://user@host:5432/dbname; unset it for the default SQLite store")
 
 
-def resolve_url(settings=None) -> tuple[str, str]:
+def resolve_url(settings: Settings | None = None) -> tuple[str, str]:
     """(url, source): KFCLI_STORE > profile setting `store` > the default."""
     value = os.environ.get(ENV_VAR)
     if value is not None:
@@ -170,7 +174,8 @@ def wal_mb() -> float | None:
     return mb
 
 
-def open_store(url: str | None = None, *, settings=None, migrate: bool = True) -> Store:
+def open_store(url: str | None = None, *, settings: Settings | None = None,
+               migrate: bool = True) -> Store:
     """Open (and on first use create or upgrade) the store at `url` (default: resolved from
     KFCLI_STORE, the profile, then the default SQLite file). `migrate=False` opens it as it
     is (`kfcli store migrate --dry-run`): only `schema_version`, `schema_notes` and

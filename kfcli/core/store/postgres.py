@@ -34,7 +34,7 @@ import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
 import psycopg
@@ -458,7 +458,7 @@ class PostgresStore(Store):
                 found.append(value)
                 register_secret(value)
         try:
-            password = conninfo_to_dict(url).get("password")
+            password = str(conninfo_to_dict(url).get("password") or "")
         except psycopg.Error:
             password = None
         if password and password not in found:
@@ -1143,7 +1143,7 @@ class PostgresStore(Store):
         items = self.media_items(corp_id, seqs)
         return [items[seq] for seq in sorted(items)]
 
-    def new_media_file(self):
+    def new_media_file(self) -> BinaryIO:
         import tempfile
 
         try:
@@ -1152,7 +1152,7 @@ class PostgresStore(Store):
             raise ConfigError(f"cannot make a temporary file for media ({exc.strerror})",
                               hint="check TMPDIR's permissions and free space") from None
 
-    def media_archived(self, corp_id: str, seq: int, file, *, content_type: str,
+    def media_archived(self, corp_id: str, seq: int, file: BinaryIO, *, content_type: str,
                        filename: str) -> MediaItem:
         with file:
             sha, size = file_digest(file)

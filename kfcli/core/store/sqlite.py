@@ -20,7 +20,7 @@ import time
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 from kfcli.core.errors import ConfigError, KfError
 from kfcli.core.store.base import (
@@ -406,7 +406,8 @@ class SqliteStore(Store):
                     self._pid = os.getpid()
         loan = getattr(self._local, "loan", None)
         if loan is not None:
-            return loan.conn
+            lent: sqlite3.Connection = loan.conn
+            return lent
         with self._guard:
             conn = self._idle.pop() if self._idle else None
         if conn is None:
@@ -710,7 +711,9 @@ class SqliteStore(Store):
             if (row[0] if row else None) != expected:
                 raise CursorMoved(open_kfid)
             fresh: list[tuple[Row, Incoming]] = []
-            corp, account = self._ids(conn, corp_id, open_kfid, create=True)
+            ids = self._ids(conn, corp_id, open_kfid, create=True)
+            assert ids is not None  # created
+            corp, account = ids
             if messages:
                 seq_row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = "
                                        "'messages'").fetchone()
@@ -1155,7 +1158,7 @@ class SqliteStore(Store):
                              [(now + lease, r[0]) for r in rows])
         return [MediaItem(*r) for r in rows]
 
-    def new_media_file(self):
+    def new_media_file(self) -> BinaryIO:
         import tempfile
 
         from kfcli.core.files import ensure_private_dir
@@ -1163,12 +1166,13 @@ class SqliteStore(Store):
         try:
             directory = ensure_private_dir(self.media_dir / "tmp", under=self.path.parent)
             # Deleted on close: only a link made by media_archived outlives it.
-            return tempfile.NamedTemporaryFile(dir=directory, prefix="fetch-")
+            # A file object (NamedTemporaryFile's wrapper delegates to one).
+            return cast(BinaryIO, tempfile.NamedTemporaryFile(dir=directory, prefix="fetch-"))
         except OSError as exc:
             raise ConfigError(f"cannot write media into {self.media_dir} ({exc.strerror})",
                               hint="check the directory's permissions and free space") from None
 
-    def media_archived(self, corp_id: str, seq: int, file, *, content_type: str,
+    def media_archived(self, corp_id: str, seq: int, file: BinaryIO, *, content_type: str,
                        filename: str) -> MediaItem:
         from kfcli.core.files import ensure_private_dir
 
@@ -1208,7 +1212,7 @@ class SqliteStore(Store):
                     lost: str | None = None) -> None:
         if lost is None:
             sql = "UPDATE media SET next_try = 0 WHERE seq = ? AND state = 'pending'"
-            rows = [(seq,) for seq in seqs]
+            rows: list[tuple[Any, ...]] = [(seq,) for seq in seqs]
         else:
             sql = ("UPDATE media SET state = 'pending', next_try = 0, error = ?, sha256 = NULL, "
                    "size = NULL, content_type = NULL, filename = NULL, archived_at = NULL "
