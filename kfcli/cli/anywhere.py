@@ -82,7 +82,9 @@ class GlobalOptions:
     """Mixin for a Click command or group: the global options are its options too."""
 
     def get_params(self, ctx: Any) -> list[Any]:
-        params = super().get_params(ctx)  # type: ignore[misc]
+        from kfcli.cli.text import plain_params
+
+        params = plain_params(super().get_params(ctx), ctx)  # type: ignore[misc]
         taken = {opt for p in params for opt in (*p.opts, *p.secondary_opts)}
         extra = global_params(taken)
         help_at = next((i for i, p in enumerate(params) if "--help" in p.opts), len(params))

@@ -26,14 +26,7 @@ _ABORT = tuple({typer.Abort, getattr(click_exceptions, "Abort", typer.Abort)})
 HELP = """kfcli: administer WeChat Customer Service (微信客服) on WeCom from the command line.
 
 Try it without a WeCom corp: every command runs against a local simulator with --sandbox.
-
-Examples:
-
-  kfcli --sandbox account add --name Support --avatar examples/avatar.png
-
-  kfcli --sandbox account list -o json
-
-  kfcli config set corp_id ww0123456789abcdef && kfcli config set secret
+Global options go before or after the command (kfcli account list -p prod).
 """
 
 #: Command groups, each in its own module, imported only when the command line names it (or
@@ -72,11 +65,13 @@ class LazyGroup(TyperGroup):
         # Typer's --install-completion/--show-completion stay (scripts installed by older
         # kfcli versions still speak Typer's protocol) but hidden: `kfcli completion install`
         # installs the fast scripts.
+        from kfcli.cli.text import plain_params
+
         params = super().get_params(ctx)
         for param in params:
             if param.name in ("install_completion", "show_completion"):
                 param.hidden = True
-        return params
+        return plain_params(params, ctx)
 
     def invoke(self, ctx):
         try:
@@ -130,7 +125,15 @@ class LazyGroup(TyperGroup):
         return keep_examples(command)  # examples in help are never rewrapped
 
 
-EPILOG = """Exit codes: 0 success; 1 API error (errcode shown) or some items of a batch failed;
+EPILOG = """Examples:
+
+  kfcli --sandbox account add --name Support --avatar examples/avatar.png
+
+  kfcli --sandbox account list -o json
+
+  kfcli config set corp_id ww0123456789abcdef && kfcli config set secret
+
+Exit codes: 0 success; 1 API error (errcode shown) or some items of a batch failed;
 2 invalid input, nothing sent (or a destructive command without --yes and no terminal);
 3 configuration or credentials (also a proxy's); 4 not found; 5 callback verification
 failed; 6 network failure after retries; 7 rate limited after retries; 130 interrupted.

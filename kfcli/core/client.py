@@ -520,7 +520,7 @@ class KfClient:
                 self._sleep(attempt, _busy(errcode), shared=True)
                 attempt += 1
                 continue
-            raise api_error(errcode, str(doc.get("errmsg", "")))
+            raise api_error(errcode, str(doc.get("errmsg", "")), path=path)
 
     # ------------------------------------------------------------------ accounts
 

@@ -225,8 +225,7 @@ ERRCODES: dict[int, ErrorInfo] = {
         RateLimitError,
         "API call frequency exceeded",
         "接口调用超过限制",
-        "WeCom blocks for 60 s after a per-minute overrun; wait and retry, and pass the callback "
-        "token to sync_msg",
+        "WeCom blocks this API for 60 s after a per-minute overrun: wait a minute and retry",
     ),
     45033: ErrorInfo(
         RateLimitError,
@@ -331,8 +330,18 @@ ERRCODES: dict[int, ErrorInfo] = {
 }
 
 
-def api_error(errcode: int, errmsg: str, *, gettoken: bool = False) -> ApiError:
-    """Build the right `ApiError` subclass for a WeCom errcode."""
+#: Hints that hold for one API only, added to the errcode's own (path suffix, errcode).
+PATH_HINTS = {
+    # sync_msg without the callback's Token has a stricter limit (kf-api.md §1.4)
+    ("/kf/sync_msg", 45009): "pass the Token of the latest kf_msg_or_event callback (msg sync "
+    "--token, or let `kfcli callback serve` pull), which WeCom limits less strictly",
+}
+
+
+def api_error(errcode: int, errmsg: str, *, gettoken: bool = False, path: str = ""
+              ) -> ApiError:
+    """Build the right `ApiError` subclass for a WeCom errcode (`path`: the API called, for
+    hints that hold for it alone)."""
     info = ERRCODES.get(errcode)
     if info is None:
         return ApiError(errcode, errmsg)
@@ -345,4 +354,8 @@ def api_error(errcode: int, errmsg: str, *, gettoken: bool = False) -> ApiError:
     detail = errmsg.split(", hint:")[0].strip()
     if detail and detail.lower() not in (info.en.lower(), "ok"):
         message += f": {detail}"
-    return exc(errcode, errmsg, message=message, hint=info.hint)
+    hint = info.hint
+    for (suffix, code), extra in PATH_HINTS.items():
+        if code == errcode and path.endswith(suffix):
+            hint = f"{hint}; {extra}" if hint else extra
+    return exc(errcode, errmsg, message=message, hint=hint)

@@ -86,3 +86,37 @@ def test_an_unknown_option_is_still_reported_as_such(run):
     r = run("account", "list", "--colour")
     assert r.code == 2 and "No such option: --colour" in r.err
 
+
+
+@pytest.mark.parametrize("path", [p for p, _c in ALL], ids=lambda p: " ".join(p) or "kfcli")
+def test_one_help_style_everywhere(path, capsys, monkeypatch):
+    """Upper-case placeholders (TEXT, FILE, SECONDS, OPEN_KFID), no Typer braces in usage
+    lines, one env-var notation, arguments and options before the examples."""
+    import re
+
+    shown = _render(path, capsys, monkeypatch)
+    assert not re.search(r"<(str|int|float|file|path)[^>]*>", shown), shown
+    usage = shown.split("\n\n")[0]
+    assert "{" not in usage and re.fullmatch(r"Usage: [^a-z]*kfcli[ a-z-]*( \[OPTIONS\])?"
+                                             r"( [A-Z_\[\]|. -]+| COMMAND \[ARGS\]\.\.\.)*"
+                                             r"( \[bash\|zsh\|fish\])?", usage), usage
+    assert "[env var:" not in shown
+    example = shown.find("Example")
+    for section in ("Arguments:", "Options:"):
+        if section in shown and example != -1:
+            assert shown.index(section) < example, shown
+
+
+@pytest.mark.parametrize("path", [p for p, c in ALL if hasattr(c, "list_commands")],
+                         ids=lambda p: " ".join(p) or "kfcli")
+def test_group_lists_whole_summaries(path, capsys, monkeypatch):
+    from kfcli.cli.text import summary
+
+    command = dict((tuple(p), c) for p, c in ALL)[tuple(path)]
+    shown = " ".join(_render(path, capsys, monkeypatch).split("Commands:")[1].split())
+    for name in command.list_commands(None):
+        sub = command.get_command(None, name)
+        if sub.hidden:
+            continue
+        assert f"{name} {summary(sub.help)}" in shown, (name, shown)
+        assert "..." not in shown.split(name, 1)[1][:len(summary(sub.help)) + 2]

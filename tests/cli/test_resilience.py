@@ -32,6 +32,15 @@ def test_rate_limit_once_is_absorbed_then_reported(kf, sandbox):
     sandbox.fault(fault="errcode", errcode=45009, path="/cgi-bin/kf/account/list", times=10)
     r = kf("account", "list")
     assert r.code == 7 and "45009" in r.err and "hint:" in r.err
+    assert "sync_msg" not in r.err and "Token" not in r.err  # a hint for this command
+
+
+def test_rate_limit_hint_names_the_callback_token_for_sync_msg_only():
+    from kfcli.core.errors import api_error
+
+    assert "msg sync --token" in api_error(45009, "limit", path="/cgi-bin/kf/sync_msg").hint
+    assert "wait a minute" in api_error(45009, "limit", path="/cgi-bin/kf/sync_msg").hint
+    assert "Token" not in api_error(45009, "limit", path="/cgi-bin/kf/account/list").hint
 
 
 def test_5xx_is_retried_for_reads_only(kf, sandbox, avatar):
