@@ -16,6 +16,7 @@ or a signal.
 
 from __future__ import annotations
 
+import io
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -112,7 +113,9 @@ class _Guarded:
         def call(*args: Any, **kwargs: Any) -> Any:
             with _tagged():
                 result = attr(*args, **kwargs)
-            if isinstance(result, Iterator):
+            # A file (new_media_file's: a plain file is an iterator of lines) is handed over
+            # as it is: the archive writes into it and seeks in it.
+            if isinstance(result, Iterator) and not isinstance(result, io.IOBase):
                 return _iterate(result)
             return result
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.conftest import AVATAR
+from tests.cli.conftest import AVATAR, Proc
 from tests.cli.test_store import sqlite_url
 
 
@@ -262,3 +262,145 @@ def test_a_store_migrated_by_a_newer_build(kf, sandbox, any_store, spawn):
     _set_meta(any_store, schema_version=str(SCHEMA_VERSION), compatible_from=None)
     assert [m["text"]["content"] for m in history(kf, open_kfid, env)] == [
         "one", "two", "three"]
+
+
+# ---------------------------------------------------------------------- rolling upgrade
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _schema_at(commit: str) -> int | None:
+    import re
+    import subprocess
+
+    for path, pattern in (("kfcli/_about.py", r"^STORE_SCHEMA = (\d+)"),
+                          ("kfcli/core/store/base.py", r"^SCHEMA_VERSION = (\d+)")):
+        shown = subprocess.run(["git", "-C", str(ROOT), "show", f"{commit}:{path}"],
+                               capture_output=True, text=True)
+        found = re.search(pattern, shown.stdout, re.M) if shown.returncode == 0 else None
+        if found:
+            return int(found.group(1))
+    return None
+
+
+def previous_build(tmp_path: Path) -> tuple[Path, int]:
+    """The source tree of the last commit before the current schema (the build hosts ran
+    before this one), extracted from git; skips outside a git checkout."""
+    import shutil
+    import subprocess
+    import sys
+
+    from kfcli.core.store import SCHEMA_VERSION
+
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("needs a git checkout of kfcli (the previous build comes from its history)")
+    log = subprocess.run(["git", "-C", str(ROOT), "log", "--format=%H", "--", "kfcli/_about.py",
+                          "kfcli/core/store/base.py"], capture_output=True, text=True)
+    newest_current = None
+    for commit in log.stdout.split():
+        version = _schema_at(commit)
+        if version == SCHEMA_VERSION:
+            newest_current = commit  # walking back: ends at the commit that bumped it
+        elif version is not None and version < SCHEMA_VERSION:
+            break
+    else:
+        pytest.skip("no earlier schema in this checkout's history")
+    if newest_current is None or version < 3:
+        pytest.skip("the previous schema predates the media archive")
+    tree = tmp_path / "previous-build"
+    tree.mkdir()
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", f"{newest_current}^", "kfcli"],
+                             capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive.stdout, check=True)
+    # Its own virtualenv: the old tree, then this one's dependencies (a .pth of plain
+    # directories: this environment's own kfcli, an editable install's import hook, is not
+    # carried over).
+    venv = tmp_path / "previous-venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path("
+                           "'purelib'))"], capture_output=True, text=True, check=True)
+    deps = [p for p in sys.path if p.endswith("site-packages")]
+    Path(site.stdout.strip(), "previous-build.pth").write_text(
+        "\n".join([str(tree), *deps]) + "\n")
+    return python, version
+
+
+class OldHost(Proc):
+    """A background kfcli of the previous build."""
+
+    def __init__(self, python: Path, args: list[str], env: dict[str, str]) -> None:
+        from tests.cli import conftest
+
+        saved = conftest.KFCLI[:]
+        conftest.KFCLI[:] = [str(python), "-P", "-m", "kfcli"]
+        try:
+            super().__init__(args, env)
+        finally:
+            conftest.KFCLI[:] = saved
+
+
+@pytest.mark.process
+def test_rolling_upgrade_across_a_schema_change_loses_no_media(kf, sandbox, spawn, tmp_path,
+                                                                pg_empty_url):
+    """Two hosts on one PostgreSQL store: one still on the previous build (its source tree
+    from git history, run with this environment's dependencies) keeps pulling while the other
+    migrates the store to this build's schema; every image either stores is archived, and
+    the previous build, restarted, refuses the store at once and cleanly."""
+    import os
+    import subprocess
+
+    from kfcli.core.store import SCHEMA_VERSION
+
+    python, old_schema = previous_build(tmp_path)
+    env = {**sandbox.env, "KFCLI_STORE": pg_empty_url}
+    old_env = {k: v for k, v in {**os.environ, **env}.items() if k != "PYTHONPATH"}
+    open_kfid = sandbox.account()
+    photo = AVATAR.read_bytes()
+    first = image(sandbox, open_kfid, photo, customer="wmOld")
+
+    def old_host(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(python), "-P", "-m", "kfcli", *args], env=old_env, text=True,
+                              capture_output=True, timeout=120)
+
+    version = old_host("--version").stdout
+    assert version.startswith("kfcli ") and f"store schema {SCHEMA_VERSION}" not in version
+    # The previous build creates the store and keeps following (leaving the media to the
+    # archive's other fetchers: --no-media).
+    follower = OldHost(python, ["msg", "sync", open_kfid, "--follow", "--interval", "0.1",
+                                "--no-media", "-o", "jsonl"], old_env)
+    try:
+        follower.records_until(lambda r: len(r) == 1)
+        r = kf("store", "migrate", "--dry-run", "-o", "json", env=env)
+        assert r.code == 0, r.err
+        plan = r.json()
+        assert plan["schema_version"] == old_schema and plan["target"] == SCHEMA_VERSION
+        assert plan["older_builds_keep_working"] is True
+        assert kf("store", "migrate", env=env).code == 0
+
+        # After the migration, the previous build goes on storing images.
+        later = [image(sandbox, open_kfid, photo, customer=f"wmAfter{n}") for n in range(3)]
+        stored = follower.records_until(lambda r: len(r) == 3)
+        assert [m["msgid"] for m in stored] == later
+        # This build pulls too (its own command, the same store): nothing twice.
+        sandbox.say(open_kfid, "new host", external_userid="wmNew")
+        r = kf("msg", "sync", open_kfid, "-o", "jsonl", env=env)
+        assert r.code == 0, r.err
+    finally:
+        follower.stop()
+    r = kf("store", "media", "--retry", "-o", "json", env=env)
+    assert r.code == 0, r.err
+    assert {k: r.json()[k] for k in ("archived", "pending", "failed")} == {
+        "archived": 4, "pending": 0, "failed": 0}
+    for msgid in (first, *later):
+        out = tmp_path / f"{msgid}.png"
+        assert kf("msg", "media", msgid, "-O", str(out), env=env).code == 0
+        assert out.read_bytes() == photo
+    msgids = [m["msgid"] for m in history(kf, open_kfid, env)]
+    assert len(msgids) == len(set(msgids)) == 5
+
+    # Restarted, the previous build refuses the migrated store at once, saying why.
+    again = old_host("msg", "sync", open_kfid)
+    assert again.returncode == 3, again.stderr
+    assert f"schema version {SCHEMA_VERSION}" in again.stderr
+    assert "Traceback" not in again.stderr
