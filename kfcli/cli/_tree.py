@@ -157,8 +157,8 @@ TREE = {
                     'help': 'List KF accounts (POST with offset/limit, so more than 100 accounts are reachab…',
                     'options': (
                         (('--all',), None, 'Page through every account', False),
-                        (('--limit',), 'text', 'Accounts per page, 1-100', False),
-                        (('--offset',), 'text', 'Accounts to skip', False),
+                        (('--limit',), 'text', 'Accounts to show, 1-100 (default 100; not with --all)', False),
+                        (('--offset',), 'text', 'Accounts to skip (default 0; not with --all)', False),
                         (('--output', '-o'), 'format', 'Output format: table, wide (a table with every column), tsv, json or jsonl', False),
                         (('--json',), None, 'Short for --output json', False),
                         (('--columns',), 'text', 'Columns to show, comma-separated, in this order (table and tsv; JSON keeps ever…', False),
@@ -703,7 +703,7 @@ TREE = {
                             'help': 'List knowledge groups (the default group is marked)',
                             'options': (
                                 (('--all',), None, 'Every item (default: the first --limit)', False),
-                                (('--limit',), 'text', 'Items to show without --all (also the page size, 1-1000)', False),
+                                (('--limit',), 'text', 'Items to show, 1-1000 (default 500; not with --all)', False),
                                 (('--output', '-o'), 'format', 'Output format: table, wide (a table with every column), tsv, json or jsonl', False),
                                 (('--json',), None, 'Short for --output json', False),
                                 (('--columns',), 'text', 'Columns to show, comma-separated, in this order (table and tsv; JSON keeps ever…', False),
@@ -762,7 +762,7 @@ TREE = {
                                 (('--group',), 'text', 'Only this group', False),
                                 (('--intent',), 'text', 'Only this intent', False),
                                 (('--all',), None, 'Every item (default: the first --limit)', False),
-                                (('--limit',), 'text', 'Items to show without --all (also the page size, 1-1000)', False),
+                                (('--limit',), 'text', 'Items to show, 1-1000 (default 500; not with --all)', False),
                                 (('--output', '-o'), 'format', 'Output format: table, wide (a table with every column), tsv, json or jsonl', False),
                                 (('--json',), None, 'Short for --output json', False),
                                 (('--columns',), 'text', 'Columns to show, comma-separated, in this order (table and tsv; JSON keeps ever…', False),

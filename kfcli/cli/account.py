@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from kfcli.cli.context import YesOpt, confirm, new_app, state, with_output
+from kfcli.cli.context import YesOpt, confirm, exclusive, new_app, state, with_output
 from kfcli.cli.text import plural
 from kfcli.core import limits
 from kfcli.core.errors import UsageError
@@ -33,8 +33,7 @@ MediaIdOpt = Annotated[
 
 def avatar_media_id(avatar: Path | None, media_id: str | None) -> str | None:
     """Check the avatar options, then upload the file if one was given."""
-    if avatar is not None and media_id is not None:
-        raise UsageError("give --avatar or --media-id, not both")
+    exclusive(**{"--avatar": avatar, "--media-id": media_id})
     if media_id is not None:
         return limits.check_media_id(media_id)
     if avatar is None:
@@ -56,15 +55,23 @@ TSV columns: open_kfid, name, manage_privilege, avatar.""")
 @with_output
 def list_(
     all_: Annotated[bool, typer.Option("--all", help="Page through every account.")] = False,
-    limit: Annotated[int, typer.Option("--limit", help="Accounts per page, 1-100.")] = 100,
-    offset: Annotated[int, typer.Option("--offset", help="Accounts to skip.")] = 0,
+    limit: Annotated[int | None, typer.Option(
+        "--limit", help="Accounts to show, 1-100 (default 100; not with --all).",
+        show_default=False)] = None,
+    offset: Annotated[int | None, typer.Option(
+        "--offset", help="Accounts to skip (default 0; not with --all).",
+        show_default=False)] = None,
 ) -> None:
     """List KF accounts (POST with offset/limit, so more than 100 accounts are reachable)."""
+    exclusive(**{"--all": all_, "--limit": limit})
+    exclusive(**{"--all": all_, "--offset": offset})
+    limit = limits.ACCOUNT_LIST_LIMIT if limit is None else limit
+    offset = offset or 0
     limits.check_limit(limit, limits.ACCOUNT_LIST_LIMIT)
     limits.check_offset(offset)
     client = state().client()
     if all_:
-        accounts = list(client.iter_accounts(page_size=limit))
+        accounts = list(client.iter_accounts(page_size=limits.ACCOUNT_LIST_LIMIT))
     else:
         accounts = client.account_list(offset=offset, limit=limit)
         if len(accounts) == limit:

@@ -268,10 +268,12 @@ def _invoke(st, args: list[str]) -> int:
         message = misplaced_global(exc, args)
         if message is not None:
             hint = None
+        _json_asked(st, args)
         _report({"type": "usage", "errcode": None, "errmsg": None,
                  "message": message or exc.format_message(), "hint": hint})
         return 2
     except click_exceptions.ClickException as exc:
+        _json_asked(st, args)
         _report({"type": "usage", "errcode": None, "errmsg": None,
                  "message": exc.format_message(), "hint": None})
         return exc.exit_code
@@ -299,6 +301,17 @@ def _invoke(st, args: list[str]) -> int:
                  "message": f"internal error: {type(exc).__name__}: {exc}",
                  "hint": "run again with --debug for the traceback, and please report it"})
         return 1
+
+
+def _json_asked(st, args: list[str]) -> None:
+    """A usage error stopped parsing before `-o json`/`--json` took effect: the error is
+    still one JSON object when the command line asked for JSON (DESIGN.md §5)."""
+    from kfcli.cli.usage import format_in
+
+    fmt = format_in(args)
+    if fmt in ("json", "jsonl") and st.output_format is None:
+        with contextlib.suppress(KfError):
+            st.set_output(fmt, False)
 
 
 def _finish(env: Environment, code: int) -> int:

@@ -120,6 +120,14 @@ class AppState:
             if self.sandbox:
                 server = self.sandbox_server()
                 overrides = {**server.credentials, "base_url": server.base_url}
+                if flags.get("store") is None:
+                    # Rehearsals keep their messages apart: KFCLI_STORE if this invocation
+                    # names one, else a store of the sandbox's own (never the default
+                    # store.db, nor a profile's store, which are production's).
+                    from kfcli.core import paths
+
+                    overrides["store"] = (self.env.environ.get("KFCLI_STORE")
+                                          or paths.sandbox_store_url())
             self._settings = resolve(profile=self.profile, flags=flags, overrides=overrides,
                                      env=self.env.environ)
         return self._settings
@@ -271,6 +279,16 @@ def with_output(func: F) -> F:
     wrapper.__signature__ = sig.replace(parameters=[*sig.parameters.values(), *extra])
     wrapper.__annotations__ = {}
     return wrapper  # type: ignore[return-value]
+
+
+def exclusive(**given: Any) -> None:
+    """Refuse options that exclude each other, one way everywhere (exit 2, nothing sent):
+    `exclusive(**{"--all": all_, "--limit": limit})` → "give --all or --limit, not both".
+    An option counts as given when its value is not None or False."""
+    named = [name for name, value in given.items() if value is not None and value is not False]
+    if len(named) > 1:
+        raise UsageError(f"give {' or '.join(named)}, not both" if len(named) == 2 else
+                         f"give one of {', '.join(named)}, not several")
 
 
 def confirm(question: str, *, yes: bool) -> None:

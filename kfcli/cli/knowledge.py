@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from kfcli.cli.context import YesOpt, confirm, new_app, state, with_output
+from kfcli.cli.context import YesOpt, confirm, exclusive, new_app, state, with_output
 from kfcli.cli.media import upload_file
 from kfcli.cli.text import plural
 from kfcli.core import limits, messages
@@ -21,12 +21,19 @@ app.add_typer(group_app, name="group")
 app.add_typer(intent_app, name="intent")
 
 AllOpt = Annotated[bool, typer.Option("--all", help="Every item (default: the first --limit).")]
-LimitOpt = Annotated[int, typer.Option("--limit", help="Items to show without --all "
-                                       "(also the page size, 1-1000).")]
+LimitOpt = Annotated[int | None, typer.Option(
+    "--limit", help="Items to show, 1-1000 (default 500; not with --all).", show_default=False)]
+
+
+def _limit(all_: bool, limit: int | None) -> int:
+    """--limit (also the page size), refused beside --all (which pages by 500)."""
+    exclusive(**{"--all": all_, "--limit": limit})
+    limit = 500 if limit is None else limit
+    limits.check_limit(limit, limits.KNOWLEDGE_LIST_LIMIT)
+    return limit
 
 
 def _list(items, limit: int, all_: bool) -> list[dict]:
-    limits.check_limit(limit, limits.KNOWLEDGE_LIST_LIMIT)
     rows = list(items) if all_ else list(islice(items, limit + 1))
     if not all_ and len(rows) > limit:
         rows = rows[:limit]
@@ -38,8 +45,9 @@ def _list(items, limit: int, all_: bool) -> list[dict]:
                    "  kfcli knowledge group list --all -o json\n\n"
                    "TSV columns: group_id, name, is_default.")
 @with_output
-def group_list(all_: AllOpt = False, limit: LimitOpt = 500) -> None:
+def group_list(all_: AllOpt = False, limit: LimitOpt = None) -> None:
     """List knowledge groups (the default group is marked)."""
+    limit = _limit(all_, limit)
     client = state().client()
     rows = _list(client.knowledge_groups(page_size=limit), limit, all_)
     out = state().out
@@ -142,9 +150,10 @@ def intent_list(
     intent: Annotated[str | None, typer.Option("--intent", help="Only this intent.",
                                                show_default=False)] = None,
     all_: AllOpt = False,
-    limit: LimitOpt = 500,
+    limit: LimitOpt = None,
 ) -> None:
     """List intents with their question and answer."""
+    limit = _limit(all_, limit)
     client = state().client()
     rows = _list(client.knowledge_intents(group_id=group, intent_id=intent, page_size=limit),
                  limit, all_)

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from kfcli.cli.context import new_app, state, with_output
+from kfcli.cli.context import exclusive, new_app, state, with_output
 from kfcli.cli.media import upload_file
 from kfcli.cli.strict import StrictCommand
 from kfcli.core import limits, messages
@@ -48,8 +48,7 @@ def _resolve(value: Any, dry_run: bool) -> Any:
 
 
 def _thumb(thumb: Path | None, thumb_media_id: str | None, what: str) -> Any:
-    if thumb is not None and thumb_media_id is not None:
-        raise UsageError("give --thumb or --thumb-media-id, not both")
+    exclusive(**{"--thumb": thumb, "--thumb-media-id": thumb_media_id})
     if thumb is None and thumb_media_id is None:
         raise UsageError(f"{what} needs a cover image: --thumb FILE or --thumb-media-id ID")
     return _Upload(thumb, "image") if thumb else limits.check_media_id(thumb_media_id,

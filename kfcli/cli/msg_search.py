@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from kfcli.cli.context import JsonOpt, state
+from kfcli.cli.context import JsonOpt, exclusive, state
 from kfcli.cli.msg import app
 from kfcli.core import limits
 from kfcli.core.errors import ValidationError
@@ -107,8 +107,7 @@ def search(
     if customer is not None:
         limits.check_external_userid(customer)
     start, end = parse_range(since, until)
-    if all_ and limit is not None:
-        raise ValidationError("--limit", "give --limit N or --all, not both")
+    exclusive(**{"--limit": limit, "--all": all_})
     cap = None if all_ else (limit or DEFAULT_LIMIT)
     from kfcli.core.store import open_store
 

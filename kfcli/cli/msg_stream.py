@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from kfcli.cli.context import JsonOpt, state
+from kfcli.cli.context import JsonOpt, exclusive, state
 from kfcli.cli.msg import app
 from kfcli.cli.text import plural
 from kfcli.core import limits
@@ -370,8 +370,7 @@ def sync(
     limits.check_limit(limit, limits.SYNC_LIMIT)
     if voice_format is not None and voice_format not in VOICE_FORMATS:
         raise ValidationError("--voice-format", f"{voice_format!r} is not amr or silk")
-    if cursor is not None and all_:
-        raise UsageError("give --cursor or --all, not both")
+    exclusive(**{"--cursor": cursor, "--all": all_})
     if cursor is not None:
         limits.check_text("cursor", cursor, max_bytes=64)
     if token is not None:

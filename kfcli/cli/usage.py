@@ -36,6 +36,25 @@ def show_group_help(exc: Exception) -> bool:
     return True
 
 
+def format_in(args: list[str]) -> str | None:
+    """The output format a command line asks for (`-o json`, `-ojson`, `--output=json`,
+    `--json`), read from the words themselves when Click could not parse them; the last one
+    given (before any `--`)."""
+    found = None
+    for i, arg in enumerate(args):
+        if arg == "--":
+            break
+        if arg == "--json":
+            found = "json"
+        elif arg in ("-o", "--output") and i + 1 < len(args):
+            found = args[i + 1]
+        elif arg.startswith("--output="):
+            found = arg.split("=", 1)[1]
+        elif arg.startswith("-o") and not arg.startswith("--") and len(arg) > 2:
+            found = arg[2:]
+    return found
+
+
 def output_file_hint(exc: Exception) -> str | None:
     """`msg export -o x.csv`: -o is not this command's, but -O FILE is: say so."""
     if not isinstance(exc, click_exceptions.NoSuchOption) or exc.ctx is None:

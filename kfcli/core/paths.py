@@ -53,3 +53,9 @@ def config_file() -> Path:
 
 def sandbox_db() -> Path:
     return data_dir() / "sandbox.db"
+
+
+def sandbox_store_url() -> str:
+    """The message store of `--sandbox` runs (beside the simulator's state), so a rehearsal
+    never writes into the store production commands use."""
+    return "sqlite:///" + str(data_dir() / "sandbox-store.db").lstrip("/")

@@ -122,7 +122,7 @@ def test_a_single_value_option_given_twice_is_refused(kf, sandbox, chat):
         (["--text", "a", "--text", "b"], "--text given twice"),
         (["--text=a", "--text=b"], "--text given twice"),
         (["--text", "a", "--msgid", "m1", "--msgid", "m2"], "--msgid given twice"),
-        (["--text", "a", "-o", "json", "--output", "json"], "-o/--output given twice"),
+        (["--text", "a", "-o", "tsv", "--output", "tsv"], "-o/--output given twice"),
         (["--link", "https://x", "--title", "a", "--title", "b", "--thumb-media-id", "m"],
          "--title given twice"),
     ]

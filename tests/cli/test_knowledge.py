@@ -52,5 +52,10 @@ def test_listing_pages_through(kf, sandbox):
         assert kf("knowledge", "group", "add", f"g{i}").code == 0
     r = kf("knowledge", "group", "list", "--limit", "3")
     assert len(r.out.splitlines()) == 3 and "--all" in r.err
-    r = kf("knowledge", "group", "list", "--limit", "3", "--all")
+    r = kf("knowledge", "group", "list", "--all")  # --all pages by 500
     assert len(r.out.splitlines()) == 8
+    from kfcli.core.client import KfClient  # pages of 3, as the command's pages of 500
+
+    with KfClient(sandbox.creds["corp_id"], sandbox.creds["secret"],
+                  base_url=sandbox.base_url) as client:
+        assert len(list(client.knowledge_groups(page_size=3))) == 8
