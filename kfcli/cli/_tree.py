@@ -452,6 +452,7 @@ TREE = {
                         (('--interval',), 'text', 'Seconds between looks at the store with --follow', False),
                         (('--grep',), 'text', 'Only messages containing TEXT, as `msg search` finds them (substring, any case)', False),
                         (('--ack',), 'text', 'With --consumer: resume from the oldest customer message (of the last 48 h) tha…', False),
+                        (('--all-accounts',), None, 'Every account of the corp (the default without OPEN_KFID), also those that appe…', False),
                         (('--output', '-o'), 'format', 'Output format: table, tsv, json or jsonl', False),
                         (('--json',), None, 'Short for --output json', False),
                         (('--help', '-h'), None, 'Show help and exit', False),

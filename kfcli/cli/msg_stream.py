@@ -522,6 +522,8 @@ def _read_only(client, out, open_kfid: str, *, cursor, token, limit, voice) -> N
 
   kfcli msg history wkAbC123 --follow --consumer bot -o jsonl | ./my-bot
 
+  kfcli msg history -f --consumer bot -o jsonl | ./my-bot    # every account
+
 Reads the message store (what `msg sync` and `callback serve --sync` pulled, from any host
 sharing it), oldest first: a conversation view on a terminal; JSON lines when piped, each
 exactly the object `msg sync` writes. WHEN is a date (2026-11-30), a local time
@@ -534,6 +536,9 @@ kill -9); a new consumer starts after the newest stored message unless --since i
 with WeCom's reply window as the store knows it: "reply window: 3 of 5 left, closes in 41 h".
 --ack replies (with --consumer) resumes from the oldest customer message of the last 48 h
 that `msg send --batch` never answered or marked no_reply.
+Without OPEN_KFID (or with --all-accounts): every account of the corp in one stream, in the
+order they were stored; a consumer of every account also takes in accounts that appear
+later, from their first stored message, and keeps a position per account (`store status`).
 
 With --follow, an outage of the store (a PostgreSQL restart, a full disk) is waited out: one
 line on stderr when it begins and one when it ends; the follower goes on after the last
@@ -543,7 +548,8 @@ Exit status: 0 done (also when the reader closes the pipe), 1 the consumer NAME 
 running, 2 invalid input, 3 the store is misconfigured, 6 a PostgreSQL store is unreachable
 (without --follow), 130 interrupted.""")
 def history(
-    open_kfid: Annotated[str, typer.Argument(help="The account's open_kfid.")],
+    open_kfid: Annotated[str | None, typer.Argument(
+        help="The account's open_kfid (default: every account).", show_default=False)] = None,
     customer: Annotated[str | None, typer.Option(
         "--customer", metavar="EXTERNAL_USERID", help="Only this customer's conversation.",
         show_default=False)] = None,
@@ -572,6 +578,9 @@ def history(
         "--ack", metavar="replies", help="With --consumer: resume from the oldest customer "
         "message (of the last 48 h) that `msg send --batch` has not answered or marked "
         "no_reply.", show_default=False)] = None,
+    all_accounts: Annotated[bool, typer.Option(
+        "--all-accounts", help="Every account of the corp (the default without "
+        "OPEN_KFID), also those that appear later.")] = False,
     output: StreamOutputOpt = None,
     json_: JsonOpt = False,
 ) -> None:
@@ -581,7 +590,10 @@ def history(
     st = state()
     st.set_output(output, json_)
     out = st.stream_out()
-    limits.check_open_kfid(open_kfid)
+    if open_kfid is not None:
+        if all_accounts:
+            raise UsageError("give an OPEN_KFID or --all-accounts, not both")
+        limits.check_open_kfid(open_kfid)
     if customer is not None:
         limits.check_external_userid(customer)
     now = state().env.clock()
@@ -632,7 +644,7 @@ def history(
         for row in matches:
             rows.emit([row], None)
         rows.end()
-        if customer is not None and out.fmt == "table":
+        if customer is not None and open_kfid is not None and out.fmt == "table":
             window = store.reply_window(corp_id, open_kfid, customer)
             if window is not None:  # sends recorded by `msg send --batch` count
                 out.info(window.describe(state().env.clock()))
@@ -640,7 +652,7 @@ def history(
         store.close()
 
 
-def _follow(store, rows: _Rows, out, outage: Outage, corp_id: str, open_kfid: str, *,
+def _follow(store, rows: _Rows, out, outage: Outage, corp_id: str, open_kfid: str | None, *,
             customer, since, until, limit, interval: float) -> None:
     """`msg history --follow`: what is stored (the newest `limit`), then every message as it
     is stored, until interrupted. The store may go away meanwhile: the follower waits for it
@@ -688,13 +700,97 @@ _CONSUMER = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 REPLY_WINDOW = 48 * 3600
 
 
-def _consume(store, out, corp_id: str, open_kfid: str, name: str, *, customer, since, until,
-             limit, follow: bool, interval: float, ack: bool = False,
+#: The consumers table's open_kfid for the position of a consumer of every account.
+ALL_ACCOUNTS = "*"
+
+
+class _Accounts:
+    """The positions of a consumer of every account of the corp (`msg history --consumer
+    NAME` without an OPEN_KFID). It reads the corp's messages in seq order (a corp's seqs
+    grow in commit order in both stores) from one position, kept under the open_kfid `*`,
+    and keeps each account's own position in step, as a consumer of that account would
+    (`store status` shows them, and `--ack replies` looks for unanswered messages per
+    account). An account seen for the first time starts just before its first message."""
+
+    def __init__(self, store, corp_id: str, name: str) -> None:
+        self.store = store
+        self.corp_id = corp_id
+        self.name = name
+        self.known: set[str] = set()
+        #: The last seq of each batch handed to the writer: its accounts' last seqs.
+        self.batches: dict[int, dict[str, int]] = {}
+
+    def begin(self, since: int | None) -> int:
+        """The shared position; on first use, every account's position at its newest
+        message (or before --since) and the shared one at the lowest of them."""
+        store, corp_id, name = self.store, self.corp_id, self.name
+        accounts = [a.open_kfid for a in store.pull_states(corp_id)]
+        position = store.consumer_position(corp_id, name, ALL_ACCOUNTS)
+        for open_kfid in accounts:
+            if store.consumer_position(corp_id, name, open_kfid) is not None:
+                self.known.add(open_kfid)
+            elif position is None:  # first start: each account from now (or --since)
+                at = store.seq_before(corp_id, open_kfid, since) if since is not None \
+                    else store.last_seq(corp_id, open_kfid)
+                store.set_consumer_position(corp_id, name, open_kfid, at)
+                self.known.add(open_kfid)
+        if position is None:
+            position = store.last_seq(corp_id) if since is None else min(
+                (store.consumer_position(corp_id, name, k) or 0 for k in accounts), default=0)
+            store.set_consumer_position(corp_id, name, ALL_ACCOUNTS, position)
+        return position
+
+    def unanswered(self, upto: int, since: int) -> int | None:
+        found = [self.store.unanswered(self.corp_id, self.name, k, upto=upto, since=since)
+                 for k in sorted(self.known)]
+        return min((seq for seq in found if seq is not None), default=None)
+
+    def seen(self, rows) -> None:
+        """A batch about to be written (its last seq is what the journal records): a new
+        account's position starts before its first message."""
+        self.batches[rows[-1].seq] = self._tops(rows)
+
+    def _tops(self, rows) -> dict[str, int]:
+        top: dict[str, int] = {}
+        for row in rows:
+            open_kfid = json.loads(row.text).get("open_kfid", "")
+            if open_kfid not in self.known:
+                self.store.set_consumer_position(self.corp_id, self.name, open_kfid,
+                                                 row.seq - 1)
+                self.known.add(open_kfid)
+            top[open_kfid] = row.seq
+        return top
+
+    def record(self, seqs: list[int]) -> None:
+        """Written up to max(seqs): each account's position, then the shared one."""
+        high = max(seqs)
+        top: dict[str, int] = {}
+        missing = [seq for seq in seqs if seq not in self.batches]
+        if missing:  # a dead run's journal: the messages it wrote after the shared position
+            low = self.store.consumer_position(self.corp_id, self.name, ALL_ACCOUNTS) or 0
+            if high > low:
+                top.update(self._tops(list(self.store.messages(
+                    self.corp_id, after_seq=low, limit=high - low))))
+        for seq in sorted(seqs):
+            for open_kfid, at in self.batches.pop(seq, {}).items():
+                top[open_kfid] = max(at, top.get(open_kfid, 0))
+        for open_kfid, at in top.items():
+            if open_kfid:
+                self.store.set_consumer_position(self.corp_id, self.name, open_kfid, at)
+        self.store.set_consumer_position(self.corp_id, self.name, ALL_ACCOUNTS, high)
+
+
+def _consume(store, out, corp_id: str, open_kfid: str | None, name: str, *, customer, since,
+             until, limit, follow: bool, interval: float, ack: bool = False,
              outage: Outage | None = None) -> None:
-    """`msg history --consumer NAME`. With `outage` (a follower on a guarded store), store
-    failures are ridden out: the position is recorded from the journal once the store is
-    back, and the consumer goes on after the last message it wrote (exactly once)."""
+    """`msg history --consumer NAME` (of every account when `open_kfid` is None). With
+    `outage` (a follower on a guarded store), store failures are ridden out: the position
+    is recorded from the journal once the store is back, and the consumer goes on after
+    the last message it wrote (exactly once)."""
     from kfcli.core.pull import Journal
+
+    every = _Accounts(store, corp_id, name) if open_kfid is None else None
+    key = open_kfid or ALL_ACCOUNTS
 
     def retrying(step):
         while True:
@@ -710,18 +806,30 @@ def _consume(store, out, corp_id: str, open_kfid: str, name: str, *, customer, s
                 outage.recovered()
             return result
 
-    lock_key = f"consumer:{corp_id}:{name}:{open_kfid}"
+    lock_key = f"consumer:{corp_id}:{name}:{key}"
     lock = retrying(lambda: store.lock(lock_key, wait=0.0))
     if lock is None:
-        raise _already_running(name, open_kfid)
-    journal = Journal(store, corp_id, open_kfid, purpose=f"consumer-{name}")
+        raise _already_running(name, key)
+    journal = Journal(store, corp_id, key, purpose=f"consumer-{name}")
 
     def record(seqs: list[int]) -> None:
-        if seqs:
-            store.set_consumer_position(corp_id, name, open_kfid, max(seqs))
+        if seqs and every is not None:
+            every.record(seqs)
+        elif seqs:
+            store.set_consumer_position(corp_id, name, key, max(seqs))
 
     def begin() -> int:
         journal.recover(record)
+        if every is not None:
+            position = every.begin(since)
+            oldest = every.unanswered(position, int(state().env.clock()) - REPLY_WINDOW) \
+                if ack else None
+            if oldest is not None:
+                out.info(f"consumer {name}: message seq {oldest} was never answered; "
+                         "resuming from it (answers already sent are not sent twice)")
+                position = min(position, oldest - 1)
+            return position
+        assert open_kfid is not None
         position = store.consumer_position(corp_id, name, open_kfid)
         if position is None:
             # A new consumer starts after the newest stored message (Kafka's "latest"),
@@ -749,7 +857,7 @@ def _consume(store, out, corp_id: str, open_kfid: str, name: str, *, customer, s
             want = 1000 if limit is None else min(1000, limit - written)
             try:
                 if relock:  # is the consumer's lock still held?
-                    lock = _relock(store, lock, lock_key, name, open_kfid)
+                    lock = _relock(store, lock, lock_key, name, key)
                     relock = False
                 batch = list(store.messages(corp_id, open_kfid, customer=customer,
                                             since=since, until=until, after_seq=position,
@@ -762,6 +870,8 @@ def _consume(store, out, corp_id: str, open_kfid: str, name: str, *, customer, s
                         rows.emit([], top)
                         position = top
                 if batch:
+                    if every is not None:
+                        every.seen(batch)
                     position = batch[-1].seq
                     rows.emit(batch, position)
                     written += len(batch)
@@ -799,7 +909,8 @@ def _consume(store, out, corp_id: str, open_kfid: str, name: str, *, customer, s
 
 
 def _already_running(name: str, open_kfid: str) -> KfError:
-    return KfError(f"consumer {name!r} of {open_kfid} is already running",
+    of = "every account" if open_kfid == ALL_ACCOUNTS else open_kfid
+    return KfError(f"consumer {name!r} of {of} is already running",
                    hint="one process per consumer name: stop the other, or use another "
                    "--consumer name")
 
