@@ -169,6 +169,22 @@ def test_a_consumer_rides_out_a_stopped_postgresql_exactly_once(sandbox, run, fo
     again.end()
 
 
+def test_a_consumer_started_while_postgresql_is_down_waits_for_it(sandbox, run, followers,
+                                                                   pg):
+    open_kfid, env = pg
+    assert run("msg", "history", open_kfid, "--consumer", "bot", env=env).code == 0
+    with pgutil.server_stopped():
+        follower = followers("msg", "history", open_kfid, "--follow", "--consumer", "bot",
+                             "--interval", "0.1", "-o", "jsonl", env=env)
+        follower.says("the message store: cannot reach the PostgreSQL store")
+        assert follower.popen.poll() is None
+    follower.says("works again after")
+    first = _said(sandbox, open_kfid, ["one"])
+    _synced(run, open_kfid, env)
+    assert [r["msgid"] for r in follower.records(1)] == first
+    assert follower.end() == 130
+
+
 def _advisory_holders(dbname: str) -> list[int]:
     with pgutil.admin() as conn:
         return [pid for (pid,) in conn.execute(
