@@ -98,3 +98,27 @@ def test_ctrl_c_while_paged_ends_quietly(sandbox):
                        {**sandbox.env, "KFCLI_PAGER": pager}, columns=200)
     assert term.code in (0, 130), term.err  # 0 when kfcli had written everything already
     assert term.err == "", term.err  # no "interrupted" over the pager, no traceback
+
+
+@pytest.mark.process
+def test_a_long_conversation_is_paged(sandbox, kf):
+    """The friction reported: `msg history K --customer X` on a terminal streamed every line."""
+    open_kfid = sandbox.account()
+    customer = sandbox.say(open_kfid, "第1条")
+    for i in range(2, 41):
+        sandbox.say(open_kfid, f"第{i}条", external_userid=customer)
+    assert kf("msg", "sync", open_kfid).code == 0
+    term = on_terminal(["msg", "history", open_kfid, "--customer", customer],
+                       {**sandbox.env, "KFCLI_PAGER": MARK}, columns=80)
+    assert term.code == 0, term.err
+    shown = [line for line in term.out.splitlines() if line.strip()]
+    assert len(shown) > 40 and all(line.startswith("PAGED:") for line in shown), term.out
+    assert "第40条" in term.out
+    # following never pages: it writes until stopped
+    from kfcli.cli.pager import streams
+
+    class Ctx:
+        command_path = "kfcli msg history"
+        params = {"follow": True}
+
+    assert streams(Ctx())

@@ -314,6 +314,7 @@ def test_layout_id_in_free_text_is_not_folded():
     assert "ww0173509520b78acd" in result.text
 
 
+@pytest.mark.process
 def test_urls_never_split_and_empty_columns_go_first(world, kf):
     long_url = "https://qyapi.weixin.qq.com.example-corporate-proxy.internal:8443/wecom"
     assert kf("config", "set", "corp_id", "ww0123456789abcdef").code == 0
@@ -333,6 +334,7 @@ def test_urls_never_split_and_empty_columns_go_first(world, kf):
     assert r.out.splitlines()[0].split()[-1] == "base_url"  # 200: still a table
 
 
+@pytest.mark.process
 def test_store_status_is_a_table_at_120_columns(world, kf):
     for open_kfid in world["accounts"]:
         world_say = kf("msg", "sync", open_kfid)
@@ -347,6 +349,7 @@ def test_store_status_is_a_table_at_120_columns(world, kf):
     assert len(blocks) == 2 and all(b.startswith("open_kfid:") for b in blocks), r.out
 
 
+@pytest.mark.process
 def test_customer_get_with_context_shows_scene(world, sandbox):
     open_kfid, customer = world["accounts"][0], world["customer"]
     doc = sandbox.post("/sandbox/enter_session", {"open_kfid": open_kfid,
