@@ -47,6 +47,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -126,60 +127,55 @@ class Sandbox:
             self.proc.kill()
 
 
-class Gunicorn:
-    """gunicorn with 4 workers running the store-backed receiver; stdout parsed as it comes."""
+class Server:
+    """A receiver process (its children too: gunicorn's workers); stdout parsed as it comes.
+    `started(line)` is told each stderr line until it returns True (the receiver listens)."""
 
-    def __init__(self, env: dict[str, str], workers: int) -> None:
-        gunicorn = shutil.which("gunicorn")
-        if not gunicorn:
-            sys.exit("gunicorn is not installed in this environment (pip install gunicorn)")
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.proc = subprocess.Popen(
-            [gunicorn, "--workers", str(workers), "-b", f"127.0.0.1:{self.port}",
-             "--graceful-timeout", "5",
-             # gunicorn >= 24 opens ~/.gunicorn/gunicorn.ctl, shared by every instance of
-             # the user: not needed here.
-             *(["--no-control-socket"] if _has_option(gunicorn, "--no-control-socket")
-               else []),
-             "kfcli.callback:app_from_env(sync=True)"],
-            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True)
+    port = 0
+
+    def __init__(self, cmd: list[str], env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.msgids: collections.Counter[str] = collections.Counter()
         self.first_seen: dict[str, float] = {}  # msgid -> perf_counter() of its first line
         self.callbacks = 0
         self.other = 0
         self.last_line = time.monotonic()
         self.errors: list[str] = []
-        booted = threading.Event()
-        self._booted = 0
+        listening = threading.Event()
 
         def read_err() -> None:
             for line in self.proc.stderr:
-                if "Booting worker" in line:
-                    self._booted += 1
-                    if self._booted >= workers:
-                        booted.set()
-                elif "[INFO]" not in line:
+                if not listening.is_set() and self.started(line):
+                    listening.set()
+                elif "[INFO]" not in line and " INFO [" not in line:
                     self.errors.append(line.rstrip())
-            booted.set()
+            listening.set()
 
         threading.Thread(target=read_err, daemon=True).start()
         threading.Thread(target=self._read_out, daemon=True).start()
-        if not booted.wait(30) or self.proc.poll() is not None:
-            self.stop()
-            sys.exit("gunicorn did not start:\n" + "\n".join(self.errors))
-        deadline = time.monotonic() + 15
-        while True:  # the port answers once the arbiter listens; the workers just booted
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    self.stop()
-                    sys.exit("gunicorn does not listen:\n" + "\n".join(self.errors))
-                time.sleep(0.05)
+        deadline = time.monotonic() + 30
+        listening.wait(30)
+        while self.proc.poll() is None and time.monotonic() < deadline:
+            if self.get("/readyz")[0] == 200:  # the store opened, the workers booted
+                return
+            time.sleep(0.1)
+        self.stop()
+        sys.exit(f"{cmd[0]} did not become ready:\n" + "\n".join(self.errors))
+
+    def started(self, line: str) -> bool:
+        raise NotImplementedError
+
+    def get(self, path: str) -> tuple[int, str]:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+            conn.request("GET", path)
+            resp = conn.getresponse()
+            body = resp.read().decode()
+            conn.close()
+            return resp.status, body
+        except (OSError, http.client.HTTPException) as exc:
+            return 0, str(exc)
 
     def _read_out(self) -> None:
         for line in self.proc.stdout:
@@ -212,6 +208,37 @@ class Gunicorn:
                 return
             time.sleep(0.1)
 
+    def resources(self) -> dict[str, float]:
+        """RSS (MB), open files and threads, summed over the process and its descendants."""
+        todo, seen = [self.proc.pid], []
+        out = {"rss": 0.0, "files": 0, "threads": 0}
+        while todo:
+            pid = todo.pop()
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+                out["files"] += len(os.listdir(f"/proc/{pid}/fd"))
+                todo += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text()
+                         .split()]
+            except (OSError, ValueError):
+                continue
+            seen.append(pid)
+            fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+            out["rss"] += int(fields["VmRSS"].split()[0]) / 1024
+            out["threads"] += int(fields["Threads"])
+        return {**out, "procs": len(seen)}
+
+    def metrics(self) -> dict[str, float]:
+        """The receiver's GET /metrics, as {"name{label=value}": value} for kfcli_* samples."""
+        status, text = self.get("/metrics")
+        if status != 200:
+            return {"unavailable": float(status)}
+        from prometheus_client.parser import text_string_to_metric_families
+
+        return {s.name + ("{" + ",".join(f"{k}={v}" for k, v in s.labels.items()) + "}"
+                          if s.labels else ""): s.value
+                for family in text_string_to_metric_families(text) for s in family.samples
+                if s.name.startswith("kfcli_")}
+
     def stop(self) -> None:
         self.proc.terminate()
         try:
@@ -219,6 +246,48 @@ class Gunicorn:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+
+
+class Embedded(Server):
+    """`kfcli callback serve --sync --port 0`: one process, the standard library's server."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        kfcli = shutil.which("kfcli")
+        super().__init__([*([kfcli] if kfcli else [sys.executable, "-m", "kfcli"]),
+                          "callback", "serve", "--sync", "--port", "0"], env)
+
+    def started(self, line: str) -> bool:
+        if line.startswith("listening on http://"):  # its port is the URL's, the third word
+            self.port = int(line.split()[2].rstrip("/").rsplit(":", 1)[1])
+            return True
+        return False
+
+
+class Gunicorn(Server):
+    """gunicorn with `workers` workers (threaded: `-k gthread --threads N`; `threads` 0: sync
+    workers) running the store-backed receiver."""
+
+    def __init__(self, env: dict[str, str], workers: int, threads: int) -> None:
+        gunicorn = shutil.which("gunicorn")
+        if not gunicorn:
+            sys.exit("gunicorn is not installed in this environment (pip install gunicorn)")
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.workers, self._booted = workers, 0
+        super().__init__(
+            [gunicorn, "--workers", str(workers), "-b", f"127.0.0.1:{self.port}",
+             *(["-k", "gthread", "--threads", str(threads)] if threads else []),
+             "--graceful-timeout", "5",
+             # gunicorn >= 24 opens ~/.gunicorn/gunicorn.ctl, shared by every instance of
+             # the user: not needed here.
+             *(["--no-control-socket"] if _has_option(gunicorn, "--no-control-socket")
+               else []),
+             "kfcli.callback:app_from_env(sync=True)"], env)
+
+    def started(self, line: str) -> bool:
+        self._booted += "Booting worker" in line
+        return self._booted >= self.workers
 
 
 def _has_option(program: str, option: str) -> bool:
@@ -307,19 +376,27 @@ def run_plain(sandbox: Sandbox, env: dict[str, str], accounts: list[str], rate: 
 
 
 def run_kfcli(sandbox: Sandbox, env: dict[str, str], accounts: list[str], rate: float,
-              seconds: float, workers: int) -> dict:
+              seconds: float, start: Callable[[], Server]) -> dict:
     creds = sandbox.creds
     load = Load(sandbox, accounts, creds["token"], creds["aes_key"], creds["corp_id"])
-    server = Gunicorn(env, workers)
+    server = start()
+    samples: dict[float, dict[str, float]] = {}
+    timers = [threading.Timer(t, lambda t=t: samples.__setitem__(t, server.resources()))
+              for t in sample_times(seconds)]
     try:
         # warm-up (its messages are checked too)
         warm_lat, _, _ = load.drive(server.port, rate, 1.0)
         warm = set(load.msgids)
+        for timer in timers:
+            timer.start()
         lat, failures, elapsed = load.drive(server.port, rate, seconds, first=10**6)
         end_of_load = time.perf_counter()
+        for timer in timers:
+            timer.join()
         expected = set(load.msgids)
         answered = len(warm_lat) + len(lat)  # callbacks answered "success"
         server.drain(expected, answered)
+        metrics = server.metrics()
     finally:
         server.stop()
     emitted = server.msgids
@@ -335,107 +412,196 @@ def run_kfcli(sandbox: Sandbox, env: dict[str, str], accounts: list[str], rate: 
         "unexpected": sum(c for m, c in emitted.items() if m not in expected),
         "callbacks": server.callbacks,
         "answered": answered,
+        "stored": stored(env["KFCLI_STORE"], creds["corp_id"], accounts),
+        "samples": [samples.get(t, {}) for t in sample_times(seconds)],
+        "metrics": metrics,
         "drain": max(seen, default=end_of_load) - end_of_load,
-        # Customer message stored in the sandbox -> its line on gunicorn's stdout.
+        # Customer message stored in the sandbox -> its line on the receiver's stdout.
         "delivery": [server.first_seen[m] - load.created[m] for m in expected - warm
                      if m in server.first_seen],
         "errors": server.errors,
     }
 
 
+def sample_times(seconds: float) -> tuple[float, float]:
+    """When the receiver's resources are sampled, in seconds from the start of the load."""
+    return min(10.0, seconds / 2), seconds
+
+
+def stored(url: str, corp_id: str, accounts: list[str]) -> int:
+    """Messages in the store for `accounts` (the store's own count)."""
+    from kfcli.core.store import open_store
+
+    store = open_store(url)
+    try:
+        return sum(a.messages for a in store.status(corp_id) if a.open_kfid in accounts)
+    finally:
+        store.close()
+
+
+def ratio(a: float, b: float) -> str:
+    return f"x{b / a:.2f}" if a else "-"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rate", type=float, default=200)
-    parser.add_argument("--seconds", type=float, default=None, help="default 10 (--quick: 3)")
+    parser.add_argument("--seconds", type=float, default=None, help="default 60 (--quick: 3)")
     parser.add_argument("--rounds", type=int, default=None,
-                        help="rounds of (plain, kfcli), each with fresh accounts and a fresh "
-                        "store; default 3 (--quick: 1)")
+                        help="rounds of (plain, then each receiver), each with fresh accounts "
+                        "and a fresh store; default 3 (--quick: 1)")
     parser.add_argument("--accounts", type=int, default=20)
+    parser.add_argument("--server", nargs="+", choices=("embedded", "gunicorn"),
+                        default=["embedded", "gunicorn"])
+    parser.add_argument("--store", nargs="+", choices=("sqlite", "postgresql"),
+                        default=["sqlite"])
+    parser.add_argument("--pg-url", default=None,
+                        help="a PostgreSQL server (postgresql://… of any database there) for "
+                        "--store postgresql; default: the libpq environment (PGHOST …)")
     parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=8,
+                        help="gunicorn -k gthread --threads N; 0: sync workers")
     parser.add_argument("--quick", action="store_true", help="a fast smoke run")
     args = parser.parse_args()
-    seconds = args.seconds or (3.0 if args.quick else 10.0)
+    seconds = args.seconds or (3.0 if args.quick else 60.0)
     rounds = args.rounds or (1 if args.quick else 3)
-    kfcli_name = f"kfcli receiver (gunicorn -w {args.workers})"
+    early, late = sample_times(seconds)
+    if "postgresql" in args.store and not args.pg_url:
+        from sync import pg_available  # bench/sync.py
+
+        if why := pg_available():
+            sys.exit(f"--store postgresql: {why}; or give --pg-url")
+    gunicorn = f"gunicorn -w {args.workers}" + (f" gthread x{args.threads}" if args.threads
+                                                else " sync")
+    starts = {"embedded": ("callback serve --sync", Embedded),
+              "gunicorn": (gunicorn, lambda env: Gunicorn(env, args.workers, args.threads))}
+    configs = [(f"{starts[server][0]}, {store}", server, store)
+               for server in args.server for store in args.store]
     plain_name = "wsgiref plain (1 process)"
 
-    results: list[tuple[str, dict]] = []
-    loads = [os.getloadavg()[0]]
+    results: list[tuple[str, int, dict]] = []
+    loads = [os.getloadavg()]
     print(f"open-loop {args.rate:g} callbacks/s for {seconds:g} s (customer message first, new "
-          f"connection each), {args.accounts} accounts, {rounds} round(s)", flush=True)
+          f"connection each), {args.accounts} accounts, {rounds} round(s) of plain, "
+          f"{'; '.join(c[0] for c in configs)}; load average {loads[0][0]:.2f}", flush=True)
+    from sync import PgDatabases
+
     with tempfile.TemporaryDirectory() as tmp:
         sandbox = Sandbox(Path(tmp) / "sandbox.db")
+        pg = PgDatabases(args.pg_url)
         try:
             creds = sandbox.creds
             for n in range(rounds):
                 env = {**os.environ, "KFCLI_BASE_URL": sandbox.base_url,
                        "KFCLI_CORP_ID": creds["corp_id"], "KFCLI_SECRET": creds["secret"],
                        "KFCLI_TOKEN": creds["token"], "KFCLI_AES_KEY": creds["aes_key"],
-                       # kfcli's form: sqlite:///ABSOLUTE/PATH
-                       "KFCLI_STORE": "sqlite:///" + f"{tmp}/store{n}.db".lstrip("/"),
                        "KFCLI_CONFIG_DIR": f"{tmp}/cfg", "XDG_CACHE_HOME": f"{tmp}/cache",
-                       "XDG_STATE_HOME": f"{tmp}/state{n}", "PYTHONUNBUFFERED": "1"}
-                results.append((plain_name, run_plain(
+                       "PYTHONUNBUFFERED": "1"}
+                results.append((plain_name, n, run_plain(
                     sandbox, env, sandbox.accounts(args.accounts), args.rate, seconds)))
-                results.append((kfcli_name, run_kfcli(
-                    sandbox, env, sandbox.accounts(args.accounts), args.rate, seconds,
-                    args.workers)))
-                loads.append(os.getloadavg()[0])
-                print(f"  round {n + 1}: kfcli p99 {pct(results[-1][1]['lat'], 0.99):.1f} ms",
-                      flush=True)
+                for i, (name, server, store) in enumerate(configs):
+                    env = {**env, "XDG_STATE_HOME": f"{tmp}/state{n}-{i}",
+                           # kfcli's form: sqlite:///ABSOLUTE/PATH
+                           "KFCLI_STORE": pg.new() if store == "postgresql" else
+                           "sqlite:///" + f"{tmp}/store{n}-{i}.db".lstrip("/")}
+                    r = run_kfcli(sandbox, env, sandbox.accounts(args.accounts), args.rate,
+                                  seconds, lambda env=env, server=server: starts[server][1](env))
+                    results.append((name, n, r))
+                    print(f"  round {n + 1}, {name}: p99 {pct(r['lat'], 0.99):.1f} ms, "
+                          f"{r['stored']}/{r['expected']} stored", flush=True)
+                loads.append(os.getloadavg())
+                if "postgresql" in args.store:
+                    pg.drop_all()
         finally:
             sandbox.stop()
+            if pg.names:
+                pg.drop_all()
 
     print()
     print(f"=== bench/receiver.py: {args.rate:g} callbacks/s for {seconds:g} s, each announcing "
-          f"a new customer message; SQLite store; Python {sys.version.split()[0]}, "
-          f"{os.cpu_count()} CPUs; load average {min(loads):.1f}-{max(loads):.1f} ===")
-    print(f"{'receiver':<32}{'round':>6}{'sent':>6}{'ok':>6}{'cb/s':>8}{'p50 ms':>9}"
+          f"a new customer message; Python {sys.version.split()[0]}, {os.cpu_count()} CPUs; "
+          f"load average (1 min) {min(x[0] for x in loads):.2f}-{max(x[0] for x in loads):.2f}"
+          f" ===")
+    print(f"{'receiver':<40}{'round':>6}{'sent':>7}{'ok':>7}{'cb/s':>8}{'p50 ms':>9}"
           f"{'p99 ms':>9}{'max ms':>9}")
-    for i, (name, r) in enumerate(results):
+    for name, n, r in results:
         lat = r["lat"]
-        sent = len(lat) + r["failures"]
-        print(f"{name:<32}{i // 2 + 1:>6}{sent:>6}{len(lat):>6}{len(lat) / r['elapsed']:>8.1f}"
-              f"{pct(lat, 0.50):>9.2f}{pct(lat, 0.99):>9.2f}"
+        print(f"{name:<40}{n + 1:>6}{len(lat) + r['failures']:>7}{len(lat):>7}"
+              f"{len(lat) / r['elapsed']:>8.1f}{pct(lat, 0.50):>9.2f}{pct(lat, 0.99):>9.2f}"
               f"{max(lat) * 1000 if lat else float('nan'):>9.2f}"
               + (f"  ({r['setup_failures']} customer messages failed)"
                  if r["setup_failures"] else ""))
-    ours = [r for name, r in results if name == kfcli_name]
-    base = [r for name, r in results if name == plain_name]
+    print()
+    print(f"{'receiver':<40}{'round':>6}{'sent':>7}{'stdout':>8}{'dup':>5}{'miss':>5}"
+          f"{'stored':>8}   RSS MB @{early:g}s -> @{late:g}s     files          threads")
+    for name, n, r in results:
+        if name == plain_name:
+            continue
+        a, b = r["samples"]
+        print(f"{name:<40}{n + 1:>6}{r['expected']:>7}{r['distinct']:>8}{r['duplicates']:>5}"
+              f"{r['missing']:>5}{r['stored']:>8}   "
+              f"{a.get('rss', 0):6.1f} -> {b.get('rss', 0):6.1f} "
+              f"{ratio(a.get('rss', 0), b.get('rss', 0)):>6}  "
+              f"{a.get('files', 0):4} -> {b.get('files', 0):4} "
+              f"{ratio(a.get('files', 0), b.get('files', 0)):>6}  "
+              f"{a.get('threads', 0):3} -> {b.get('threads', 0):3}"
+              f"  ({b.get('procs', 0)} process{'es' if b.get('procs', 0) > 1 else ''})")
+    print()
+    print("GET /metrics at the end of each round (kfcli_callbacks_total by result; messages "
+          "stored; emit lag):")
+    for name, n, r in results:
+        if name == plain_name:
+            continue
+        m = r["metrics"]
+        by_result = ", ".join(f"{k.split('result=', 1)[1].rstrip('}')} {v:g}"
+                              for k, v in sorted(m.items())
+                              if k.startswith("kfcli_callbacks_total{"))
+        print(f"  {name}, round {n + 1}: callbacks {by_result or '-'}; stored "
+              f"{m.get('kfcli_messages_stored_total', float('nan')):g}; emit lag "
+              f"{m.get('kfcli_emit_lag_messages', float('nan')):g}; store errors "
+              f"{m.get('kfcli_store_errors_total', float('nan')):g}")
 
-    def median_of(rs: list[dict], q: float) -> float:
-        return statistics.median(pct(r["lat"], q) for r in rs)
-
-    p50, p99 = median_of(ours, 0.5), median_of(ours, 0.99)
-    b50, b99 = median_of(base, 0.5), median_of(base, 0.99)
-    rate = statistics.median(len(r["lat"]) / r["elapsed"] for r in ours)
-    print(f"median over rounds: kfcli {rate:.1f} callbacks/s sustained, p50 {p50:.2f} ms, "
-          f"p99 {p99:.2f} ms; plain p50 {b50:.2f} ms, p99 {b99:.2f} ms "
-          f"(kfcli/plain: p50 x{p50 / b50:.2f}, p99 x{p99 / b99:.2f})")
-    total = {k: sum(r[k] for r in ours) for k in
-             ("expected", "emitted", "distinct", "duplicates", "missing", "unexpected",
-              "callbacks", "answered")}
-    print(f"exactly once on gunicorn's stdout (all rounds, warm-ups included): expected "
-          f"{total['expected']}, emitted {total['emitted']} ({total['distinct']} distinct), "
-          f"duplicates {total['duplicates']}, missing {total['missing']}, other message "
-          f"lines {total['unexpected']}; callback lines {total['callbacks']} of "
-          f"{total['answered']} answered; last message line at most "
-          f"{max(r['drain'] for r in ours):.2f} s after the load ended")
-    delivery = [d for r in ours for d in r["delivery"]]
-    print(f"customer message -> its line on stdout (after the warm-up): p50 "
-          f"{pct(delivery, 0.5):.1f} ms, p99 {pct(delivery, 0.99):.1f} ms, "
-          f"max {max(delivery, default=0) * 1000:.1f} ms")
-    ok = (total["duplicates"] == 0 and total["missing"] == 0 and total["expected"] > 0
-          and total["callbacks"] == total["answered"])
-    print(f"exactly once: {'met' if ok else 'MISSED'}")
-    errors = [line for r in ours for line in r["errors"]]
-    if errors:
-        print("gunicorn stderr (last lines):")
-        for line in errors[-25:]:
-            print(f"  {line}")
-    verdict = "met" if p99 < 50 else "MISSED"
-    print(f"target p99 < 50 ms at {args.rate:g} callbacks/s (median round): {p99:.1f} ms, "
-          f"{verdict}")
+    base = [r for name, _, r in results if name == plain_name]
+    b50 = statistics.median(pct(r["lat"], 0.5) for r in base)
+    b99 = statistics.median(pct(r["lat"], 0.99) for r in base)
+    print()
+    print(f"plain: p50 {b50:.2f} ms, p99 {b99:.2f} ms (median round)")
+    for name, _, _ in configs:
+        ours = [r for n, _, r in results if n == name]
+        p50 = statistics.median(pct(r["lat"], 0.5) for r in ours)
+        p99s = [pct(r["lat"], 0.99) for r in ours]
+        p99 = statistics.median(p99s)
+        rate = statistics.median(len(r["lat"]) / r["elapsed"] for r in ours)
+        total = {k: sum(r[k] for r in ours) for k in
+                 ("expected", "emitted", "distinct", "duplicates", "missing", "unexpected",
+                  "callbacks", "answered", "stored")}
+        once = (total["duplicates"] == 0 and total["missing"] == 0 and total["expected"] > 0
+                and total["stored"] == total["expected"])
+        rss = [r["samples"][1].get("rss", 0) / (r["samples"][0].get("rss") or 1) for r in ours]
+        files = [r["samples"][1].get("files", 0) / (r["samples"][0].get("files") or 1)
+                 for r in ours]
+        print(f"{name}:")
+        print(f"  {rate:.1f} callbacks/s sustained; p50 {p50:.2f} ms, p99 {p99:.2f} ms "
+              f"(median round; rounds {min(p99s):.1f}-{max(p99s):.1f} ms); vs plain p50 "
+              f"x{p50 / b50:.2f}, p99 x{p99 / b99:.2f}; target p99 < 50 ms: "
+              f"{'met' if p99 < 50 else 'MISSED'}")
+        print(f"  exactly once (all rounds, warm-ups included): expected {total['expected']}, "
+              f"on stdout {total['emitted']} ({total['distinct']} distinct), duplicates "
+              f"{total['duplicates']}, missing {total['missing']}, other message lines "
+              f"{total['unexpected']}; in the store {total['stored']}; callback lines "
+              f"{total['callbacks']} of {total['answered']} answered; last message line at "
+              f"most {max(r['drain'] for r in ours):.2f} s after the load: "
+              f"{'met' if once else 'MISSED'}")
+        delivery = [d for r in ours for d in r["delivery"]]
+        print(f"  customer message -> its line on stdout: p50 {pct(delivery, 0.5):.1f} ms, "
+              f"p99 {pct(delivery, 0.99):.1f} ms, max {max(delivery, default=0) * 1000:.1f} ms")
+        print(f"  @{late:g}s / @{early:g}s: RSS x{min(rss):.2f}-x{max(rss):.2f}, open files "
+              f"x{min(files):.2f}-x{max(files):.2f} over the rounds")
+        errors = [line for r in ours for line in r["errors"]]
+        if errors:
+            print(f"  stderr ({len(errors)} lines not at INFO; the last):")
+            for line in errors[-10:]:
+                print(f"    {line}")
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit, urlunsplit
 
 PLAIN = """
 import json, sys, requests
@@ -166,20 +166,31 @@ def pg_available() -> str:
 
 
 class PgDatabases:
-    """Fresh databases, all dropped at the end."""
+    """Fresh databases on the libpq environment's server, or on `server` (the postgresql://
+    URL of any database there), all dropped at the end."""
 
-    def __init__(self) -> None:
+    def __init__(self, server: str | None = None) -> None:
+        self.server = server
         self.names: list[str] = []
+
+    def _admin(self):
+        if not self.server:
+            return pg_admin()
+        import psycopg
+
+        return psycopg.connect(self.server, autocommit=True, connect_timeout=10)
 
     def new(self) -> str:
         name = "kfcli_bench_" + secrets.token_hex(5)
-        with pg_admin() as conn:
+        with self._admin() as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         self.names.append(name)
+        if self.server:
+            return urlunsplit(urlsplit(self.server)._replace(path="/" + name))
         return pg_url(name)
 
     def drop_all(self) -> None:
-        with pg_admin() as conn:
+        with self._admin() as conn:
             for name in self.names:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         self.names = []
