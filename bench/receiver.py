@@ -1,35 +1,48 @@
-"""The store-backed callback receiver under gunicorn: answer latency under a steady load of
-real callbacks, and exactly-once output, against a plain wsgiref app in the same run.
+"""The store-backed callback receiver under load: answer latency under a steady load of real
+callbacks, exactly once on stdout and in the store, and the receiver's memory and open files
+over the run, against a plain wsgiref app in the same run.
 
-    python bench/receiver.py [--rate 200] [--seconds 10] [--rounds 3] [--accounts 20] [--quick]
+    python bench/receiver.py [--server embedded gunicorn] [--store sqlite postgresql]
+        [--rate 200] [--seconds 60] [--rounds 3] [--accounts 20] [--quick]
+    pg_virtualenv -t python bench/receiver.py --store sqlite postgresql   # PGHOST … from libpq
+    python bench/receiver.py --store postgresql --pg-url postgresql://USER@HOST/DB
 
-A sandbox runs in its own process, with --accounts accounts. The receiver is
+A sandbox runs in its own process, with --accounts accounts. The receivers (--server):
 
-    gunicorn --workers 4 -b 127.0.0.1:PORT 'kfcli.callback:app_from_env(sync=True)'
+    kfcli callback serve --sync --port 0                                   (embedded)
+    gunicorn -k gthread --threads 8 --workers 4 -b 127.0.0.1:PORT \
+        'kfcli.callback:app_from_env(sync=True)'                             (gunicorn)
 
-configured by KFCLI_BASE_URL, KFCLI_CORP_ID, KFCLI_SECRET, KFCLI_TOKEN, KFCLI_AES_KEY and
-KFCLI_STORE (a fresh SQLite file). The client (this process) drives it open-loop at --rate
-callbacks/s for --seconds (after a 1 s warm-up at the same rate), from a pool of threads: at
-each due time one customer message is posted to the sandbox (`/sandbox/customer_message`, the
-accounts taken in turn), then a signed, encrypted kf_msg_or_event callback announcing it (its
-Token, OpenKfId, and CreateTime now) is POSTed to the receiver on a new connection, as WeCom
-does. The latency is that of the callback's HTTP answer, from the moment the callback was
-ready to send; a callback sent late because the client fell behind shows as a lower
-sustained rate.
+(--workers, --threads; --threads 0: gunicorn's sync workers), configured by KFCLI_BASE_URL,
+KFCLI_CORP_ID, KFCLI_SECRET, KFCLI_TOKEN, KFCLI_AES_KEY and KFCLI_STORE: a fresh SQLite file,
+or (--store postgresql) a fresh database on the server of --pg-url or of the libpq
+environment, per round and receiver. A receiver is used once GET /readyz answers 200. The
+client (this process) drives it open-loop at --rate callbacks/s for --seconds (after a 1 s
+warm-up at the same rate), from a pool of threads: at each due time one customer message is
+posted to the sandbox (`/sandbox/customer_message`, the accounts taken in turn), then a
+signed, encrypted kf_msg_or_event callback announcing it (its Token, OpenKfId, and CreateTime
+now) is POSTed to the receiver on a new connection, as WeCom does. The latency is that of the
+callback's HTTP answer, from the moment the callback was ready to send; a callback sent late
+because the client fell behind shows as a lower sustained rate.
 
-After the load, the workers are given time to drain (until every customer message was
-emitted, or nothing new came for a while), then gunicorn's stdout is checked: every customer
-message must appear exactly once as a {"type": "message"} line (expected, emitted,
-duplicates, missing are printed).
+The receiver's RSS, open files and threads (summed over its processes: gunicorn's master and
+workers) are read from /proc at the 10th second of the load and at its end (the 60th second
+by default). After the load, the receiver is given time to drain (until every customer
+message was emitted, or nothing new came for a while); its GET /metrics is read
+(kfcli_callbacks_total by result, messages stored, emission lag, store errors); it is stopped
+and the store counts the messages of the round's accounts. Every customer message must appear
+exactly once on stdout as a {"type": "message"} line, and be in the store.
 
 The plain alternative, as in bench/callback.py: a single-process `wsgiref` app that only
 answers 200 "success" (nothing verified, decrypted or stored), under the same load (customer
 messages included, on other accounts).
 
---rounds rounds of (plain, then kfcli), each with new accounts and a new store; the summary
-gives each round and the medians over rounds (the load average is printed too: on a small
-machine other work moves the tail). Also printed: how long after the customer message its
-line appeared on stdout. Target: the receiver's p99 < 50 ms at 200/s.
+--rounds rounds of (plain, then each receiver on each store), each with new accounts and a new
+store; every figure is printed per round, then the medians over rounds and the ratios (to the
+plain app; resources at the end / at the 10th second). Nothing is asserted: the targets are
+the receiver's p99 < 50 ms at 200/s, every message once, and flat resources. The load average
+is printed too: on a small machine other work moves the tail. Also printed: how long after
+the customer message its line appeared on stdout.
 """
 
 from __future__ import annotations
@@ -444,7 +457,7 @@ def ratio(a: float, b: float) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--rate", type=float, default=200)
     parser.add_argument("--seconds", type=float, default=None, help="default 60 (--quick: 3)")
     parser.add_argument("--rounds", type=int, default=None,
