@@ -414,6 +414,7 @@ def run_kfcli(sandbox: Sandbox, env: dict[str, str], accounts: list[str], rate: 
         server.stop()
     emitted = server.msgids
     seen = [server.first_seen[m] for m in expected if m in server.first_seen]
+    count, found = stored(env["KFCLI_STORE"], creds["corp_id"], accounts, expected)
     return {
         "lat": lat, "failures": failures, "elapsed": elapsed,
         "setup_failures": load.setup_failures,
@@ -425,7 +426,7 @@ def run_kfcli(sandbox: Sandbox, env: dict[str, str], accounts: list[str], rate: 
         "unexpected": sum(c for m, c in emitted.items() if m not in expected),
         "callbacks": server.callbacks,
         "answered": answered,
-        "stored": stored(env["KFCLI_STORE"], creds["corp_id"], accounts),
+        "stored": count, "in_store": found,
         "samples": [samples.get(t, {}) for t in sample_times(seconds)],
         "metrics": metrics,
         "drain": max(seen, default=end_of_load) - end_of_load,
@@ -441,15 +442,17 @@ def sample_times(seconds: float) -> tuple[float, float]:
     return min(10.0, seconds / 2), seconds
 
 
-def stored(url: str, corp_id: str, accounts: list[str]) -> int:
-    """Messages in the store for `accounts` (the store's own count)."""
+def stored(url: str, corp_id: str, accounts: list[str], expected: set[str]) -> tuple[int, int]:
+    """(messages in the store for `accounts`, how many of `expected` are among them)."""
     from kfcli.core.store import open_store
 
     store = open_store(url)
     try:
-        return sum(a.messages for a in store.status(corp_id) if a.open_kfid in accounts)
+        msgids = [json.loads(row.text)["msgid"] for kfid in accounts
+                  for row in store.messages(corp_id, kfid)]
     finally:
         store.close()
+    return len(msgids), len(expected.intersection(msgids))
 
 
 def ratio(a: float, b: float) -> str:
@@ -521,7 +524,7 @@ def main() -> None:
                                   seconds, lambda env=env, server=server: starts[server][1](env))
                     results.append((name, n, r))
                     print(f"  round {n + 1}, {name}: p99 {pct(r['lat'], 0.99):.1f} ms, "
-                          f"{r['stored']}/{r['expected']} stored", flush=True)
+                          f"{r['in_store']}/{r['expected']} in the store", flush=True)
                 loads.append(os.getloadavg())
                 if "postgresql" in args.store:
                     pg.drop_all()
@@ -545,14 +548,15 @@ def main() -> None:
               + (f"  ({r['setup_failures']} customer messages failed)"
                  if r["setup_failures"] else ""))
     print()
-    print(f"{'receiver':<40}{'round':>6}{'sent':>7}{'stdout':>8}{'dup':>5}{'miss':>5}"
-          f"{'stored':>8}   RSS MB @{early:g}s -> @{late:g}s     files          threads")
+    print(f"{'receiver':<40}{'round':>6}{'msgs':>7}{'stdout':>8}{'dup':>5}{'miss':>5}"
+          f"{'stored':>8}{'count':>8}   RSS MB @{early:g}s -> @{late:g}s     files"
+          "          threads")
     for name, n, r in results:
         if name == plain_name:
             continue
         a, b = r["samples"]
         print(f"{name:<40}{n + 1:>6}{r['expected']:>7}{r['distinct']:>8}{r['duplicates']:>5}"
-              f"{r['missing']:>5}{r['stored']:>8}   "
+              f"{r['missing']:>5}{r['in_store']:>8}{r['stored']:>8}   "
               f"{a.get('rss', 0):6.1f} -> {b.get('rss', 0):6.1f} "
               f"{ratio(a.get('rss', 0), b.get('rss', 0)):>6}  "
               f"{a.get('files', 0):4} -> {b.get('files', 0):4} "
@@ -587,9 +591,9 @@ def main() -> None:
         rate = statistics.median(len(r["lat"]) / r["elapsed"] for r in ours)
         total = {k: sum(r[k] for r in ours) for k in
                  ("expected", "emitted", "distinct", "duplicates", "missing", "unexpected",
-                  "callbacks", "answered", "stored")}
+                  "callbacks", "answered", "stored", "in_store", "setup_failures")}
         once = (total["duplicates"] == 0 and total["missing"] == 0 and total["expected"] > 0
-                and total["stored"] == total["expected"])
+                and total["in_store"] == total["expected"])
         rss = [r["samples"][1].get("rss", 0) / (r["samples"][0].get("rss") or 1) for r in ours]
         files = [r["samples"][1].get("files", 0) / (r["samples"][0].get("files") or 1)
                  for r in ours]
@@ -601,7 +605,9 @@ def main() -> None:
         print(f"  exactly once (all rounds, warm-ups included): expected {total['expected']}, "
               f"on stdout {total['emitted']} ({total['distinct']} distinct), duplicates "
               f"{total['duplicates']}, missing {total['missing']}, other message lines "
-              f"{total['unexpected']}; in the store {total['stored']}; callback lines "
+              f"{total['unexpected']}; in the store {total['in_store']} (the store counts "
+              f"{total['stored']}; customer messages whose creation the client did not see "
+              f"answered: {total['setup_failures']}); callback lines "
               f"{total['callbacks']} of {total['answered']} answered; last message line at "
               f"most {max(r['drain'] for r in ours):.2f} s after the load: "
               f"{'met' if once else 'MISSED'}")
