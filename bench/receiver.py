@@ -538,7 +538,7 @@ def main() -> None:
           f"a new customer message; Python {sys.version.split()[0]}, {os.cpu_count()} CPUs; "
           f"load average (1 min) {min(x[0] for x in loads):.2f}-{max(x[0] for x in loads):.2f}"
           f" ===")
-    print(f"{'receiver':<40}{'round':>6}{'sent':>7}{'ok':>7}{'cb/s':>8}{'p50 ms':>9}"
+    print(f"{'receiver':<40}{'round':>6}{'sent':>7}{'ok':>7}{'ok/s':>8}{'p50 ms':>9}"
           f"{'p99 ms':>9}{'max ms':>9}")
     for name, n, r in results:
         lat = r["lat"]
@@ -564,8 +564,7 @@ def main() -> None:
               f"{a.get('threads', 0):3} -> {b.get('threads', 0):3}"
               f"  ({b.get('procs', 0)} process{'es' if b.get('procs', 0) > 1 else ''})")
     print()
-    print("GET /metrics at the end of each round (kfcli_callbacks_total by result; messages "
-          "stored; emit lag):")
+    print("GET /metrics at the end of each round:")
     for name, n, r in results:
         if name == plain_name:
             continue
@@ -573,11 +572,17 @@ def main() -> None:
         by_result = ", ".join(f"{k.split('result=', 1)[1].rstrip('}')} {v:g}"
                               for k, v in sorted(m.items())
                               if k.startswith("kfcli_callbacks_total{"))
-        print(f"  {name}, round {n + 1}: callbacks {by_result or '-'}; stored "
-              f"{m.get('kfcli_messages_stored_total', float('nan')):g}; emit lag "
-              f"{m.get('kfcli_emit_lag_messages', float('nan')):g}; store errors "
-              f"{m.get('kfcli_store_errors_total', float('nan')):g}")
+        figures = "; ".join(f"{label} {m.get(key, float('nan')):g}" for label, key in (
+            ("stored", "kfcli_messages_stored_total"), ("emit lag", "kfcli_emit_lag_messages"),
+            ("callback records dropped", "kfcli_emit_dropped_total"),
+            ("store errors", "kfcli_store_errors_total")))
+        print(f"  {name}, round {n + 1}: callbacks {by_result or '-'}; {figures}")
 
+    behind = [f"{name} round {n + 1}" for name, n, r in results
+              if (len(r["lat"]) + r["failures"]) / r["elapsed"] < 0.95 * args.rate]
+    if behind:
+        print(f"\nNOT SUSTAINED: the load ran below 95% of {args.rate:g}/s (the client and the "
+              f"sandbox fell behind; the machine is too loaded) in: {', '.join(behind)}")
     base = [r for name, _, r in results if name == plain_name]
     b50 = statistics.median(pct(r["lat"], 0.5) for r in base)
     b99 = statistics.median(pct(r["lat"], 0.99) for r in base)
