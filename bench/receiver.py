@@ -166,7 +166,8 @@ class Server:
             listening.set()
 
         threading.Thread(target=read_err, daemon=True).start()
-        threading.Thread(target=self._read_out, daemon=True).start()
+        self._reader = threading.Thread(target=self._read_out, daemon=True)
+        self._reader.start()
         deadline = time.monotonic() + 30
         listening.wait(30)
         while self.proc.poll() is None and time.monotonic() < deadline:
@@ -259,6 +260,7 @@ class Server:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+        self._reader.join(10)  # what it wrote while stopping is counted too
 
 
 class Embedded(Server):
