@@ -26,11 +26,12 @@ callback's HTTP answer, from the moment the callback was ready to send; a callba
 because the client fell behind shows as a lower sustained rate.
 
 The receiver's RSS, open files and threads (summed over its processes: gunicorn's master and
-workers) are read from /proc at the 10th second of the load and at its end (the 60th second
-by default). After the load, the receiver is given time to drain (until every customer
-message was emitted, or nothing new came for a while); its GET /metrics is read
-(kfcli_callbacks_total by result, messages stored, emission lag, store errors); it is stopped
-and the store counts the messages of the round's accounts. Every customer message must appear
+workers) are read from /proc at the 10th second of the load, every 10 s after it, and at its
+end (the 60th second by default); the tables compare the 10th second with the end. After
+the load, the receiver is given time to drain (until every customer message was emitted, or
+nothing new came for a while); its GET /metrics is read (kfcli_callbacks_total by result,
+messages stored, emission lag, callback records dropped, store errors); it is stopped and the
+store counts the messages of the round's accounts. Every customer message must appear
 exactly once on stdout as a {"type": "message"} line, and be in the store.
 
 The plain alternative, as in bench/callback.py: a single-process `wsgiref` app that only
@@ -439,9 +440,11 @@ def run_kfcli(sandbox: Sandbox, env: dict[str, str], accounts: list[str], rate: 
     }
 
 
-def sample_times(seconds: float) -> tuple[float, float]:
-    """When the receiver's resources are sampled, in seconds from the start of the load."""
-    return min(10.0, seconds / 2), seconds
+def sample_times(seconds: float) -> list[float]:
+    """When the receiver's resources are sampled, in seconds from the start of the load: at
+    the 10th second (or half way), every 10 s after it, and at the end."""
+    first = min(10.0, seconds / 2)
+    return sorted({first, *range(int(first) + 10, int(seconds), 10), seconds})
 
 
 def stored(url: str, corp_id: str, accounts: list[str], expected: set[str]) -> tuple[int, int]:
@@ -483,7 +486,7 @@ def main() -> None:
     args = parser.parse_args()
     seconds = args.seconds or (3.0 if args.quick else 60.0)
     rounds = args.rounds or (1 if args.quick else 3)
-    early, late = sample_times(seconds)
+    early, late = sample_times(seconds)[::len(sample_times(seconds)) - 1]
     if "postgresql" in args.store and not args.pg_url:
         from sync import pg_available  # bench/sync.py
 
@@ -556,7 +559,7 @@ def main() -> None:
     for name, n, r in results:
         if name == plain_name:
             continue
-        a, b = r["samples"]
+        a, b = r["samples"][0], r["samples"][-1]
         print(f"{name:<40}{n + 1:>6}{r['expected']:>7}{r['distinct']:>8}{r['duplicates']:>5}"
               f"{r['missing']:>5}{r['in_store']:>8}{r['stored']:>8}   "
               f"{a.get('rss', 0):6.1f} -> {b.get('rss', 0):6.1f} "
@@ -565,6 +568,12 @@ def main() -> None:
               f"{ratio(a.get('files', 0), b.get('files', 0)):>6}  "
               f"{a.get('threads', 0):3} -> {b.get('threads', 0):3}"
               f"  ({b.get('procs', 0)} process{'es' if b.get('procs', 0) > 1 else ''})")
+    if len(sample_times(seconds)) > 2:
+        print(f"\nRSS MB / open files at {', '.join(f'{t:g}' for t in sample_times(seconds))} s:")
+        for name, n, r in results:
+            if name != plain_name:
+                print(f"  {name}, round {n + 1}: " + ", ".join(
+                    f"{x.get('rss', 0):.1f}/{x.get('files', 0)}" for x in r["samples"]))
     print()
     print("GET /metrics at the end of each round:")
     for name, n, r in results:
@@ -601,8 +610,8 @@ def main() -> None:
                   "callbacks", "answered", "stored", "in_store", "setup_failures")}
         once = (total["duplicates"] == 0 and total["missing"] == 0 and total["expected"] > 0
                 and total["in_store"] == total["expected"])
-        rss = [r["samples"][1].get("rss", 0) / (r["samples"][0].get("rss") or 1) for r in ours]
-        files = [r["samples"][1].get("files", 0) / (r["samples"][0].get("files") or 1)
+        rss = [r["samples"][-1].get("rss", 0) / (r["samples"][0].get("rss") or 1) for r in ours]
+        files = [r["samples"][-1].get("files", 0) / (r["samples"][0].get("files") or 1)
                  for r in ours]
         print(f"{name}:")
         print(f"  {rate:.1f} callbacks/s sustained; p50 {p50:.2f} ms, p99 {p99:.2f} ms "
