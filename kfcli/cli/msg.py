@@ -144,7 +144,9 @@ sent and not delivered.
 --batch FILE (- for stdin) sends one message per line of JSON lines, each sent as soon as it
 is read (a pipe that stays open works): {"open_kfid", "external_userid" (or "touser"),
 "msgtype", <msgtype>: {…} as in --payload, "msgid"?, "reply_to"?}; {"reply_to": MSGID,
-"no_reply": true} marks a message the bot leaves unanswered. A line without msgid gets one
+"no_reply": true} marks a message the bot leaves unanswered. "reply_to" may be a list of the
+customer's msgids (up to 100), all answered by the one send (a backlog answered within
+WeCom's 5 sends per message). A line without msgid gets one
 derived from reply_to and the reply's position among the batch's replies to that message,
 else from the line's number and content: running a batch again never delivers twice. Writes
 one JSON line per input line, flushed: {"line", "msgid", "status": "sent", "already_sent",

@@ -5,7 +5,10 @@ Each input line is one JSON object:
 
     {"open_kfid": "wk…", "external_userid": "wm…" (or "touser"),
      "msgtype": "text", "text": {"content": "…"},
-     "msgid": "…"?, "reply_to": "<inbound msgid>"?, "no_reply": true?}
+     "msgid": "…"?, "reply_to": "<inbound msgid>" or ["<msgid>", …]?, "no_reply": true?}
+
+`reply_to` as a list answers (or, with no_reply, acknowledges) several messages of the
+customer with one send: a backlog answered within WeCom's 5 sends per customer message.
 
 A line without `msgid` gets one derived from what it is (`derive_msgid`): from `reply_to` and
 the reply's position among this batch's replies to that message (reply #1 to message X always
@@ -50,6 +53,8 @@ PARALLEL = 4
 MAX_PARALLEL = 16
 #: The longest input line read (a menu of 10 items is a few KB).
 MAX_LINE = 64 * 1024
+#: The most messages one line may answer (`reply_to` as a list).
+MAX_REPLY_TO = 100
 _KEYS = {"open_kfid", "external_userid", "touser", "msgtype", "msgid", "reply_to", "no_reply"}
 
 
@@ -80,8 +85,10 @@ class Line:
     msgtype: str | None
     content: dict[str, Any] | None
     msgid: str
-    reply_to: str | None
+    reply_to: str | None  # the first message answered (of `answers`)
     no_reply: bool
+    #: Every customer message the line answers (`reply_to`, or each of its list).
+    answers: tuple[str, ...] = ()
 
 
 @dataclass
@@ -132,7 +139,7 @@ def parse(number: int, text: str, replies: dict[tuple[str, str], int]) -> Line:
     unknown = set(doc) - _KEYS - ({msgtype} if isinstance(msgtype, str) else set())
     if unknown:
         raise where.error(f"unexpected keys: {', '.join(sorted(unknown))}")
-    for key in ("open_kfid", "external_userid", "touser", "msgid", "reply_to"):
+    for key in ("open_kfid", "external_userid", "touser", "msgid"):
         if key in doc and not isinstance(doc[key], str):
             raise where.key(key).error(f"expected a string, got {limits.kind_of(doc[key])}")
     open_kfid = doc.get("open_kfid")
@@ -146,9 +153,8 @@ def parse(number: int, text: str, replies: dict[tuple[str, str], int]) -> Line:
     if customer is None:
         raise where.error("external_userid (or touser) is missing")
     limits.check_external_userid(customer)
-    reply_to = doc.get("reply_to")
-    if reply_to is not None:
-        limits.check_msgid(reply_to)
+    answers = _reply_to(doc.get("reply_to"), where.key("reply_to"))
+    reply_to = answers[0] if answers else None
     no_reply = doc.get("no_reply", False)
     if not isinstance(no_reply, bool):
         raise where.key("no_reply").error(f"expected true or false, got "
@@ -158,7 +164,7 @@ def parse(number: int, text: str, replies: dict[tuple[str, str], int]) -> Line:
             raise where.error("no_reply needs reply_to (the message not answered)")
         if msgtype is not None:
             raise where.error("no_reply lines carry no message")
-        return Line(number, open_kfid, customer, None, None, "", reply_to, True)
+        return Line(number, open_kfid, customer, None, None, "", reply_to, True, answers)
     if not isinstance(msgtype, str) or msgtype not in messages.MSGTYPES:
         got = repr(msgtype) if isinstance(msgtype, str) else limits.kind_of(msgtype)
         raise where.key("msgtype").error(
@@ -171,12 +177,35 @@ def parse(number: int, text: str, replies: dict[tuple[str, str], int]) -> Line:
     if msgid is not None:
         limits.check_msgid(msgid)
     elif reply_to is not None:
-        pair = (open_kfid, reply_to)
+        # Several answered at once: derived from all of them (the same group answered again
+        # is never delivered twice; a larger group after a restart is a new answer).
+        key = reply_to if len(answers) == 1 else "\n".join(answers)
+        pair = (open_kfid, key)
         replies[pair] = replies.get(pair, 0) + 1
-        msgid = derive_msgid(open_kfid, customer, reply_to=reply_to, position=replies[pair])
+        msgid = derive_msgid(open_kfid, customer, reply_to=key, position=replies[pair])
     else:
         msgid = derive_msgid(open_kfid, customer, line=number, content=[msgtype, content])
-    return Line(number, open_kfid, customer, msgtype, content, msgid, reply_to, False)
+    return Line(number, open_kfid, customer, msgtype, content, msgid, reply_to, False, answers)
+
+
+def _reply_to(value: Any, where: Where) -> tuple[str, ...]:
+    """`reply_to`: one msgid, or a list of 1 to MAX_REPLY_TO distinct ones."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        limits.check_msgid(value)
+        return (value,)
+    if not isinstance(value, list):
+        raise where.error(f"expected a msgid or a list of msgids, got {limits.kind_of(value)}")
+    if not 1 <= len(value) <= MAX_REPLY_TO:
+        raise where.error(f"a list of 1 to {MAX_REPLY_TO} msgids, got {len(value)}")
+    for item in value:
+        if not isinstance(item, str):
+            raise where.error(f"expected msgids (strings), got {limits.kind_of(item)}")
+        limits.check_msgid(item)
+    if len(set(value)) != len(value):
+        raise where.error("a msgid is listed twice")
+    return tuple(value)
 
 
 class Ledger:
@@ -310,26 +339,34 @@ class Ledger:
         is, or the store does not have it). A reply sent to customer B but recorded as
         answering A's message would hand A's message to nobody again (`--ack replies`): a
         confused or prompt-injected bot could silence a customer."""
-        assert line.reply_to is not None
+        reply_to = line.reply_to
+        assert reply_to is not None
 
         def owner(store: Any) -> str | None:
-            found = store.message(self.corp_id, line.reply_to)
-            if found is None:
-                return None
-            try:
-                doc = json.loads(found[0].text)
-            except ValueError:
-                return None
-            account, customer = doc.get("open_kfid"), doc.get("external_userid")
-            if account != line.open_kfid:
-                return (f"line {line.number}: reply_to {line.reply_to} is a message of "
-                        f"another account ({account}), not of {line.open_kfid}")
-            if customer != line.customer:
-                return (f"line {line.number}: reply_to {line.reply_to} is a message of "
-                        f"another customer ({customer}), not of {line.customer}")
+            for msgid in line.answers or (reply_to,):
+                problem = self._foreign(store, line, msgid)
+                if problem is not None:
+                    return problem
             return None
 
         return self._guard(owner)
+
+    def _foreign(self, store: Any, line: Line, msgid: str) -> str | None:
+        found = store.message(self.corp_id, msgid)
+        if found is None:
+            return None
+        try:
+            doc = json.loads(found[0].text)
+        except ValueError:
+            return None
+        account, customer = doc.get("open_kfid"), doc.get("external_userid")
+        if account != line.open_kfid:
+            return (f"line {line.number}: reply_to {msgid} is a message of "
+                    f"another account ({account}), not of {line.open_kfid}")
+        if customer != line.customer:
+            return (f"line {line.number}: reply_to {msgid} is a message of "
+                    f"another customer ({customer}), not of {line.customer}")
+        return None
 
     def sent(self, line: Line) -> None:
         self._guard(lambda store: store.record_sent(self.corp_id, line.open_kfid,
@@ -337,9 +374,9 @@ class Ledger:
 
     def ack(self, line: Line, status: str) -> None:
         assert line.reply_to is not None
-        self._guard(lambda store: store.ack_replies(self.corp_id, line.open_kfid,
-                                                     [line.reply_to], status=status),
-                    keep=True)
+        answers = [a for a in line.answers or (line.reply_to,) if a is not None]
+        self._guard(lambda store: store.ack_replies(self.corp_id, line.open_kfid, answers,
+                                                     status=status), keep=True)
 
     def close(self) -> None:
         if self.store is not None:

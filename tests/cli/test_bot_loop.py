@@ -110,3 +110,35 @@ def test_ack_needs_a_consumer(kf, sandbox):
     assert r.code == 2 and "--consumer" in r.err
     r = kf("msg", "history", open_kfid, "--consumer", "bot", "--ack", "everything")
     assert r.code == 2 and "replies" in r.err
+
+
+@pytest.mark.process
+@pytest.mark.parametrize("bot", ["python", "shell"])
+def test_a_backlog_longer_than_the_reply_window_is_answered_within_it(kf, sandbox, store_env,
+                                                                      bot):
+    """WeCom allows 5 sends per customer message: a customer with 8 queued messages gets
+    one reply acknowledging all 8 (reply_to as a list), nothing is refused (95001), and none
+    of the 8 is handed out again."""
+    open_kfid = sandbox.account()
+    kf("msg", "history", open_kfid, "--consumer", "bot", env=store_env)
+    questions = [f"backlog {n}" for n in range(8)]
+    for text in questions:
+        sandbox.say(open_kfid, text, external_userid="wmBacklog")
+    sandbox.say(open_kfid, "alone", external_userid="wmAlone")
+    assert kf("msg", "sync", open_kfid, env=store_env).code == 0
+
+    ran = loop(sandbox, store_env, open_kfid, BOTS[bot])
+    assert ran.returncode == 0, ran.stderr
+    results = [json.loads(line) for line in ran.stdout.splitlines()]
+    assert {r["status"] for r in results} == {"sent"}, results
+    sent = replies(sandbox, open_kfid)
+    backlog = [text for to, text in sent if to == "wmBacklog"]
+    assert len(backlog) == 1 and all(q in backlog[0] for q in questions)
+    assert [to for to, _ in sent].count("wmAlone") == 1
+    # Every one of the 8 is acknowledged: a new run hands nothing back, sends nothing.
+    again = loop(sandbox, store_env, open_kfid, BOTS[bot])
+    assert again.returncode == 0 and "never answered" not in again.stderr, again.stderr
+    assert len(replies(sandbox, open_kfid)) == 2
+    # And the customer can still be answered 5 times (one send of the window was used).
+    r = kf("msg", "history", open_kfid, "--customer", "wmBacklog", env=store_env)
+    assert r.code == 0

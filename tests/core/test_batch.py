@@ -193,3 +193,21 @@ def test_finish_waits_for_the_store(monkeypatch):
     assert store.sent == [line.msgid] and len(sleeps) == 3
     assert sleeps == sorted(sleeps)  # backing off
     assert len(log) == 2
+
+
+def test_reply_to_a_list_answers_several_messages_with_one_send():
+    base = {"open_kfid": "wkA", "external_userid": "wmB", "msgtype": "text",
+            "text": {"content": "hi"}}
+    replies: dict = {}
+    line = parse(1, json.dumps({**base, "reply_to": ["m1", "m2", "m3"]}), replies)
+    assert line.answers == ("m1", "m2", "m3") and line.reply_to == "m1"
+    assert line.msgid == derive_msgid("wkA", "wmB", reply_to="m1\nm2\nm3")
+    assert line.msgid != parse(2, json.dumps({**base, "reply_to": "m1"}), {}).msgid
+    ack = parse(3, json.dumps({"open_kfid": "wkA", "external_userid": "wmB",
+                               "reply_to": ["m4", "m5"], "no_reply": True}), {})
+    assert ack.no_reply and ack.answers == ("m4", "m5")
+    for bad, why in (([], "1 to 100"), (["m1", "m1"], "twice"), ([3], "strings"),
+                     (["x"] * 101, "1 to 100"), (7, "a list of msgids")):
+        with pytest.raises(UsageError) as err:
+            parse(4, json.dumps({**base, "reply_to": bad}), {})
+        assert why in err.value.message
