@@ -85,8 +85,10 @@ class GlobalOptions:
         from kfcli.cli.text import plain_params
 
         params = plain_params(super().get_params(ctx), ctx)  # type: ignore[misc]
-        taken = {opt for p in params for opt in (*p.opts, *p.secondary_opts)}
-        extra = global_params(taken)
+        extra = getattr(self, "_kfcli_globals", None)
+        if extra is None:  # made once: Click asks for the params several times per parse
+            taken = {opt for p in params for opt in (*p.opts, *p.secondary_opts)}
+            extra = self._kfcli_globals = global_params(taken)
         help_at = next((i for i, p in enumerate(params) if "--help" in p.opts), len(params))
         return [*params[:help_at], *extra, *params[help_at:]]
 
