@@ -145,7 +145,7 @@ class CallbackApp:
                 result = self._post(environ)
                 self._count(result)
                 return _answer(start_response, 200, b"success")
-            raise _Refused(405, f"method {method[:16]} not allowed", "method")
+            raise _Refused(405, f"method not allowed ({method[:16]})", "method")
         except _Refused as exc:
             self._count(exc.result)
             self._refused(environ, exc.status, exc.result, exc.reason)
@@ -187,7 +187,8 @@ class CallbackApp:
         q = _query(environ, "msg_signature", "timestamp", "nonce")
         inner = self._open(lambda c: c.decrypt_post(q["msg_signature"], q["timestamp"],
                                                     q["nonce"], body))
-        signature = q["msg_signature"]
+        # Signatures are hex, compared without regard to case: one callback, one key.
+        signature = q["msg_signature"].lower()
         self._fresh(q["timestamp"])
         try:
             fields = parse_xml(inner)
@@ -241,10 +242,15 @@ class CallbackApp:
             try:
                 return action(self.crypto)
             except CallbackError as exc:
-                # Signed with the previous Token (key rotation): that pair decrypts it.
-                if self.previous is None or exc.reason != "invalid_signature":
+                # Key rotation: signed or sealed with the previous pair (only the Token, or
+                # only the EncodingAESKey, may have changed). The current pair's failure is
+                # the one reported when neither works.
+                if self.previous is None:
                     raise
-                return action(self.previous)
+                try:
+                    return action(self.previous)
+                except CallbackError:
+                    raise exc from None
         except MalformedCallback as exc:
             raise _Refused(400, exc.message) from None
         except CallbackError as exc:

@@ -97,7 +97,7 @@ class Refusals:
     def __call__(self, status: int, reason: str, message: str, client: str) -> None:
         # The same kind of refusal: its status, its cause (the start of the message, numbers
         # aside) and its client.
-        kind = re.sub(r"\d+", "N", message)[:40]
+        kind = reason if reason in _FIXED else re.sub(r"\d+", "N", message)[:40]
         key = (status, kind, client)
         now = self.clock()
         with self._lock:
@@ -114,6 +114,10 @@ class Refusals:
         log.warning("callback refused (%d) from %s: %s%s", status, client, message, more,
                     extra={"kf": {"event": "refused", "status": status, "reason": reason,
                                   "client": client, "suppressed": hidden}})
+
+
+#: Refusals of one kind whatever their message says (a method name, a path): one key each.
+_FIXED = frozenset({"method", "busy", "stale", "too_large", "bad_signature"})
 
 
 def parse_networks(values: Collection[str]) -> list[Any]:

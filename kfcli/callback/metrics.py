@@ -156,14 +156,20 @@ class Metrics:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
         from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+        totals = sorted(self.totals().items())
+        names: dict[str, list[str]] = {}  # a family's label names: every sample's, in order
+        for (name, labels), _value in totals:
+            known = names.setdefault(name, [])
+            known.extend(k for k, _ in labels if k not in known)
         families: dict[str, Any] = {}
-        for (name, labels), value in sorted(self.totals().items()):
+        for (name, labels), value in totals:
             kind, text = METRICS.get(name, ("gauge", name))
             family = families.get(name)
             if family is None:
                 cls = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
-                family = families[name] = cls(name, text, labels=[k for k, _ in labels])
-            family.add_metric([v for _, v in labels], value)
+                family = families[name] = cls(name, text, labels=names[name])
+            given = dict(labels)
+            family.add_metric([given.get(k, "") for k in names[name]], value)
         for name, (kind, text) in METRICS.items():  # every metric shows, zero or not
             if name not in families and kind == "counter" and name in _UNLABELLED:
                 families[name] = CounterMetricFamily(name, text, value=0)

@@ -243,7 +243,9 @@ class Router:
     def metrics_text(self) -> tuple[bytes, str]:
         from kfcli.callback.metrics import collect_store
 
-        sources = [(r.store, r.handler.corp_id) for r in self.routes.values() if r.syncing]
+        # One set of store figures per store and corp, however many routes share them.
+        sources = list({(r.store.display_url, r.handler.corp_id): (r.store, r.handler.corp_id)
+                        for r in self.routes.values() if r.syncing}.values())
         try:
             extra = collect_store(sources, time.time())
         except KfError as exc:

@@ -9,6 +9,7 @@ import contextlib
 import socket
 import socketserver
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
@@ -57,9 +58,14 @@ class ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
         self.shutdown_request(request)
         if self.on_busy is not None:
             self.on_busy()
-        if self.log is not None:
-            self.log(f"connection from {client_address[0]} refused (503): all "
-                     f"{self.max_connections} connection slots are busy")
+        now = time.monotonic()
+        self._busy_count = getattr(self, "_busy_count", 0) + 1
+        if self.log is not None and now - getattr(self, "_busy_logged", -1e9) >= 10.0:
+            self._busy_logged = now
+            count, self._busy_count = self._busy_count, 0
+            self.log(f"{count} connection(s) refused (503) in the last 10 s, the latest from "
+                     f"{client_address[0]}: all {self.max_connections} connection slots are "
+                     "busy (slow clients? put a buffering proxy such as nginx in front)")
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         import sys
@@ -72,7 +78,23 @@ class ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
 class _Handler(WSGIRequestHandler):
     #: A client that stalls mid-request gives up its thread after this many seconds.
     timeout = 10
+    #: ... and one that trickles (a byte now and then) after this many in all: a slot is
+    #: never held for longer, whatever the client does.
+    deadline = 30.0
     log: Callable[[str], None] | None = None
+
+    def handle(self) -> None:
+        timer = threading.Timer(self.deadline, self._cut)
+        timer.daemon = True
+        timer.start()
+        try:
+            super().handle()
+        finally:
+            timer.cancel()
+
+    def _cut(self) -> None:
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib signature)
         if self.log is not None:

@@ -607,11 +607,17 @@ class Emitter:
             self._write_records()  # a callback recorded before its messages were committed
             for entry in entries:
                 rows = self.store.outbox_rows(self.corp_id, entry)
-                for row in rows:
+                for i, row in enumerate(rows):
                     record = {"type": "message"}
                     record.update((k, v) for k, v in json.loads(row.text).items()
                                   if k != "type")
+                    started = time.monotonic()
                     self.emit(record)
+                    if time.monotonic() - started > STALLED and i + 1 < len(rows):
+                        # The reader is slow: note how far this entry got, so that a process
+                        # stopped in the middle of a long stall leaves at most one line to be
+                        # written again (not the whole page).
+                        self.store.outbox_progress(entry.id, rows[i + 1].seq)
                 self.store.outbox_done([entry.id])
                 with self._lock:
                     self.lag = max(0, self.lag - len(rows))
@@ -637,6 +643,10 @@ class Emitter:
             with contextlib.suppress(Exception):
                 self._alive.release()
             self._alive = None
+
+
+#: A write to stdout slower than this means the reader is not keeping up (seconds).
+STALLED = 0.05
 
 
 def _alive_lock(owner: str) -> str:

@@ -1,6 +1,8 @@
 """The receiver's handler on a real (SQLite) store with a scripted client: first-pull history
 on WeCom's clock, pull requests honoured by the lock holder, leftovers taken over."""
 
+import pytest
+
 from kfcli.callback import CallbackHandler
 from kfcli.core.models import SyncPage
 from kfcli.core.store import open_store
@@ -152,3 +154,57 @@ def test_a_receiver_without_media_leaves_them_due(tmp_path):
         {"OpenKfId": "wk1"})
     assert client.downloads == []
     assert [i.msgid for i in store.media_due("wwfake")] == ["m"]
+
+
+def test_a_stalled_reader_leaves_at_most_a_line_to_write_again(tmp_path, monkeypatch):
+    """Writing out a page to a reader that is not keeping up notes how far it got after each
+    slow line: a process stopped in the middle leaves only the rest of the page."""
+    import time
+
+    from kfcli.callback import worker
+    from kfcli.callback.worker import Emitter
+    from kfcli.core.store import Incoming
+
+    monkeypatch.setattr(worker, "STALLED", 0.0)  # every line counts as slow
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    written = []
+
+    def emit(record):
+        if len(written) == 3:
+            raise KeyboardInterrupt  # the process stops while the fourth line is written
+        time.sleep(0.001)
+        written.append(record["msgid"])
+
+    out = Emitter(emit, store=store, corp_id="wwfake")
+    store.commit_page("wwfake", "wk1", expected=None, cursor="1", owner=out.owner,
+                      messages=[Incoming.from_api({"msgid": f"m{i}", "send_time": i})
+                                for i in range(10)])
+    with pytest.raises(KeyboardInterrupt):
+        out.flush()
+    assert written == ["m0", "m1", "m2"]
+    entry, = store.outbox_of("wwfake", out.owner)
+    assert [r.text for r in store.outbox_rows("wwfake", entry)][0].count('"m3"') == 1
+
+
+def test_closing_a_sqlite_store_under_a_busy_thread_is_safe(tmp_path):
+    import threading
+
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    stop = threading.Event()
+    errors = []
+
+    def reader():
+        try:
+            while not stop.is_set():
+                store.cursor("wwfake", "wk1")
+        except Exception as exc:  # a clean error would do; a crash would end the process
+            errors.append(exc)
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    for _ in range(50):
+        store.close()
+        store.cursor("wwfake", "wk1")  # usable again after close()
+    stop.set()
+    thread.join()
+    assert errors == []

@@ -583,6 +583,11 @@ class Store(ABC):
     def outbox_done(self, ids: Collection[int]) -> None: ...
 
     @abstractmethod
+    def outbox_progress(self, entry_id: int, first_seq: int) -> None:
+        """Rows before `first_seq` of the entry are written out: a process that dies now
+        leaves only the rest to write again."""
+
+    @abstractmethod
     def outbox_of(self, corp_id: str, owner: str) -> list[OutboxEntry]:
         """The entries of exactly this owner, every account, oldest first."""
 

@@ -848,6 +848,10 @@ class PostgresStore(Store):
         with self._connection() as conn:
             conn.execute("DELETE FROM outbox WHERE id = ANY(%s::bigint[])", (list(ids),))
 
+    def outbox_progress(self, entry_id: int, first_seq: int) -> None:
+        with self._transaction() as conn:
+            conn.execute("UPDATE outbox SET first_seq = %s WHERE id = %s", (first_seq, entry_id))
+
     def outbox_of(self, corp_id: str, owner: str) -> list[OutboxEntry]:
         rows = self._read("SELECT id, open_kfid, owner, first_seq, last_seq, emit_from FROM "
                           "outbox WHERE corp_id = %s AND owner = %s ORDER BY id",

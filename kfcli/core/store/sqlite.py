@@ -355,8 +355,10 @@ class SqliteStore(Store):
         self._pid = os.getpid()
         #: Connections no thread holds, handed to the next thread that needs one (see _conn).
         self._idle: list[sqlite3.Connection] = []
-        #: Every open connection, held or idle, so that close() closes them all.
+        #: Every open connection, held or idle.
         self._open: set[sqlite3.Connection] = set()
+        #: close() was called: connections given back from now on are closed, not kept.
+        self._closing = False
         self._numbers: dict[tuple[str, str], tuple[int, int]] = {}
         # Reentrant: a thread-local swapped out under it frees loans, which give back here.
         self._guard = threading.RLock()
@@ -422,6 +424,7 @@ class SqliteStore(Store):
                 raise self._error(exc) from None
             with self._guard:
                 self._open.add(conn)
+                self._closing = False  # used again after close(): pooling as before
         self._local.loan = _Loan(self, conn)
         return conn
 
@@ -432,7 +435,7 @@ class SqliteStore(Store):
         with self._guard:
             if self._pid != os.getpid() or conn not in self._open:
                 return  # closed meanwhile, or the parent's connection in a forked child
-            if conn.in_transaction:  # never expected: a thread died inside a transaction
+            if conn.in_transaction or self._closing:  # a transaction left open; or closed
                 self._open.discard(conn)
             elif len(self._idle) < MAX_IDLE:
                 self._idle.append(conn)
@@ -636,12 +639,22 @@ class SqliteStore(Store):
             raise self._error(exc) from None
 
     def close(self) -> None:
+        """Close the idle connections and the caller's. A connection another thread holds
+        is closed when that thread gives it back (closing it under the thread crashes the
+        sqlite3 module): close() is safe while other threads still use the store."""
         with self._guard:
-            conns, self._open, self._idle = self._open, set(), []
+            conns, self._idle = self._idle, []
+            for conn in conns:
+                self._open.discard(conn)
+            self._closing = True
         if self._pid == os.getpid():
             for conn in conns:
-                conn.close()
-        self._local = threading.local()
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
+        # The caller's own connection goes back now (and, closing, is closed); other
+        # threads' stay theirs until they end.
+        if getattr(self._local, "loan", None) is not None:
+            self._local.loan = None
 
     def connections(self) -> int:
         """How many connections are open (held by threads or idle): a bounded number."""
@@ -839,6 +852,10 @@ class SqliteStore(Store):
             return
         with self._write() as conn:
             conn.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in ids])
+
+    def outbox_progress(self, entry_id: int, first_seq: int) -> None:
+        with self._write() as conn:
+            conn.execute("UPDATE outbox SET first_seq = ? WHERE id = ?", (first_seq, entry_id))
 
     def outbox_of(self, corp_id: str, owner: str) -> list[OutboxEntry]:
         rows = self._read("SELECT id, open_kfid, owner, first_seq, last_seq, emit_from FROM "
