@@ -1356,19 +1356,19 @@ class SqliteStore(Store):
                                  hint="name a new file, or move the old backup away")
         if dest.resolve() == self.path.resolve():
             raise UsageError(f"{dest} is the store itself")
-        ensure_private_dir(dest.parent)
+        if not dest.parent.exists():  # made private; an existing directory is left as it is
+            ensure_private_dir(dest.parent)
         tmp = dest.parent / f".{dest.name}.partial-{os.getpid()}"
-        made_media = False
         try:
             with self._media_files():
+                os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL |
+                                 getattr(os, "O_NOFOLLOW", 0), 0o600))
                 out = sqlite3.connect(str(tmp), isolation_level=None)
                 try:
-                    os.chmod(tmp, 0o600)
                     self._conn().backup(out)  # one step: one consistent snapshot
                     shas = [r[0] for r in out.execute(
                         "SELECT DISTINCT sha256 FROM media WHERE state = 'archived' AND "
                         "sha256 IS NOT NULL")]
-                    made_media = bool(shas)
                     files, size, missing = _copy_media(shas, self.media_dir, media,
                                                        under=dest.parent)
                     if missing:  # pruned while the snapshot was taken: fetched again if kept
@@ -1388,15 +1388,17 @@ class SqliteStore(Store):
                 with open(tmp, "rb") as f:
                     os.fsync(f.fileno())
                 os.link(tmp, dest)  # never over a file that appeared meanwhile
-        except sqlite3.Error as exc:
-            if made_media:
-                import shutil
+        except BaseException as exc:
+            import shutil
 
-                shutil.rmtree(media, ignore_errors=True)
-            raise self._error(exc) from None
-        except OSError as exc:
-            raise ConfigError(f"cannot write the backup {dest}: {exc.strerror}",
-                              hint="check the directory's permissions and free space") from None
+            shutil.rmtree(media, ignore_errors=True)  # made by this backup: DEST never was
+            if isinstance(exc, sqlite3.Error):
+                raise self._error(exc) from None
+            if isinstance(exc, OSError):
+                raise ConfigError(f"cannot write the backup {dest}: {exc.strerror}",
+                                  hint="check the directory's permissions and free space"
+                                  ) from None
+            raise
         finally:
             for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
                 with contextlib.suppress(OSError):
