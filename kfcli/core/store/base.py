@@ -788,7 +788,7 @@ class Store(ABC):
         store does this by itself unless it is opened with `migrate=False`; a store of a
         newer schema that this build can still use (its `compatible_from`) is left as is."""
 
-    def backup(self, dest: Path) -> Backup:
+    def backup(self, dest: str | Path) -> Backup:
         """Copy the store, consistent while others write, to the new SQLite store `dest`
         (its media beside it). Only an SQLite store can; others raise ConfigError."""
         from kfcli.core.errors import ConfigError

@@ -1341,7 +1341,7 @@ class SqliteStore(Store):
 
     # ------------------------------------------------------------------ backup and restore
 
-    def backup(self, dest: Path) -> Backup:
+    def backup(self, dest: str | Path) -> Backup:
         """One snapshot of the store (SQLite's online backup API, in one step: writers go on
         meanwhile) written to `dest`, which must not exist, and the media files it names
         copied beside it (`media_dir_of(dest)`). `dest` appears only once complete."""
