@@ -129,6 +129,10 @@ def status(
                         f"to {_local(gap['until'])} ({gap['seconds'] / 86400:.1f} days; WeCom "
                         "keeps messages 3 days): messages sent in between may be lost")
     for c in consumers:  # msg history --consumer positions (stderr: not part of the table)
+        if c.open_kfid == "*":  # the shared position of a consumer of every account
+            out.info(f"consumer {c.name} of every account: last moved "
+                     f"{_ago(c.updated_at, now)}")
+            continue
         out.info(f"consumer {c.name} of {c.open_kfid}: {plural(c.behind, 'message')} behind, last "
                  f"moved {_ago(c.updated_at, now)}")
 
