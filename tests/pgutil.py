@@ -100,7 +100,10 @@ def _lock_path(what: str) -> Path:
     """A lock file shared by every worker of the suite that uses this server."""
     import tempfile
 
-    key = f"{os.environ.get('PGHOST', '')}:{os.environ.get('PGPORT', '')}"
+    # PG_CLUSTER_CONF_ROOT: `pg_virtualenv -t`'s own directory, so that suites on clusters
+    # that took turns on one port never share a lock.
+    key = ":".join(os.environ.get(name, "") for name in ("PGHOST", "PGPORT",
+                                                          "PG_CLUSTER_CONF_ROOT"))
     digest = hashlib.sha256(key.encode()).hexdigest()[:12]
     return Path(tempfile.gettempdir()) / f"kfcli-tests-pg-{digest}.{what}.lock"
 
