@@ -268,6 +268,10 @@ class CallbackHandler:
         try:
             if request:
                 store.request_pull(corp_id, open_kfid, token=None)
+            elif not store.has_request(corp_id, open_kfid):
+                # An earlier pull (this worker's or another's) took this callback's request
+                # with its own: nothing to do (a burst of callbacks costs one read each).
+                return
             while True:
                 lock = self.puller.lock(open_kfid)
                 if lock is None:
