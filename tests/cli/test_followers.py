@@ -169,6 +169,7 @@ def test_a_consumer_rides_out_a_stopped_postgresql_exactly_once(sandbox, run, fo
     again.end()
 
 
+@pytest.mark.process
 def test_a_consumer_started_while_postgresql_is_down_waits_for_it(sandbox, run, followers,
                                                                    pg):
     open_kfid, env = pg

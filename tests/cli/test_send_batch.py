@@ -249,6 +249,7 @@ def test_reply_to_of_another_customer_or_account_is_refused(kf, sandbox, store_e
     assert "help me" in [json.loads(x)["text"]["content"] for x in r.out.splitlines()]
 
 
+@pytest.mark.process
 @pytest.mark.parametrize("source", ["stdin", "file"])
 def test_a_line_that_is_not_utf8_is_refused_alone(sandbox, home, tmp_path, source):
     """A GBK line in the middle of a batch gets its own "invalid" result; the lines around
