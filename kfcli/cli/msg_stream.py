@@ -724,18 +724,21 @@ class _Accounts:
         """The shared position; on first use, every account's position at its newest
         message (or before --since) and the shared one at the lowest of them."""
         store, corp_id, name = self.store, self.corp_id, self.name
-        accounts = [a.open_kfid for a in store.pull_states(corp_id)]
         position = store.consumer_position(corp_id, name, ALL_ACCOUNTS)
+        # The newest seq first: an account whose first message comes after it is met by the
+        # stream, even one that appears while this runs.
+        top = store.last_seq(corp_id) if position is None else 0
+        accounts = [a.open_kfid for a in store.pull_states(corp_id)]
         for open_kfid in accounts:
             if store.consumer_position(corp_id, name, open_kfid) is not None:
                 self.known.add(open_kfid)
             elif position is None:  # first start: each account from now (or --since)
                 at = store.seq_before(corp_id, open_kfid, since) if since is not None \
                     else store.last_seq(corp_id, open_kfid)
-                store.set_consumer_position(corp_id, name, open_kfid, at)
+                store.set_consumer_position(corp_id, name, open_kfid, min(at, top))
                 self.known.add(open_kfid)
         if position is None:
-            position = store.last_seq(corp_id) if since is None else min(
+            position = top if since is None else min(
                 (store.consumer_position(corp_id, name, k) or 0 for k in accounts), default=0)
             store.set_consumer_position(corp_id, name, ALL_ACCOUNTS, position)
         return position
