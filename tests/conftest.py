@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -184,16 +185,37 @@ def run_in_process(*args: str, input: str | None = None, env: dict[str, str] | N
 
     del timeout  # a command run here cannot be stopped from outside
     environ = {**os.environ, **(env or {})}
+    with _process_environ(environ):
+        outcome = run(list(args), env=Environment.captured(input or "", environ=environ,
+                                                            clock=clock))
+    return Result(outcome.code, _as_pipe(outcome.out), _as_pipe(outcome.err))
+
+
+@contextmanager
+def _process_environ(environ: dict[str, str]):
+    """The process's environment is `environ` inside the block (for what reads it there)."""
     saved = dict(os.environ)
     os.environ.clear()
     os.environ.update(environ)
     try:
-        outcome = run(list(args), env=Environment.captured(input or "", environ=environ,
-                                                            clock=clock))
+        yield
     finally:
         os.environ.clear()
         os.environ.update(saved)
-    return Result(outcome.code, _as_pipe(outcome.out), _as_pipe(outcome.err))
+
+
+def on_terminal_in_process(args: list[str], env: dict[str, str], *, columns: int = 200
+                           ) -> Result:
+    """What `on_terminal` shows (stdout and stderr on a terminal `columns` wide, COLUMNS set,
+    stdin not a terminal), run in this process: the Environment says the streams are a
+    terminal. The text as the terminal got it, CR LF back to LF (lone CRs kept)."""
+    from kfcli.cli.app import run
+    from kfcli.cli.environment import Environment
+
+    environ = {**os.environ, "TERM": "xterm-256color", **env, "COLUMNS": str(columns)}
+    with _process_environ(environ):
+        outcome = run(list(args), env=Environment.captured(environ=environ, terminal=True))
+    return Result(outcome.code, outcome.out, outcome.err)
 
 
 def _as_pipe(text: str) -> str:

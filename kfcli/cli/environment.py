@@ -49,14 +49,17 @@ class Environment:
 
     @classmethod
     def captured(cls, input: str | bytes = "", *, environ: Mapping[str, str] | None = None,
-                 clock: Callable[[], float] | None = None) -> Environment:
+                 clock: Callable[[], float] | None = None, terminal: bool = False
+                 ) -> Environment:
         """stdin holds `input`; stdout and stderr are collected (`captured_output`). No
-        stream is a terminal."""
+        stream is a terminal, unless `terminal`: then stdout and stderr count as one (its
+        width is COLUMNS in `environ`), stdin still does not."""
         data = input.encode("utf-8") if isinstance(input, str) else input
         stdin = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8")  # newlines as a file's
         return cls(stdin=stdin, stdout=_memory(), stderr=_memory(),
                    environ=dict(os.environ if environ is None else environ),
-                   clock=clock or time.time)
+                   clock=clock or time.time, stdin_isatty=False, stdout_isatty=terminal,
+                   stderr_isatty=terminal)
 
     def captured_output(self) -> tuple[str, str]:
         """(stdout, stderr) of a `captured` environment, as text."""

@@ -11,7 +11,7 @@ import pytest
 from rich.cells import cell_len
 
 from kfcli.render import layout
-from tests.conftest import on_terminal
+from tests.conftest import on_terminal, on_terminal_in_process
 
 WIDTHS = (40, 80, 200)
 ANSWER = ("七天内可退。请在订单页面点击申请退货，填写原因后等待客服审核，审核通过后按提示寄回"
@@ -44,8 +44,14 @@ def world(sandbox, home):
             "intents": intents, "env": {**sandbox.env, "NO_COLOR": "1"}}
 
 
-def screen(world, *args: str, columns: int, expect: int = 0, **kwargs):
-    r = on_terminal(list(args), world["env"], columns=columns, **kwargs)
+def screen(world, *args: str, columns: int, expect: int = 0, columns_env: bool = True):
+    """What a terminal `columns` wide shows: in this process (the environment says stdout is
+    a terminal and COLUMNS its width), or on a pseudo-terminal of that window size without
+    COLUMNS (`columns_env=False`)."""
+    if columns_env:
+        r = on_terminal_in_process(list(args), world["env"], columns=columns)
+    else:
+        r = on_terminal(list(args), world["env"], columns=columns, columns_env=False)
     assert r.code == expect, (args, columns, r.out, r.err)
     return r
 
@@ -77,7 +83,6 @@ COMMANDS = {
 }
 
 
-@pytest.mark.process
 @pytest.mark.parametrize("columns", WIDTHS)
 def test_every_table_fits_and_keeps_ids_whole(world, columns):
     for name, command in COMMANDS.items():
@@ -87,7 +92,6 @@ def test_every_table_fits_and_keeps_ids_whole(world, columns):
         check_fits(r.out, columns, ids)
 
 
-@pytest.mark.process
 @pytest.mark.parametrize("columns", WIDTHS)
 def test_msgid_and_external_userid_whole(world, sandbox, columns):
     open_kfid = world["accounts"][0]
@@ -102,7 +106,6 @@ def test_msgid_and_external_userid_whole(world, sandbox, columns):
     check_fits(r.out, columns, [world["customer"], shown])
 
 
-@pytest.mark.process
 @pytest.mark.parametrize("columns", WIDTHS)
 def test_stats_dates_never_split(world, columns):
     from datetime import date, timedelta
@@ -115,7 +118,6 @@ def test_stats_dates_never_split(world, columns):
         assert since in r.out
 
 
-@pytest.mark.process
 def test_account_list_at_80_columns_keeps_the_name(world):
     r = screen(world, "account", "list", columns=80)
     header, *rows = r.out.splitlines()
@@ -127,7 +129,6 @@ def test_account_list_at_80_columns_keeps_the_name(world):
     check_fits(r.out, 80, world["accounts"])
 
 
-@pytest.mark.process
 def test_records_become_blocks_when_ids_do_not_fit(world):
     r = screen(world, "account", "list", columns=40)
     blocks = r.out.strip().split("\n\n")
@@ -143,7 +144,6 @@ def test_records_become_blocks_when_ids_do_not_fit(world):
     check_fits(r.out, 40, world["accounts"])
 
 
-@pytest.mark.process
 def test_long_answers_are_shortened_not_folded(world):
     r = screen(world, "knowledge", "intent", "list", columns=80)
     lines = r.out.splitlines()
@@ -155,7 +155,6 @@ def test_long_answers_are_shortened_not_folded(world):
     assert world["group"] in wide.out and "group_id" in wide.out.splitlines()[0]
 
 
-@pytest.mark.process
 def test_customer_nickname_is_never_one_character_per_line(world, sandbox):
     for columns in WIDTHS:
         r = screen(world, "customer", "get", world["customer"], "--with-context",
@@ -165,7 +164,6 @@ def test_customer_nickname_is_never_one_character_per_line(world, sandbox):
         assert any(nickname in line for line in r.out.splitlines()), (columns, r.out)
 
 
-@pytest.mark.process
 def test_columns_chooses_and_orders_in_table_and_tsv(world, kf):
     r = screen(world, "account", "list", "--columns", "name,open_kfid", columns=80)
     lines = r.out.splitlines()
@@ -196,7 +194,6 @@ def test_unknown_column_is_a_usage_error(world, kf):
     assert kf("servicer", "list", world["accounts"][0]).out == before
 
 
-@pytest.mark.process
 def test_wide_shows_every_column(world):
     r = screen(world, "account", "list", "-o", "wide", columns=200)
     assert r.out.splitlines()[0].split() == ["open_kfid", "name", "manage_privilege", "avatar"]
@@ -226,7 +223,6 @@ def test_terminal_size_without_columns_variable(world):
     assert by_size.out == by_env.out
 
 
-@pytest.mark.process
 def test_single_values_are_bare_on_a_terminal(world, kf, avatar):
     open_kfid = world["accounts"][0]
     r = screen(world, "link", "create", open_kfid, columns=80)
@@ -314,7 +310,6 @@ def test_layout_id_in_free_text_is_not_folded():
     assert "ww0173509520b78acd" in result.text
 
 
-@pytest.mark.process
 def test_urls_never_split_and_empty_columns_go_first(world, kf):
     long_url = "https://qyapi.weixin.qq.com.example-corporate-proxy.internal:8443/wecom"
     assert kf("config", "set", "corp_id", "ww0123456789abcdef").code == 0
@@ -334,7 +329,6 @@ def test_urls_never_split_and_empty_columns_go_first(world, kf):
     assert r.out.splitlines()[0].split()[-1] == "base_url"  # 200: still a table
 
 
-@pytest.mark.process
 def test_store_status_is_a_table_at_120_columns(world, kf):
     for open_kfid in world["accounts"]:
         world_say = kf("msg", "sync", open_kfid)
@@ -349,7 +343,6 @@ def test_store_status_is_a_table_at_120_columns(world, kf):
     assert len(blocks) == 2 and all(b.startswith("open_kfid:") for b in blocks), r.out
 
 
-@pytest.mark.process
 def test_customer_get_with_context_shows_scene(world, sandbox):
     open_kfid, customer = world["accounts"][0], world["customer"]
     doc = sandbox.post("/sandbox/enter_session", {"open_kfid": open_kfid,
