@@ -33,6 +33,8 @@ def test_embedded_sandbox_ignores_profiles(run, home):
 
 @pytest.mark.process
 def test_serve_prints_credentials_first(home, tmp_path):
+    from tests.conftest import run_in_process
+
     proc = subprocess.Popen(
         [sys.executable, "-m", "kfcli", "sandbox", "serve", "--port", "0", "--db",
          str(tmp_path / "s.db")],
@@ -44,19 +46,18 @@ def test_serve_prints_credentials_first(home, tmp_path):
         env = {**os.environ, "KFCLI_BASE_URL": first["base_url"],
                "KFCLI_CORP_ID": first["corp_id"], "KFCLI_SECRET": first["secret"]}
 
-        def kfcli(*args):
-            return subprocess.run([sys.executable, "-m", "kfcli", *args], env=env,
-                                  capture_output=True, text=True)
+        def kfcli(*args):  # the clients need no process of their own
+            return run_in_process(*args, env=env)
 
-        assert kfcli("account", "list").returncode == 0
+        assert kfcli("account", "list").code == 0
         r = kfcli("sandbox", "fault", "errcode", "--errcode", "95017", "-o", "json")
-        assert r.returncode == 0, r.stderr
+        assert r.code == 0, r.err
         r = kfcli("account", "list")
-        assert r.returncode == 3 and "95017" in r.stderr
+        assert r.code == 3 and "95017" in r.err
         r = kfcli("sandbox", "stats", "-o", "json")
-        assert json.loads(r.stdout)["/cgi-bin/kf/account/list"] == 2
-        assert kfcli("sandbox", "fault", "bogus").returncode == 2
-        assert kfcli("sandbox", "fault", "errcode").returncode == 2
+        assert json.loads(r.out)["/cgi-bin/kf/account/list"] == 2
+        assert kfcli("sandbox", "fault", "bogus").code == 2
+        assert kfcli("sandbox", "fault", "errcode").code == 2
     finally:
         proc.terminate()
         proc.wait(timeout=10)
