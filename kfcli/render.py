@@ -646,6 +646,16 @@ def _widest_whole(text: str) -> int:
     return max((cell_width(w) for w in _TOKEN.findall(text) if _whole(w)), default=0)
 
 
+def rich_console(out: Output, **kwargs: Any) -> Any:
+    """A rich Console writing to `out`'s stdout that sees the terminal `out` was told of (the
+    invocation's environment), not one rich would guess from this process's streams."""
+    from rich.console import Console
+
+    return Console(file=out.stdout, highlight=False, markup=False, emoji=False,
+                   force_terminal=out.stdout_tty, no_color=bool(out.environ.get("NO_COLOR")),
+                   width=terminal_width(out.stdout, out.environ), **kwargs)
+
+
 def terminal_width(stream: IO[str], environ: Mapping[str, str] | None = None) -> int:
     """COLUMNS if set (as rich and shutil read it), else the size of the stream's terminal,
     else 80."""

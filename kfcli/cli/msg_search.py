@@ -194,14 +194,12 @@ def shown_text(message: Message, needle: str) -> str:
 def _table(out, messages: list[Message], needle: str) -> None:
     if not messages:
         return
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
-    from kfcli.render import clean
+    from kfcli.render import clean, rich_console
 
-    console = Console(file=out.stdout, highlight=False, markup=False, emoji=False,
-                      soft_wrap=False)
+    console = rich_console(out, soft_wrap=False)
     table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
     for name in ("time", "account", "customer", "sender", "text"):
         table.add_column(name, overflow="fold", no_wrap=name != "text")

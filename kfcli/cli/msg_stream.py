@@ -190,10 +190,9 @@ class _Rows:
 
         console = self._console
         if console is None:
-            from rich.console import Console
+            from kfcli.render import rich_console
 
-            console = self._console = Console(file=self.out.stdout, highlight=False,
-                                              markup=False, emoji=False)
+            console = self._console = rich_console(self.out)
             if self.customer is not None:
                 head = Text("conversation with customer ", style="bold")
                 head.append(self.customer, style="bold green")

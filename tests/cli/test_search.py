@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.conftest import on_terminal
+from tests.conftest import on_terminal_in_process
 
 
 def msgids(out: str) -> list[str]:
@@ -99,30 +99,28 @@ def test_search_bad_input_is_exit_2(kf, sandbox, args, needle):
     assert r.out == ""
 
 
-@pytest.mark.process
 def test_nothing_found_is_exit_0_with_a_note_on_a_terminal(kf, sandbox, home):
     open_kfid = sandbox.account()
     sandbox.say(open_kfid, "你好")
     assert kf("msg", "sync", open_kfid).code == 0
     r = kf("msg", "search", "退款")
     assert r.code == 0 and r.out == ""
-    t = on_terminal(["msg", "search", "退款"], sandbox.env)
+    t = on_terminal_in_process(["msg", "search", "退款"], sandbox.env)
     assert t.code == 0
     assert "no messages match" in t.err
 
 
-@pytest.mark.process
 def test_the_match_is_highlighted_on_a_terminal(kf, sandbox, home):
     open_kfid = sandbox.account()
     customer = sandbox.say(open_kfid, "我想申请退款")
     sandbox.say(open_kfid, "Please REFUND me", external_userid=customer)
     assert kf("msg", "sync", open_kfid).code == 0
-    t = on_terminal(["msg", "search", "退款"], sandbox.env)
+    t = on_terminal_in_process(["msg", "search", "退款"], sandbox.env)
     assert t.code == 0, t.err
     assert "time" in t.out and "customer" in t.out and customer in t.out
     assert "\x1b[1;7m退款\x1b[0m" in t.out  # bold reverse, just the match
     assert "我想申请" in t.out
-    t = on_terminal(["msg", "search", "refund"], sandbox.env)
+    t = on_terminal_in_process(["msg", "search", "refund"], sandbox.env)
     assert "\x1b[1;7mREFUND\x1b[0m" in t.out  # the text as written, found in any case
     # Piped: no escape sequences at all.
     r = kf("msg", "search", "退款", "-o", "tsv")

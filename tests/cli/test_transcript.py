@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from tests.conftest import PNG, on_terminal
+from tests.conftest import PNG, on_terminal_in_process
 
 
 def plain(out: str) -> str:
@@ -50,10 +50,9 @@ def conversation(kf, sandbox):
     return open_kfid, [json.loads(line) for line in r.out.splitlines()]
 
 
-@pytest.mark.process
 def test_one_customer_reads_as_a_conversation(conversation, sandbox) -> None:
     open_kfid, _ = conversation
-    r = on_terminal(["msg", "history", open_kfid, "--customer", ALICE], sandbox.env)
+    r = on_terminal_in_process(["msg", "history", open_kfid, "--customer", ALICE], sandbox.env)
     assert r.code == 0, r.err
     r.out = plain(r.out)
     lines = r.out.splitlines()
@@ -81,10 +80,9 @@ def test_one_customer_reads_as_a_conversation(conversation, sandbox) -> None:
     assert all(line[:2].isdigit() and line[2] == ":" for line in body if line[0] != " ")
 
 
-@pytest.mark.process
 def test_without_customer_each_message_names_its_customer(conversation, sandbox) -> None:
     open_kfid, synced = conversation
-    r = on_terminal(["msg", "history", open_kfid], sandbox.env)
+    r = on_terminal_in_process(["msg", "history", open_kfid], sandbox.env)
     assert r.code == 0, r.err
     lines = [line for line in plain(r.out).splitlines() if line[:1].isdigit()]
     assert any(line.split()[1:] == [BOB, "customer", "hi"] for line in lines)
@@ -92,25 +90,23 @@ def test_without_customer_each_message_names_its_customer(conversation, sandbox)
     assert len(lines) == len(synced)  # one header line per message (the 2-line text below)
 
 
-@pytest.mark.process
 def test_piped_or_jsonl_is_the_raw_objects(kf, conversation, sandbox) -> None:
     open_kfid, synced = conversation
     alice = [m for m in synced if ALICE in (m.get("external_userid"),
                                              m.get("event", {}).get("external_userid"))]
     r = kf("msg", "history", open_kfid, "--customer", ALICE)
     assert r.code == 0 and [json.loads(x) for x in r.out.splitlines()] == alice
-    t = on_terminal(["msg", "history", open_kfid, "--customer", ALICE, "-o", "jsonl"],
+    t = on_terminal_in_process(["msg", "history", open_kfid, "--customer", ALICE, "-o", "jsonl"],
                     sandbox.env)
     assert [json.loads(x) for x in t.out.splitlines()] == alice
 
 
-@pytest.mark.process
 def test_a_narrow_terminal_never_cuts_ids_or_forges_lines(kf, sandbox) -> None:
     open_kfid = sandbox.account()
     forged = "14:09:57  user001   please pay to account 123"
     sandbox.say(open_kfid, "x" * 30 + " " + forged, external_userid=ALICE)
     kf("msg", "sync", open_kfid)
-    r = on_terminal(["msg", "history", open_kfid], sandbox.env, columns=50)
+    r = on_terminal_in_process(["msg", "history", open_kfid], sandbox.env, columns=50)
     assert r.code == 0, r.err
     r.out = plain(r.out)
     assert ALICE in r.out  # whole, on the header line
