@@ -46,6 +46,8 @@ METRICS: dict[str, tuple[str, str]] = {
                            "(messages are never dropped: they wait in the store)."),
     "kfcli_emit_lag_messages": ("gauge", "Messages this receiver committed and has not yet "
                                 "written to stdout."),
+    "kfcli_queue_events": ("gauge", "Callbacks and pulls waiting for the worker threads "
+                           "(the event queue; at 10,000 per process callbacks are refused)."),
     "kfcli_processes": ("gauge", "Receiver processes alive."),
     "kfcli_ready": ("gauge", "Receiver processes ready to take callbacks."),
 }

@@ -173,6 +173,7 @@ class Receiver:
                     last_forget = now
                     self.store.forget_signatures(self.clock() - 2 * max(self.max_skew, 60))
                     self.emitter.adopt()
+                self.metrics.set("kfcli_queue_events", self.dispatcher.waiting())
                 self.metrics.flush()
             except KfError as exc:
                 self.metrics.inc("kfcli_store_errors")

@@ -63,6 +63,10 @@ class Dispatcher:
 
     __call__ = put
 
+    def waiting(self) -> int:
+        """Events queued in this process (approximate, as queue sizes are)."""
+        return self._queue.qsize()
+
     def running(self) -> bool:
         """Whether this process's worker thread is alive (started on first use)."""
         self._ensure_thread()

@@ -231,6 +231,7 @@ def test_health_readiness_and_metrics_without_logging_probes(servers, corp):
                                        ("open_kfid", open_kfid))) in found
     assert found[("kfcli_outbox_pending_messages", (("corp_id", creds["corp_id"]),))] == 0
     assert sample(found, "kfcli_processes") == 1
+    assert ("kfcli_queue_events", ()) in found
     rx.stop()
     err = rx.err.decode()
     assert "healthz" not in err and "readyz" not in err and "metrics" not in err

@@ -499,6 +499,10 @@ class PostgresStore(Store):
         if sqlstate == "25006":
             return ConfigError(f"the store {self.display_url} is on a read-only server "
                                f"({text})", hint="point the store URL at the primary server")
+        if sqlstate in ("40P01", "40001"):  # a deadlock or a serialization failure
+            return KfError(f"the PostgreSQL store at {self._target} gave up a transaction "
+                           f"that met another ({text})", hint="a passing conflict between "
+                           "processes: trying again is safe")
         if isinstance(exc, psycopg.OperationalError):
             return NetworkError(f"cannot reach the PostgreSQL store at {self._target} ({text})",
                                 hint="check that PostgreSQL runs there and accepts "
