@@ -85,7 +85,12 @@ class Receiver:
         return self.handler.puller is not None
 
     def start(self) -> None:
-        """Start this process's threads; with a store, catch up on every account first."""
+        """Start this process's threads; with a store, catch up on every account first.
+        At exit (gunicorn's SIGTERM ends a worker with sys.exit) what is queued is handled
+        and what was committed is written out first: those callbacks were answered."""
+        import atexit
+
+        atexit.register(self.close)  # runs after the dispatcher's own (registered later)
         self._ensure_monitor()
         if self.syncing:
             self.dispatcher.put({"type": CATCH_UP})
@@ -204,6 +209,8 @@ class Receiver:
                     return
 
     def close(self) -> None:
+        if self._pid and self._pid != os.getpid():
+            return  # the parent's receiver, in a forked child that never used it
         self._stop.set()
         self.dispatcher.close()
         self.emitter.close()

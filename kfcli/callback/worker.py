@@ -598,6 +598,10 @@ class Emitter:
                 self.log(f"writing to stdout failed: {type(exc).__name__}: {exc}")
                 time.sleep(1.0)
             if self._stopped:
+                # One more pass: what was committed before close() (the dispatcher's last
+                # pulls) may have come after the pass above had listed the outbox.
+                with contextlib.suppress(Exception):
+                    self.flush()
                 return
 
     def flush(self) -> None:
