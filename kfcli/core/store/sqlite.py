@@ -470,13 +470,13 @@ class SqliteStore(Store):
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
-            raise self._error(exc) from None
+            raise self._failed(conn, exc) from None
         try:
             yield conn
         except sqlite3.Error as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            raise self._error(exc) from None
+            raise self._failed(conn, exc) from None
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
@@ -486,7 +486,23 @@ class SqliteStore(Store):
         except sqlite3.Error as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            raise self._error(exc) from None
+            raise self._failed(conn, exc) from None
+
+    def _failed(self, conn: sqlite3.Connection, exc: sqlite3.Error) -> KfError:
+        """The error for a failed write. A connection that met a read-only file is dropped
+        (SQLite keeps such a connection read-only even after the file is writable again):
+        the next write opens a fresh one, so the store recovers by itself."""
+        text = str(exc)
+        if "readonly" in text or "read-only" in text:
+            with self._guard:
+                self._open.discard(conn)
+            if getattr(self._local, "loan", None) is not None:
+                self._local.loan = None  # its connection is no longer ours: not given back
+            with contextlib.suppress(sqlite3.Error):
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                conn.close()
+        return self._error(exc)
 
     def _stream(self, sql: str, args: Sequence[Any] = ()) -> Iterator[tuple[Any, ...]]:
         """The rows of a query, a thousand at a time: memory stays flat however many."""
