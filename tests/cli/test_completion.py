@@ -100,7 +100,7 @@ def test_commands_and_options(home):
     assert any(line.startswith("list\tList KF accounts") for line in fish), fish
     opts = values("zsh", "account", "list", "--")
     assert {"--all", "--limit", "--offset", "--output", "--json", "--help"} <= set(opts)
-    assert "--sandbox" not in opts  # a global option goes before the command
+    assert "--sandbox" not in opts  # global options: accepted after the command, offered before it
     assert "--sandbox" in values("zsh", "-")
     # an option already given is not offered again; a command without arguments offers its
     # options after a space
