@@ -99,9 +99,9 @@ def test_five_messages_per_customer_message(client: Client, kf: str) -> None:
 def test_48_hour_window(client: Client, kf: str) -> None:
     user = client.customer(kf)
     assert client.send_text(kf, user)["errcode"] == 0
-    client.later(48 * 3600 - 5)
+    client.later(48 * 3600 - 60)  # a minute of room for a slow machine
     assert client.send_text(kf, user)["errcode"] == 0
-    client.later(5)
+    client.later(60)
     answer = client.send_text(kf, user)
     assert answer["errcode"] == 95002 and answer["errmsg"].startswith("send msg time limit")
     client.say(kf, "hello again", user)
