@@ -16,8 +16,10 @@ from kfcli.cli.context import new_app, state, with_output
 app = new_app("Receive WeCom callbacks (kf_msg_or_event) and stream them as JSON lines.")
 
 
-class _Stop(Exception):
-    pass
+class _Stop(BaseException):
+    """SIGTERM, raised in the main thread wherever it is: a BaseException, so that no
+    `except Exception` on the way (socketserver's handling of a request error, for one)
+    swallows it and leaves the server running."""
 
 
 def _silence_stdout() -> None:
