@@ -406,7 +406,7 @@ TREE = {
                     'help': 'Find stored messages containing TEXT (Chinese or Latin), newest first',
                     'options': (
                         (('--account',), 'open_kfid', "Only this account's messages", False),
-                        (('--customer',), 'text', "Only this customer's conversations", False),
+                        (('--customer',), 'text', "Only this customer's messages", False),
                         (('--since',), 'text', 'Messages sent at or after WHEN', False),
                         (('--until',), 'text', 'Messages sent before WHEN', False),
                         (('--limit',), 'text', 'At most N matches, newest first (default 100)', False),
@@ -443,7 +443,7 @@ TREE = {
                 'history': {
                     'help': 'Messages from the store, oldest first: a conversation, or JSON lines',
                     'options': (
-                        (('--customer',), 'text', "Only this customer's conversation", False),
+                        (('--customer',), 'text', "Only this customer's messages", False),
                         (('--since',), 'text', 'Messages sent at or after WHEN', False),
                         (('--until',), 'text', 'Messages sent before WHEN', False),
                         (('--limit',), 'text', 'At most N messages: the newest N (still oldest first); with --consumer, N per r…', False),

@@ -291,7 +291,7 @@ def _hints(shell: str, path: Path, changed: bool) -> list[str]:
 #: A key that matches nothing fails the generation, so this table cannot rot unnoticed.
 def _overrides() -> dict[tuple[str, str], Any]:
     from kfcli.cli.api import METHODS
-    from kfcli.cli.msg_stream import VOICE_FORMATS
+    from kfcli.cli.msg.stream import VOICE_FORMATS
     from kfcli.cli.sandbox import FAULTS
     from kfcli.core.limits import MEDIA_TYPES, STATE_NAMES
 

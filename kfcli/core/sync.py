@@ -7,7 +7,7 @@ Two pieces:
   exactly the messages already yielded once a page is finished.
 * `SyncState`: the per-profile cursor file that kfcli kept before the message store
   (`kfcli.core.store`). `msg sync` now keeps cursors in the store and reads such a file only
-  once, to move its cursor there (`kfcli.cli.msg_stream._migrate_cursor`).
+  once, to move its cursor there (`kfcli.cli.msg.stream`).
 """
 
 from __future__ import annotations

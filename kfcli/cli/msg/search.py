@@ -14,40 +14,22 @@ from typing import Annotated
 import typer
 
 from kfcli.cli.context import JsonOpt, exclusive, state
-from kfcli.cli.msg import app
+from kfcli.cli.msg._group import (
+    CustomerOpt,
+    SinceOpt,
+    StreamOutputOpt,
+    UntilOpt,
+    app,
+    check_query,
+    selection,
+)
 from kfcli.core import limits
-from kfcli.core.errors import ValidationError
 from kfcli.core.sync import ORIGINS, Message
-
-#: -o as for `msg history`: JSON lines (not TSV) when stdout is not a terminal. (Not imported
-#: from msg_stream: msg.py imports both modules, in either order.)
-StreamOutputOpt = Annotated[str | None, typer.Option(
-    "--output", "-o", help="Output format: table, tsv, json or jsonl. Default: table on a "
-    "terminal, jsonl otherwise. [env: KFCLI_OUTPUT]", show_default=False)]
 
 #: Matches shown when --limit is not given (newest first).
 DEFAULT_LIMIT = 100
 #: The highlight of the matching part on a terminal (plain in TSV and JSON).
 HIGHLIGHT = "bold reverse"
-
-
-def check_query(text: str, option: str = "TEXT") -> str:
-    """The search text, or ValidationError (exit 2) when it is empty or only blanks."""
-    if not text.strip():
-        raise ValidationError(option, "give the text to look for (it is empty)")
-    limits.check_text(option, text, max_bytes=1024)
-    return text
-
-
-def parse_range(since: str | None, until: str | None) -> tuple[int | None, int | None]:
-    from kfcli.core.when import parse_when
-
-    now = state().env.clock()
-    start = parse_when(since, option="--since", now=now) if since is not None else None
-    end = parse_when(until, option="--until", now=now) if until is not None else None
-    if start is not None and end is not None and end <= start:
-        raise ValidationError("--until", "must be later than --since")
-    return start, end
 
 
 @app.command("search", epilog=f"""Examples:
@@ -81,15 +63,9 @@ def search(
     account: Annotated[str | None, typer.Option(
         "--account", metavar="OPEN_KFID", help="Only this account's messages.",
         show_default=False)] = None,
-    customer: Annotated[str | None, typer.Option(
-        "--customer", metavar="EXTERNAL_USERID", help="Only this customer's conversations.",
-        show_default=False)] = None,
-    since: Annotated[str | None, typer.Option(
-        "--since", metavar="WHEN", help="Messages sent at or after WHEN.",
-        show_default=False)] = None,
-    until: Annotated[str | None, typer.Option(
-        "--until", metavar="WHEN", help="Messages sent before WHEN.",
-        show_default=False)] = None,
+    customer: CustomerOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
     limit: Annotated[int | None, typer.Option(
         "--limit", metavar="N", help=f"At most N matches, newest first (default "
         f"{DEFAULT_LIMIT}).", min=1, max=10**9, show_default=False)] = None,
@@ -104,9 +80,7 @@ def search(
     check_query(text)
     if account is not None:
         limits.check_open_kfid(account)
-    if customer is not None:
-        limits.check_external_userid(customer)
-    start, end = parse_range(since, until)
+    start, end = selection(customer, since, until, st.env.clock())
     exclusive(**{"--limit": limit, "--all": all_})
     cap = None if all_ else (limit or DEFAULT_LIMIT)
     from kfcli.core.store import open_store

@@ -17,7 +17,15 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from kfcli.cli.context import JsonOpt, exclusive, state
-from kfcli.cli.msg import app
+from kfcli.cli.msg._group import (
+    CustomerOpt,
+    SinceOpt,
+    StreamOutputOpt,
+    UntilOpt,
+    app,
+    check_query,
+    selection,
+)
 from kfcli.cli.text import plural
 from kfcli.core import limits
 from kfcli.core.errors import (
@@ -37,10 +45,6 @@ if TYPE_CHECKING:
 
 VOICE_FORMATS = {"amr": 0, "silk": 1}
 
-#: -o for message streams: JSON lines (not TSV) when stdout is not a terminal.
-StreamOutputOpt = Annotated[str | None, typer.Option(
-    "--output", "-o", help="Output format: table, tsv, json or jsonl. Default: table on a "
-    "terminal, jsonl otherwise. [env: KFCLI_OUTPUT]", show_default=False)]
 
 
 #: kfcli.core.store.base.MEDIA_TYPES (not imported here: `msg` commands start faster).
@@ -460,7 +464,7 @@ def sync(
             if outage is not None:
                 outage.recovered()
             if not no_media:  # after the lock: other pullers need not wait for downloads
-                from kfcli.cli.msg_media import archive_after_pull
+                from kfcli.cli.msg.media import archive_after_pull
 
                 archive_after_pull(out, client, store, corp_id, open_kfid)
             token = None  # callback tokens are single-purpose and expire after 10 minutes
@@ -549,15 +553,9 @@ running, 2 invalid input, 3 the store is misconfigured, 6 a PostgreSQL store is 
 def history(
     open_kfid: Annotated[str | None, typer.Argument(
         help="The account's open_kfid (default: every account).", show_default=False)] = None,
-    customer: Annotated[str | None, typer.Option(
-        "--customer", metavar="EXTERNAL_USERID", help="Only this customer's conversation.",
-        show_default=False)] = None,
-    since: Annotated[str | None, typer.Option(
-        "--since", metavar="WHEN", help="Messages sent at or after WHEN.",
-        show_default=False)] = None,
-    until: Annotated[str | None, typer.Option(
-        "--until", metavar="WHEN", help="Messages sent before WHEN.",
-        show_default=False)] = None,
+    customer: CustomerOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
     limit: Annotated[int | None, typer.Option(
         "--limit", metavar="N", help="At most N messages: the newest N (still oldest first); with "
         "--consumer, N per run.", min=1, max=10**9, show_default=False)] = None,
@@ -584,7 +582,6 @@ def history(
     json_: JsonOpt = False,
 ) -> None:
     """Messages from the store, oldest first: a conversation, or JSON lines."""
-    from kfcli.core.when import parse_when
 
     st = state()
     st.set_output(output, json_)
@@ -593,13 +590,7 @@ def history(
         if all_accounts:
             raise UsageError("give an OPEN_KFID or --all-accounts, not both")
         limits.check_open_kfid(open_kfid)
-    if customer is not None:
-        limits.check_external_userid(customer)
-    now = state().env.clock()
-    start = parse_when(since, option="--since", now=now) if since is not None else None
-    end = parse_when(until, option="--until", now=now) if until is not None else None
-    if start is not None and end is not None and end <= start:
-        raise ValidationError("--until", "must be later than --since")
+    start, end = selection(customer, since, until, st.env.clock())
     if consumer is not None and not _CONSUMER.fullmatch(consumer):
         raise ValidationError("--consumer", "a name of 1-64 characters [A-Za-z0-9_.-]")
     if ack is not None:
@@ -608,8 +599,6 @@ def history(
         if consumer is None:
             raise UsageError("--ack replies goes with --consumer NAME")
     if grep is not None:
-        from kfcli.cli.msg_search import check_query
-
         check_query(grep, "--grep")
         if follow or consumer is not None:
             raise UsageError("--grep reads what is stored: not with --follow or --consumer")

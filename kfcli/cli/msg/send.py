@@ -1,4 +1,4 @@
-"""`kfcli msg`: send messages to customers and answer event codes."""
+"""`kfcli msg send` and `kfcli msg send-on-event`: messages to customers, one or a batch."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from typing import Annotated, Any
 
 import typer
 
-from kfcli.cli.context import exclusive, new_app, state, with_output
+from kfcli.cli.context import exclusive, state, with_output
 from kfcli.cli.media import upload_file
+from kfcli.cli.msg._group import app
 from kfcli.cli.strict import StrictCommand
 from kfcli.core import limits, messages
 from kfcli.core.errors import (
@@ -16,8 +17,6 @@ from kfcli.core.errors import (
     ValidationError,
 )
 from kfcli.core.limits import Where
-
-app = new_app("Send messages; pull them into the store (`msg sync`) and read it (`msg history`).")
 
 FileOpt = Annotated[Path | None, typer.Option(dir_okay=False, show_default=False)]
 StrOpt = Annotated[str | None, typer.Option(show_default=False)]
@@ -477,11 +476,3 @@ def send_on_event(
     result = state().client().send_message_on_event(code, msgtype, body, msgid=msgid)
     _note_delivered_before(out, result, msgid)
     out.value({"msgid": result.msgid, "msgtype": msgtype}, "msgid")
-
-
-# `msg sync` and `msg history` live in their own module, `msg export` in another;
-# importing them registers them.
-from kfcli.cli import msg_export as _msg_export  # noqa: E402,F401
-from kfcli.cli import msg_media as _msg_media  # noqa: E402,F401
-from kfcli.cli import msg_search as _msg_search  # noqa: E402,F401
-from kfcli.cli import msg_stream as _msg_stream  # noqa: E402,F401

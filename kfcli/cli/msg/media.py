@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from kfcli.cli.context import state, with_output
-from kfcli.cli.msg import app
+from kfcli.cli.msg._group import app
 from kfcli.cli.text import plural
 from kfcli.core import limits
 from kfcli.core.errors import (
@@ -99,7 +99,7 @@ def media(
     force: Annotated[bool, typer.Option("--force", help="Replace an existing FILE.")] = False,
 ) -> None:
     """Write a stored message's archived image, voice, video or file."""
-    from kfcli.cli.msg_export import _Target
+    from kfcli.cli.msg.export import _Target
     from kfcli.core.store import open_store
 
     st = state()

@@ -17,7 +17,7 @@ from typing import IO, Annotated
 import typer
 
 from kfcli.cli.context import state
-from kfcli.cli.msg import app
+from kfcli.cli.msg._group import CustomerOpt, SinceOpt, UntilOpt, app, selection
 from kfcli.core import limits
 from kfcli.core.errors import Interrupted, KfError, UsageError, ValidationError
 
@@ -157,20 +157,13 @@ def export(
     account: Annotated[str | None, typer.Option(
         "--account", metavar="OPEN_KFID", help="Only this account (default: every account "
         "of the corp).", show_default=False)] = None,
-    customer: Annotated[str | None, typer.Option(
-        "--customer", metavar="EXTERNAL_USERID", help="Only this customer's messages.",
-        show_default=False)] = None,
-    since: Annotated[str | None, typer.Option(
-        "--since", metavar="WHEN", help="Messages sent at or after WHEN.",
-        show_default=False)] = None,
-    until: Annotated[str | None, typer.Option(
-        "--until", metavar="WHEN", help="Messages sent before WHEN.",
-        show_default=False)] = None,
+    customer: CustomerOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing FILE.")] = False,
 ) -> None:
     """Write stored messages to a CSV, JSON lines or HTML file."""
     from kfcli.core.export import FORMATS, Exporter, Selection
-    from kfcli.core.when import parse_when
 
     st = state()
     out = st.out
@@ -179,13 +172,7 @@ def export(
         raise ValidationError("--format", f"{fmt!r} is not one of {', '.join(FORMATS)}")
     if account is not None:
         limits.check_open_kfid(account)
-    if customer is not None:
-        limits.check_external_userid(customer)
-    now = state().env.clock()
-    start = parse_when(since, option="--since", now=now) if since is not None else None
-    end = parse_when(until, option="--until", now=now) if until is not None else None
-    if start is not None and end is not None and end <= start:
-        raise ValidationError("--until", "must be later than --since")
+    start, end = selection(customer, since, until, state().env.clock())
     if not output_file:
         raise UsageError("-O: give a file name, or - for stdout")
     settings = st.settings()

@@ -1,0 +1,51 @@
+"""The `kfcli msg` group and the options its commands share (one declaration each)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from kfcli.cli.context import new_app
+
+app = new_app("Send messages; pull them into the store (`msg sync`) and read it (`msg history`).")
+
+#: -o for message streams: JSON lines (not TSV) when stdout is not a terminal.
+StreamOutputOpt = Annotated[str | None, typer.Option(
+    "--output", "-o", help="Output format: table, tsv, json or jsonl. Default: table on a "
+    "terminal, jsonl otherwise. [env: KFCLI_OUTPUT]", show_default=False)]
+
+CustomerOpt = Annotated[str | None, typer.Option(
+    "--customer", metavar="EXTERNAL_USERID", help="Only this customer's messages.",
+    show_default=False)]
+SinceOpt = Annotated[str | None, typer.Option(
+    "--since", metavar="WHEN", help="Messages sent at or after WHEN.", show_default=False)]
+UntilOpt = Annotated[str | None, typer.Option(
+    "--until", metavar="WHEN", help="Messages sent before WHEN.", show_default=False)]
+
+
+def selection(customer: str | None, since: str | None, until: str | None,
+              now: float) -> tuple[int | None, int | None]:
+    """--customer, --since and --until checked: the span in unix seconds (either end open)."""
+    from kfcli.core import limits
+    from kfcli.core.errors import ValidationError
+    from kfcli.core.when import parse_when
+
+    if customer is not None:
+        limits.check_external_userid(customer)
+    start = parse_when(since, option="--since", now=now) if since is not None else None
+    end = parse_when(until, option="--until", now=now) if until is not None else None
+    if start is not None and end is not None and end <= start:
+        raise ValidationError("--until", "must be later than --since")
+    return start, end
+
+
+def check_query(text: str, option: str = "TEXT") -> str:
+    """The search text, or ValidationError (exit 2) when it is empty or only blanks."""
+    from kfcli.core import limits
+    from kfcli.core.errors import ValidationError
+
+    if not text.strip():
+        raise ValidationError(option, "give the text to look for (it is empty)")
+    limits.check_text(option, text, max_bytes=1024)
+    return text
