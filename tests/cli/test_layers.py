@@ -32,7 +32,8 @@ def _top_level_imports(path: Path) -> set[str]:
 
 def _graph(package: str) -> dict[str, set[str]]:
     files = {_module(p): p for p in (ROOT.parent / package.replace(".", "/")).rglob("*.py")}
-    return {name: (_top_level_imports(path) & files.keys()) - {name} for name, path in files.items()}
+    return {name: (_top_level_imports(path) & files.keys()) - {name}
+            for name, path in files.items()}
 
 
 def test_cli_has_no_import_cycle() -> None:
