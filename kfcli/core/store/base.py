@@ -18,9 +18,17 @@ Exactly once into the store: `commit_page` inserts a page's messages (unique by 
 msgid, duplicates ignored) and moves the cursor from the value the puller started from, in one
 transaction. Pullers of one account are kept apart by `lock()`.
 
+The contract is a few small protocols, one per kind of caller: `CursorStore` (cursors and
+pull requests), `OutboxStore`, `Locks` (the three together: `PullStore`, what a puller
+needs), `PullStateStore` (the receiver's bookkeeping), `MessageStore` (reading messages out: by
+seq, by msgid, by text, for export), `ConsumerStore` (consumer positions, replies, sends, the
+reply window), `MediaStore` (the media archive) and `StoreAdmin` (probe, status, prune,
+backup, schema, close). `Store` is their union, what `open_store` returns;
+code that needs one part takes that part, so it can be handed anything that provides it.
+
 Backends: `kfcli.core.store.sqlite` (embedded default) and `kfcli.core.store.postgres`
-(shared between hosts). Each keeps its SQL in its own module. Both are safe to share between
-threads (SQLite: a connection per thread; PostgreSQL: a pool).
+(shared between hosts). Each implements `Store` and keeps its SQL in its own module. Both are
+safe to share between threads (SQLite: a connection per thread; PostgreSQL: a pool).
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, NamedTuple
+from typing import Any, BinaryIO, NamedTuple, Protocol, TypeVar
 
 from kfcli._about import STORE_SCHEMA
 from kfcli.core.errors import ConfigError, KfError
@@ -511,22 +519,27 @@ class Backup:
                 "media_bytes": self.media_bytes, "missing_media": self.missing_media}
 
 
-class Store(ABC):
-    """One store. Thread-safe; a forked child reconnects on first use."""
+class StorePart(Protocol):
+    """What every part of the store contract says: which store it is."""
 
     #: "sqlite" or "postgresql".
     backend: str
     #: Where it is, with any password masked: safe to show.
     display_url: str
 
-    # -- locks
+
+class Locks(StorePart, Protocol):
+    """Named locks across processes (and hosts, for a shared store)."""
 
     @abstractmethod
     def lock(self, name: str, *, wait: float = 0.0) -> Lock | None:
         """Take the named lock across processes (and hosts, for a shared store). Waits up to
         `wait` seconds; None when it stays taken. Released when the holder dies."""
 
-    # -- pulling
+
+class CursorStore(StorePart, Protocol):
+    """Pulling pages in: the cursor of each account, moved with each committed page, its
+    pending pull request and the callbacks that announced it."""
 
     @abstractmethod
     def cursor(self, corp_id: str, open_kfid: str) -> str | None:
@@ -569,7 +582,11 @@ class Store(ABC):
     def accounts(self, corp_id: str) -> list[str]:
         """Accounts that have a cursor or a pending pull request (catch-up on start)."""
 
-    # -- the outbox
+
+
+class OutboxStore(StorePart, Protocol):
+    """The outbox: for each committed page, the rows its committer still has to write out;
+    a dead committer's entries are written by the next of its kind."""
 
     @abstractmethod
     def outbox(self, corp_id: str, open_kfid: str, *, owner_prefix: str) -> list[OutboxEntry]:
@@ -603,7 +620,11 @@ class Store(ABC):
     def outbox_pending(self, corp_id: str) -> int:
         """Messages (about: stored-only history is counted) waiting in the outbox."""
 
-    # -- the receiver's operations
+
+
+class PullStateStore(StorePart, Protocol):
+    """The receiver's bookkeeping: when each account was pulled (and its gaps), WeCom's clock
+    against the receivers', and the callbacks taken (replays are refused)."""
 
     @abstractmethod
     def pull_states(self, corp_id: str, open_kfid: str | None = None) -> list[PullState]:
@@ -628,11 +649,13 @@ class Store(ABC):
         """Forget callbacks taken before `before` (local clock): outside the freshness window
         a replay is refused by its timestamp anyway."""
 
-    @abstractmethod
-    def probe(self) -> None:
-        """A small write: raises KfError (naming the cause) when the store cannot be written."""
 
-    # -- reading
+class PullStore(CursorStore, OutboxStore, Locks, Protocol):
+    """What a puller needs (kfcli.core.pull): cursors, the outbox and the pull locks."""
+
+
+class MessageStore(StorePart, Protocol):
+    """Reading messages out: in seq order, by msgid, by searchable text, for export."""
 
     @abstractmethod
     def messages(self, corp_id: str, open_kfid: str | None = None, *,
@@ -660,7 +683,25 @@ class Store(ABC):
     def seq_before(self, corp_id: str, open_kfid: str, send_time: int) -> int:
         """The highest seq of a message sent before `send_time` (0 when none)."""
 
-    # -- consumers
+    @abstractmethod
+    def message(self, corp_id: str, msgid: str) -> tuple[Row, MediaItem | None] | None:
+        """A stored message by msgid, with its media entry; None when it is not stored."""
+
+    def export_rows(self, corp_id: str, open_kfid: str | None = None, *,
+                    customer: str | None = None, since: int | None = None,
+                    until: int | None = None) -> Iterator[ExportTuple]:
+        """The messages `messages()` selects, in seq order, as `msg export --format csv`
+        reads them (see ExportRow). This default hands every message over as its JSON text;
+        a backend whose database reads JSON picks plain text messages apart in SQL instead,
+        so that a million-message export parses almost no JSON in Python."""
+        for row in self.messages(corp_id, open_kfid, customer=customer, since=since,
+                                 until=until):
+            yield ExportRow(row.text)
+
+
+class ConsumerStore(StorePart, Protocol):
+    """Consumers (`msg history --consumer`) and replies: durable positions, the customer
+    messages `msg send --batch` answered, the sends it recorded, and the reply window."""
 
     @abstractmethod
     def consumer_position(self, corp_id: str, name: str, open_kfid: str) -> int | None: ...
@@ -670,7 +711,9 @@ class Store(ABC):
                               seq: int) -> None:
         """Move the position forward to `seq` (never backwards)."""
 
-    # -- replies (`msg send --batch` acknowledges the customer messages it answered)
+    @abstractmethod
+    def consumers(self, corp_id: str) -> list[ConsumerStatus]:
+        """Every `msg history --consumer` position of the corp, by name and account."""
 
     @abstractmethod
     def ack_replies(self, corp_id: str, open_kfid: str, msgids: Collection[str], *,
@@ -697,27 +740,13 @@ class Store(ABC):
         """What the store knows of WeCom's reply window for the customer: their last stored
         message and the sends recorded since; None when no message of theirs is stored."""
 
-    # -- operators
 
-    @abstractmethod
-    def status(self, corp_id: str) -> list[AccountStatus]: ...
+class MediaStore(StorePart, Protocol):
+    """The media archive (kfcli.core.archive fetches; the store keeps).
 
-    @abstractmethod
-    def consumers(self, corp_id: str) -> list[ConsumerStatus]:
-        """Every `msg history --consumer` position of the corp, by name and account."""
-
-    @abstractmethod
-    def prune(self, corp_id: str, before: int, *, dry_run: bool = False) -> Pruned:
-        """Remove the corp's messages sent before `before` and callbacks received before it.
-        Never removes a message a pending outbox entry still has to write, nor outbox
-        entries, nor the callbacks of an account never pulled (they decide what its first
-        pull writes out); consumer positions stay where they are."""
-
-    # -- the media archive (kfcli.core.archive fetches; the store keeps)
-    #
-    # `commit_page` adds a pending entry for each new image, voice, video or file message in
-    # the page's transaction, so none is forgotten whatever happens next. The bytes are
-    # content-addressed (sha256): stored once however many messages carry them.
+    `commit_page` adds a pending entry for each new image, voice, video or file message in
+    the page's transaction, so none is forgotten whatever happens next. The bytes are
+    content-addressed (sha256): stored once however many messages carry them."""
 
     @abstractmethod
     def media_due(self, corp_id: str, *, open_kfid: str | None = None, after_seq: int = 0,
@@ -757,16 +786,33 @@ class Store(ABC):
         none."""
 
     @abstractmethod
-    def message(self, corp_id: str, msgid: str) -> tuple[Row, MediaItem | None] | None:
-        """A stored message by msgid, with its media entry; None when it is not stored."""
-
-    @abstractmethod
     def media_content(self, item: MediaItem) -> Iterator[bytes]:
         """The archived bytes of `item`, MEDIA_CHUNK at a time; MediaMissing when the copy
         is gone (a file removed by hand)."""
 
     @abstractmethod
     def media_summary(self, corp_id: str, open_kfid: str | None = None) -> MediaSummary: ...
+
+
+_Admin = TypeVar("_Admin", bound="StoreAdmin")
+
+
+class StoreAdmin(Locks, Protocol):
+    """Operating the store: probe, status, prune, backup, schema, close."""
+
+    @abstractmethod
+    def probe(self) -> None:
+        """A small write: raises KfError (naming the cause) when the store cannot be written."""
+
+    @abstractmethod
+    def status(self, corp_id: str) -> list[AccountStatus]: ...
+
+    @abstractmethod
+    def prune(self, corp_id: str, before: int, *, dry_run: bool = False) -> Pruned:
+        """Remove the corp's messages sent before `before` and callbacks received before it.
+        Never removes a message a pending outbox entry still has to write, nor outbox
+        entries, nor the callbacks of an account never pulled (they decide what its first
+        pull writes out); consumer positions stay where they are."""
 
     def _prune_media(self, corp_id: str) -> tuple[int, int]:
         """After a prune: remove archived bytes no message refers to any more; returns (how
@@ -800,24 +846,20 @@ class Store(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
-    def __enter__(self) -> Store:
+    def __enter__(self: _Admin) -> _Admin:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # ------------------------------------------------------------------ export
 
-    def export_rows(self, corp_id: str, open_kfid: str | None = None, *,
-                    customer: str | None = None, since: int | None = None,
-                    until: int | None = None) -> Iterator[ExportTuple]:
-        """The messages `messages()` selects, in seq order, as `msg export --format csv`
-        reads them (see ExportRow). This default hands every message over as its JSON text;
-        a backend whose database reads JSON picks plain text messages apart in SQL instead,
-        so that a million-message export parses almost no JSON in Python."""
-        for row in self.messages(corp_id, open_kfid, customer=customer, since=since,
-                                 until=until):
-            yield ExportRow(row.text)
+class Store(PullStore, PullStateStore, MessageStore, ConsumerStore, MediaStore,
+            StoreAdmin):
+    """One store: every part of the contract, for callers that need several (`open_store`
+    returns one). Callers that need one part take it (`PullStore`, `PullStateStore`,
+    `MessageStore`, `ConsumerStore`, `MediaStore`, `StoreAdmin`). Thread-safe; a forked
+    child reconnects on first use. The backends subclass it:
+    `kfcli.core.store.sqlite.SqliteStore` and `kfcli.core.store.postgres.PostgresStore`."""
 
 
 class ExportRow(NamedTuple):
