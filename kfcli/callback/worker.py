@@ -24,6 +24,7 @@ from collections.abc import Callable, Collection
 from typing import Any
 
 from kfcli.core.errors import KfError
+from kfcli.core.outage import backoff
 
 Record = dict[str, Any]
 Emit = Callable[[Record], None]
@@ -160,7 +161,7 @@ class CallbackHandler:
         self.store = store
         self.corp_id = ""
         if client is not None:
-            from kfcli.core.pull import Puller
+            from kfcli.core.pull import Puller, PullLoop
 
             if store is None:
                 from kfcli.core.store import open_store
@@ -174,7 +175,19 @@ class CallbackHandler:
                                  owner_prefix=OWNER, sink=_Committed(self), claim=_none,
                                  limit=limit, history=history, log=self.log,
                                  observe=self._observe)
+            self.loop = PullLoop(self.puller, recover=self._adopt)
         self._earliest: int | None = None
+        self._previous: float | None = None
+
+    def _adopt(self, open_kfid: str) -> None:
+        """The pull loop's recovery step (under the account's lock): what dead receivers
+        committed and never wrote is this process's to write; its own entries carry its
+        name. Notes when (WeCom's clock) the account was last pulled, for the gap check."""
+        self.out.adopt()
+        if self._previous is None:
+            self._previous = self._last_pulled(open_kfid)
+        assert self.puller is not None
+        self.puller.owner = self.out.owner
 
     def record(self, fields: Record) -> Record:
         """The dispatcher's `before` hook, on the request thread: with a store, record the
@@ -276,38 +289,13 @@ class CallbackHandler:
                 # An earlier pull (this worker's or another's) took this callback's request
                 # with its own: nothing to do (a burst of callbacks costs one read each).
                 return
-            while True:
-                lock = self.puller.lock(open_kfid)
-                if lock is None:
-                    return  # the holder pulls again before it lets go (its request check)
-                try:
-                    self.out.adopt()  # what dead receivers committed and never wrote
-                    previous = self._last_pulled(open_kfid)
-                    self._earliest = None
-                    pulled = False
-                    while True:
-                        requested, token = store.take_request(corp_id, open_kfid)
-                        if not requested:
-                            break
-                        try:
-                            self.puller.owner = self.out.owner
-                            self.puller.pull(open_kfid, token=token, announced_at=announced_at)
-                        except BaseException:
-                            # Still to do: whoever pulls next (this worker's retry included)
-                            # picks it up. The store may be what failed: then the retry does.
-                            with contextlib.suppress(KfError):
-                                store.request_pull(corp_id, open_kfid, token=None)
-                            raise
-                        pulled = True
-                    if pulled:
-                        self._count("kfcli_pulls", result="ok", reason=reason)
-                        self._pulled(open_kfid, previous, announced_at)
-                finally:
-                    lock.release()
-                # A request that came in after the last check but before the release found
-                # the lock taken: honour it now.
-                if not store.has_request(corp_id, open_kfid):
-                    break
+            self._earliest = self._previous = None
+            done = self.loop.cycle(open_kfid, announced_at=announced_at, requests=True)
+            if done is None:
+                return  # the holder pulls again before it lets go (its request check)
+            if done.pulled:
+                self._count("kfcli_pulls", result="ok", reason=reason)
+                self._pulled(open_kfid, self._previous, announced_at)
             self._failures.pop(open_kfid, None)
             self.archive(open_kfid)
         except CursorMoved:
@@ -394,7 +382,7 @@ class CallbackHandler:
     def _later(self, event: Record, key: str, text: str = "") -> None:
         count = self._failures.get(key, 0)
         self._failures[key] = count + 1
-        delay = min(self.RETRY_MAX, self.RETRY_FIRST * 2 ** count)
+        delay = backoff(count + 1, first=self.RETRY_FIRST, longest=self.RETRY_MAX)
         self.log(f"{text}; trying again in {delay:.0f} s" if text else
                  f"{key}: trying again in {delay:.0f} s")
         timer = threading.Timer(delay, self._requeue, args=(event,))

@@ -43,7 +43,9 @@ BATCH = 50
 
 def backoff(attempts: int) -> float:
     """Seconds to wait before retry number `attempts` (1, 2, …)."""
-    return float(min(MAX_BACKOFF, FIRST_BACKOFF * 2 ** max(0, attempts - 1)))
+    from kfcli.core.outage import backoff as policy
+
+    return policy(attempts, first=FIRST_BACKOFF, longest=MAX_BACKOFF)
 
 
 @dataclass

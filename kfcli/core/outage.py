@@ -32,6 +32,13 @@ FIRST = 0.5
 LONGEST = 30.0
 
 
+def backoff(tries: int, *, first: float = FIRST, longest: float = LONGEST) -> float:
+    """kfcli's one back-off policy: the wait after the `tries`-th failure (or idle look) in a
+    row, from `first` seconds doubling up to `longest`. Outages, the receiver's retries of a
+    failed pull and an idle follower all wait this way."""
+    return float(min(longest, first * 2 ** min(max(tries, 1) - 1, 16)))
+
+
 class Outage:
     """One kind of trouble (`what`: "the message store", "WeCom") a loop rides out.
 
@@ -64,7 +71,7 @@ class Outage:
             reason = exc.message if isinstance(exc, KfError) else str(exc)
             self.log(f"{self.what}: {reason}; {self.then}, backing off up to "
                      f"{self.longest:.0f} s")
-        return float(min(self.longest, self.first * 2 ** min(self.failures - 1, 16)))
+        return backoff(self.failures, first=self.first, longest=self.longest)
 
     def recovered(self, detail: str = "") -> None:
         if not self.failures:

@@ -17,18 +17,23 @@ Only then is the lock released, so the next holder's leftovers are really left o
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from kfcli.core.errors import ApiError, KfError
 from kfcli.core.store.base import Committed, Incoming, Lock, OutboxEntry, Row, Store
 from kfcli.core.sync import MAX_EMPTY_PAGES
 
 if TYPE_CHECKING:
+    from kfcli.core.archive import ArchiveResult
     from kfcli.core.client import KfClient
     from kfcli.core.models import SyncPage
+    from kfcli.core.outage import Outage
 
 #: Messages sent up to this many seconds (WeCom's clock) before the first callback that
 #: announces a never-pulled account count as announced by it; older ones are history.
@@ -247,3 +252,177 @@ def _open_locked(path: Path, *, create: bool) -> int | None:
         os.close(fd)
         return None
     return fd
+
+
+@dataclass
+class Pulled:
+    """What one `PullLoop.cycle` did: the rows handed to the sink, and whether it pulled."""
+
+    rows: int = 0
+    pulled: bool = False
+
+
+class PullLoop:
+    """The pull cycle of one corp's accounts, exactly once to the puller's sink — `msg sync`,
+    the callback receiver and Python code all run this one:
+
+    lock the account (one puller across processes and hosts) -> `recover` what dead pullers
+    of this kind committed and never wrote -> pull (`sync_msg` while `has_more`, each page and
+    its cursor in one transaction) -> the sink settles what it was handed -> release the lock
+    -> (outside the lock) `archive` the account's due media.
+
+    `cycle()` is one such round; `run()` repeats it for one account as `msg sync` does:
+    once, once per callback token, or following until interrupted, riding out outages of
+    WeCom and of the store with kfcli's one back-off policy (`kfcli.core.outage.backoff`).
+    One thread at a time per instance; instances in several threads or processes may pull
+    the same accounts (the store's lock decides).
+    """
+
+    def __init__(self, puller: Puller, *,
+                 recover: Callable[[str], object] | None = None) -> None:
+        self.puller = puller
+        self.store = puller.store
+        self.corp_id = puller.corp_id
+        #: Under the lock, before pulling: hand over what dead pullers left (default: the
+        #: puller's leftovers of its own kind).
+        self.recover = recover or puller.leftovers
+
+    def lock(self, open_kfid: str, *, wait: bool = False,
+             on_wait: Callable[[], None] | None = None) -> Lock | None:
+        """The account's pull lock; None when another holds it and not `wait`ing (then
+        `on_wait()` is called once, and the lock is waited for however long it takes)."""
+        lock = self.puller.lock(open_kfid, wait=0.0)
+        if lock is not None or not wait:
+            return lock
+        if on_wait is not None:
+            on_wait()
+        while lock is None:
+            lock = self.puller.lock(open_kfid, wait=1.0)
+        return lock
+
+    def cycle(self, open_kfid: str, *, token: str | None = None, start: str | None = None,
+              announced_at: int | None = None, requests: bool = False, wait: bool = False,
+              on_wait: Callable[[], None] | None = None) -> Pulled | None:
+        """One round under the account's lock. None: another process holds the lock (and
+        not `wait`). `requests`: pull while the store has a pull request for the account (a
+        receiver's callbacks; one arriving during the pull is honoured before returning),
+        else pull once with `token`/`start`."""
+        store, corp_id = self.store, self.corp_id
+        done = Pulled()
+        while True:
+            lock = self.lock(open_kfid, wait=wait, on_wait=on_wait)
+            if lock is None:
+                return done if done.pulled else None
+            try:
+                self.recover(open_kfid)
+                if not requests:
+                    done.rows += self.puller.pull(open_kfid, token=token, start=start,
+                                                  announced_at=announced_at)
+                    done.pulled = True
+                while requests:
+                    requested, token = store.take_request(corp_id, open_kfid)
+                    if not requested:
+                        break
+                    try:
+                        done.rows += self.puller.pull(open_kfid, token=token,
+                                                      announced_at=announced_at)
+                    except BaseException:
+                        # Still to do: whoever pulls next picks it up (the store may be what
+                        # failed: then a retry does).
+                        with contextlib.suppress(KfError):
+                            store.request_pull(corp_id, open_kfid, token=None)
+                        raise
+                    done.pulled = True
+            finally:
+                try:
+                    self.puller.sink.settle()  # before the lock goes: what is written is done
+                finally:
+                    lock.release()
+            # A request that came after the last look but before the release found the lock
+            # taken: honour it now.
+            if not requests or not store.has_request(corp_id, open_kfid):
+                return done
+
+    def archive(self, open_kfid: str, *,
+                progress: Callable[[Any, Any], None] | None = None) -> ArchiveResult:
+        """Fetch the account's due media into the store's archive (after a pull, outside
+        the lock). Failures are in the result; the store's own failure is raised."""
+        from kfcli.core.archive import Archiver
+
+        return Archiver(self.puller.client, self.store, self.corp_id,
+                        progress=progress).run(open_kfid=open_kfid)
+
+    def run(self, open_kfid: str, *, token: str | None = None, start: str | None = None,
+            follow: bool = False, tokens: Iterator[str | None] | None = None,
+            interval: float = 2.0, longest: float = 60.0,
+            store_outage: Outage | None = None, wecom_outage: Outage | None = None,
+            archive: Callable[[str], None] | None = None,
+            on_wait: Callable[[], None] | None = None,
+            on_idle: Callable[[float], None] | None = None,
+            sleep: Callable[[float], None] = time.sleep) -> int:
+        """Pull `open_kfid` as `msg sync` does; the number of rows handed to the sink.
+
+        Once (from `start` when given, the saved cursor else); once per token of `tokens`
+        (callback tokens, as they come); or with `follow`, until interrupted, looking again
+        after `interval` seconds, backing off up to `longest` while idle. With
+        `store_outage` (a store wrapped by `outage.guarded`), the store's failures are
+        waited out, and with `wecom_outage` WeCom's rate limits and network failures; without
+        them such a failure is raised. `archive(open_kfid)` runs after each pull, outside the
+        lock; `on_idle(delay)` before each idle wait.
+        """
+        from kfcli.core.errors import NetworkError, RateLimitError, TokenError
+        from kfcli.core.outage import StoreUnavailable, backoff
+        from kfcli.core.store.base import CursorMoved
+
+        total = idle = 0
+        while True:
+            wait = 0.0
+            new = 0
+            try:
+                done = self.cycle(open_kfid, token=token, start=start, wait=True,
+                                  on_wait=on_wait)
+                assert done is not None  # waited for the lock
+                new = done.rows
+                total += new
+                start = None
+                if wecom_outage is not None:
+                    wecom_outage.recovered()
+            except StoreUnavailable as exc:
+                # What failed to commit is pulled again (WeCom keeps it, the saved cursor did
+                # not move); what was written is settled once the store is back.
+                if store_outage is None:
+                    raise
+                wait = store_outage.failed(exc)
+            except CursorMoved:
+                # The pull lock was lost with its database connection and another puller moved
+                # the cursor meanwhile: what it pulled is its to write. Pull again from there.
+                self.puller.log(f"another process pulled {open_kfid} meanwhile; pulling again "
+                                "from where it got")
+                continue
+            except (RateLimitError, NetworkError, TokenError) as exc:
+                if wecom_outage is None:
+                    raise
+                # WeCom blocks a minute after a rate limit; the network comes back: pull
+                # again from the saved position.
+                wait = wecom_outage.failed(exc)
+            if wait:  # waited out without the lock, so others may pull meanwhile
+                sleep(wait)
+                continue
+            if store_outage is not None:
+                store_outage.recovered()
+            if archive is not None:
+                archive(open_kfid)
+            token = None  # callback tokens are single-purpose and expire after 10 minutes
+            if tokens is not None:
+                token = next(tokens, None)
+                if token is None:
+                    return total
+                continue
+            if not follow:
+                return total
+            idle = 0 if new else idle + 1
+            delay = backoff(idle + 1, first=interval, longest=max(interval, longest)) \
+                if idle else interval
+            if on_idle is not None:
+                on_idle(delay)
+            sleep(delay)

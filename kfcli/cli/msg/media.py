@@ -29,10 +29,10 @@ class NotArchived(KfError):
     kind = "not_found"
 
 
-def archive_after_pull(out, client, store, corp_id: str, open_kfid: str) -> None:
-    """Fetch the account's due media into the archive. Never fails the pull: what cannot be
-    fetched now is reported on stderr and tried again later (or marked failed for good)."""
-    from kfcli.core.archive import Archiver
+def archive_after_pull(out, loop, open_kfid: str) -> None:
+    """The pull loop's archive step (`kfcli.core.pull.PullLoop.archive`), reported. Never
+    fails the pull: what cannot be fetched now is reported on stderr and tried again later
+    (or marked failed for good)."""
     from kfcli.core.transcript import size_text
 
     def progress(result, item) -> None:
@@ -40,9 +40,7 @@ def archive_after_pull(out, client, store, corp_id: str, open_kfid: str) -> None
                    f"({result.tried + 1} so far)")
 
     try:
-        result = Archiver(client, store, corp_id,
-                          progress=progress if out.shows_progress else None
-                          ).run(open_kfid=open_kfid)
+        result = loop.archive(open_kfid, progress=progress if out.shows_progress else None)
     except UnsafeDirectory:  # a planted or loosened media directory: exit 3, naming it
         raise
     except KfError as exc:  # the store went away: the entries stay due

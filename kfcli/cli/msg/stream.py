@@ -26,14 +26,12 @@ from kfcli.cli.msg._group import (
     check_query,
     selection,
 )
+from kfcli.cli.msg.media import archive_after_pull
 from kfcli.cli.text import plural
 from kfcli.core import limits
 from kfcli.core.errors import (
     Interrupted,
     KfError,
-    NetworkError,
-    RateLimitError,
-    TokenError,
     UsageError,
     ValidationError,
 )
@@ -387,15 +385,14 @@ def sync(
                    voice=voice)
         return
 
-    from kfcli.core.pull import Journal, Puller, lock_name
-    from kfcli.core.store.base import CursorMoved
+    from kfcli.core.pull import Journal, Puller, PullLoop
 
     following = follow or tokens is not None
     # A follower rides out outages of the store and of WeCom (a line when each begins and
     # ends); a single run fails with the error.
     outage = _store_outage(out) if following else None
     wecom = Outage(f"sync_msg for {open_kfid}", out.warning, then="pulling again",
-                   first=interval * 4, longest=60.0)
+                   first=interval * 4, longest=60.0) if following else None
     store = _open_store(settings, outage)
     corp_id = settings.corp_id or ""
     _migrate_cursor(store, settings, open_kfid, out)
@@ -404,81 +401,27 @@ def sync(
     puller = Puller(client, store, corp_id, owner=journal.owner,
                     owner_prefix=journal.owner_prefix, sink=rows, claim=journal.claim,
                     limit=limit, voice_format=voice, history=True, log=out.warning)
+
+    def recover(account: str) -> None:  # dead runs' journals, then what they never wrote
+        journal.recover(store.outbox_done)
+        puller.leftovers(account)
+
+    loop = PullLoop(puller, recover=recover)
     if out.shows_progress and not out.stdout_tty:  # `msg sync … > file` on a terminal
         rows.progress = lambda n: out.status(f"msg sync {open_kfid}: {plural(n, 'message')}")
-    start = cursor if cursor is not None else ("" if all_ else None)
-    delay = interval
     settled = False
     try:
-        while True:
-            before = rows.count
-            backoff = 0.0
-            moved = False
-            try:
-                lock = _take_lock(lambda w: store.lock(lock_name(corp_id, open_kfid), wait=w),
-                                  f"another process is pulling {open_kfid}", out,
-                                  wait_note="(a msg sync or a receiver); pulling once it is "
-                                  "done")
-            except StoreUnavailable as exc:  # only a follower's store is guarded
-                assert outage is not None
-                lock, backoff = None, outage.failed(exc)
-            if lock is not None:
-                try:
-                    journal.recover(store.outbox_done)
-                    puller.leftovers(open_kfid)
-                    puller.pull(open_kfid, token=token, start=start)
-                    start = None
-                    wecom.recovered()
-                except StoreUnavailable as exc:
-                    # What failed to commit is pulled again (WeCom keeps it, the saved cursor
-                    # did not move); what was written is settled once the store is back.
-                    assert outage is not None
-                    backoff = outage.failed(exc)
-                except CursorMoved:
-                    # The pull lock was lost with its database connection, and another
-                    # puller moved the cursor meanwhile: what it pulled is its to write. This
-                    # page was not committed; pull again from where the other one got.
-                    out.warning(f"another process pulled {open_kfid} meanwhile; pulling again "
-                                "from where it got")
-                    moved = True
-                except (RateLimitError, NetworkError, TokenError) as exc:
-                    if not following:
-                        raise
-                    # WeCom blocks a minute after a rate limit; the network comes back: pull
-                    # again from the saved position.
-                    backoff = wecom.failed(exc)
-                finally:
-                    try:
-                        rows.settle()  # before the lock goes: what is written is recorded
-                    except StoreUnavailable as exc:
-                        assert outage is not None
-                        backoff = backoff or outage.failed(exc)  # settled on a later round
-                    finally:
-                        lock.release()
-            if backoff:  # waited out without the lock, so others may pull meanwhile
-                out.status(None)
-                time.sleep(backoff)
-                continue
-            if moved:
-                continue
-            if outage is not None:
-                outage.recovered()
-            if not no_media:  # after the lock: other pullers need not wait for downloads
-                from kfcli.cli.msg.media import archive_after_pull
-
-                archive_after_pull(out, client, store, corp_id, open_kfid)
-            token = None  # callback tokens are single-purpose and expire after 10 minutes
-            if tokens is not None:
-                token = next(tokens, None)
-                if token is None:
-                    break
-                continue
-            if not follow:
-                break
-            delay = interval if rows.count > before else min(delay * 2, 60.0)
-            out.status(f"{plural(rows.count, 'message')} so far; waiting for new ones, next "
-                       f"look in {delay:.0f} s (Ctrl-C stops)")
-            time.sleep(delay)
+        loop.run(open_kfid, token=token, follow=follow, tokens=tokens, interval=interval,
+                 start=cursor if cursor is not None else ("" if all_ else None),
+                 store_outage=outage, wecom_outage=wecom,
+                 archive=None if no_media else lambda account: archive_after_pull(
+                     out, loop, account),
+                 on_wait=lambda: out.info(f"waiting: another process is pulling {open_kfid} "
+                                          "(a msg sync or a receiver); pulling once it is "
+                                          "done"),
+                 on_idle=lambda delay: out.status(
+                     f"{plural(rows.count, 'message')} so far; waiting for new ones, next "
+                     f"look in {delay:.0f} s (Ctrl-C stops)"))
         rows.end()
         settled = True
     except KeyboardInterrupt:
