@@ -19,7 +19,7 @@ from pathlib import Path
 
 from kfcli.cli.context import new_app, state, with_output
 from kfcli.cli.text import plural
-from kfcli.core.errors import ConfigError, KfError
+from kfcli.core.errors import ConfigError, DoctorFailed, KfError
 from kfcli.core.redact import mask, redact
 
 app = new_app("", group=False)
@@ -73,16 +73,6 @@ class Check:
     def row(self) -> dict[str, str]:
         return {"check": self.check, "status": self.status, "detail": redact(self.detail),
                 "hint": redact(self.hint)}
-
-
-class DoctorFailed(KfError):
-    """At least one check failed; the exit code is that of the first failure."""
-
-    kind = "doctor"
-
-    def __init__(self, message: str, *, exit_code: int, hint: str | None = None) -> None:
-        super().__init__(message, hint=hint)
-        self.exit_code = exit_code
 
 
 @app.command("doctor", epilog=EPILOG)

@@ -12,7 +12,7 @@ from kfcli.cli.context import YesOpt, confirm, exclusive, new_app, state, with_o
 from kfcli.cli.media import upload_file
 from kfcli.cli.text import plural
 from kfcli.core import limits, messages
-from kfcli.core.errors import KfError, UsageError, ValidationError
+from kfcli.core.errors import KnowledgeNotFound, UsageError, ValidationError
 
 app = new_app("Knowledge base: groups and intents (self-built apps only).")
 group_app = new_app("Knowledge groups.")
@@ -172,20 +172,13 @@ def intent_list(
              empty=f"no intents{where}; add one with `kfcli knowledge intent add`")
 
 
-class NotFound(KfError):
-    """A group or intent named on the command line does not exist."""
-
-    exit_code = 4
-    kind = "not_found"
-
-
 def _require(client, group: str | None, intent: str | None) -> None:
     if group and not any(True for _ in client.knowledge_groups(group_id=group)):
-        raise NotFound(f"knowledge group {group!r} not found",
+        raise KnowledgeNotFound(f"knowledge group {group!r} not found",
                        hint="`kfcli knowledge group list` shows the groups")
     if intent:
         where = f" in group {group!r}" if group else ""
-        raise NotFound(f"intent {intent!r} not found{where}",
+        raise KnowledgeNotFound(f"intent {intent!r} not found{where}",
                        hint="`kfcli knowledge intent list` shows the intents")
 
 

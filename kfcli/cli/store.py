@@ -18,7 +18,7 @@ import typer
 from kfcli.cli.context import YesOpt, confirm, new_app, state, with_output
 from kfcli.cli.text import plural
 from kfcli.core import limits
-from kfcli.core.errors import KfError
+from kfcli.core.errors import NotInStore
 
 if TYPE_CHECKING:
     from kfcli.core.store import Store
@@ -37,13 +37,6 @@ account (reset-cursor); 6 the PostgreSQL server cannot be reached."""
 
 AFTER_RESET = ("the next pull starts from the earliest message WeCom still keeps (3 days); "
                "messages already in the store are not written out again")
-
-
-class NotInStore(KfError):
-    """The store knows nothing to act on for this account."""
-
-    exit_code = 4
-    kind = "not_found"
 
 
 @contextmanager

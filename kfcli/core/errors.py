@@ -147,11 +147,50 @@ class AuthError(ApiError):
     kind = "auth"
 
 
-class NotFoundError(ApiError):
-    """An id (open_kfid, external_userid, userid, media_id) is unknown or invalid."""
+class NotFound(KfError):
+    """Something named does not exist (exit 4). Catch this for every kind below."""
 
     exit_code = 4
     kind = "not_found"
+
+
+class NotFoundError(ApiError, NotFound):
+    """WeCom does not know an id (open_kfid, external_userid, userid, media_id)."""
+
+    exit_code = 4
+    kind = "not_found"
+
+
+class NotInStore(NotFound):
+    """The message store has nothing to act on (a message, an account's cursor)."""
+
+
+class NotArchived(NotFound):
+    """The message is not in the store, has no media, or its media could not be archived."""
+
+
+class KnowledgeNotFound(NotFound):
+    """A knowledge-base group or intent named on the command line does not exist."""
+
+
+class ConsumerRunning(KfError):
+    """Another process runs the consumer of this name (and account): one at a time."""
+
+    def __init__(self, name: str, open_kfid: str | None) -> None:
+        of = open_kfid or "every account"
+        super().__init__(f"consumer {name!r} of {of} is already running",
+                         hint="one process per consumer name: stop the other, or use "
+                         "another --consumer name")
+
+
+class DoctorFailed(KfError):
+    """`kfcli doctor`: at least one check failed; the exit code is the first failure's."""
+
+    kind = "doctor"
+
+    def __init__(self, message: str, *, exit_code: int, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.exit_code = exit_code
 
 
 class RateLimitError(ApiError):

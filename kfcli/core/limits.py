@@ -35,6 +35,8 @@ SERVICER_STATE = 3
 STATE_NAMES = {"new": 0, "assistant": 1, "pool": 2, "servicer": 3, "ended": 4}
 
 _SCENE = re.compile(r"[0-9a-zA-Z_-]*")
+#: A consumer's name (`msg history --consumer NAME`, `kfcli.core.Consumer`).
+_CONSUMER = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 #: Temporary media: largest size per type, and the formats WeCom accepts (kf-api.md §2.12).
 MEDIA_MAX_BYTES = {
@@ -162,6 +164,12 @@ def check_chat_id(value: str, field: str = "chat_id") -> str:
 
 def check_media_id(media_id: str, field: str = "media_id") -> str:
     return check_text(field, media_id, max_bytes=MEDIA_ID_BYTES)
+
+
+def check_consumer(name: str, option: str = "--consumer") -> str:
+    if not isinstance(name, str) or not _CONSUMER.fullmatch(name):
+        raise ValidationError(option, "a name of 1-64 characters [A-Za-z0-9_.-]")
+    return name
 
 
 def check_open_kfid(open_kfid: str) -> str:

@@ -44,6 +44,17 @@ class Message:
     external_userid: str
     servicer_userid: str
     event_type: str
+    #: The message's place in the store (0 when it did not come from one): a consumer's
+    #: position counts in these.
+    seq: int = field(default=0, compare=False)
+
+    @classmethod
+    def from_row(cls, row: Any) -> Message:
+        """A stored message (`kfcli.core.store.Row`)."""
+        import dataclasses
+        import json
+
+        return dataclasses.replace(cls.from_api(json.loads(row.text)), seq=row.seq)
 
     @classmethod
     def from_api(cls, doc: dict[str, Any]) -> Message:

@@ -16,17 +16,11 @@ from kfcli.core.errors import (
     EnvironmentProblem,
     Interrupted,
     KfError,
+    NotArchived,
     UnsafeDirectory,
     UsageError,
 )
 from kfcli.core.files import check_directory, extension_for, in_directory, names_directory
-
-
-class NotArchived(KfError):
-    """The message is not in the store, has no media, or its media could not be archived."""
-
-    exit_code = 4
-    kind = "not_found"
 
 
 def archive_after_pull(out, loop, open_kfid: str) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated
@@ -35,7 +34,7 @@ from kfcli.core.errors import (
     UsageError,
     ValidationError,
 )
-from kfcli.core.outage import Outage, StoreUnavailable
+from kfcli.core.outage import Outage
 from kfcli.core.sync import ORIGINS, Message
 
 if TYPE_CHECKING:
@@ -534,8 +533,8 @@ def history(
             raise UsageError("give an OPEN_KFID or --all-accounts, not both")
         limits.check_open_kfid(open_kfid)
     start, end = selection(customer, since, until, st.env.clock())
-    if consumer is not None and not _CONSUMER.fullmatch(consumer):
-        raise ValidationError("--consumer", "a name of 1-64 characters [A-Za-z0-9_.-]")
+    if consumer is not None:
+        limits.check_consumer(consumer)
     if ack is not None:
         if ack != "replies":
             raise ValidationError("--ack", f"{ack!r}: the only kind is replies")
@@ -561,8 +560,15 @@ def history(
         rows = _Rows(out, customer=customer,
                      media=lambda seq: store.media_items(corp_id, [seq]).get(seq))
         if outage is not None:
-            _follow(store, rows, out, outage, corp_id, open_kfid, customer=customer,
-                    since=start, until=end, limit=limit, interval=interval)
+            from kfcli.core.consume import follow as follow_store
+
+            follow_store(store, corp_id, open_kfid, lambda part: rows.emit(part, None),
+                         customer=customer, since=start, until=end, limit=limit,
+                         outage=outage, interval=interval,
+                         # A human view looks up each message's media as it prints it: one
+                         # at a time, so a failure never prints one twice.
+                         one_by_one=rows.fmt == "table",
+                         on_idle=lambda: out.status(_WAITING))
             return
         if grep is not None:  # the newest `limit` matches (from `msg search`), oldest first
             found = store.search(corp_id, grep, open_kfid=open_kfid, customer=customer,
@@ -583,280 +589,40 @@ def history(
         store.close()
 
 
-def _follow(store, rows: _Rows, out, outage: Outage, corp_id: str, open_kfid: str | None, *,
-            customer, since, until, limit, interval: float) -> None:
-    """`msg history --follow`: what is stored (the newest `limit`), then every message as it
-    is stored, until interrupted. The store may go away meanwhile: the follower waits for it
-    and goes on after the last message written."""
-    last: int | None = None
-    while last is None:  # the listing, tried again while it fails before its first message
-        try:
-            # The newest seq before listing: one stored after it comes in the loop below (seqs
-            # grow in commit order), even if the listing missed it.
-            top = store.last_seq(corp_id, open_kfid)
-            for row in store.messages(corp_id, open_kfid, customer=customer, since=since,
-                                      until=until, limit=limit, newest=limit is not None):
-                rows.emit([row], None)
-                last = row.seq
-            last = max(last or 0, top)
-        except StoreUnavailable as exc:
-            if last is None:
-                time.sleep(outage.failed(exc))
-    # A human view looks up each message's media as it prints it: one at a time, so a
-    # failure never prints one twice.
-    each = rows.fmt == "table"
-    while True:
-        try:
-            batch = list(store.messages(corp_id, open_kfid, customer=customer, since=since,
-                                        until=until, after_seq=last, limit=1000))
-            for part in ([row] for row in batch) if each else [batch] if batch else []:
-                rows.emit(part, None)
-                last = part[-1].seq
-        except StoreUnavailable as exc:
-            out.status(None)
-            time.sleep(outage.failed(exc))
-            continue
-        outage.recovered()
-        if not batch:
-            out.status(_WAITING)
-            time.sleep(interval)
-
-
 _WAITING = "waiting for new messages in the store (Ctrl-C stops)"
-_CONSUMER = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-
-
-#: WeCom accepts replies within 48 h of the customer's message: older unanswered messages
-#: are not handed out again.
-REPLY_WINDOW = 48 * 3600
-
-
-#: The consumers table's open_kfid for the position of a consumer of every account.
-ALL_ACCOUNTS = "*"
-
-
-class _Accounts:
-    """The positions of a consumer of every account of the corp (`msg history --consumer
-    NAME` without an OPEN_KFID). It reads the corp's messages in seq order (a corp's seqs
-    grow in commit order in both stores) from one position, kept under the open_kfid `*`,
-    and keeps each account's own position in step, as a consumer of that account would
-    (`store status` shows them, and `--ack replies` looks for unanswered messages per
-    account). An account seen for the first time starts just before its first message."""
-
-    def __init__(self, store, corp_id: str, name: str) -> None:
-        self.store = store
-        self.corp_id = corp_id
-        self.name = name
-        self.known: set[str] = set()
-        #: The last seq of each batch handed to the writer: its accounts' last seqs.
-        self.batches: dict[int, dict[str, int]] = {}
-
-    def begin(self, since: int | None) -> int:
-        """The shared position; on first use, every account's position at its newest
-        message (or before --since) and the shared one at the lowest of them."""
-        store, corp_id, name = self.store, self.corp_id, self.name
-        position = store.consumer_position(corp_id, name, ALL_ACCOUNTS)
-        # The newest seq first: an account whose first message comes after it is met by the
-        # stream, even one that appears while this runs.
-        top = store.last_seq(corp_id) if position is None else 0
-        accounts = [a.open_kfid for a in store.pull_states(corp_id)]
-        for open_kfid in accounts:
-            if store.consumer_position(corp_id, name, open_kfid) is not None:
-                self.known.add(open_kfid)
-            elif position is None:  # first start: each account from now (or --since)
-                at = store.seq_before(corp_id, open_kfid, since) if since is not None \
-                    else store.last_seq(corp_id, open_kfid)
-                store.set_consumer_position(corp_id, name, open_kfid, min(at, top))
-                self.known.add(open_kfid)
-        if position is None:
-            position = top if since is None else min(
-                (store.consumer_position(corp_id, name, k) or 0 for k in accounts), default=0)
-            store.set_consumer_position(corp_id, name, ALL_ACCOUNTS, position)
-        return position
-
-    def unanswered(self, upto: int, since: int) -> int | None:
-        found = [self.store.unanswered(self.corp_id, self.name, k, upto=upto, since=since)
-                 for k in sorted(self.known)]
-        return min((seq for seq in found if seq is not None), default=None)
-
-    def seen(self, rows) -> None:
-        """A batch about to be written (its last seq is what the journal records): a new
-        account's position starts before its first message."""
-        self.batches[rows[-1].seq] = self._tops(rows)
-
-    def _tops(self, rows) -> dict[str, int]:
-        top: dict[str, int] = {}
-        for row in rows:
-            open_kfid = json.loads(row.text).get("open_kfid", "")
-            if open_kfid not in self.known:
-                self.store.set_consumer_position(self.corp_id, self.name, open_kfid,
-                                                 row.seq - 1)
-                self.known.add(open_kfid)
-            top[open_kfid] = row.seq
-        return top
-
-    def record(self, seqs: list[int]) -> None:
-        """Written up to max(seqs): each account's position, then the shared one."""
-        high = max(seqs)
-        top: dict[str, int] = {}
-        missing = [seq for seq in seqs if seq not in self.batches]
-        if missing:  # a dead run's journal: the messages it wrote after the shared position
-            low = self.store.consumer_position(self.corp_id, self.name, ALL_ACCOUNTS) or 0
-            if high > low:
-                top.update(self._tops(list(self.store.messages(
-                    self.corp_id, after_seq=low, limit=high - low))))
-        for seq in sorted(seqs):
-            for open_kfid, at in self.batches.pop(seq, {}).items():
-                top[open_kfid] = max(at, top.get(open_kfid, 0))
-        for open_kfid, at in top.items():
-            if open_kfid:
-                self.store.set_consumer_position(self.corp_id, self.name, open_kfid, at)
-        self.store.set_consumer_position(self.corp_id, self.name, ALL_ACCOUNTS, high)
 
 
 def _consume(store, out, corp_id: str, open_kfid: str | None, name: str, *, customer, since,
              until, limit, follow: bool, interval: float, ack: bool = False,
              outage: Outage | None = None) -> None:
-    """`msg history --consumer NAME` (of every account when `open_kfid` is None). With
-    `outage` (a follower on a guarded store), store failures are ridden out: the position
-    is recorded from the journal once the store is back, and the consumer goes on after
-    the last message it wrote (exactly once)."""
+    """`msg history --consumer NAME`: a `kfcli.core.consume.Consumer` whose batches go out
+    through the writer process, which journals each position before it is recorded in the
+    store (exactly once across kill -9)."""
+    from kfcli.core.consume import Consumer
     from kfcli.core.pull import Journal
 
-    every = _Accounts(store, corp_id, name) if open_kfid is None else None
-    key = open_kfid or ALL_ACCOUNTS
-
-    def retrying(step):
-        while True:
-            try:
-                result = step()
-            except StoreUnavailable as exc:
-                if outage is None:
-                    raise
-                out.status(None)
-                time.sleep(outage.failed(exc))
-                continue
-            if outage is not None:
-                outage.recovered()
-            return result
-
-    lock_key = f"consumer:{corp_id}:{name}:{key}"
-    lock = retrying(lambda: store.lock(lock_key, wait=0.0))
-    if lock is None:
-        raise _already_running(name, key)
-    journal = Journal(store, corp_id, key, purpose=f"consumer-{name}")
-
-    def record(seqs: list[int]) -> None:
-        if seqs and every is not None:
-            every.record(seqs)
-        elif seqs:
-            store.set_consumer_position(corp_id, name, key, max(seqs))
-
-    def begin() -> int:
-        journal.recover(record)
-        if every is not None:
-            position = every.begin(since)
-            oldest = every.unanswered(position, int(state().env.clock()) - REPLY_WINDOW) \
-                if ack else None
-            if oldest is not None:
-                out.info(f"consumer {name}: message seq {oldest} was never answered; "
-                         "resuming from it (answers already sent are not sent twice)")
-                position = min(position, oldest - 1)
-            return position
-        assert open_kfid is not None
-        position = store.consumer_position(corp_id, name, open_kfid)
-        if position is None:
-            # A new consumer starts after the newest stored message (Kafka's "latest"),
-            # or at --since.
-            position = store.seq_before(corp_id, open_kfid, since) if since is not None \
-                else store.last_seq(corp_id, open_kfid)
-            store.set_consumer_position(corp_id, name, open_kfid, position)
-        elif ack:
-            oldest = store.unanswered(corp_id, name, open_kfid, upto=position,
-                                      since=int(state().env.clock()) - REPLY_WINDOW)
-            if oldest is not None:
-                out.info(f"consumer {name}: message seq {oldest} was never answered; "
-                         "resuming from it (answers already sent are not sent twice)")
-                position = oldest - 1
-        return position
-
+    journal = Journal(store, corp_id, open_kfid or "*", purpose=f"consumer-{name}")
+    consumer = Consumer(store, corp_id, name, open_kfid, customer=customer, since=since,
+                        until=until, ack=ack, outage=outage, journal=journal, log=out.info,
+                        clock=state().env.clock)
     settled = False
     rows = None
     try:
-        position = retrying(begin)
-        rows = _Rows(out, journal=journal, on_settle=record)
-        written = 0
-        relock = outage is not None  # the store may have been away while starting
-        while True:
-            want = 1000 if limit is None else min(1000, limit - written)
-            try:
-                if relock:  # is the consumer's lock still held?
-                    lock = _relock(store, lock, lock_key, name, key)
-                    relock = False
-                batch = list(store.messages(corp_id, open_kfid, customer=customer,
-                                            since=since, until=until, after_seq=position,
-                                            limit=want))
-                if not batch and customer is not None:
-                    # Skip over other customers' messages for good: the position is per
-                    # account.
-                    top = store.last_seq(corp_id, open_kfid)
-                    if top > position:
-                        rows.emit([], top)
-                        position = top
-                if batch:
-                    if every is not None:
-                        every.seen(batch)
-                    position = batch[-1].seq
-                    rows.emit(batch, position)
-                    written += len(batch)
-                # The position moves once the lines are out. If the store fails here, the
-                # journal keeps it, and a later round (or the next run) records it.
-                rows.settle()
-            except StoreUnavailable as exc:
-                if outage is None:
-                    raise
-                out.status(None)
-                time.sleep(outage.failed(exc))
-                relock = True
-                continue
-            if outage is not None:
-                outage.recovered()
-            if batch:
-                if limit is not None and written >= limit:
-                    break
-                continue
-            if not follow:
-                break
-            out.status(_WAITING)
-            time.sleep(interval)
-            # A PostgreSQL lock ends with its connection, which can drop on its own (a
-            # terminated session, a network blip) while the pool's connections carry on:
-            # looked at before each look at the store.
-            relock = outage is not None
+        consumer.start()
+        rows = _Rows(out, journal=journal, on_settle=consumer.record)
+
+        def deliver(batch, position: int) -> None:
+            rows.emit(batch, position)
+            # The position moves once the lines are out. If the store fails here, the journal
+            # keeps it, and a later round (or the next run) records it.
+            rows.settle()
+
+        consumer.run(deliver, follow=follow, interval=interval, limit=limit,
+                     on_idle=lambda: out.status(_WAITING))
         rows.end()
         settled = True
     finally:
         if rows is not None and not settled:
             rows.abandon()
-        journal.close(settled=settled)
-        lock.release()
-
-
-def _already_running(name: str, open_kfid: str) -> KfError:
-    of = "every account" if open_kfid == ALL_ACCOUNTS else open_kfid
-    return KfError(f"consumer {name!r} of {of} is already running",
-                   hint="one process per consumer name: stop the other, or use another "
-                   "--consumer name")
-
-
-def _relock(store, lock, key: str, name: str, open_kfid: str):
-    """After an outage: the consumer's lock, taken again if the store ended it (a PostgreSQL
-    restart ends the session that held it). Another process with the same name that took it
-    meanwhile keeps it, and this one stops."""
-    if lock.held():
-        return lock
-    lock.release()
-    again = store.lock(key, wait=0.0)
-    if again is None:
-        raise _already_running(name, open_kfid)
-    return again
+        journal.close(settled=settled or rows is None)  # nothing written: nothing to keep
+        consumer.close()
