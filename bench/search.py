@@ -119,6 +119,8 @@ def search_indexes() -> list[tuple[str, str]]:
     found = []
     for statements in MIGRATIONS.values():
         for statement in statements:
+            if not isinstance(statement, str):  # a backfill
+                continue
             named = re.search(r"CREATE INDEX IF NOT EXISTS (messages_search\w*)", statement)
             if named:
                 found.append((named[1], statement))

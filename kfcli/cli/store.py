@@ -521,6 +521,7 @@ def migrate(
     from kfcli.core.errors import ConfigError
     from kfcli.core.store import SCHEMA_VERSION, open_store, parse
     from kfcli.core.store.base import SCHEMA_STEPS, compatible_from
+    from kfcli.core.store.migrations import pending
 
     url, backend, shown = _configured()
     if dry_run and backend == "sqlite" and not Path(parse(url)[1]).exists():
@@ -532,8 +533,8 @@ def migrate(
         if not dry_run and version < SCHEMA_VERSION:
             version, _after = store.migrate()
             migrated = True
-    steps = [{"version": v, "adds": SCHEMA_STEPS.get(v, ("(not described)", v))[0]}
-             for v in range(version + 1, SCHEMA_VERSION + 1)]
+    # The steps the runner applies (each dialect has one per version, each described).
+    steps = [{"version": v, "adds": SCHEMA_STEPS[v][0]} for v in pending(version)]
     floor = compatible_from(SCHEMA_VERSION)
     keep = bool(version) and floor <= version
     doc = {"url": shown, "schema_version": SCHEMA_VERSION if migrated else version,

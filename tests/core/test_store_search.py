@@ -177,7 +177,8 @@ def test_a_version_1_store_is_upgraded_in_place_and_backfilled(store_url):
 def test_pg_without_pg_trgm_the_error_names_it(pg_empty_url, monkeypatch):
     from kfcli.core.store import postgres
 
-    steps = [s.replace("pg_trgm", "pg_trgm_not_installed") for s in postgres.MIGRATIONS[2]]
+    steps = [postgres.Extension("pg_trgm_not_installed", "search")
+             if isinstance(op, postgres.Extension) else op for op in postgres.MIGRATIONS[2]]
     monkeypatch.setitem(postgres.MIGRATIONS, 2, steps)
     with pytest.raises(ConfigError) as err:
         open_store(pg_empty_url)

@@ -33,7 +33,8 @@ import re
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
@@ -47,7 +48,6 @@ from kfcli.core.store import display_url
 from kfcli.core.store.base import (
     MEDIA_CHUNK,
     MEDIA_TYPES,
-    SCHEMA_VERSION,
     AccountStatus,
     Committed,
     ConsumerStatus,
@@ -65,7 +65,6 @@ from kfcli.core.store.base import (
     Row,
     Store,
     callback_row,
-    compatible_from,
     derived,
     file_digest,
     like_escape,
@@ -75,6 +74,7 @@ from kfcli.core.store.base import (
     search_text,
     usable_schema,
 )
+from kfcli.core.store.migrations import Migrator, Operation, check_steps
 
 CONNECT_TIMEOUT = 5  # seconds, for each connection attempt (libpq's connect_timeout)
 POOL_MIN = 1
@@ -94,9 +94,62 @@ _MEDIA_COLUMNS = ("md.seq, m.msgid, m.open_kfid, m.msgtype, m.send_time, md.medi
                   "md.state, md.attempts, md.next_try, md.error, md.sha256, md.size, "
                   "md.content_type, md.filename, md.archived_at")
 
-#: The statements that bring a schema from version N-1 to N.
-MIGRATIONS: dict[int, list[str]] = {
-    1: [
+
+
+def _backfill_search_text(conn: psycopg.Connection) -> None:
+    """Version 2: the searchable text of the messages stored so far."""
+    _backfill(conn, "", "UPDATE messages SET search_text = %s WHERE seq = %s",
+              lambda doc: _text(search_text(doc)))
+
+
+def _backfill_media(conn: psycopg.Connection) -> None:
+    """Version 3: a pending archive entry for each media message stored so far."""
+    _backfill(conn, "AND msgtype = ANY(%s)", "INSERT INTO media (media_id, seq, corp_id) "
+              "VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+              lambda doc: _text(media_id_of(doc)), columns="corp_id, ",
+              args=(list(MEDIA_TYPES),))
+
+
+class _NoExtension(Exception):
+    def __init__(self, extension: Extension, cause: psycopg.Error) -> None:
+        super().__init__(extension.name)
+        self.extension = extension
+        self.cause = cause
+
+
+@dataclass(frozen=True)
+class Extension:
+    """A migration step's CREATE EXTENSION, in a savepoint: when the server cannot create
+    it, that failure is the one reported (a ConfigError naming the extension)."""
+
+    name: str
+    needed_for: str
+
+    def __call__(self, conn: psycopg.Connection) -> None:
+        try:
+            with conn.transaction():
+                conn.execute(f"CREATE EXTENSION IF NOT EXISTS {self.name}")
+        except psycopg.Error as exc:
+            raise _NoExtension(self, exc) from None
+
+
+#: What msg send --batch delivered (schema version 3).
+_SENT = (
+    """CREATE TABLE IF NOT EXISTS sent (
+        corp_id text NOT NULL,
+        open_kfid text NOT NULL,
+        external_userid text NOT NULL,
+        msgid text NOT NULL,
+        sent_at double precision NOT NULL,
+        after_seq bigint NOT NULL DEFAULT 0,
+        PRIMARY KEY (corp_id, open_kfid, msgid))""",
+    """CREATE INDEX IF NOT EXISTS sent_customer
+        ON sent (corp_id, open_kfid, external_userid, after_seq)""",
+)
+
+#: Step N brings a store of schema N-1 to N (kfcli.core.store.migrations runs them).
+MIGRATIONS: dict[int, tuple[Operation[psycopg.Connection], ...]] = {
+    1: (
         "CREATE TABLE IF NOT EXISTS meta (key text PRIMARY KEY, value text NOT NULL)",
         """CREATE TABLE IF NOT EXISTS messages (
             seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -150,20 +203,20 @@ MIGRATIONS: dict[int, list[str]] = {
             position bigint NOT NULL,
             updated_at double precision NOT NULL,
             PRIMARY KEY (corp_id, name, open_kfid))""",
-    ],
+    ),
     # Search: the searchable text of each message (filled in for those stored so far) and a
     # pg_trgm GIN index on it, which serves LIKE '%…%' for queries of three characters up.
-    2: [
+    2: (
         "ALTER TABLE messages ADD COLUMN IF NOT EXISTS search_text text NOT NULL DEFAULT ''",
-        "BACKFILL search_text",
-        "CREATE EXTENSION IF NOT EXISTS pg_trgm",
+        _backfill_search_text,
+        Extension("pg_trgm", "search"),
         """CREATE INDEX IF NOT EXISTS messages_search
             ON messages USING gin (search_text gin_trgm_ops)""",
-    ],
+    ),
     # The media archive: a row per media message (its state: pending, archived or failed),
     # and the bytes, content-addressed, in parts of MEDIA_PART bytes, so every host sees
     # them and none is ever held whole in memory.
-    3: [
+    3: (
         # Replies: what `msg send --batch` answered, and where each consumer started, for
         # `msg history --consumer NAME --ack replies`.
         """CREATE TABLE IF NOT EXISTS replies (
@@ -175,16 +228,7 @@ MIGRATIONS: dict[int, list[str]] = {
             PRIMARY KEY (corp_id, open_kfid, msgid))""",
         """ALTER TABLE consumers ADD COLUMN IF NOT EXISTS first_position bigint NOT NULL
             DEFAULT 0""",
-        """CREATE TABLE IF NOT EXISTS sent (
-            corp_id text NOT NULL,
-            open_kfid text NOT NULL,
-            external_userid text NOT NULL,
-            msgid text NOT NULL,
-            sent_at double precision NOT NULL,
-            after_seq bigint NOT NULL DEFAULT 0,
-            PRIMARY KEY (corp_id, open_kfid, msgid))""",
-        """CREATE INDEX IF NOT EXISTS sent_customer
-            ON sent (corp_id, open_kfid, external_userid, after_seq)""",
+        *_SENT,
         """CREATE TABLE IF NOT EXISTS media (
             seq bigint PRIMARY KEY REFERENCES messages (seq) ON DELETE CASCADE,
             corp_id text NOT NULL,
@@ -206,7 +250,7 @@ MIGRATIONS: dict[int, list[str]] = {
             part integer NOT NULL,
             data bytea NOT NULL,
             PRIMARY KEY (sha256, part))""",
-        "BACKFILL media",
+        _backfill_media,
         # (search: one- and two-character queries; statements added below)
         # A query of one or two characters holds no trigram: pg_trgm cannot serve it. This
         # GIN expression index holds every one- and two-character substring of search_text
@@ -232,12 +276,12 @@ MIGRATIONS: dict[int, list[str]] = {
         END $$""",
         """CREATE INDEX IF NOT EXISTS messages_search_short
             ON messages USING gin (kfcli_short_grams(search_text))""",
-    ],
+    ),
     # The receiver's operations: when each account was last pulled on WeCom's clock and its
     # latest gap, and the callbacks taken within the freshness window, by signature.
     # (A table of its own rather than new columns of `accounts`: ALTER TABLE would lock a
     # table that running processes of the previous version use.)
-    4: [
+    4: (
         """CREATE TABLE IF NOT EXISTS pulls (
             corp_id text NOT NULL,
             open_kfid text NOT NULL,
@@ -249,9 +293,12 @@ MIGRATIONS: dict[int, list[str]] = {
             signature text PRIMARY KEY,
             seen_at double precision NOT NULL)""",
         "CREATE INDEX IF NOT EXISTS seen_callbacks_at ON seen_callbacks (seen_at)",
-    ],
+        # What msg send --batch delivered, for stores of builds of schema 3 that did not
+        # have it yet (its statements in step 3).
+        *_SENT,
+    ),
 }
-assert max(MIGRATIONS) == SCHEMA_VERSION
+check_steps(MIGRATIONS)
 
 _SET_META = ("INSERT INTO meta (key, value) VALUES (%s, %s) "
              "ON CONFLICT (key) DO UPDATE SET value = excluded.value")
@@ -621,70 +668,21 @@ class PostgresStore(Store):
 
     def migrate(self) -> tuple[int, int]:
         with self._connection() as conn:
-            before = self._version(conn)
-            self._migrate(conn)
-            return before, self._version(conn)
+            return self._migrate(conn)
 
-    def _migrate(self, conn: psycopg.Connection) -> None:
+    def _migrate(self, conn: psycopg.Connection) -> tuple[int, int]:
         try:
-            version = self._version(conn)
-            if version == SCHEMA_VERSION:
-                return
-            if version > SCHEMA_VERSION and self._usable(self._meta(conn)):
-                return
-            if version < SCHEMA_VERSION:
-                with conn.transaction():
-                    # Processes starting at once: one creates, the others wait and find it.
-                    conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))",
-                                 (_SCHEMA_LOCK,))
-                    version = self._version(conn)
-                    for step in range(version + 1, SCHEMA_VERSION + 1):
-                        for statement in MIGRATIONS[step]:
-                            if statement == "BACKFILL search_text":
-                                self._backfill_search_text(conn)
-                            elif statement == "BACKFILL media":
-                                self._backfill_media(conn)
-                            elif "EXTENSION" in statement:
-                                self._create_extension(conn, statement)
-                            else:
-                                conn.execute(statement)
-                    if version < SCHEMA_VERSION:
-                        from kfcli._about import version_line
-
-                        for key, value in (("schema_version", str(SCHEMA_VERSION)),
-                                           ("compatible_from",
-                                            str(compatible_from(SCHEMA_VERSION))),
-                                           ("migrated_by", version_line())):
-                            conn.execute(_SET_META, (key, value))
+            return _Schema(self, conn).run()
         except psycopg.Error as exc:
             raise self._error(exc) from None
-        if version > SCHEMA_VERSION:  # migrated meanwhile by a newer build
-            self._usable(self._meta(conn))
-
-    @staticmethod
-    def _backfill_search_text(conn: psycopg.Connection) -> None:
-        """Version 1 -> 2: the searchable text of the messages stored so far."""
-        _backfill(conn, "", "UPDATE messages SET search_text = %s WHERE seq = %s",
-                  lambda doc: _text(search_text(doc)))
-
-    @staticmethod
-    def _backfill_media(conn: psycopg.Connection) -> None:
-        """Version 2 -> 3: a pending archive entry for each media message stored so far."""
-        _backfill(conn, "AND msgtype = ANY(%s)", "INSERT INTO media (media_id, seq, corp_id) "
-                  "VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
-                  lambda doc: _text(media_id_of(doc)), columns="corp_id, ",
-                  args=(list(MEDIA_TYPES),))
-
-    def _create_extension(self, conn: psycopg.Connection, statement: str) -> None:
-        try:
-            with conn.transaction():  # a savepoint: the error below is the one reported
-                conn.execute(statement)
-        except psycopg.Error as exc:
+        except _NoExtension as exc:
+            name = exc.extension.name
             raise ConfigError(
-                f"the store {self.display_url} needs the PostgreSQL extension pg_trgm "
-                f"(search), which could not be created ({self._clean(str(exc))})",
+                f"the store {self.display_url} needs the PostgreSQL extension {name} "
+                f"({exc.extension.needed_for}), which could not be created "
+                f"({self._clean(str(exc.cause))})",
                 hint="install PostgreSQL's contrib package on the server and run "
-                "`CREATE EXTENSION pg_trgm;` in the database as a superuser (or a user "
+                f"`CREATE EXTENSION {name};` in the database as a superuser (or a user "
                 "allowed to), then run kfcli again") from None
 
     def schema_version(self) -> int:
@@ -1290,6 +1288,38 @@ class PostgresStore(Store):
         # A server-side cursor, as in messages(): memory stays flat.
         yield from self._stream(sql, args, "kfcli_export")
 
+
+
+class _Schema(Migrator[psycopg.Connection]):
+    """The migration runner's PostgreSQL side: one connection, and a transaction under an
+    advisory lock (processes starting at once: one migrates, the others wait and find it
+    done)."""
+
+    def __init__(self, store: PostgresStore, conn: psycopg.Connection) -> None:
+        super().__init__(MIGRATIONS, store.display_url)
+        self.store = store
+        self.conn = conn
+
+    def connection(self) -> AbstractContextManager[psycopg.Connection]:
+        return nullcontext(self.conn)
+
+    @contextmanager
+    def transaction(self) -> Iterator[psycopg.Connection]:
+        with self.conn.transaction():
+            self.conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (_SCHEMA_LOCK,))
+            yield self.conn
+
+    def version(self, conn: psycopg.Connection) -> int:
+        return self.store._version(conn)
+
+    def meta(self, conn: psycopg.Connection) -> dict[str, str]:
+        return self.store._meta(conn)
+
+    def set_meta(self, conn: psycopg.Connection, key: str, value: str) -> None:
+        conn.execute(_SET_META, (key, value))
+
+    def execute(self, conn: psycopg.Connection, statement: str) -> None:
+        conn.execute(statement)
 
 def _backfill(conn: psycopg.Connection, where: str, statement: str,
               compute: Callable[[dict[str, Any]], Any], *, columns: str = "",

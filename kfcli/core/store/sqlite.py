@@ -18,7 +18,7 @@ import stat
 import threading
 import time
 from collections.abc import Collection, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
@@ -26,7 +26,6 @@ from kfcli.core.errors import ConfigError, KfError
 from kfcli.core.store.base import (
     MEDIA_CHUNK,
     MEDIA_TYPES,
-    SCHEMA_VERSION,
     AccountStatus,
     Backup,
     Committed,
@@ -45,7 +44,6 @@ from kfcli.core.store.base import (
     Row,
     Store,
     callback_row,
-    compatible_from,
     derived,
     file_digest,
     media_id_of,
@@ -53,6 +51,7 @@ from kfcli.core.store.base import (
     search_text,
     usable_schema,
 )
+from kfcli.core.store.migrations import Migrator, Operation, check_steps
 
 BUSY_TIMEOUT = 60.0
 
@@ -72,6 +71,7 @@ def media_dir_of(path: Path) -> Path:
     beside a store file of any other name (two stores in one directory never share files)."""
     return path.parent / ("media" if path.name == "store.db" else path.name + ".media")
 
+# Version 1: messages, cursors, the outbox, callbacks and consumer positions.
 SCHEMA = [
     """CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)""",
     # Accounts and corps are numbered here, and messages and their indexes carry the numbers:
@@ -101,8 +101,7 @@ SCHEMA = [
         msgtype TEXT NOT NULL DEFAULT '',
         send_time INTEGER NOT NULL DEFAULT 0,
         stored_at REAL NOT NULL,
-        body TEXT NOT NULL,
-        search TEXT NOT NULL DEFAULT '')""",
+        body TEXT NOT NULL)""",
     # Unique by corp + msgid. Every SQLite index entry ends with the rowid (seq), so
     # (account) orders an account's messages by seq, and so on.
     "CREATE UNIQUE INDEX IF NOT EXISTS messages_msgid ON messages (msgid, corp)",
@@ -133,7 +132,6 @@ SCHEMA = [
         open_kfid TEXT NOT NULL,
         position INTEGER NOT NULL,
         updated_at REAL NOT NULL,
-        first_position INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (corp_id, name, open_kfid))""",
 ]
 
@@ -216,6 +214,11 @@ REPLIES_SCHEMA = [
         status TEXT NOT NULL,
         acked_at REAL NOT NULL,
         PRIMARY KEY (corp_id, open_kfid, msgid))""",
+]
+
+# What msg send --batch delivered (schema version 3; builds of schema 3 before the reply
+# window check did not have it, and version 4 adds it to their stores).
+SENT_SCHEMA = [
     """CREATE TABLE IF NOT EXISTS sent (
         corp_id TEXT NOT NULL,
         open_kfid TEXT NOT NULL,
@@ -227,6 +230,59 @@ REPLIES_SCHEMA = [
     "CREATE INDEX IF NOT EXISTS sent_customer ON sent (corp_id, open_kfid, external_userid, "
     "after_seq)",
 ]
+
+
+def _add_column(conn: sqlite3.Connection, table: str, column: str) -> None:
+    """ALTER TABLE … ADD COLUMN, unless the table has the column already: PostgreSQL's
+    ADD COLUMN IF NOT EXISTS, which SQLite lacks."""
+    name = column.split()[0]
+    if name not in {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}:
+        conn.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
+
+
+def _add_search_text(conn: sqlite3.Connection) -> None:
+    """Version 2: the searchable text of each message, filled in for those stored so far."""
+    _add_column(conn, "messages", "search TEXT NOT NULL DEFAULT ''")
+    last = 0
+    while True:
+        rows = conn.execute("SELECT seq, body FROM messages WHERE seq > ? ORDER BY seq "
+                            "LIMIT 5000", (last,)).fetchall()
+        if not rows:
+            return
+        last = rows[-1][0]
+        conn.executemany("UPDATE messages SET search = ? WHERE seq = ?",
+                         derived(rows, lambda doc: _padded(search_text(doc))))
+
+
+def _index_search_text(conn: sqlite3.Connection) -> None:
+    """Version 2: the messages stored so far into the search index."""
+    conn.execute("INSERT INTO messages_fts (messages_fts) VALUES ('rebuild')")
+
+
+def _add_first_position(conn: sqlite3.Connection) -> None:
+    """Version 3: where each consumer started (consumers of older stores: at 0)."""
+    _add_column(conn, "consumers", "first_position INTEGER NOT NULL DEFAULT 0")
+
+
+def _add_media(conn: sqlite3.Connection) -> None:
+    """Version 3: a pending archive entry for each media message stored so far (those sent
+    more than three days ago will find that WeCom no longer has them)."""
+    marks = ", ".join("?" * len(MEDIA_TYPES))
+    rows = conn.execute(f"SELECT seq, corp, body FROM messages WHERE msgtype IN ({marks})",
+                        MEDIA_TYPES).fetchall()
+    conn.executemany("INSERT OR IGNORE INTO media (media_id, seq, corp) VALUES (?, ?, ?)",
+                     derived(rows, media_id_of))
+
+
+#: Step N brings a store of schema N-1 to N (kfcli.core.store.migrations runs them).
+MIGRATIONS: dict[int, tuple[Operation[sqlite3.Connection], ...]] = {
+    1: (*SCHEMA,),
+    2: (_add_search_text, *SEARCH_SCHEMA, _index_search_text),
+    3: (_add_first_position, *MEDIA_SCHEMA, *REPLIES_SCHEMA, *SENT_SCHEMA, _add_media),
+    4: (*OPERATIONS_SCHEMA, *SENT_SCHEMA),
+}
+check_steps(MIGRATIONS)
+
 
 _MEDIA_COLUMNS = ("md.seq, m.msgid, a.open_kfid, m.msgtype, m.send_time, md.media_id, "
                   "md.state, md.attempts, md.next_try, md.error, md.sha256, md.size, "
@@ -568,76 +624,13 @@ class SqliteStore(Store):
         return {k: v for k, v in meta.items() if k != "schema_version"}
 
     def migrate(self) -> tuple[int, int]:
-        before = self.schema_version()
-        self._migrate()
-        return before, self.schema_version()
+        return self._migrate()
 
-    def _migrate(self) -> None:
+    def _migrate(self) -> tuple[int, int]:
         try:
-            version = self._version()
+            return _Schema(self).run()
         except sqlite3.Error as exc:
             raise self._error(exc) from None
-        if version == SCHEMA_VERSION:
-            return
-        try:
-            if version > SCHEMA_VERSION and self._usable(self._meta(self._conn())):
-                return
-            with self._write() as conn:
-                if self._version() >= SCHEMA_VERSION:  # another process got there first
-                    return
-
-                old = self._version()
-                for statement in SCHEMA:
-                    conn.execute(statement)
-                if 1 <= old < 2:  # version 2: search
-                    self._add_search_text(conn)
-                for statement in SEARCH_SCHEMA:
-                    conn.execute(statement)
-                if 1 <= old < 2:
-                    conn.execute("INSERT INTO messages_fts (messages_fts) VALUES ('rebuild')")
-                columns = {r[1] for r in conn.execute("PRAGMA table_info(consumers)")}
-                if "first_position" not in columns:  # version 3: where each consumer started
-                    conn.execute("ALTER TABLE consumers ADD COLUMN first_position INTEGER "
-                                 "NOT NULL DEFAULT 0")
-                for statement in MEDIA_SCHEMA + REPLIES_SCHEMA:
-                    conn.execute(statement)
-                if 1 <= old < 3:  # version 3: the media archive, for messages stored so far
-                    self._add_media(conn)
-                for statement in OPERATIONS_SCHEMA:  # version 4: the receiver's operations
-                    conn.execute(statement)
-                from kfcli._about import version_line
-
-                conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [
-                    ("schema_version", str(SCHEMA_VERSION)),
-                    ("compatible_from", str(compatible_from(SCHEMA_VERSION))),
-                    ("migrated_by", version_line())])
-        except sqlite3.Error as exc:
-            raise self._error(exc) from None
-
-    @staticmethod
-    def _add_search_text(conn: sqlite3.Connection) -> None:
-        """Version 1 -> 2: the search column, filled in for the messages stored so far."""
-
-        conn.execute("ALTER TABLE messages ADD COLUMN search TEXT NOT NULL DEFAULT ''")
-        last = 0
-        while True:
-            rows = conn.execute("SELECT seq, body FROM messages WHERE seq > ? ORDER BY seq "
-                                "LIMIT 5000", (last,)).fetchall()
-            if not rows:
-                return
-            last = rows[-1][0]
-            conn.executemany("UPDATE messages SET search = ? WHERE seq = ?",
-                             derived(rows, lambda doc: _padded(search_text(doc))))
-
-    @staticmethod
-    def _add_media(conn: sqlite3.Connection) -> None:
-        """Version 2 -> 3: a pending archive entry for each media message stored so far
-        (those sent more than three days ago will find that WeCom no longer has them)."""
-        marks = ", ".join("?" * len(MEDIA_TYPES))
-        rows = conn.execute(f"SELECT seq, corp, body FROM messages WHERE msgtype IN ({marks})",
-                            MEDIA_TYPES).fetchall()
-        conn.executemany("INSERT OR IGNORE INTO media (media_id, seq, corp) VALUES (?, ?, ?)",
-                         derived(rows, media_id_of))
 
     def _version(self) -> int:
         conn = self._conn()
@@ -1529,6 +1522,33 @@ class SqliteStore(Store):
                "ORDER BY seq LIMIT -1 OFFSET 0)")
         yield from self._stream(sql, args)
 
+
+
+class _Schema(Migrator[sqlite3.Connection]):
+    """The migration runner's SQLite side: the calling thread's connection, and BEGIN
+    IMMEDIATE (one writer at a time: others wait, then find the store migrated)."""
+
+    def __init__(self, store: SqliteStore) -> None:
+        super().__init__(MIGRATIONS, str(store.path))
+        self.store = store
+
+    def connection(self) -> AbstractContextManager[sqlite3.Connection]:
+        return nullcontext(self.store._conn())
+
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        return self.store._write()
+
+    def version(self, conn: sqlite3.Connection) -> int:
+        return self.store._version()
+
+    def meta(self, conn: sqlite3.Connection) -> dict[str, str]:
+        return self.store._meta(conn)
+
+    def set_meta(self, conn: sqlite3.Connection, key: str, value: str) -> None:
+        conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    def execute(self, conn: sqlite3.Connection, statement: str) -> None:
+        conn.execute(statement)
 
 # A plain text message (ExportRow). msgid, external_userid, servicer_userid and msgtype are
 # read from their columns: commit_page stores them as Incoming.from_api derives them from
