@@ -117,12 +117,15 @@ class Output:
         empty: str | None = None,
         optional: Sequence[str] = (),
         extra: Sequence[str] = (),
+        marks: Mapping[str, Callable[[str], str]] | None = None,
     ) -> None:
         """A list of objects: all fields in JSON, `columns` in table and TSV.
 
         `--columns` chooses among `columns` and `extra` (fields shown only when chosen or with
         -o wide). A table too wide for the terminal hides avatar URLs, then columns empty in
         every row, then the `optional` ones (in that order), before turning into blocks.
+        `marks` (key -> function) dresses a column's text in a table once it is laid out
+        (a search match highlighted): what it adds must take no room on the screen.
         """
         if self.fmt == "json":
             self._json(list(rows))
@@ -141,7 +144,8 @@ class Output:
                 self.info(empty)
                 return
             self._table([[_human(r.get(k)) for k, _ in picked] for r in rows],
-                        [h for _, h in picked], keys=[k for k, _ in picked], optional=optional)
+                        [h for _, h in picked], keys=[k for k, _ in picked], optional=optional,
+                        marks=marks)
 
     def columns_for(self, columns: Sequence[str], headers: Sequence[str] | None = None,
                     extra: Sequence[str] = ()) -> list[tuple[str, str]]:
@@ -226,10 +230,11 @@ class Output:
         self.stdout.flush()
 
     def _table(self, cells: list[list[str]], headers: Sequence[str], *, keys: Sequence[str],
-               optional: Sequence[str] = ()) -> None:
+               optional: Sequence[str] = (),
+               marks: Mapping[str, Callable[[str], str]] | None = None) -> None:
         width = terminal_width(self.stdout, self.environ)
         result = layout(headers, cells, width, keys=keys, wide=self.wide,
-                        chosen=self.columns is not None, optional=optional)
+                        chosen=self.columns is not None, optional=optional, marks=marks)
         self._write(result.lines)
         if result.hidden and not self._noted and self.stderr_tty:
             self._noted = True
@@ -483,15 +488,19 @@ def _header_lines(header: str, width: int) -> list[str]:
     return [part for line in lines for part in _fold(line, width)]
 
 
-def _pad(text: str, width: int) -> str:
-    return text + " " * (width - cell_width(text))
+def _pad(text: str, width: int, mark: Callable[[str], str] | None = None) -> str:
+    room = " " * (width - cell_width(text))
+    return (mark(text) if mark is not None and text else text) + room
 
 
 class Column:
     """One column of a table: its cells, and how wide it wants to be and can be."""
 
-    def __init__(self, key: str, header: str, cells: list[str], *, wide: bool = False) -> None:
+    def __init__(self, key: str, header: str, cells: list[str], *, wide: bool = False,
+                 mark: Callable[[str], str] | None = None) -> None:
         self.key, self.header = key, header
+        #: Dresses a laid-out piece of a cell (after its width is counted).
+        self.mark = mark
         self.cells = [c.replace("\t", " ") for c in cells]
         self.kind = column_kind(key)
         self.low = key.lower().endswith(_LOW)
@@ -538,12 +547,13 @@ class Layout:
 
 def layout(headers: Sequence[str], cells: Sequence[Sequence[str]], width: int, *,
            keys: Sequence[str] | None = None, wide: bool = False, chosen: bool = False,
-           optional: Sequence[str] = ()) -> Layout:
+           optional: Sequence[str] = (),
+           marks: Mapping[str, Callable[[str], str]] | None = None) -> Layout:
     """Lay out a table in `width` cells. Unless `wide` (every column, text wrapped) or the
     columns were `chosen`, columns are hidden to make it fit: avatar URLs first, then columns
     empty in every row, then `optional` ones in that order."""
     keys = list(keys or headers)
-    columns = [Column(k, h, [row[i] for row in cells], wide=wide)
+    columns = [Column(k, h, [row[i] for row in cells], wide=wide, mark=(marks or {}).get(k))
                for i, (k, h) in enumerate(zip(keys, headers, strict=True))]
     shown = list(columns)
     if not (wide or chosen):
@@ -604,12 +614,14 @@ def _table(columns: list[Column], count: int, width: int) -> list[tuple[str, boo
             blocks = [b + [""] * (height - len(b)) for b in blocks]
         else:  # headers sit on the line above the data
             blocks = [[""] * (height - len(b)) + b for b in blocks]
-        cells = list(zip(blocks, widths, strict=True))
-        return [(GAP.join(_pad(b[i], w) for b, w in cells).rstrip(), header)
+        cells = list(zip(blocks, widths, marks, strict=True))
+        return [(GAP.join(_pad(b[i], w, mark) for b, w, mark in cells).rstrip(), header)
                 for i in range(height)]
 
     pairs = list(zip(columns, widths, strict=True))
+    marks: list[Callable[[str], str] | None] = [None] * len(columns)
     lines = join([_header_lines(c.header, w) for c, w in pairs], True, False)
+    marks = [c.mark for c in columns]
     for row in range(count):
         lines += join([c.render(c.cells[row], w) for c, w in pairs], False, True)
     return lines

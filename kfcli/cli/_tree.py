@@ -413,6 +413,7 @@ TREE = {
                         (('--all',), None, 'Every match, however many', False),
                         (('--output', '-o'), 'format', 'Output format: table, tsv, json or jsonl', False),
                         (('--json',), None, 'Short for --output json', False),
+                        (('--columns',), 'text', 'Columns of -o tsv and tables, comma-separated, in this order: time, open_kfid,…', False),
                         (('--help', '-h'), None, 'Show help and exit', False),
                     ),
                     'args': (
@@ -434,6 +435,7 @@ TREE = {
                         (('--no-media',), None, 'Do not fetch media into the archive now (they stay due: a later msg sync or `kf…', False),
                         (('--output', '-o'), 'format', 'Output format: table, tsv, json or jsonl', False),
                         (('--json',), None, 'Short for --output json', False),
+                        (('--columns',), 'text', 'Columns of -o tsv and tables, comma-separated, in this order: time, open_kfid,…', False),
                         (('--help', '-h'), None, 'Show help and exit', False),
                     ),
                     'args': (
@@ -455,6 +457,7 @@ TREE = {
                         (('--all-accounts',), None, 'Every account of the corp (the default without OPEN_KFID), also those that appe…', False),
                         (('--output', '-o'), 'format', 'Output format: table, tsv, json or jsonl', False),
                         (('--json',), None, 'Short for --output json', False),
+                        (('--columns',), 'text', 'Columns of -o tsv and tables, comma-separated, in this order: time, open_kfid,…', False),
                         (('--help', '-h'), None, 'Show help and exit', False),
                     ),
                     'args': (

@@ -32,7 +32,7 @@ from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from kfcli.core.errors import KfError
 from kfcli.core.sync import Message
-from kfcli.core.transcript import describe, iso, origin_name, who
+from kfcli.core.transcript import describe, iso, origin_name, side, who
 
 if TYPE_CHECKING:
     from kfcli.core.store import Row, Store
@@ -54,6 +54,9 @@ class MediaSource(Protocol):
 
     def data(self, item: MediaItem) -> bytes:
         """An archived entry's bytes (images only: at most 10 MB, one at a time)."""
+
+    def by_msgid(self, msgids: list[str]) -> dict[str, MediaItem]:
+        """The archive entries of these messages (CSV reads messages without their seqs)."""
 
 # C0 controls but tab and newline, DEL, C1 controls, bidi overrides: never valid or wanted
 # in the page's text.
@@ -111,6 +114,9 @@ class archived_media:  # noqa: N801 - used as a function
 
     def data(self, item: MediaItem) -> bytes:
         return b"".join(self.store.media_content(item))
+
+    def by_msgid(self, msgids: list[str]) -> dict[str, MediaItem]:
+        return self.store.media_by_msgid(self.corp_id, msgids)
 
 
 @dataclass(frozen=True)
@@ -183,12 +189,12 @@ class Exporter:
         clock = _Clock().iso
         special, careful, strip = _CSV_SPECIAL.search, _CAREFUL, _CSV_STRIP.sub
         lines: list[str] = []
-        width = len(CSV_COLUMNS) - 1  # commas in a line that needs no quoting
         count, progress = self.count, self.progress
         next_note = count + self.every
         # The time column of the last text message: consecutive messages often share it.
         last_time, stamp = None, ""
         sel = self.selection
+        waiting: list[tuple[int, Message]] = []  # media messages of `lines`, by position
         rows = self.store.export_rows(sel.corp_id, sel.open_kfid, customer=sel.customer,
                                       since=sel.since, until=sel.until)
         for text, sent, account, customer, servicer, origin, msgid, content in rows:
@@ -207,7 +213,12 @@ class Exporter:
                     servicer = doc.get("servicer_userid") or ""
                 else:
                     content = None
-                    fields = _described(_message(doc), clock)
+                    m = _message(doc)
+                    if m.msgtype in MEDIA_TYPES:  # its size and name: asked per 1,000 lines
+                        waiting.append((len(lines), m))
+                        fields = None
+                    else:
+                        fields = _described(m, clock)
             if content is not None:  # a plain text message, from either path
                 # csv_text(content), inlined: most texts are printable and start plainly.
                 if not content.isprintable() or content[:1] in careful:
@@ -231,21 +242,16 @@ class Exporter:
                             or "\r" in content or ";" in content:
                         content = _quote(content)
                     line = f"{stamp},{account},{customer},{who},{sender},text,{content},{msgid},"
+            elif fields is None:
+                line = ""  # a media message: filled in below, with its archive entry
             else:
-                try:
-                    line = ",".join(fields)
-                except TypeError:  # a field of another type than WeCom documents
-                    fields = [str(f) for f in fields]
-                    line = ",".join(fields)
-                if not line.isprintable():
-                    fields = [strip("", f) for f in fields]
-                    line = ",".join(fields)
-                if line.count(",") != width or '"' in line or ";" in line or "\n" in line \
-                        or "\r" in line:
-                    line = ",".join(_quote(f) if special(f) else f for f in fields)
+                line = _line(fields)
             lines.append(line)
             count += 1
             if len(lines) == 1000:
+                if waiting:
+                    self._media_lines(lines, waiting, clock)
+                    waiting = []
                 lines.append("")
                 stream.write("\r\n".join(lines))
                 lines = []
@@ -254,9 +260,19 @@ class Exporter:
                     self.count = count
                     progress(count)
         self.count = count
+        if waiting:
+            self._media_lines(lines, waiting, clock)
         if lines:
             lines.append("")
             stream.write("\r\n".join(lines))
+
+    def _media_lines(self, lines: list[str], waiting: list[tuple[int, Message]],
+                     clock: Callable[[int], str]) -> None:
+        """The CSV lines of media messages, described with their archive entries (a file's
+        name, a size) as every view describes them: one look-up for a batch of lines."""
+        items = self.media.by_msgid([m.msgid for _, m in waiting])
+        for at, m in waiting:
+            lines[at] = _line(_described(m, clock, items.get(m.msgid)))
 
     # ------------------------------------------------------------------ html
 
@@ -296,9 +312,12 @@ class Exporter:
     def _message_html(self, seq: int, m: Message, t: time.struct_time) -> str:
         clock = time.strftime("%H:%M:%S", t)
         stamp = f'<time datetime="{_esc(iso(m.send_time))}">{clock}</time>'
-        if m.msgtype == "event" or m.origin == 4:
+        where = side(m)
+        if where == "system":
             return f'<div class="event">{stamp} {_esc(describe(m))}</div>\n'
-        kind = "customer" if m.origin == 3 else "servicer"
+        # The side places the bubble (the company's on the right); the origin's name lets
+        # a stylesheet tell a servicer's answers from others on the company's side.
+        kind = f"{where} {_esc(origin_name(m))}"
         body = ""
         item = self.media.item(seq) if m.msgtype in MEDIA_TYPES else None
         if item is not None and item.state == "archived" and m.msgtype == "image":
@@ -357,10 +376,28 @@ def _quote(field: str) -> str:
     return '"' + field.replace('"', '""') + '"'
 
 
-def _described(m: Message, clock: Callable[[int], str]) -> list[Any]:
-    """The CSV fields of any message but plain text: what describe() says of it. Fields may
-    be of other types than str when the stored object has them."""
-    summary = csv_text(describe(m))
+def _line(fields: list[Any]) -> str:
+    """A CSV line of _described() fields: controls out, quoted where needed."""
+    try:
+        line = ",".join(fields)
+    except TypeError:  # a field of another type than WeCom documents
+        fields = [str(f) for f in fields]
+        line = ",".join(fields)
+    if not line.isprintable():
+        fields = [_CSV_STRIP.sub("", f) for f in fields]
+        line = ",".join(fields)
+    if line.count(",") != len(CSV_COLUMNS) - 1 or '"' in line or ";" in line \
+            or "\n" in line or "\r" in line:
+        line = ",".join(_quote(f) if _CSV_SPECIAL.search(f) else f for f in fields)
+    return line
+
+
+def _described(m: Message, clock: Callable[[int], str],
+               media: MediaItem | None = None) -> list[Any]:
+    """The CSV fields of any message but plain text: what describe() says of it (with the
+    archive entry of a media message). Fields may be of other types than str when the
+    stored object has them."""
+    summary = csv_text(describe(m, media))
     return [clock(m.send_time), m.open_kfid, m.external_userid, origin_name(m), m.sender,
             m.msgtype, summary, m.msgid, str(m.body.get("media_id") or "")]
 
@@ -409,8 +446,8 @@ h3.day{text-align:center;color:#888;font-size:.85em;font-weight:normal;margin:1e
 .msg .text{white-space:pre-wrap;overflow-wrap:anywhere;padding:.4em .7em;border-radius:6px;
 display:inline-block}
 .msg.customer .text{background:#eef3ff}
-.msg.servicer{margin-left:auto;text-align:right}
-.msg.servicer .text{background:#e9f8ec;text-align:left}
+.msg.company{margin-left:auto;text-align:right}
+.msg.company .text{background:#e9f8ec;text-align:left}
 .msg img{max-width:100%;max-height:480px;display:block}
 .event{text-align:center;color:#777;font-size:.85em;margin:.5em 0}
 .event time{margin-right:.4em}

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from kfcli.core import paths
 from kfcli.core.errors import KfError
+from kfcli.core.origins import SERVICER, origin_of
 
 if TYPE_CHECKING:
     from kfcli.core.client import KfClient
@@ -27,8 +28,6 @@ if TYPE_CHECKING:
 
 #: A server that keeps answering "empty, but has_more" is stopped after this many pages.
 MAX_EMPTY_PAGES = 100
-
-ORIGINS = {3: "customer", 4: "system", 5: "servicer"}
 
 
 @dataclass(frozen=True)
@@ -82,72 +81,18 @@ class Message:
 
     @property
     def sender(self) -> str:
-        if self.origin == 5:
-            return self.servicer_userid
-        if self.origin == 3:
-            return self.external_userid
-        return "system"
+        """The customer's external_userid, the servicer's userid (for another origin on the
+        company's side, its name when it has no userid), or `system`."""
+        side = origin_of(self.origin)
+        if side.side == "company":
+            return self.servicer_userid or ("" if self.origin == SERVICER else side.name)
+        return self.external_userid if side.side == "customer" else "system"
 
     def summary(self) -> str:
-        """One line for humans: text content, or what kind of thing arrived."""
-        return summarize(self.msgtype, self.body, self.raw.get("event"))
+        """What the message says, as every view words it (`kfcli.core.transcript.describe`)."""
+        from kfcli.core.transcript import describe
 
-
-def summarize(msgtype: str, body: dict[str, Any], event: Any = None) -> str:
-    if msgtype == "text":
-        menu = f" [menu {body['menu_id']}]" if body.get("menu_id") else ""
-        return str(body.get("content", "")) + menu
-    if msgtype in ("image", "voice", "video", "file"):
-        return f"[{msgtype}] {body.get('media_id', '')}"
-    if msgtype == "location":
-        return f"[location] {body.get('name', '')} {body.get('address', '')} " \
-               f"({body.get('latitude')}, {body.get('longitude')})"
-    if msgtype == "link":
-        return f"[link] {body.get('title', '')} {body.get('url', '')}"
-    if msgtype == "business_card":
-        return f"[business card] {body.get('userid', '')}"
-    if msgtype == "miniprogram":
-        return f"[miniprogram] {body.get('title', '')} {body.get('appid', '')}"
-    if msgtype == "msgmenu":
-        return f"[menu] {body.get('head_content', '')} ({len(body.get('list', []))} items)"
-    if msgtype == "channels_shop_product":
-        return f"[product] {body.get('title', '')} {body.get('sales_price', '')}"
-    if msgtype == "channels_shop_order":
-        return f"[order] {body.get('order_id', '')} {body.get('price_wording', '')}"
-    if msgtype == "merged_msg":
-        return f"[chat record] {body.get('title', '')} ({len(body.get('item', []))} items)"
-    if msgtype == "channels":
-        return f"[channels] {body.get('nickname', '')} {body.get('title', '')}"
-    if msgtype == "event" and isinstance(event, dict):
-        return summarize_event(event)
-    return f"[{msgtype}]"
-
-
-def summarize_event(event: dict[str, Any]) -> str:
-    kind = event.get("event_type", "")
-    if kind == "enter_session":
-        code = " (welcome_code)" if event.get("welcome_code") else ""
-        return f"entered the session: scene {event.get('scene', '')!r} " \
-               f"{event.get('scene_param', '')!r}{code}"
-    if kind == "msg_send_fail":
-        return f"message {event.get('fail_msgid', '')} failed: fail_type {event.get('fail_type')}"
-    if kind == "servicer_status_change":
-        statuses: dict[Any, Any] = {1: "receiving", 2: "stopped"}
-        status = statuses.get(event.get("status"), event.get("status"))
-        if event.get("status") == 2 and event.get("stop_type") == 1:
-            status = "suspended"
-        return f"servicer {event.get('servicer_userid', '')} is now {status}"
-    if kind == "session_status_change":
-        changes: dict[Any, Any] = {1: "picked from the pool", 2: "transferred", 3: "ended",
-                                   4: "re-opened"}
-        change = changes.get(event.get("change_type"), event.get("change_type"))
-        return f"session {change}"
-    if kind in ("user_recall_msg", "servicer_recall_msg"):
-        return f"recalled message {event.get('recall_msgid', '')}"
-    if kind == "reject_customer_msg_switch_change":
-        return "servicer " + ("rejects" if event.get("reject_switch") else "accepts again") + \
-            " this customer's messages"
-    return f"[event {kind}]"
+        return describe(self)
 
 
 class MessageStream:

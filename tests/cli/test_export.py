@@ -76,7 +76,7 @@ def test_csv_opens_in_excel_with_chinese_and_line_breaks(kf, stored, tmp_path: P
         ("servicer", "user001", ALICE)
     assert HOSTILE in by_text
     assert "'=1+1" in by_text  # Excel would run it as a formula
-    image = by_text["[image]"]
+    image = by_text[f"[image {len(PNG)} B]"]  # as every view says it: archived, its size
     assert image["msgtype"] == "image" and image["media_id"]
     events = [r for r in rows if r["msgtype"] == "event"]
     assert events and all(r["origin"] == "system" for r in events)

@@ -44,7 +44,7 @@ def test_history_is_what_sync_wrote_oldest_first(kf, stored):
     r = kf("msg", "history", open_kfid, "--until", str(times[0]))
     assert r.code == 0 and r.out == ""
     r = kf("msg", "history", open_kfid, "-o", "tsv", "--limit", "1")
-    assert r.out.split("\t")[4] == "message 29"
+    assert r.out.split("\t")[6] == "message 29"
     r = kf("msg", "history", open_kfid, "-o", "json")
     assert len(r.json()) == 30
 

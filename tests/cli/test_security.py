@@ -296,7 +296,7 @@ def test_hostile_text_keeps_tsv_one_record_per_line(kf, sandbox, hostile):
     assert len(lines) == 1 and len(lines[0].split("\t")) == 6
     r = kf("msg", "sync", open_kfid, "-o", "tsv")
     lines = r.out.splitlines()
-    assert len(lines) == 1 and len(lines[0].split("\t")) == 6
+    assert len(lines) == 1 and len(lines[0].split("\t")) == 8
     for out in (r.out, kf("account", "list").out, kf("customer", "get", customer).out):
         _assert_inert(out)
         assert "\x1b" not in out and "\r" not in out

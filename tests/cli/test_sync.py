@@ -148,7 +148,8 @@ def test_formats_and_bad_input(kf, sandbox, seeded):
     assert len(r.json()) == 2500
     r = kf("msg", "sync", seeded, "-o", "tsv", "--all", "--no-save")
     first = r.out.splitlines()[0].split("\t")
-    assert first[1] == "customer" and first[3] == "text" and len(first) == 6
+    assert first[1] == seeded and first[3] == "customer" and first[5] == "text"
+    assert len(first) == 8 and first[2] == first[4]  # the customer: sender and column
     before = sandbox.stats()
     for args, needle in [(["--limit", "1001"], "1..1000"), (["--voice-format", "mp3"], "amr"),
                          (["--cursor", "c", "--all"], "not both"),
@@ -164,8 +165,10 @@ def test_events_are_typed(kf, sandbox):
                                             "scene_param": "x"})
     r = kf("msg", "sync", open_kfid, "-o", "tsv")
     fields = r.out.splitlines()[0].split("\t")
-    assert fields[1] == "system" and fields[3] == "enter_session"
-    assert "scene 'ad'" in fields[4]
+    # An event's ids are inside `event`: the row lifts them into its columns.
+    assert fields[1] == open_kfid and fields[2].startswith("wm")
+    assert fields[3] == "system" and fields[5] == "enter_session"
+    assert fields[6].startswith("entered from scene ad (x)")
 
 
 def test_library_iterator(sandbox, seeded, home):

@@ -66,7 +66,7 @@ def test_one_customer_reads_as_a_conversation(conversation, sandbox) -> None:
     def said(who: str, what: str) -> bool:
         return any(line[10:].split(None, 1) == [who, what] for line in body)
 
-    assert said("system", "entered from scene spring_sale")
+    assert said("system", "entered from scene spring_sale, with a welcome_code")
     assert said("customer", "你好，我要退款")
     assert said("system", "picked from the queue by user001")
     assert said("user001", "好的，请稍等")
@@ -112,3 +112,55 @@ def test_a_narrow_terminal_never_cuts_ids_or_forges_lines(kf, sandbox) -> None:
     assert ALICE in r.out  # whole, on the header line
     [at] = [i for i, line in enumerate(r.out.splitlines()) if "please pay" in line]
     assert r.out.splitlines()[at].startswith("    ")
+
+
+def test_a_line_of_text_is_not_dim(kf, sandbox) -> None:
+    """Only the time is dim: a one-line message reads as brightly as a long one."""
+    open_kfid = sandbox.account()
+    sandbox.say(open_kfid, "short and bright", external_userid=ALICE)
+    assert kf("msg", "sync", open_kfid).code == 0
+    r = on_terminal_in_process(["msg", "history", open_kfid, "--customer", ALICE], sandbox.env)
+    assert r.code == 0, r.err
+    (line,) = [x for x in r.out.splitlines() if "short and bright" in x]
+    styles = re.findall(r"\x1b\[([0-9;]*)m", line.split("short and bright")[0])
+    active = styles[-1].split(";") if styles else []
+    assert "2" not in active, repr(line)  # the text's own style carries no dim
+    assert "\x1b[2m" in line  # the time is dim
+
+
+def test_one_wording_in_every_view(kf, sandbox, tmp_path) -> None:
+    """An event and a file read the same on the terminal, in TSV, CSV and HTML: the file
+    with its name and size once archived."""
+    import csv
+    import html
+    import io
+
+    open_kfid = sandbox.account()
+    ok = lambda doc: doc["errcode"] == 0 or pytest.fail(str(doc))  # noqa: E731
+    ok(sandbox.post("/sandbox/enter_session", {"open_kfid": open_kfid, "external_userid": ALICE,
+                                               "scene": "spring_sale", "scene_param": "ad7"}))
+    data = b"%PDF-1.4 contract\n" * 300
+    ok(sandbox.post("/sandbox/customer_message", {
+        "open_kfid": open_kfid, "external_userid": ALICE, "msgtype": "file",
+        "filename": "合同.pdf", "media_base64": base64.b64encode(data).decode()}))
+    assert kf("msg", "sync", open_kfid).code == 0
+    from kfcli.core.transcript import size_text
+
+    file_text = f"[file 合同.pdf {size_text(len(data))}]"
+    event_text = "entered from scene spring_sale (ad7)"
+    term = plain(on_terminal_in_process(["msg", "history", open_kfid], sandbox.env).out)
+    tsv = kf("msg", "history", open_kfid, "-o", "tsv").out
+    texts = [line.split("\t")[6] for line in tsv.splitlines()]
+    out = tmp_path / "x.csv"
+    assert kf("msg", "export", "--format", "csv", "-O", str(out)).code == 0
+    rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8-sig"), newline="")))
+    page = tmp_path / "x.html"
+    assert kf("msg", "export", "--format", "html", "-O", str(page)).code == 0
+    shown = html.unescape(re.sub(r"<[^>]+>", " ", page.read_text(encoding="utf-8")))
+    for wanted in (file_text, event_text):
+        assert wanted in term
+        assert any(t.startswith(wanted) for t in texts), texts
+        assert any(r["text"].startswith(wanted) for r in rows), rows
+        assert wanted in shown
+    # Every TSV row names its account and customer, the event's too.
+    assert {tuple(line.split("\t")[1:3]) for line in tsv.splitlines()} == {(open_kfid, ALICE)}

@@ -229,6 +229,7 @@ class PythonReads:
 
     def __init__(self, store) -> None:
         self.messages = store.messages
+        self.media_by_msgid = store.media_by_msgid
 
 
 def test_export_rows_picks_plain_text_apart(store) -> None:

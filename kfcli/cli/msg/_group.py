@@ -15,6 +15,13 @@ StreamOutputOpt = Annotated[str | None, typer.Option(
     "--output", "-o", help="Output format: table, tsv, json or jsonl. Default: table on a "
     "terminal, jsonl otherwise. [env: KFCLI_OUTPUT]", show_default=False)]
 
+#: --columns for message rows (kfcli.core.transcript.ROW_COLUMNS and ROW_EXTRA).
+ColumnsOpt = Annotated[str | None, typer.Option(
+    "--columns", metavar="NAME,…", help="Columns of -o tsv and tables, comma-separated, in "
+    "this order: time, open_kfid, external_userid, origin, sender, type, text, msgid, from, "
+    "send_time, servicer_userid, media_id (JSON keeps each message whole).",
+    show_default=False)]
+
 CustomerOpt = Annotated[str | None, typer.Option(
     "--customer", metavar="EXTERNAL_USERID", help="Only this customer's messages.",
     show_default=False)]
@@ -49,3 +56,12 @@ def check_query(text: str, option: str = "TEXT") -> str:
         raise ValidationError(option, "give the text to look for (it is empty)")
     limits.check_text(option, text, max_bytes=1024)
     return text
+
+
+def check_columns(out) -> None:
+    """--columns checked before anything is done: a usage error (exit 2) names the known
+    columns."""
+    if out.columns is not None and out.fmt in ("table", "tsv"):
+        from kfcli.core.transcript import ROW_COLUMNS, ROW_EXTRA
+
+        out.columns_for(ROW_COLUMNS, extra=ROW_EXTRA)

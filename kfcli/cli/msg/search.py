@@ -15,21 +15,23 @@ import typer
 
 from kfcli.cli.context import JsonOpt, exclusive, state
 from kfcli.cli.msg._group import (
+    ColumnsOpt,
     CustomerOpt,
     SinceOpt,
     StreamOutputOpt,
     UntilOpt,
     app,
+    check_columns,
     check_query,
     selection,
 )
 from kfcli.core import limits
-from kfcli.core.sync import ORIGINS, Message
+from kfcli.core.sync import Message
 
 #: Matches shown when --limit is not given (newest first).
 DEFAULT_LIMIT = 100
 #: The highlight of the matching part on a terminal (plain in TSV and JSON).
-HIGHLIGHT = "bold reverse"
+HIGHLIGHT = "\x1b[1;7m"  # bold, reverse video
 
 
 @app.command("search", epilog=f"""Examples:
@@ -46,8 +48,9 @@ Looks through the message store (what `msg sync` and `callback serve --sync` pul
 of messages, and the titles and items of menus, links, mini programs and news. TEXT matches
 anywhere inside (no word segmentation: 退 finds 退款 and 退货), upper and lower case alike for
 Latin script. Newest first, at most {DEFAULT_LIMIT} unless --limit N or --all. On a terminal a
-table (time, account, customer, sender, text) with the matching part highlighted; -o tsv
-columns time, open_kfid, external_userid, origin, sender, type, text, msgid; JSON lines when
+table (time, account, customer, from, text) with the matching part highlighted; -o tsv
+columns time, open_kfid, external_userid, origin, sender, type, text, msgid (--columns
+chooses); JSON lines when
 piped, each exactly the object `msg sync` writes. WHEN is a date (2026-11-30), a local time
 (2026-11-30T14:00), a duration ago (90m, 2h, 3d) or unix seconds.
 
@@ -72,11 +75,13 @@ def search(
     all_: Annotated[bool, typer.Option("--all", help="Every match, however many.")] = False,
     output: StreamOutputOpt = None,
     json_: JsonOpt = False,
+    columns: ColumnsOpt = None,
 ) -> None:
     """Find stored messages containing TEXT (Chinese or Latin), newest first."""
     st = state()
-    st.set_output(output, json_)
+    st.set_output(output, json_, columns)
     out = st.stream_out()
+    check_columns(out)
     check_query(text)
     if account is not None:
         limits.check_open_kfid(account)
@@ -103,52 +108,57 @@ def search(
         out.info(f"no messages match {text.strip()!r}")
 
 
-def _when(ts: int) -> str:
-    from datetime import datetime
-
-    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else ""
-
-
 def _render(out, rows, query: str, cap: int | None) -> int:
     """Write the matches; returns how many. One more than `cap` is asked of the store, to
     say on a terminal that there are more."""
+    from kfcli.core.transcript import ROW_COLUMNS, ROW_EXTRA, row
     from kfcli.render import LineStream, tsv_field
 
     needle = query.strip().lower()
     stream = LineStream(out.stdout) if out.fmt != "table" else None
-    lines = []
+    keys = [key for key, _ in out.columns_for(ROW_COLUMNS, extra=ROW_EXTRA)]
+    table = []
     count = 0
     more = False
-    for row in rows:
+    for found in rows:
         if cap is not None and count >= cap:
             more = True
             break
         count += 1
         if out.fmt == "jsonl":
-            stream.add(row.text + "\n")
+            stream.add(found.text + "\n")
         elif out.fmt == "json":
-            stream.add(("[\n" if count == 1 else ",\n") + row.text)
+            stream.add(("[\n" if count == 1 else ",\n") + found.text)
         else:
-            message = Message.from_api(json.loads(row.text))
+            message = Message.from_api(json.loads(found.text))
+            fields = row(message, text=shown_text(message, needle))
             if out.fmt == "tsv":
-                fields = (_when(message.send_time), message.open_kfid,
-                          message.external_userid, ORIGINS.get(message.origin, message.origin),
-                          message.sender, message.event_type or message.msgtype,
-                          shown_text(message, needle), message.msgid)
-                stream.add("\t".join(tsv_field(f) for f in fields) + "\n")
+                stream.add("\t".join(tsv_field(fields[k]) for k in keys) + "\n")
             else:
-                lines.append(message)
+                table.append(fields)
         if stream is not None and count % 1000 == 0:
             stream.flush()
     if stream is not None:
         if out.fmt == "json":
             stream.add("[]\n" if not count else "\n]\n")
         stream.flush()
-    else:
-        _table(out, lines, needle)
+    elif table:
+        # The shared fitter: ids whole, the text shortened to fit, the account (then the
+        # sender, then the time) hidden on a narrow terminal, and said so on stderr.
+        extra = [k for k in (*ROW_COLUMNS, *ROW_EXTRA) if k not in TABLE]
+        color = out.stdout_tty and not out.environ.get("NO_COLOR") \
+            and out.environ.get("TERM") != "dumb"
+        out.rows(table, TABLE, headers=TABLE_HEADERS, extra=extra,
+                 optional=("open_kfid", "from", "time"),
+                 marks={"text": lambda text: highlight(text, needle)} if color else None)
     if more and out.fmt in ("table", "tsv") and out.stderr_tty:
         out.info(f"showing the newest {count}; --limit N or --all for more")
     return count
+
+
+#: The columns of the table on a terminal (-o tsv has kfcli.core.transcript.ROW_COLUMNS).
+TABLE = ("time", "open_kfid", "external_userid", "from", "text")
+TABLE_HEADERS = ("time", "account", "customer", "from", "text")
 
 
 def shown_text(message: Message, needle: str) -> str:
@@ -165,39 +175,18 @@ def shown_text(message: Message, needle: str) -> str:
     return summary
 
 
-def _table(out, messages: list[Message], needle: str) -> None:
-    if not messages:
-        return
-    from rich.table import Table
-    from rich.text import Text
-
-    from kfcli.render import clean, rich_console
-
-    console = rich_console(out, soft_wrap=False)
-    table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
-    for name in ("time", "account", "customer", "sender", "text"):
-        table.add_column(name, overflow="fold", no_wrap=name != "text")
-    for m in messages:
-        body = clean(shown_text(m, needle).replace("\t", " ").replace("\n", " "))
-        table.add_row(
-            Text(_when(m.send_time), style="dim"), Text(clean(m.open_kfid)),
-            Text(clean(m.external_userid)),
-            Text(f"{ORIGINS.get(m.origin, m.origin)} {clean(m.sender)}".strip()),
-            highlight(body, needle))
-    console.print(table)
-
-
-def highlight(text: str, needle: str):
-    """`text` as rich Text with every case-insensitive occurrence of `needle` highlighted."""
-    from rich.text import Text
-
-    result = Text(text)
+def highlight(text: str, needle: str) -> str:
+    """`text` with every case-insensitive occurrence of `needle` in bold reverse video."""
     lowered = text.lower()
     if len(lowered) != len(text) or not needle:  # lower() moved positions: show it plain
-        return result
+        return text
+    parts = []
+    done = 0
     at = lowered.find(needle)
     while at >= 0:
-        result.stylize(HIGHLIGHT, at, at + len(needle))
-        at = lowered.find(needle, at + len(needle))
-    return result
-
+        end = at + len(needle)
+        parts += [text[done:at], HIGHLIGHT, text[at:end], "\x1b[0m"]
+        done = end
+        at = lowered.find(needle, end)
+    parts.append(text[done:])
+    return "".join(parts)

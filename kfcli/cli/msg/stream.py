@@ -17,11 +17,13 @@ import typer
 
 from kfcli.cli.context import JsonOpt, exclusive, state
 from kfcli.cli.msg._group import (
+    ColumnsOpt,
     CustomerOpt,
     SinceOpt,
     StreamOutputOpt,
     UntilOpt,
     app,
+    check_columns,
     check_query,
     selection,
 )
@@ -35,7 +37,7 @@ from kfcli.core.errors import (
     ValidationError,
 )
 from kfcli.core.outage import Outage
-from kfcli.core.sync import ORIGINS, Message
+from kfcli.core.sync import Message
 
 if TYPE_CHECKING:
     from kfcli.core.store.base import MediaItem
@@ -59,8 +61,15 @@ class _Rows:
     def __init__(self, out, *, journal=None,
                  on_settle: Callable[[list[int]], None] | None = None,
                  customer: str | None = None,
-                 media: Callable[[int], MediaItem | None] | None = None) -> None:
+                 media: Callable[[int], MediaItem | None] | None = None,
+                 live: bool = False) -> None:
         self.out = out
+        #: On a terminal with --columns or -o wide: rows for a table (kfcli.render's
+        #: fitter) instead of the transcript, printed at the end, or with `live` (--follow)
+        #: as each batch comes.
+        self._grid: list[dict] | None = [] if out.fmt == "table" and (
+            out.columns is not None or out.wide) else None
+        self.live = live
         #: The archive entry of a media message by seq: the terminal view says whether its
         #: media is archived, and how big it is.
         self.media = media
@@ -96,7 +105,11 @@ class _Rows:
     def emit(self, rows, record: int | None) -> None:
         if rows:
             self.out.status(None)  # a "waiting…" line must not run into the messages
-        if self.fmt == "table":
+        if self._grid is not None:
+            self._grid.extend(self._fields(row) for row in rows)
+            if self.live:
+                self._table()
+        elif self.fmt == "table":
             try:
                 for row in rows:
                     message = Message.from_api(json.loads(row.text))
@@ -124,13 +137,29 @@ class _Rows:
             return lead + ",\n".join(row.text for row in rows)
         from kfcli.render import tsv_field
 
+        keys = [key for key, _ in self.picked()]
         lines = []
         for row in rows:
-            m = Message.from_api(json.loads(row.text))
-            fields = (_when(m.send_time), ORIGINS.get(m.origin, m.origin), m.sender,
-                      m.event_type or m.msgtype, m.summary(), m.msgid)
-            lines.append("\t".join(tsv_field(f) for f in fields) + "\n")
+            fields = self._fields(row)
+            lines.append("\t".join(tsv_field(fields[k]) for k in keys) + "\n")
         return "".join(lines)
+
+    def picked(self) -> list[tuple[str, str]]:
+        """The columns of TSV rows and tables (--columns chooses; a usage error names the
+        known ones, so commands ask this before they act)."""
+        from kfcli.core.transcript import ROW_COLUMNS, ROW_EXTRA
+
+        return self.out.columns_for(ROW_COLUMNS, extra=ROW_EXTRA)
+
+    def _fields(self, row) -> dict:
+        """A stored row as TSV and tables show it (kfcli.core.transcript.row)."""
+        from kfcli.core.transcript import row as fields
+
+        message = Message.from_api(json.loads(row.text))
+        media = None
+        if self.media is not None and message.msgtype in _MEDIA_TYPES and row.seq:
+            media = self.media(row.seq)
+        return fields(message, media)
 
     def _send(self, text: str, record: int | None = None) -> None:
         if self.fmt == "json" and not self._opened:
@@ -154,6 +183,8 @@ class _Rows:
     def settle(self) -> None:
         """Everything handed over is written: record it (outbox entries done, a consumer's
         position moved), then empty the journal."""
+        if self._grid is not None:
+            self._table()
         if self._writer is not None:
             # What the writer journaled, not what this process thinks it handed over: an
             # interrupt can land between handing a command over and noting it here.
@@ -165,9 +196,18 @@ class _Rows:
         if self._writer is not None:
             self._writer.truncate()
 
+    def _table(self) -> None:
+        from kfcli.core.transcript import ROW_COLUMNS, ROW_EXTRA, ROW_OPTIONAL
+
+        if self._grid:
+            self.out.rows(self._grid, ROW_COLUMNS, extra=ROW_EXTRA, optional=ROW_OPTIONAL)
+            self._grid = []
+
     def end(self) -> None:
         """Close the output (the JSON array) and settle; raises BrokenPipeError when stdout's
         reader went away."""
+        if self._grid is not None:
+            self._table()
         if self.fmt == "json":
             self._send(("\n" if self.count else "") + "]\n")
         self.settle()
@@ -186,7 +226,7 @@ class _Rows:
         (`customer`, the servicer's userid or `system`) and what was said."""
         from rich.text import Text
 
-        from kfcli.core.transcript import describe, who
+        from kfcli.core.transcript import describe, side, who
         from kfcli.render import clean
 
         console = self._console
@@ -207,13 +247,17 @@ class _Rows:
             clock = time.strftime("%H:%M:%S", stamp)
         else:
             clock = "--:--:--"
-        line = Text(f"{clock}  ", style="dim")
+        # The time alone is dim: a style given to Text() itself would be the whole line's
+        # base style, and dim every message that fits on its line.
+        line = Text()
+        line.append(f"{clock}  ", style="dim")
         if self.customer is None and message.external_userid:
             line.append(clean(message.external_userid) + "  ", style="green")
         speaker = clean(who(message))
-        style = {3: "bold green", 5: "bold cyan"}.get(message.origin, "magenta")
+        where = side(message)
+        style = {"customer": "bold green", "company": "bold cyan"}.get(where, "magenta")
         line.append(speaker.ljust(8) + "  ", style=style)
-        event = message.msgtype == "event" or message.origin == 4
+        event = where == "system"
         # What a customer wrote never starts a line of its own: text that has line breaks or
         # does not fit goes below, every line indented, so it cannot pass for a message.
         text = clean(describe(message, media).replace("\t", " "), keep_newlines=True)
@@ -226,12 +270,6 @@ class _Rows:
             line.rstrip()
             console.print(line)
             console.print(Padding(body, (0, 0, 0, 4), expand=False))
-
-
-def _when(ts: int) -> str:
-    from datetime import datetime
-
-    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else ""
 
 
 def _callback_tokens(source: str, open_kfid: str):
@@ -320,7 +358,8 @@ def _migrate_cursor(store, settings, open_kfid: str, out) -> None:
 
 Messages go into the message store (see `kfcli store status`) and those new to the store are
 written out: a live list on a terminal; JSON lines when piped (one message per line, flushed);
--o tsv columns: time, origin, sender, type, summary, msgid. Each page and its cursor commit in
+-o tsv columns: time, open_kfid, external_userid, origin, sender, type, text, msgid
+(--columns chooses). Each page and its cursor commit in
 one transaction, so a crashed or interrupted run can simply be started again: across a kill
 and a rerun every message is written exactly once. Several `msg sync` runs and receivers
 (`callback serve --sync`) may pull the same account: each message is written by one of them.
@@ -361,11 +400,13 @@ def sync(
         "msg sync or `kfcli store media --retry` fetches them).")] = False,
     output: StreamOutputOpt = None,
     json_: JsonOpt = False,
+    columns: ColumnsOpt = None,
 ) -> None:
     """Pull messages and events with sync_msg into the store, writing out each new one once."""
     st = state()
-    st.set_output(output, json_)
+    st.set_output(output, json_, columns)
     out = st.stream_out()
+    check_columns(out)
     limits.check_open_kfid(open_kfid)
     limits.check_limit(limit, limits.SYNC_LIMIT)
     if voice_format is not None and voice_format not in VOICE_FORMATS:
@@ -471,7 +512,8 @@ def _read_only(client, out, open_kfid: str, *, cursor, token, limit, voice) -> N
 
 Reads the message store (what `msg sync` and `callback serve --sync` pulled, from any host
 sharing it), oldest first: a conversation view on a terminal; JSON lines when piped, each
-exactly the object `msg sync` writes. WHEN is a date (2026-11-30), a local time
+exactly the object `msg sync` writes; -o tsv has msg sync's columns, --columns chooses (on a
+terminal it makes the view a table). WHEN is a date (2026-11-30), a local time
 (2026-11-30T14:00), a duration ago (90m, 2h, 3d) or unix seconds. --follow keeps writing
 messages as they are stored. --consumer NAME keeps a durable position in the store: a
 restarted consumer resumes right after the last message it wrote (exactly once, also across
@@ -522,12 +564,14 @@ def history(
         "OPEN_KFID), also those that appear later.")] = False,
     output: StreamOutputOpt = None,
     json_: JsonOpt = False,
+    columns: ColumnsOpt = None,
 ) -> None:
     """Messages from the store, oldest first: a conversation, or JSON lines."""
 
     st = state()
-    st.set_output(output, json_)
+    st.set_output(output, json_, columns)
     out = st.stream_out()
+    check_columns(out)
     if open_kfid is not None:
         if all_accounts:
             raise UsageError("give an OPEN_KFID or --all-accounts, not both")
@@ -557,7 +601,7 @@ def history(
                      until=end, limit=limit, follow=follow, interval=interval,
                      ack=ack is not None, outage=outage)
             return
-        rows = _Rows(out, customer=customer,
+        rows = _Rows(out, customer=customer, live=follow,
                      media=lambda seq: store.media_items(corp_id, [seq]).get(seq))
         if outage is not None:
             from kfcli.core.consume import follow as follow_store

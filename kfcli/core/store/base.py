@@ -785,6 +785,16 @@ class MediaStore(StorePart, Protocol):
         """The archive's entries of these messages (by seq); messages without media have
         none."""
 
+    def media_by_msgid(self, corp_id: str, msgids: Collection[str]) -> dict[str, MediaItem]:
+        """The archive's entries of these messages (by msgid), for an export that reads
+        messages without their seqs; a backend may do it in one query."""
+        found: dict[str, MediaItem] = {}
+        for msgid in msgids:
+            hit = self.message(corp_id, msgid)
+            if hit is not None and hit[1] is not None:
+                found[msgid] = hit[1]
+        return found
+
     @abstractmethod
     def media_content(self, item: MediaItem) -> Iterator[bytes]:
         """The archived bytes of `item`, MEDIA_CHUNK at a time; MediaMissing when the copy

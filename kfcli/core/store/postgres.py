@@ -1218,6 +1218,14 @@ class PostgresStore(Store):
                           (list(seqs), corp_id))
         return {r[0]: _media_item(r) for r in rows}
 
+    def media_by_msgid(self, corp_id: str, msgids: Collection[str]) -> dict[str, MediaItem]:
+        if not msgids:
+            return {}
+        rows = self._read(f"SELECT {_MEDIA_COLUMNS} FROM media md JOIN messages m ON m.seq = "
+                          "md.seq WHERE m.msgid = ANY(%s::text[]) AND m.corp_id = %s "
+                          "AND md.corp_id = %s", (list(msgids), corp_id, corp_id))
+        return {r[1]: _media_item(r) for r in rows}
+
     def message(self, corp_id: str, msgid: str) -> tuple[Row, MediaItem | None] | None:
         rows = self._read("SELECT seq, body FROM messages WHERE corp_id = %s AND msgid = %s",
                           (corp_id, msgid))

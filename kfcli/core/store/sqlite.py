@@ -1258,6 +1258,17 @@ class SqliteStore(Store):
             found.update((r[0], MediaItem(*r)) for r in rows)
         return found
 
+    def media_by_msgid(self, corp_id: str, msgids: Collection[str]) -> dict[str, MediaItem]:
+        msgids = list(msgids)
+        found: dict[str, MediaItem] = {}
+        for i in range(0, len(msgids), 500):
+            part = msgids[i:i + 500]
+            rows = self._read(f"SELECT {_MEDIA_COLUMNS} FROM {_MEDIA_FROM} WHERE m.msgid IN "
+                              f"({', '.join('?' * len(part))}) AND a.corp_id = ?",
+                              (*part, corp_id))
+            found.update((r[1], MediaItem(*r)) for r in rows)
+        return found
+
     def message(self, corp_id: str, msgid: str) -> tuple[Row, MediaItem | None] | None:
         rows = self._read("SELECT seq, body FROM messages WHERE msgid = ? AND corp = "
                           "(SELECT id FROM corps WHERE corp_id = ?)", (msgid, corp_id))
