@@ -785,15 +785,10 @@ class MediaStore(StorePart, Protocol):
         """The archive's entries of these messages (by seq); messages without media have
         none."""
 
+    @abstractmethod
     def media_by_msgid(self, corp_id: str, msgids: Collection[str]) -> dict[str, MediaItem]:
-        """The archive's entries of these messages (by msgid), for an export that reads
-        messages without their seqs; a backend may do it in one query."""
-        found: dict[str, MediaItem] = {}
-        for msgid in msgids:
-            hit = self.message(corp_id, msgid)
-            if hit is not None and hit[1] is not None:
-                found[msgid] = hit[1]
-        return found
+        """The archive's entries of these messages (by msgid; an export reads messages
+        without their seqs), in one query per few hundred."""
 
     @abstractmethod
     def media_content(self, item: MediaItem) -> Iterator[bytes]:
