@@ -7,7 +7,10 @@
         print(account.open_kfid, account.name)
 
 The message store (`kfcli.core.store`: SQLite by default, PostgreSQL shared between hosts)
-holds what was pulled; `open_store()` opens the configured one.
+holds what was pulled; `open_store()` opens the configured one. The message engine is here
+too: `PullLoop` (pull accounts into the store exactly once), `Consumer` (read it by name,
+with acknowledgement), `Replier` and `BatchSender` (replies that never go out twice); see
+the README's "kfcli from Python" and examples/library_bot.py.
 
 Nothing here imports Typer or rich; HTTP (`http.client`), SQLite and psycopg are imported on
 first use.
@@ -51,6 +54,14 @@ _EXPORTS = {
     "WeComCrypto": "crypto",
     "MessageStream": "sync",
     "Message": "sync",
+    "Consumer": "consume",
+    "ConsumerRunning": "errors",
+    "NotFound": "errors",
+    "Replier": "batch",
+    "Outcome": "batch",
+    "BatchSender": "batch",
+    "PullLoop": "pull",
+    "Puller": "pull",
 }
 
 
@@ -99,4 +110,12 @@ __all__ = [
     "Message",
     "open_store",
     "resolve",
+    "BatchSender",
+    "Consumer",
+    "ConsumerRunning",
+    "NotFound",
+    "Outcome",
+    "PullLoop",
+    "Puller",
+    "Replier",
 ]

@@ -459,6 +459,10 @@ class BatchSender:
                 with self._lock:
                     self._failure = self._failure or exc
 
+    def send(self, line: Line) -> None:
+        """Send one line now, on this thread (its result is emitted before it returns)."""
+        self._send(line)
+
     def _send(self, line: Line) -> None:
         if line.reply_to is not None and self.ledger is not None:
             problem = self.ledger.foreign_reply(line)
@@ -514,3 +518,89 @@ class BatchSender:
                 self.emit(doc)
             except BaseException as exc:  # noqa: BLE001 - handed to run(), raised there
                 self._failure = exc
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one reply (`Replier`): `status` is "sent", "already_sent" (an
+    earlier send of this very reply was delivered: nothing went out now), "skipped" (not
+    sent: the store knows WeCom would refuse it, `errcode` says why; or an
+    acknowledgement) or "failed" (`errcode` and `message` from WeCom, or the network)."""
+
+    status: str
+    msgid: str | None
+    errcode: int | None = None
+    message: str | None = None
+
+    @property
+    def delivered(self) -> bool:
+        return self.status in ("sent", "already_sent")
+
+
+class Replier:
+    """Answers stored customer messages from Python, each at most once (DESIGN.md §11, §13).
+
+    `reply(message, msgtype, content)` sends with a msgid derived from the message answered
+    and the reply's position among this object's replies to it, so the same reply sent again
+    — by a bot restarted after kill -9, or a retry after a lost answer — is `already_sent`,
+    never delivered twice. `acknowledge(message)` records a message deliberately left
+    unanswered. Both are recorded in the store, so a `Consumer` with `ack=True` never hands
+    them out again, and sends count in the store's reply window (5 per customer message,
+    48 h). `message` is a `kfcli.core.Message` (from `Consumer.messages()`).
+
+    Thread-safe: any number of threads may share one; from asyncio use `areply`/
+    `aacknowledge` (a worker thread each, so the event loop never blocks).
+    """
+
+    def __init__(self, client: KfClient, store: Any, corp_id: str | None = None, *,
+                 warn: Callable[[str], None] | None = None) -> None:
+        self.ledger = Ledger(lambda: store, corp_id or str(client.corp_id),
+                             warn or (lambda _text: None))
+        self._sender = BatchSender(client, self._keep, parallel=1, ledger=self.ledger)
+        self._replies: dict[tuple[str, str], int] = {}
+        self._numbers = 0
+        self._lock = threading.Lock()
+        self._result = threading.local()
+
+    def reply(self, message: Any, msgtype: str, content: dict[str, Any]) -> Outcome:
+        """Send `content` (the object of `msgtype`, as WeCom's send_msg takes it) to the
+        customer who wrote `message`, as an answer to it. Invalid content raises
+        ValidationError before anything is sent."""
+        return self._run({"open_kfid": message.open_kfid,
+                          "external_userid": message.external_userid,
+                          "msgtype": msgtype, msgtype: content, "reply_to": message.msgid})
+
+    def acknowledge(self, message: Any) -> Outcome:
+        """Record that `message` is deliberately left unanswered (nothing is sent)."""
+        return self._run({"open_kfid": message.open_kfid,
+                          "external_userid": message.external_userid,
+                          "reply_to": message.msgid, "no_reply": True})
+
+    async def areply(self, message: Any, msgtype: str, content: dict[str, Any]) -> Outcome:
+        import asyncio
+
+        return await asyncio.to_thread(self.reply, message, msgtype, content)
+
+    async def aacknowledge(self, message: Any) -> Outcome:
+        import asyncio
+
+        return await asyncio.to_thread(self.acknowledge, message)
+
+    def flush(self) -> None:
+        """Wait until every record is in the store (it may have been away for a while)."""
+        self.ledger.finish()
+
+    def _run(self, doc: dict[str, Any]) -> Outcome:
+        with self._lock:
+            self._numbers += 1
+            line = parse(self._numbers, json.dumps(doc, ensure_ascii=False), self._replies)
+        self._result.doc = None
+        self._sender.send(line)
+        found: dict[str, Any] = self._result.doc
+        if found.get("invalid"):
+            raise UsageError(str(found.get("message")))
+        return Outcome(found["status"], found.get("msgid"), found.get("errcode"),
+                       found.get("message"))
+
+    def _keep(self, doc: dict[str, Any]) -> None:
+        self._result.doc = doc  # the sender emits on the thread that sends
