@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from kfcli.core.errors import ApiError, KfError, UnsafeDirectory, ValidationError
-from kfcli.core.store.base import MediaItem, Store
+from kfcli.core.store.base import MediaItem, MediaStore
 
 if TYPE_CHECKING:
     from kfcli.core.client import KfClient
@@ -75,7 +75,7 @@ class Archiver:
     """Fetches due media of one corp into the store. Thread-safe as far as its client and
     store are; several archivers (processes, hosts) may run at once: each claims entries."""
 
-    def __init__(self, client: KfClient, store: Store, corp_id: str, *,
+    def __init__(self, client: KfClient, store: MediaStore, corp_id: str, *,
                  progress: Callable[[ArchiveResult, MediaItem], None] | None = None) -> None:
         self.client = client
         self.store = store

@@ -105,7 +105,7 @@ def guarded(store: Store) -> Store:
     """`store`, with every failure of its methods (and of the iterators they return) raised
     as `StoreUnavailable`. A missing media copy (`MediaMissing`) is an answer, not a failure,
     and passes as it is."""
-    return _Guarded(store)  # type: ignore[return-value]
+    return _Guarded(store)  # a Store: every attribute is the store's, guarded
 
 
 class _Guarded:

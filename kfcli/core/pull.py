@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from kfcli.core.errors import ApiError, KfError
-from kfcli.core.store.base import Committed, Incoming, Lock, OutboxEntry, Row, Store
+from kfcli.core.store.base import Committed, Incoming, Lock, OutboxEntry, Row, Store, StorePart
 from kfcli.core.sync import MAX_EMPTY_PAGES
 
 if TYPE_CHECKING:
@@ -170,7 +170,7 @@ class Journal:
     deletes them; `claim(entry)` is then true for outbox entries of dead runs of this host.
     """
 
-    def __init__(self, store: Store, corp_id: str, open_kfid: str, *, purpose: str = "sync",
+    def __init__(self, store: StorePart, corp_id: str, open_kfid: str, *, purpose: str = "sync",
                  directory: Path | None = None) -> None:
         import hashlib
         import secrets

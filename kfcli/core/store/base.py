@@ -859,7 +859,7 @@ class StoreAdmin(Locks, Protocol):
 
 
 class Store(PullStore, PullStateStore, MessageStore, ConsumerStore, MediaStore,
-            StoreAdmin):
+            StoreAdmin, Protocol):
     """One store: every part of the contract, for callers that need several (`open_store`
     returns one). Callers that need one part take it (`PullStore`, `PullStateStore`,
     `MessageStore`, `ConsumerStore`, `MediaStore`, `StoreAdmin`). Thread-safe; a forked
