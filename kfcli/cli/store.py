@@ -21,7 +21,7 @@ from kfcli.core import limits
 from kfcli.core.errors import NotInStore
 
 if TYPE_CHECKING:
-    from kfcli.core.store import Store
+    from kfcli.core.store import PullStore, Store
 
 app = new_app("Inspect the message store that `msg sync` and the receiver fill.")
 
@@ -273,7 +273,7 @@ def reset_cursor(open_kfid: OpenKfidArg, yes: YesOpt = False) -> None:
              f"forgot the cursor of {open_kfid}: {AFTER_RESET}")
 
 
-def _forget_cursor(store: Store, corp_id: str, open_kfid: str, out) -> None:
+def _forget_cursor(store: PullStore, corp_id: str, open_kfid: str, out) -> None:
     """Under the account's pull lock, so that a pull running now (`msg sync`, a receiver)
     finishes first rather than failing on a cursor moved under it; waits as `msg sync`
     does (Ctrl-C interrupts)."""

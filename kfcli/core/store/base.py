@@ -27,7 +27,8 @@ backup, schema, close). `Store` is their union, what `open_store` returns;
 code that needs one part takes that part, so it can be handed anything that provides it.
 
 Backends: `kfcli.core.store.sqlite` (embedded default) and `kfcli.core.store.postgres`
-(shared between hosts). Each implements `Store` and keeps its SQL in its own module. Both are
+(shared between hosts). Each implements `Store` and keeps its SQL in its own module, its
+schema as numbered steps that `kfcli.core.store.migrations` runs. Both are
 safe to share between threads (SQLite: a connection per thread; PostgreSQL: a pool).
 """
 
