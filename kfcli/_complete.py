@@ -295,31 +295,23 @@ def _read_json(path: str) -> dict:
 
 
 # ------------------------------------------------------------------------------ directories
-# kfcli.core.paths asks platformdirs, whose import alone costs a TAB press 15 ms. On Linux its
-# answer is the XDG rule below (tests/cli/test_completion.py checks they agree); elsewhere
-# platformdirs is asked.
+# As kfcli.core.paths has them (kfcli._xdg: platformdirs' answer, on Linux without importing
+# it, whose import alone would cost a TAB press 15 ms).
 
 
 def config_dir() -> str:
     override = os.environ.get("KFCLI_CONFIG_DIR")
     if override:
         return os.path.expanduser(override)
-    return _user_dir("XDG_CONFIG_HOME", "~/.config", "user_config_dir")
+    from kfcli._xdg import user_dir
+
+    return user_dir("config")
 
 
 def cache_dir() -> str:
-    return _user_dir("XDG_CACHE_HOME", "~/.cache", "user_cache_dir")
+    from kfcli._xdg import user_dir
 
-
-def _user_dir(variable: str, default: str, name: str) -> str:
-    if sys.platform.startswith("linux"):
-        base = os.environ.get(variable, "")
-        if not os.path.isabs(base):
-            base = os.path.expanduser(default)
-        return os.path.join(base, "kfcli")
-    import platformdirs
-
-    return getattr(platformdirs, name)("kfcli", appauthor=False)
+    return user_dir("cache")
 
 
 # ------------------------------------------------------------------------------ the cache

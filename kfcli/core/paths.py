@@ -1,7 +1,8 @@
 """Where kfcli keeps its files: config, token cache, sync state, sandbox data.
 
-Platform directories come from platformdirs (which honours XDG_CONFIG_HOME, XDG_CACHE_HOME,
-XDG_STATE_HOME and XDG_DATA_HOME on Linux); `KFCLI_CONFIG_DIR` overrides the config directory.
+Platform directories are platformdirs' (`kfcli._xdg`: on Linux the XDG Base Directory rule,
+XDG_CONFIG_HOME, XDG_CACHE_HOME, XDG_STATE_HOME and XDG_DATA_HOME, without importing it);
+`KFCLI_CONFIG_DIR` overrides the config directory.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-APP = "kfcli"
+from kfcli._xdg import user_dir
 
 
 def config_dir(environ: Mapping[str, str] | None = None) -> Path:
@@ -18,21 +19,15 @@ def config_dir(environ: Mapping[str, str] | None = None) -> Path:
     override = (os.environ if environ is None else environ).get("KFCLI_CONFIG_DIR")
     if override:
         return Path(override).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_config_dir(APP, appauthor=False))
+    return Path(user_dir("config"))
 
 
 def cache_dir() -> Path:
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir(APP, appauthor=False))
+    return Path(user_dir("cache"))
 
 
 def state_dir() -> Path:
-    import platformdirs
-
-    return Path(platformdirs.user_state_dir(APP, appauthor=False))
+    return Path(user_dir("state"))
 
 
 def default_store_url() -> str:
@@ -42,9 +37,7 @@ def default_store_url() -> str:
 
 
 def data_dir() -> Path:
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir(APP, appauthor=False))
+    return Path(user_dir("data"))
 
 
 def config_file() -> Path:
