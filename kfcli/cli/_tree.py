@@ -385,6 +385,7 @@ TREE = {
                         (('--since',), 'text', 'Messages sent at or after WHEN', False),
                         (('--until',), 'text', 'Messages sent before WHEN', False),
                         (('--force',), None, 'Replace an existing FILE', False),
+                        (('--media-dir',), 'text', 'With --format html: copy archived voice, video and files into DIR (created if m…', False),
                         (('--help', '-h'), None, 'Show help and exit', False),
                     ),
                 },

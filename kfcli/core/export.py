@@ -15,24 +15,28 @@ however many messages are exported:
   without holding messages, a first pass notes the conversations (their ids only), then each
   is read back with the store's per-customer query.
 
-Archived images are inlined as `data:` URIs; other media say what they are and their size
-(`[voice 12 KB]`), or that they are not archived (`[image, not archived: …]`).
+Archived images are inlined as `data:` URIs; with a media directory (`MediaDir`, `msg export
+--media-dir`) archived voice, video and files are copied there and linked; other media say
+what they are and their size (`[voice 12 KB]`), or that they are not archived (`[image, not
+archived: …]`).
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import html
 import json
 import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from kfcli.core.errors import KfError
 from kfcli.core.sync import Message
-from kfcli.core.transcript import describe, iso, origin_name, side, who
+from kfcli.core.transcript import describe, file_name, iso, origin_name, side, who
 
 if TYPE_CHECKING:
     from kfcli.core.store import Row, Store
@@ -57,6 +61,9 @@ class MediaSource(Protocol):
 
     def by_msgid(self, msgids: list[str]) -> dict[str, MediaItem]:
         """The archive entries of these messages (CSV reads messages without their seqs)."""
+
+    def chunks(self, item: MediaItem) -> Iterator[bytes]:
+        """An archived entry's bytes, a piece at a time (copied into a media directory)."""
 
 # C0 controls but tab and newline, DEL, C1 controls, bidi overrides: never valid or wanted
 # in the page's text.
@@ -118,6 +125,20 @@ class archived_media:  # noqa: N801 - used as a function
     def by_msgid(self, msgids: list[str]) -> dict[str, MediaItem]:
         return self.store.media_by_msgid(self.corp_id, msgids)
 
+    def chunks(self, item: MediaItem) -> Iterator[bytes]:
+        return self.store.media_content(item)
+
+
+@dataclass(frozen=True)
+class MediaDir:
+    """`msg export --format html --media-dir DIR`: archived voice, video and file media are
+    copied into `path`, and the page links to each one as `href` + its file name (`href` is
+    the same directory as seen from the page: relative to the page's directory, with a
+    trailing "/"). Images stay inline."""
+
+    path: Path
+    href: str
+
 
 @dataclass(frozen=True)
 class Selection:
@@ -143,14 +164,19 @@ class Exporter:
     `progress(count)` is called every `every` messages; `count` is the number written."""
 
     def __init__(self, store: Store, selection: Selection, *,
-                 media: MediaSource | None = None,
+                 media: MediaSource | None = None, media_dir: MediaDir | None = None,
                  progress: Callable[[int], None] | None = None, every: int = 10_000) -> None:
         self.store = store
         self.selection = selection
         self.media = media or archived_media(store, selection.corp_id)
+        self.media_dir = media_dir
         self.progress = progress
         self.every = every
         self.count = 0
+        #: HTML: archived voice, video and files copied into the media directory, and
+        #: those left out for want of one.
+        self.media_written = 0
+        self.media_unlinked = 0
 
     def write(self, fmt: str, stream: IO[str]) -> int:
         if fmt not in FORMATS:
@@ -331,11 +357,75 @@ class Exporter:
                     mime = "application/octet-stream"
                 body = f'<img alt="image" src="data:{mime};base64,' \
                        f'{base64.b64encode(data).decode("ascii")}">'
+        if not body and item is not None and item.state == "archived" \
+                and m.msgtype != "image":
+            body = self._media_link(m, item)
         if not body:
             body = _esc(describe(m, item))
         return (f'<div class="msg {kind}"><div class="head">{stamp} '
                 f'<span class="who">{_esc(who(m))}</span></div>'
                 f'<div class="text">{body}</div></div>\n')
+
+
+    def _media_link(self, m: Message, item: MediaItem) -> str:
+        """An archived voice, video or file as a link to its copy in the media directory
+        (written now), or "" without a media directory or when the copy cannot be made."""
+        if self.media_dir is None:
+            self.media_unlinked += 1
+            return ""
+        name = media_file_name(m, item)
+        target = self.media_dir.path / name
+        try:
+            _copy(self.media.chunks(item), target)
+        except KfError:  # the archived copy went missing: say what it was instead
+            return ""
+        self.media_written += 1
+        from urllib.parse import quote
+
+        href = self.media_dir.href + quote(name)
+        return (f'<a class="media" href="{_esc(href)}" download="{_esc(name)}">'
+                f"{_esc(describe(m, item))}</a>")
+
+
+#: A file extension for media whose archive entry names no file.
+_EXTENSIONS = {"voice": ".amr", "video": ".mp4", "file": ".bin", "image": ".jpg"}
+# What a file name in the media directory may not hold: path separators, controls,
+# characters Windows refuses, bidi controls (a name that reads backwards).
+_NAME_UNSAFE = re.compile('[\x00-\x1f\x7f-\x9f/\\:*?"<>|\u202a-\u202e\u2066-\u2069]')
+
+
+def media_file_name(m: Message, item: MediaItem) -> str:
+    """The name of a message's media in a media directory: its msgid (unique in the corp)
+    and the file's own name, or its type with an extension: `MSGID-合同.pdf`,
+    `MSGID-voice.amr`."""
+    import mimetypes
+
+    msgid = re.sub(r"[^A-Za-z0-9_-]", "_", m.msgid)[:64] or "message"
+    name = file_name(m, item) or item.filename or ""
+    name = _NAME_UNSAFE.sub("_", name).strip(" .")[:100]
+    if not name:
+        ext = mimetypes.guess_extension((item.content_type or "").split(";")[0].strip()) \
+            or _EXTENSIONS.get(m.msgtype, ".bin")
+        name = m.msgtype + ext
+    return f"{msgid}-{name}"
+
+
+def _copy(chunks: Iterator[bytes], target: Path) -> None:
+    """Write the chunks to `target` through a private temporary file beside it."""
+    import os
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name[:40]}.", suffix=".tmp",
+                               dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as file:
+            for chunk in chunks:
+                file.write(chunk)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
 
 
 _DECODER = json.JSONDecoder()
@@ -449,6 +539,7 @@ display:inline-block}
 .msg.company{margin-left:auto;text-align:right}
 .msg.company .text{background:#e9f8ec;text-align:left}
 .msg img{max-width:100%;max-height:480px;display:block}
+.msg a.media{color:#0645ad}
 .event{text-align:center;color:#777;font-size:.85em;margin:.5em 0}
 .event time{margin-right:.4em}
 """.strip()

@@ -125,6 +125,8 @@ class _Target:
 
   kfcli msg export --customer wmXyZ789 --format html -O chat.html
 
+  kfcli msg export --format html -O chats.html --media-dir chats-media
+
   kfcli msg export --format jsonl -O - | gzip > archive.jsonl.gz
 
 Writes messages from the store (what `msg sync` and `callback serve --sync` pulled) of every
@@ -139,7 +141,10 @@ media_id. Control and bidi characters are removed; text that a spreadsheet could
 formula (= + - @ first, also after spaces or line breaks, also full-width) gets a leading ',
 plain numbers such as +86 138 0013 8000 excepted; fields with " , ; or line breaks are
 quoted. jsonl: each message exactly as `msg sync -o jsonl` writes it. html: one page,
-nothing loaded from elsewhere, one section per conversation with a line for each new day.
+nothing loaded from elsewhere, one section per conversation with a line for each new day,
+archived images inline; with --media-dir DIR, archived voice, video and files are copied
+into DIR (as MSGID-NAME) and the page links to them (relative links: keep DIR where it is
+beside the page, or move both together).
 
 An existing file, FIFO or device is only written with --force (-O - is stdout). The file
 appears once it is complete (an interrupted export leaves no partial file), readable by you
@@ -161,6 +166,10 @@ def export(
     since: SinceOpt = None,
     until: UntilOpt = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing FILE.")] = False,
+    media_dir: Annotated[str | None, typer.Option(
+        "--media-dir", metavar="DIR", help="With --format html: copy archived voice, video "
+        "and files into DIR (created if missing) and link the page to them.",
+        show_default=False)] = None,
 ) -> None:
     """Write stored messages to a CSV, JSON lines or HTML file."""
     from kfcli.core.export import FORMATS, Exporter, Selection
@@ -175,6 +184,11 @@ def export(
     start, end = selection(customer, since, until, state().env.clock())
     if not output_file:
         raise UsageError("-O: give a file name, or - for stdout")
+    if media_dir is not None and fmt != "html":
+        raise UsageError("--media-dir goes with --format html (CSV and JSON lines name each "
+                         "message's media_id; `kfcli msg media MSGID` writes one out)")
+    if media_dir is not None and not media_dir:
+        raise UsageError("--media-dir: give a directory")
     settings = st.settings()
     corp_id = settings.corp_id or ""
     if not corp_id:
@@ -187,6 +201,8 @@ def export(
     try:
         target = _Target(output_file, force=force)
         exporter = Exporter(store, Selection(corp_id, account, customer, start, end),
+                            media_dir=_media_dir(media_dir, output_file)
+                            if media_dir is not None else None,
                             every=PROGRESS_EVERY,
                             progress=lambda n: out.status(f"exporting: {n:,} messages"))
         try:
@@ -207,3 +223,27 @@ def export(
         store.close()
     count = exporter.count
     out.info(f"exported {count:,} message{'' if count == 1 else 's'} to {target.shown}")
+    if exporter.media_written:
+        out.info(f"copied {exporter.media_written:,} media file"
+                 f"{'' if exporter.media_written == 1 else 's'} to {media_dir}")
+    if exporter.media_unlinked:
+        out.info(f"{exporter.media_unlinked:,} archived voice, video or file message"
+                 f"{' is' if exporter.media_unlinked == 1 else 's are'} named but not linked: "
+                 "--media-dir DIR copies them beside the page")
+
+
+def _media_dir(name: str, output_file: str):
+    """--media-dir: the directory (created, 0700: it holds customers' files) and how the
+    page links to it (relative to the page's directory; with -O -, to the current one)."""
+    from kfcli.core.export import MediaDir
+
+    path = Path(name)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"--media-dir: {name} exists and is not a directory")
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--media-dir: cannot create {name} ({exc.strerror})") from None
+    page_dir = Path.cwd() if output_file == "-" else Path(output_file).resolve().parent
+    href = os.path.relpath(path.resolve(), page_dir).replace(os.sep, "/")
+    return MediaDir(path, "" if href == "." else href + "/")
