@@ -425,6 +425,15 @@ def sync(
                    voice=voice)
         return
 
+    _pull_into_store(out, client, settings, open_kfid, token=token, cursor=cursor, all_=all_,
+                     follow=follow, tokens=tokens, interval=interval, limit=limit, voice=voice,
+                     no_media=no_media)
+
+
+def _pull_into_store(out, client, settings, open_kfid: str, *, token, cursor, all_, follow,
+                     tokens, interval: float, limit: int, voice, no_media: bool) -> None:
+    """`msg sync` without --no-save: the library's pull loop, writing through `_Rows` (the
+    writer process journals what is out, so a killed run's rerun writes each message once)."""
     from kfcli.core.pull import Journal, Puller, PullLoop
 
     following = follow or tokens is not None
@@ -577,17 +586,7 @@ def history(
             raise UsageError("give an OPEN_KFID or --all-accounts, not both")
         limits.check_open_kfid(open_kfid)
     start, end = selection(customer, since, until, st.env.clock())
-    if consumer is not None:
-        limits.check_consumer(consumer)
-    if ack is not None:
-        if ack != "replies":
-            raise ValidationError("--ack", f"{ack!r}: the only kind is replies")
-        if consumer is None:
-            raise UsageError("--ack replies goes with --consumer NAME")
-    if grep is not None:
-        check_query(grep, "--grep")
-        if follow or consumer is not None:
-            raise UsageError("--grep reads what is stored: not with --follow or --consumer")
+    _check_reading(consumer, ack, grep, follow)
     settings = st.settings()
     corp_id = settings.corp_id or ""
     if not corp_id:
@@ -614,26 +613,51 @@ def history(
                          one_by_one=rows.fmt == "table",
                          on_idle=lambda: out.status(_WAITING))
             return
-        if grep is not None:  # the newest `limit` matches (from `msg search`), oldest first
-            found = store.search(corp_id, grep, open_kfid=open_kfid, customer=customer,
-                                 since=start, until=end, limit=limit,
-                                 oldest_first=limit is None)
-            matches = found if limit is None else reversed(list(found))
-        else:
-            matches = store.messages(corp_id, open_kfid, customer=customer, since=start,
-                                     until=end, limit=limit, newest=limit is not None)
-        for row in matches:
-            rows.emit([row], None)
-        rows.end()
-        if customer is not None and open_kfid is not None and out.fmt == "table":
-            window = store.reply_window(corp_id, open_kfid, customer)
-            if window is not None:  # sends recorded by `msg send --batch` count
-                out.info(window.describe(state().env.clock()))
+        _list(store, rows, out, corp_id, open_kfid, customer=customer, since=start, until=end,
+              limit=limit, grep=grep)
     finally:
         store.close()
 
 
 _WAITING = "waiting for new messages in the store (Ctrl-C stops)"
+
+
+def _check_reading(consumer: str | None, ack: str | None, grep: str | None,
+                   follow: bool) -> None:
+    """`msg history`'s --consumer, --ack and --grep, checked together."""
+    if consumer is not None:
+        limits.check_consumer(consumer)
+    if ack is not None:
+        if ack != "replies":
+            raise ValidationError("--ack", f"{ack!r}: the only kind is replies")
+        if consumer is None:
+            raise UsageError("--ack replies goes with --consumer NAME")
+    if grep is not None:
+        check_query(grep, "--grep")
+        if follow or consumer is not None:
+            raise UsageError("--grep reads what is stored: not with --follow or --consumer")
+
+
+def _list(store, rows: _Rows, out, corp_id: str, open_kfid: str | None, *, customer, since,
+          until, limit, grep) -> None:
+    """`msg history` without --follow/--consumer: what is stored (or what --grep finds),
+    then, for one customer on a terminal, the reply window as the store knows it."""
+    start, end = since, until
+    if grep is not None:  # the newest `limit` matches (from `msg search`), oldest first
+        found = store.search(corp_id, grep, open_kfid=open_kfid, customer=customer,
+                             since=start, until=end, limit=limit,
+                             oldest_first=limit is None)
+        matches = found if limit is None else reversed(list(found))
+    else:
+        matches = store.messages(corp_id, open_kfid, customer=customer, since=start,
+                                 until=end, limit=limit, newest=limit is not None)
+    for row in matches:
+        rows.emit([row], None)
+    rows.end()
+    if customer is not None and open_kfid is not None and out.fmt == "table":
+        window = store.reply_window(corp_id, open_kfid, customer)
+        if window is not None:  # sends recorded by `msg send --batch` count
+            out.info(window.describe(state().env.clock()))
 
 
 def _consume(store, out, corp_id: str, open_kfid: str | None, name: str, *, customer, since,
