@@ -36,16 +36,6 @@ def steps_of(url: str):
     return sqlite.MIGRATIONS
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def empty_url(request, tmp_path):
-    """Where a store can be made: a SQLite file's path, or an empty PostgreSQL database."""
-    if request.param == "sqlite":
-        yield str(tmp_path / "store.db")
-    else:
-        with pgutil.fresh_database(migrated=False) as url:
-            yield url
-
-
 @contextmanager
 def connection(url: str):
     """A connection behind kfcli's back, in a transaction committed at the end."""
@@ -150,9 +140,9 @@ def test_each_dialect_has_a_step_for_every_version_described():
 
 @pytest.mark.parametrize("version", range(1, SCHEMA_VERSION))
 def test_a_store_of_every_earlier_version_migrates_to_the_schema_of_a_new_one(
-        empty_url, version, tmp_path):
-    build(empty_url, version)
-    with open_store(empty_url, migrate=False) as store:
+        empty_store_url, version, tmp_path):
+    build(empty_store_url, version)
+    with open_store(empty_store_url, migrate=False) as store:
         assert store.schema_version() == version
         assert store.migrate() == (version, SCHEMA_VERSION)
         assert store.migrate() == (SCHEMA_VERSION, SCHEMA_VERSION)  # done: nothing again
@@ -166,20 +156,20 @@ def test_a_store_of_every_earlier_version_migrates_to_the_schema_of_a_new_one(
         assert store.unanswered(CORP, "bot", KFID, upto=2, since=0) == 1
         store.record_sent(CORP, KFID, "wmA", "sent1")
         assert store.was_sent(CORP, KFID, "sent1")
-    if is_pg(empty_url):
+    if is_pg(empty_store_url):
         with pgutil.fresh_database(migrated=False) as new:
             open_store(new).close()
-            assert schema(empty_url) == schema(new)
+            assert schema(empty_store_url) == schema(new)
     else:
         new = str(tmp_path / "new.db")
         open_store(new).close()
-        assert schema(empty_url) == schema(new)
+        assert schema(empty_store_url) == schema(new)
 
 
-def test_a_failed_step_leaves_the_store_at_its_version(empty_url, monkeypatch):
-    build(empty_url, SCHEMA_VERSION - 1)
-    before = schema(empty_url)
-    steps = steps_of(empty_url)
+def test_a_failed_step_leaves_the_store_at_its_version(empty_store_url, monkeypatch):
+    build(empty_store_url, SCHEMA_VERSION - 1)
+    before = schema(empty_store_url)
+    steps = steps_of(empty_store_url)
     last = steps[SCHEMA_VERSION]
 
     def fail(conn) -> None:
@@ -187,32 +177,32 @@ def test_a_failed_step_leaves_the_store_at_its_version(empty_url, monkeypatch):
 
     monkeypatch.setitem(steps, SCHEMA_VERSION, (*last, fail))
     with pytest.raises(RuntimeError, match="halfway"):
-        open_store(empty_url)
+        open_store(empty_store_url)
     # All or nothing: the statements of the step that ran before the failure are undone.
-    assert schema(empty_url) == before
-    with open_store(empty_url, migrate=False) as store:
+    assert schema(empty_store_url) == before
+    with open_store(empty_store_url, migrate=False) as store:
         assert store.schema_version() == SCHEMA_VERSION - 1
     monkeypatch.setitem(steps, SCHEMA_VERSION, last)
-    with open_store(empty_url) as store:
+    with open_store(empty_store_url) as store:
         assert store.schema_version() == SCHEMA_VERSION
 
 
-def test_a_store_of_a_schema_3_build_without_the_sends_table_gets_it(empty_url):
+def test_a_store_of_a_schema_3_build_without_the_sends_table_gets_it(empty_store_url):
     """Builds of schema 3 before the reply window check did not create `sent`."""
-    build(empty_url, 3)
-    with connection(empty_url) as conn:
+    build(empty_store_url, 3)
+    with connection(empty_store_url) as conn:
         conn.execute("DROP TABLE sent")
-    with open_store(empty_url) as store:
+    with open_store(empty_store_url) as store:
         store.record_sent(CORP, KFID, "wmA", "sent1")
         assert store.was_sent(CORP, KFID, "sent1")
 
 
-def test_a_store_error_in_a_step_is_a_kfcli_error(empty_url, monkeypatch):
-    build(empty_url, SCHEMA_VERSION - 1)
-    steps = steps_of(empty_url)
+def test_a_store_error_in_a_step_is_a_kfcli_error(empty_store_url, monkeypatch):
+    build(empty_store_url, SCHEMA_VERSION - 1)
+    steps = steps_of(empty_store_url)
     monkeypatch.setitem(steps, SCHEMA_VERSION,
                         (*steps[SCHEMA_VERSION], "CREATE TABLE meta (key text)"))
     with pytest.raises(KfError, match="meta"):
-        open_store(empty_url)
-    with open_store(empty_url, migrate=False) as store:
+        open_store(empty_store_url)
+    with open_store(empty_store_url, migrate=False) as store:
         assert store.schema_version() == SCHEMA_VERSION - 1
