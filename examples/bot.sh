@@ -24,15 +24,22 @@ answer() {
     batch="" count=0
 }
 
-batch="" count=0
+batch="" count=0 partial=""
 while :; do
     if IFS= read -r -t 0.3 line; then
-        batch="$batch$line
-" count=$((count + 1))
+        batch="$batch$partial$line
+" count=$((count + 1)) partial=""
         [ "$count" -lt 200 ] || answer
     elif [ $? -gt 128 ]; then  # quiet for 0.3 s
-        answer
+        # A busy machine can stall bash in the middle of a line (it reads a pipe a byte at a
+        # time): read -t then hands back the part it read, which the rest follows.
+        if [ -n "$line" ]; then
+            partial="$partial$line"
+            continue
+        fi
+        [ -n "$partial" ] || answer
     else  # the end of the input
+        line="$partial$line"
         [ -z "$line" ] || batch="$batch$line
 "
         answer

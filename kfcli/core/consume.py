@@ -34,7 +34,7 @@ from kfcli.core.outage import Outage, StoreUnavailable
 
 if TYPE_CHECKING:
     from kfcli.core.pull import Journal
-    from kfcli.core.store.base import Lock, Row, Store
+    from kfcli.core.store.base import Lock, Row, Store, Watch
     from kfcli.core.sync import Message
 
 T = TypeVar("T")
@@ -172,6 +172,7 @@ class Consumer:
         self._lock: Lock | None = None
         self._lock_key = f"consumer:{corp_id}:{name}:{self.key}"
         self._relock = False
+        self._watch: Watch | None = None
 
     # -- life
 
@@ -196,12 +197,23 @@ class Consumer:
             self.close()
             raise
         self._relock = self.outage is not None  # the store may have been away meanwhile
+        self._watch = self.store.watch(self.corp_id)  # commits from now on wake `idle`
         return self.position
 
     def close(self) -> None:
+        if self._watch is not None:
+            self._watch.close()
+            self._watch = None
         if self._lock is not None:
             self._lock.release()
             self._lock = None
+
+    def idle(self, interval: float) -> None:
+        """Wait for news: until another process commits messages (the store's `watch`:
+        a fraction of a second), or at most `interval` seconds."""
+        if self._watch is None:
+            self._watch = self.store.watch(self.corp_id)
+        self._watch.wait(interval)
 
     def _begin(self) -> int:
         from kfcli.core.store.base import WINDOW_SECONDS
@@ -321,7 +333,7 @@ class Consumer:
                         self.advance(upto)
                     if not follow:
                         break
-                    self.sleep(interval)
+                    self.idle(interval)
         finally:
             if pending is not None:
                 last = pending
@@ -389,7 +401,7 @@ class Consumer:
                 return written
             if on_idle is not None:
                 on_idle()
-            self.sleep(interval)
+            self.idle(interval)
             self._relock = self.outage is not None
 
 
@@ -402,7 +414,23 @@ def follow(store: Store, corp_id: str, open_kfid: str | None,
     """`msg history --follow`: the stored messages (the newest `limit`), then every message as
     it is committed, until interrupted. The store may go away meanwhile: waited for (with
     `outage`), and the follower goes on after the last message delivered. `one_by_one`: one
-    message per `deliver` (a failure never repeats one)."""
+    message per `deliver` (a failure never repeats one). Between looks it waits on the
+    store's `watch`: a commit by any process wakes it at once, `interval` is the longest
+    wait."""
+    watch = store.watch(corp_id)
+    try:
+        _follow(store, corp_id, open_kfid, deliver, watch, customer=customer, since=since,
+                until=until, limit=limit, outage=outage, interval=interval,
+                one_by_one=one_by_one, on_idle=on_idle, sleep=sleep)
+    finally:
+        watch.close()
+
+
+def _follow(store: Store, corp_id: str, open_kfid: str | None,
+            deliver: Callable[[list[Row]], None], watch: Watch, *, customer: str | None,
+            since: int | None, until: int | None, limit: int | None, outage: Outage,
+            interval: float, one_by_one: bool, on_idle: Callable[[], None] | None,
+            sleep: Callable[[float], None]) -> None:
     last: int | None = None
     while last is None:  # the listing, tried again while it fails before its first message
         try:
@@ -431,5 +459,5 @@ def follow(store: Store, corp_id: str, open_kfid: str | None,
         if not batch:
             if on_idle is not None:
                 on_idle()
-            sleep(interval)
+            watch.wait(interval)
 

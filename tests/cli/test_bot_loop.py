@@ -24,11 +24,18 @@ DIES = f"{sys.executable} -c 'import sys; sys.stdin.readline()'"
 
 
 def loop(sandbox, store_env: dict, open_kfid: str, bot: str) -> subprocess.CompletedProcess:
+    """The pipeline; what the consumer wrote is kept (`tee`) and added to stderr, so that a
+    failure shows all three stages."""
+    import tempfile
+
     kfcli = f"{sys.executable} -m kfcli"
-    command = (f"{kfcli} msg history {open_kfid} --consumer bot --ack replies -o jsonl "
-               f"| {bot} | {kfcli} msg send --batch -")
-    return subprocess.run(["bash", "-c", command], capture_output=True, text=True,
-                          env={**os.environ, **sandbox.env, **store_env}, timeout=120)
+    with tempfile.NamedTemporaryFile(suffix=".jsonl") as read:
+        command = (f"{kfcli} msg history {open_kfid} --consumer bot --ack replies -o jsonl "
+                   f"| tee {read.name} | {bot} | {kfcli} msg send --batch -")
+        ran = subprocess.run(["bash", "-c", command], capture_output=True, text=True,
+                             env={**os.environ, **sandbox.env, **store_env}, timeout=120)
+        ran.stderr += f"\n[the consumer wrote]\n{Path(read.name).read_text()!r}"
+    return ran
 
 
 def replies(sandbox, open_kfid: str) -> list[tuple[str, str]]:
@@ -49,6 +56,7 @@ def test_every_customer_message_gets_one_reply(kf, sandbox, store_env, bot):
 
     ran = loop(sandbox, store_env, open_kfid, BOTS[bot])
     assert ran.returncode == 0, ran.stderr
+    assert len(replies(sandbox, open_kfid)) == 2, ran.stderr
     assert sorted(replies(sandbox, open_kfid)) == [
         ("wmA", "收到：订单什么时候发货？（我们会尽快回复）" if bot == "python"
          else "收到：订单什么时候发货？"),
@@ -130,7 +138,7 @@ def test_a_backlog_longer_than_the_reply_window_is_answered_within_it(kf, sandbo
     ran = loop(sandbox, store_env, open_kfid, BOTS[bot])
     assert ran.returncode == 0, ran.stderr
     results = [json.loads(line) for line in ran.stdout.splitlines()]
-    assert {r["status"] for r in results} == {"sent"}, results
+    assert {r["status"] for r in results} == {"sent"}, (results, ran.stderr)
     sent = replies(sandbox, open_kfid)
     backlog = [text for to, text in sent if to == "wmBacklog"]
     assert len(backlog) == 1 and all(q in backlog[0] for q in questions)
@@ -142,3 +150,29 @@ def test_a_backlog_longer_than_the_reply_window_is_answered_within_it(kf, sandbo
     # And the customer can still be answered 5 times (one send of the window was used).
     r = kf("msg", "history", open_kfid, "--customer", "wmBacklog", env=store_env)
     assert r.code == 0
+
+
+@pytest.mark.process
+def test_the_shell_bot_keeps_a_line_that_arrives_in_two_parts():
+    """bash reads a pipe a byte at a time: a line whose rest comes after more than the
+    bot's 0.3 s of quiet (a writer, or bash itself, stalled on a busy machine) was cut in two,
+    and jq choked on the halves. The part read is now kept until the rest arrives."""
+    if not shutil.which("jq"):
+        pytest.fail("jq is needed for examples/bot.sh (.ci/run installs it)")
+    line = json.dumps({"msgid": "m1", "open_kfid": "wkA", "external_userid": "wmA",
+                       "origin": 3, "msgtype": "text", "text": {"content": "分两次到"}},
+                      ensure_ascii=False)
+    half = len(line) // 2
+    code = (f"import sys, time; sys.stdout.write({line[:half]!r}); sys.stdout.flush(); "
+            f"time.sleep(1); sys.stdout.write({line[half:]!r} + '\\n')")
+    writer = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
+    try:
+        ran = subprocess.run(["sh", str(ROOT / "examples" / "bot.sh")], stdin=writer.stdout,
+                             capture_output=True, text=True, timeout=60)
+    finally:
+        writer.stdout.close()
+        writer.wait(timeout=60)
+    assert ran.returncode == 0 and ran.stderr == "", ran.stderr
+    assert [json.loads(x) for x in ran.stdout.splitlines()] == [
+        {"open_kfid": "wkA", "external_userid": "wmA", "reply_to": "m1", "msgtype": "text",
+         "text": {"content": "收到：分两次到"}}]

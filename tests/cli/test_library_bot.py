@@ -275,3 +275,31 @@ def test_the_example_bot_killed_mid_reply_answers_each_message_once(kf, sandbox,
     # Every message acknowledged: the same consumer started again hands nothing out.
     assert _answer_all(client, url, open_kfid, name="library-bot") == []
     assert len(sandbox.sent(open_kfid)) == 3
+
+
+def test_a_following_consumer_wakes_at_a_commit_by_another_process(sandbox, lib):
+    """Only the store's watch can wake a consumer that looks again every 600 s: SQLite's
+    change counter on one host, PostgreSQL's LISTEN/NOTIFY. The test fails (times out)
+    without it."""
+    client, url, _ = lib
+    open_kfid = sandbox.account()
+    store = open_store(url)
+    got: list = []
+    consumer = Consumer(store, client.corp_id, "watcher", open_kfid)
+    consumer.start()
+
+    def read() -> None:
+        for message in consumer.messages(follow=True, interval=600):
+            got.append(message.body["content"])
+            return
+
+    reader = threading.Thread(target=read, daemon=True)
+    try:
+        reader.start()
+        sandbox.say(open_kfid, "叫醒", external_userid="wmWake")
+        _ingest(client, url, open_kfid)  # another store object: other connections
+        reader.join(timeout=120)
+        assert got == ["叫醒"]
+    finally:
+        consumer.close()
+        store.close()

@@ -520,6 +520,21 @@ class Backup:
                 "media_bytes": self.media_bytes, "missing_media": self.missing_media}
 
 
+class Watch(ABC):
+    """Wakes a reader when another process (or host) commits messages to the store: a
+    follower or consumer answers at once instead of polling hard (`MessageStore.watch`).
+    One thread's; `wait` may wake without news (the caller looks, finds nothing, waits
+    again), never misses a commit that came after it was opened."""
+
+    @abstractmethod
+    def wait(self, timeout: float) -> bool:
+        """Block until a commit is seen (True) or `timeout` seconds pass (False). A
+        failure of the store counts as news: the caller looks and meets the failure."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
 class StorePart(Protocol):
     """What every part of the store contract says: which store it is."""
 
@@ -657,6 +672,11 @@ class PullStore(CursorStore, OutboxStore, Locks, Protocol):
 
 class MessageStore(StorePart, Protocol):
     """Reading messages out: in seq order, by msgid, by searchable text, for export."""
+
+    @abstractmethod
+    def watch(self, corp_id: str) -> Watch:
+        """A `Watch` on the corp's new messages (SQLite: the database's change counter, one
+        host; PostgreSQL: LISTEN/NOTIFY, any host)."""
 
     @abstractmethod
     def messages(self, corp_id: str, open_kfid: str | None = None, *,

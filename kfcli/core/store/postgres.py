@@ -27,6 +27,7 @@ WeCom keeps the messages); a refused login, a missing database or missing rights
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -64,6 +65,7 @@ from kfcli.core.store.base import (
     ReplyWindow,
     Row,
     Store,
+    Watch,
     callback_row,
     derived,
     file_digest,
@@ -766,6 +768,8 @@ class PostgresStore(Store):
                         cur.executemany("INSERT INTO media (seq, corp_id, media_id) VALUES "
                                         "(%s, %s, %s) ON CONFLICT DO NOTHING", media)
             new = [r for r, send_time in fresh if send_time >= emit_from]
+            if fresh:  # followers and consumers on any host wake at the commit
+                conn.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, corp_id))
             conn.execute(_MOVE_CURSOR, {"cursor": cursor, "now": now, "corp_id": corp_id,
                                         "open_kfid": open_kfid})
             outbox_id = None
@@ -938,6 +942,9 @@ class PostgresStore(Store):
             where.append("send_time < %s")
             args.append(until)
         return where, args
+
+    def watch(self, corp_id: str) -> Watch:
+        return _Listener(self, corp_id)
 
     def messages(self, corp_id: str, open_kfid: str | None = None, *,
                  customer: str | None = None, since: int | None = None,
@@ -1399,3 +1406,43 @@ FROM (
         ORDER BY seq OFFSET 0) AS m
     OFFSET 0) AS t
 ORDER BY seq"""
+
+
+#: The channel commit_page notifies (payload: the corp_id) when it stores new messages.
+NOTIFY_CHANNEL = "kfcli_messages"
+
+
+class _Listener(Watch):
+    """PostgreSQL's watch: LISTEN on a connection of its own (outside the pool); commits
+    that store messages NOTIFY the channel with their corp_id, from any host."""
+
+    def __init__(self, store: PostgresStore, corp_id: str) -> None:
+        self.store = store
+        self.corp_id = corp_id
+        self.conn: psycopg.Connection | None = None
+        try:  # listening from now: a commit after this is news even before the first wait
+            self._listen()
+        except (psycopg.Error, KfError):
+            self.close()
+
+    def _listen(self) -> None:
+        self.conn = self.store._connect()
+        self.conn.autocommit = True
+        self.conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+
+    def wait(self, timeout: float) -> bool:
+        try:
+            if self.conn is None:
+                self._listen()
+                return True  # listening again: anything committed meanwhile, look at it
+            notes = self.conn.notifies(timeout=timeout)
+            return any(note.payload == self.corp_id for note in notes)
+        except (psycopg.Error, KfError):
+            self.close()
+            return True  # the caller looks, and meets what is wrong
+
+    def close(self) -> None:
+        if self.conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                self.conn.close()
+            self.conn = None

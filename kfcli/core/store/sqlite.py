@@ -43,6 +43,7 @@ from kfcli.core.store.base import (
     ReplyWindow,
     Row,
     Store,
+    Watch,
     callback_row,
     derived,
     file_digest,
@@ -961,6 +962,9 @@ class SqliteStore(Store):
             args.append(until)
         return where, args
 
+    def watch(self, corp_id: str) -> Watch:
+        return _ChangeCounter(self)
+
     def messages(self, corp_id: str, open_kfid: str | None = None, *,
                  customer: str | None = None, since: int | None = None,
                  until: int | None = None, after_seq: int = 0, limit: int | None = None,
@@ -1595,3 +1599,54 @@ _PLAIN_FIELDS = """CASE WHEN plain THEN send_time END,
     CASE WHEN plain THEN body ->> '$.text.content' END"""
 
 
+
+
+class _ChangeCounter(Watch):
+    """SQLite's watch: `PRAGMA data_version` on a connection of its own changes when any
+    other connection (of any process on this host) commits. Reading it costs no disk I/O
+    beyond the WAL index in shared memory, so it is looked at every POLL seconds."""
+
+    #: How often the counter is read while waiting.
+    POLL = 0.02
+
+    def __init__(self, store: SqliteStore) -> None:
+        self.store = store
+        self.conn: sqlite3.Connection | None = None
+        self.version: int | None = None
+        try:  # from now: a commit after this is news even before the first wait
+            self.version = self._read()
+        except sqlite3.Error:
+            self.close()
+
+    def _read(self) -> int:
+        if self.conn is None:
+            from urllib.parse import quote
+
+            self.conn = sqlite3.connect(f"file:{quote(str(self.store.path))}?mode=ro",
+                                        uri=True, isolation_level=None,
+                                        check_same_thread=False, timeout=BUSY_TIMEOUT)
+        return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
+
+    def wait(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        try:
+            if self.version is None:
+                self.version = self._read()
+            while True:
+                version = self._read()
+                if version != self.version:
+                    self.version = version
+                    return True
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                time.sleep(min(self.POLL, left))
+        except sqlite3.Error:
+            self.close()
+            return True  # the caller looks, and meets what is wrong
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+        self.version = None
