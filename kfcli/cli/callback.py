@@ -152,7 +152,44 @@ def serve(
 ) -> None:
     """Run a callback receiver: answer WeCom, print each callback as a JSON line."""
     from kfcli.callback import logs
-    from kfcli.cli.callback_verify import credentials
+    from kfcli.callback.server import make_server, url_of
+
+    trusted, routes = _check_serve(open_kfid, sync=sync, no_media=no_media, no_emit=no_emit,
+                                   log_format=log_format, log_level=log_level,
+                                   trusted_proxy=trusted_proxy, route=route, corp_id=corp_id)
+    st = state()
+    emit = _Emit(st.out)
+    options = dict(open_kfids=open_kfid, history=history, media=not no_media,
+                   max_skew=max_skew, safety=safety_pull, trusted_proxies=trusted)
+    receiver, serving = _receiver(st, routes, corp_id, sync=sync,
+                                  emit=None if no_emit else emit, options=options)
+    logs.configure(log_format, log_level, stream=st.env.stderr)
+    quiet = {"/healthz", "/readyz", "/metrics"}
+
+    def access(line: str) -> None:
+        if not any(f" {path} " in line or f" {path}?" in line for path in quiet):
+            logs.log.info(line)
+
+    try:
+        server = make_server(host, port, receiver if routes else receiver.app,
+                             access_log=access if access_log else None, log=logs.log.warning)
+    except OSError as exc:
+        raise listen_failed(host, port, exc) from None
+    emit.server = server
+    server.on_busy = lambda: receiver.metrics.inc("kfcli_callbacks", result="busy")
+    # The first line, as scripts read it (the URL is its third word); log lines follow.
+    st.out.info(f"listening on {url_of(server)} ({serving}; " + (
+        "messages into the store, nothing on stdout)" if no_emit else
+        "callbacks and messages as JSON lines on stdout)" if sync else
+        "callbacks as JSON lines on stdout)"))
+    _serve(server, receiver, routes)
+
+
+def _check_serve(open_kfid, *, sync, no_media, no_emit, log_format, log_level, trusted_proxy,
+                 route, corp_id) -> tuple[list[str], dict[str, str]]:
+    """`callback serve`'s options checked together: (trusted proxies, routes)."""
+    from kfcli.callback import logs
+    from kfcli.callback import receiver as receivers
     from kfcli.core import limits
     from kfcli.core.errors import UsageError
 
@@ -172,74 +209,68 @@ def serve(
         logs.parse_networks(trusted)
     except ValueError as exc:
         raise UsageError(f"--trusted-proxy: {exc}") from None
-    from kfcli.callback import receiver as receivers
-    from kfcli.callback.server import make_server, url_of
-
     try:
         routes = receivers.parse_routes(route or ())
     except ValueError as exc:
         raise UsageError(f"--route: {exc}") from None
-    st = state()
-    out = st.out
-    reader_gone = threading.Event()
-    writing = threading.Lock()  # several routes: several emitter threads, one stdout
-    options = dict(open_kfids=open_kfid, history=history, media=not no_media,
-                   max_skew=max_skew, safety=safety_pull, trusted_proxies=trusted)
-
-    def emit(record: dict) -> None:
-        if reader_gone.is_set():
-            return
-        try:
-            with writing:
-                out.line(record)
-        except BrokenPipeError:
-            # The reader went away (`… | head`): stop rather than acknowledge callbacks that
-            # nobody will see; WeCom retries what it cannot deliver.
-            reader_gone.set()
-            _silence_stdout()
-            logs.log.warning("stdout closed; stopping")
-            threading.Thread(target=server.shutdown, daemon=True).start()
-
     if routes and corp_id is not None:
         raise UsageError("--corp-id goes without --route (each route's profile names its corp)")
+    return trusted, routes
+
+
+class _Emit:
+    """The receiver's stdout: one JSON line per record, from several emitter threads (one
+    per route). A reader that went away (`… | head`) stops the server rather than have it
+    acknowledge callbacks nobody will see; WeCom retries what it cannot deliver."""
+
+    def __init__(self, out) -> None:
+        self.out = out
+        self.server = None
+        self.gone = threading.Event()
+        self.writing = threading.Lock()
+
+    def __call__(self, record: dict) -> None:
+        from kfcli.callback import logs
+
+        if self.gone.is_set():
+            return
+        try:
+            with self.writing:
+                self.out.line(record)
+        except BrokenPipeError:
+            self.gone.set()
+            _silence_stdout()
+            logs.log.warning("stdout closed; stopping")
+            if self.server is not None:
+                threading.Thread(target=self.server.shutdown, daemon=True).start()
+
+
+def _receiver(st, routes: dict[str, str], corp_id: str | None, *, sync: bool, emit,
+              options: dict[str, Any]) -> tuple[Any, str]:
+    """(the receiver, what it serves, for the first line)."""
+    from kfcli.callback import receiver as receivers
+    from kfcli.cli.callback_verify import credentials
+
     if routes:  # each profile's corp on its own path; no current profile needed
-        receiver: Any = receivers.router_from_profiles(
-            routes, sync=sync, emit=None if no_emit else emit, **options)
-        serving = "routes " + ", ".join(f"{p} ({n})" for p, n in routes.items())
-    else:
-        # Secrets only from the environment or the profile: a long-running process would
-        # show flags to every user of the machine (ps) for as long as it runs.
-        creds = credentials(corp_id=corp_id, options=("corp_id",))
-        client = st.client() if sync else None  # fails now (exit 3) without the secret
-        store = None
-        if sync:
-            from kfcli.core.store import open_store
+        router = receivers.router_from_profiles(routes, sync=sync, emit=emit, **options)
+        return router, "routes " + ", ".join(f"{p} ({n})" for p, n in routes.items())
+    # Secrets only from the environment or the profile: a long-running process would show
+    # flags to every user of the machine (ps) for as long as it runs.
+    creds = credentials(corp_id=corp_id, options=("corp_id",))
+    client = st.client() if sync else None  # fails now (exit 3) without the secret
+    store = None
+    if sync:
+        from kfcli.core.store import open_store
 
-            store = open_store(settings=st.settings())  # a broken store fails now (exit 3/6)
-        receiver = receivers.Receiver(
-            creds.token, creds.aes_key, creds.receive_id, emit=None if no_emit else emit,
-            client=client, store=store, previous=receivers.previous_pair(st.settings()),
-            **options)
-        serving = f"receive id {creds.receive_id!r}"
-    logs.configure(log_format, log_level, stream=st.env.stderr)
-    app = receiver if routes else receiver.app
-    quiet = {"/healthz", "/readyz", "/metrics"}
+        store = open_store(settings=st.settings())  # a broken store fails now (exit 3/6)
+    receiver = receivers.Receiver(
+        creds.token, creds.aes_key, creds.receive_id, emit=emit, client=client, store=store,
+        previous=receivers.previous_pair(st.settings()), **options)
+    return receiver, f"receive id {creds.receive_id!r}"
 
-    def access(line: str) -> None:
-        if not any(f" {path} " in line or f" {path}?" in line for path in quiet):
-            logs.log.info(line)
 
-    try:
-        server = make_server(host, port, app, access_log=access if access_log else None,
-                             log=logs.log.warning)
-    except OSError as exc:
-        raise listen_failed(host, port, exc) from None
-    server.on_busy = lambda: receiver.metrics.inc("kfcli_callbacks", result="busy")
-    # The first line, as scripts read it (the URL is its third word); log lines follow.
-    out.info(f"listening on {url_of(server)} ({serving}; " + (
-        "messages into the store, nothing on stdout)" if no_emit else
-        "callbacks and messages as JSON lines on stdout)" if sync else
-        "callbacks as JSON lines on stdout)"))
+def _serve(server, receiver, routes: dict[str, str]) -> None:
+    """Serve until SIGTERM (exit 0 once the queue is written out) or Ctrl-C."""
     receiver.start()
     previous = signal.signal(signal.SIGTERM, _stop)
     try:
