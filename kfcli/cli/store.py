@@ -113,6 +113,11 @@ def status(
     out.rows([_row(a, now) for a in accounts], COLUMNS, headers=HEADERS, optional=optional,
              empty=f"nothing stored for corp {corp_id} yet; `kfcli msg sync OPEN_KFID` fills "
              "the store")
+    _status_notes(out, media, gaps, consumers, now)
+
+
+def _status_notes(out, media, gaps, consumers, now: float) -> None:
+    """`store status` on stderr below the table: the media archive, gaps, consumers."""
     if media.archived or media.pending or media.failed:
         out.info(f"media archive: {media.archived} archived ({_size(media.bytes)}), "
                  f"{media.pending} pending, {media.failed} failed (`kfcli store media`)")
@@ -185,21 +190,7 @@ def media(
     done = None
     with _opened() as (store, corp_id, _url, _source):
         if retry:
-            from kfcli.core.archive import Archiver
-
-            def progress(result, item) -> None:
-                out.status(f"fetching media {result.tried + 1}: {item.msgtype} of message "
-                           f"{item.msgid}")
-
-            try:
-                done = Archiver(st.client(), store, corp_id, progress=progress).run(
-                    open_kfid=account, force=True)
-            except KeyboardInterrupt:
-                from kfcli.core.errors import Interrupted
-
-                raise Interrupted("interrupted; what was fetched is kept") from None
-            finally:
-                out.status(None)
+            done = _fetch_media(st, store, corp_id, account)
         summary = store.media_summary(corp_id, account)
     doc: dict[str, object] = dict(summary.as_dict())
     if done is not None:
@@ -219,6 +210,27 @@ def media(
         raise PartialError(f"{plural(done.failed + done.retrying, 'media file')} could not be "
                            "fetched (" + ("see retry.errors)" if out.machine else
                                           "listed above)"))
+
+
+def _fetch_media(st, store, corp_id: str, account: str | None):
+    """`store media --retry`: every pending or failed media fetched now, with progress."""
+    from kfcli.core.archive import Archiver
+
+    out = st.out
+
+    def progress(result, item) -> None:
+        out.status(f"fetching media {result.tried + 1}: {item.msgtype} of message "
+                   f"{item.msgid}")
+
+    try:
+        return Archiver(st.client(), store, corp_id, progress=progress).run(
+            open_kfid=account, force=True)
+    except KeyboardInterrupt:
+        from kfcli.core.errors import Interrupted
+
+        raise Interrupted("interrupted; what was fetched is kept") from None
+    finally:
+        out.status(None)
 
 
 def _media_table(out, summary) -> None:
@@ -323,12 +335,27 @@ def prune(
     yes: YesOpt = False,
 ) -> None:
     """Remove messages older than a date (or than retention_days) from the store."""
+    out = state().out
+    cutoff, why = _cutoff(before, state().settings(), state().env.clock())
+    with _opened() as (store, corp_id, _url, _source):
+        preview = store.prune(corp_id, cutoff, dry_run=True)
+        if not dry_run:
+            # Always asked (scripts always pass --yes), whether or not anything is old enough
+            # today: a cron line without --yes fails the first day, not months later.
+            confirm(f"Remove {plural(preview.total, 'message')} {why} (corp {corp_id}) "
+                    "from the store?", yes=yes)
+        # Run also when no message is old enough: unused media (from killed downloads, or an
+        # earlier prune interrupted) go all the same.
+        result = preview if dry_run else store.prune(corp_id, cutoff)
+    out.done({**result.as_dict(), "dry_run": dry_run}, _pruned(result, why, dry_run))
+
+
+def _cutoff(before: str | None, settings, now: float) -> tuple[int, str]:
+    """`store prune`'s cutoff (unix seconds) and how to say it, from --before or the
+    retention_days setting."""
     from kfcli.core.errors import UsageError
     from kfcli.core.when import parse_when
 
-    out = state().out
-    settings = state().settings()
-    now = state().env.clock()
     if before is not None:
         cutoff = parse_when(before, option="--before", now=now)
         why = f"sent before {_local(cutoff)}"
@@ -346,17 +373,11 @@ def prune(
 
         raise ValidationError("--before", f"{before!r} is in the future: that would remove "
                               "messages not sent yet")
-    with _opened() as (store, corp_id, _url, _source):
-        preview = store.prune(corp_id, cutoff, dry_run=True)
-        if not dry_run:
-            # Always asked (scripts always pass --yes), whether or not anything is old enough
-            # today: a cron line without --yes fails the first day, not months later.
-            confirm(f"Remove {plural(preview.total, 'message')} {why} (corp {corp_id}) "
-                    "from the store?", yes=yes)
-        # Run also when no message is old enough: unused media (from killed downloads, or an
-        # earlier prune interrupted) go all the same.
-        result = preview if dry_run else store.prune(corp_id, cutoff)
-    doc = {**result.as_dict(), "dry_run": dry_run}
+    return cutoff, why
+
+
+def _pruned(result, why: str, dry_run: bool) -> str:
+    """What `store prune` removed (or would), in words."""
     verb = "would remove" if dry_run else "removed"
     per_account = "".join(f"\n  {kfid}: {plural(n, 'message')}"
                           for kfid, n in result.messages.items())
@@ -367,7 +388,7 @@ def prune(
     if result.kept_pending:
         message += (f"\nkept {plural(result.kept_pending, 'older message')} still to be "
                     "written out by a msg sync or receiver (pending outbox)")
-    out.done(doc, message)
+    return message
 
 
 def _configured() -> tuple[str, str, str]:
@@ -541,11 +562,17 @@ def migrate(
            "target": SCHEMA_VERSION, "steps": steps, "compatible_from": floor,
            "older_builds_keep_working": keep or not steps, "dry_run": dry_run,
            "migrated": migrated}
-    out = state().out
+    state().out.done(doc, _migration(shown, version, steps, keep=keep, dry_run=dry_run))
+
+
+def _migration(shown: str, version: int, steps: list[dict], *, keep: bool,
+               dry_run: bool) -> str:
+    """What `store migrate` did (or would), in words."""
+    from kfcli.core.store import SCHEMA_VERSION
+
     if version >= SCHEMA_VERSION:
-        out.done(doc, f"the store {shown} is at schema {version}: nothing to migrate "
-                 f"(this kfcli writes {SCHEMA_VERSION})")
-        return
+        return (f"the store {shown} is at schema {version}: nothing to migrate "
+                f"(this kfcli writes {SCHEMA_VERSION})")
     verb = "would migrate" if dry_run else "migrated"
     lines = [f"{verb} the store {shown} from schema {version} to {SCHEMA_VERSION}:"]
     lines += [f"  {s['version']}: {s['adds']}" for s in steps]
@@ -557,4 +584,4 @@ def migrate(
     else:
         lines.append(f"hosts running a build of schema {version} cannot use it afterwards: "
                      "stop them before migrating, and start them with this build")
-    out.done(doc, "\n".join(lines))
+    return "\n".join(lines)
