@@ -686,3 +686,64 @@ def _isatty(stream: IO[str]) -> bool:
         return stream.isatty()
     except (AttributeError, ValueError):
         return False
+
+
+class Transcript:
+    """The conversation view of messages on a terminal (`msg history`, `msg sync`): a line
+    for each new day, then per message its time, the customer (unless the view is of one
+    `customer`, named once above), who spoke (`customer`, the servicer's userid, `system`,
+    kfcli's sends) and what was said. Untrusted text is cleaned of control characters; what
+    a customer wrote never starts a line of its own."""
+
+    def __init__(self, out: Output, *, customer: str | None = None) -> None:
+        from rich.text import Text
+
+        self.console = rich_console(out)
+        self.customer = customer
+        self._day = ""
+        if customer is not None:
+            head = Text("conversation with customer ", style="bold")
+            head.append(customer, style="bold green")
+            self.console.print(head)
+
+    def show(self, message: Any, media: Any = None) -> None:
+        """One message (`kfcli.core.sync.Message`), with its archived media entry if any."""
+        import time
+
+        from rich.text import Text
+
+        from kfcli.core.transcript import describe, side, who
+
+        console = self.console
+        if message.send_time:
+            stamp = time.localtime(message.send_time)
+            day = time.strftime("%Y-%m-%d %A", stamp)
+            if day != self._day:
+                self._day = day
+                console.print(Text(f"── {day} ──", style="dim"))
+            clock = time.strftime("%H:%M:%S", stamp)
+        else:
+            clock = "--:--:--"
+        # The time alone is dim: a style given to Text() itself would be the whole line's
+        # base style, and dim every message that fits on its line.
+        line = Text()
+        line.append(f"{clock}  ", style="dim")
+        if self.customer is None and message.external_userid:
+            line.append(clean(message.external_userid) + "  ", style="green")
+        speaker = clean(who(message))
+        where = side(message)
+        style = {"customer": "bold green", "company": "bold cyan"}.get(where, "magenta")
+        line.append(speaker.ljust(8) + "  ", style=style)
+        event = where == "system"
+        # What a customer wrote never starts a line of its own: text that has line breaks or
+        # does not fit goes below, every line indented, so it cannot pass for a message.
+        text = clean(describe(message, media).replace("\t", " "), keep_newlines=True)
+        body = Text(text, style="italic" if event else "")
+        if "\n" not in text and line.cell_len + body.cell_len <= console.width:
+            console.print(line + body)
+        else:
+            from rich.padding import Padding
+
+            line.rstrip()
+            console.print(line)
+            console.print(Padding(body, (0, 0, 0, 4), expand=False))

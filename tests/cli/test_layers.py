@@ -68,3 +68,13 @@ def test_core_never_imports_the_cli_or_rich() -> None:
                 names = [node.module]
             for name in names:
                 assert not name.startswith(("kfcli.cli", "typer", "rich")), (path, name)
+
+
+def test_only_the_renderer_writes_stdout() -> None:
+    """Commands hand what they show to kfcli.render (STYLE #4): no print(), no rich Console
+    of their own."""
+    for path in (ROOT / "cli").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call):
+                name = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
+                assert name not in ("print", "Console", "rich_console"), (path, node.lineno)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated
 
@@ -82,8 +81,7 @@ class _Rows:
         self._pending: list[int] = []
         self._writer = None
         self._stream = None
-        self._console = None
-        self._day = ""
+        self._console = None  # the transcript (kfcli.render), made on first use
         if self.fmt != "table":
             if journal is not None:
                 from kfcli.core.syncwriter import WriterProcess
@@ -221,55 +219,12 @@ class _Rows:
                 self._writer.close()
 
     def _human(self, message: Message, media: MediaItem | None = None) -> None:
-        """The transcript view: a line for each new day, then per message its time, the
-        customer (unless the view is of one customer, named once above), who spoke
-        (`customer`, the servicer's userid or `system`) and what was said."""
-        from rich.text import Text
+        """The transcript view, from the renderer (`kfcli.render.Transcript`)."""
+        if self._console is None:
+            from kfcli.render import Transcript
 
-        from kfcli.core.transcript import describe, side, who
-        from kfcli.render import clean
-
-        console = self._console
-        if console is None:
-            from kfcli.render import rich_console
-
-            console = self._console = rich_console(self.out)
-            if self.customer is not None:
-                head = Text("conversation with customer ", style="bold")
-                head.append(self.customer, style="bold green")
-                console.print(head)
-        if message.send_time:
-            stamp = time.localtime(message.send_time)
-            day = time.strftime("%Y-%m-%d %A", stamp)
-            if day != self._day:
-                self._day = day
-                console.print(Text(f"── {day} ──", style="dim"))
-            clock = time.strftime("%H:%M:%S", stamp)
-        else:
-            clock = "--:--:--"
-        # The time alone is dim: a style given to Text() itself would be the whole line's
-        # base style, and dim every message that fits on its line.
-        line = Text()
-        line.append(f"{clock}  ", style="dim")
-        if self.customer is None and message.external_userid:
-            line.append(clean(message.external_userid) + "  ", style="green")
-        speaker = clean(who(message))
-        where = side(message)
-        style = {"customer": "bold green", "company": "bold cyan"}.get(where, "magenta")
-        line.append(speaker.ljust(8) + "  ", style=style)
-        event = where == "system"
-        # What a customer wrote never starts a line of its own: text that has line breaks or
-        # does not fit goes below, every line indented, so it cannot pass for a message.
-        text = clean(describe(message, media).replace("\t", " "), keep_newlines=True)
-        body = Text(text, style="italic" if event else "")
-        if "\n" not in text and line.cell_len + body.cell_len <= console.width:
-            console.print(line + body)
-        else:
-            from rich.padding import Padding
-
-            line.rstrip()
-            console.print(line)
-            console.print(Padding(body, (0, 0, 0, 4), expand=False))
+            self._console = Transcript(self.out, customer=self.customer)
+        self._console.show(message, media)
 
 
 def _callback_tokens(source: str, open_kfid: str):
