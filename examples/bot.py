@@ -16,7 +16,7 @@ import select
 import sys
 import time
 
-SETTLE = 0.3  # seconds of quiet before the waiting customers are answered
+SETTLE = 0.1  # seconds of quiet before the waiting customers are answered
 WAIT = 2.0  # at most this long after a customer's first waiting message
 MOST = 100  # messages one reply may acknowledge (msg send --batch)
 

@@ -155,7 +155,7 @@ def test_a_backlog_longer_than_the_reply_window_is_answered_within_it(kf, sandbo
 @pytest.mark.process
 def test_the_shell_bot_keeps_a_line_that_arrives_in_two_parts():
     """bash reads a pipe a byte at a time: a line whose rest comes after more than the
-    bot's 0.3 s of quiet (a writer, or bash itself, stalled on a busy machine) was cut in two,
+    bot's 0.1 s of quiet (a writer, or bash itself, stalled on a busy machine) was cut in two,
     and jq choked on the halves. The part read is now kept until the rest arrives."""
     if not shutil.which("jq"):
         pytest.fail("jq is needed for examples/bot.sh (.ci/run installs it)")
