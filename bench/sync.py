@@ -14,13 +14,24 @@ alternated, times:
 * the same into a fresh PostgreSQL database per run (`KFCLI_STORE=postgresql://…`), when
   `PGHOST` is set (e.g. under `pg_virtualenv`, which sets PGHOST/PGPORT/PGUSER/PGPASSWORD);
 * a plain script paging through sync_msg with `requests` and printing each message as a JSON
-  line (no store: the floor).
+  line (no store: the floor);
+* `kfcli msg sync OPEN_KFID --no-save -o jsonl > /dev/null`: the same pull with no store;
+* a hand-written "durable" loop: the plain script, plus each page stored into a fresh SQLite
+  file in one transaction before its lines are printed, with the same durable work kfcli's
+  store does: the same `messages` table and indexes, the same trigram FTS index filled per
+  page, the media rows of media messages, the account's cursor, WAL with synchronous=NORMAL
+  (the DDL is read from a store kfcli created, so it stays the same as kfcli's).
 
-Prints messages/s of each, the ratio of throughputs kfcli/plain (target: >= 0.8, i.e. kfcli's
-time within 1.25x of the plain loop's), and the peak RSS of each command *including its child
-processes* (kfcli starts a small writer process): the process tree is sampled every 10 ms and
-the peaks (VmHWM) of all its processes are added up. Target: kfcli's does not grow with the
-message count. Medians over --runs runs; RSS is the largest over the runs.
+Prints messages/s of each and the peak RSS of each command *including its child processes*
+(kfcli starts a small writer process): the process tree is sampled every 10 ms and the peaks
+(VmHWM) of all its processes are added up. Target: kfcli's does not grow with the message
+count. Medians over --runs runs; RSS is the largest over the runs. Then the budgets (issue 20),
+as ratios of times measured in this one run, each the median of the per-run ratios (the
+commands alternate, so each pair ran under the same load) with their range:
+
+* `msg sync --no-save` / the plain loop: target <= 1.05x;
+* `msg sync` into a fresh SQLite store / the hand-written durable loop: target <= 1.15x;
+* and, as before, kfcli's throughput into SQLite / the plain loop's: target >= 0.8.
 """
 
 from __future__ import annotations
@@ -54,6 +65,76 @@ while True:
     if not doc.get("has_more"):
         break
 """
+
+# The plain loop, storing each page durably as kfcli's SQLite store does (argv: base URL,
+# token, open_kfid, store file, DDL file). Per page, one transaction: the messages (INSERT OR
+# IGNORE on the unique msgid index), the page's FTS entries in one statement, the media rows,
+# the cursor; then the page's JSON lines.
+DURABLE = """
+import json, sqlite3, sys, time, requests
+base, token, open_kfid, path, ddl = sys.argv[1:6]
+conn = sqlite3.connect(path, isolation_level=None)
+conn.execute("PRAGMA journal_mode=WAL")
+conn.execute("PRAGMA synchronous=NORMAL")
+conn.execute("PRAGMA wal_autocheckpoint=16384")
+conn.executescript(open(ddl).read())
+conn.execute("INSERT INTO accounts (corp_id, open_kfid) VALUES ('bench', ?)", (open_kfid,))
+MEDIA = ("image", "voice", "video", "file")
+session = requests.Session()
+cursor, out = "", sys.stdout
+while True:
+    body = {"open_kfid": open_kfid, "limit": 1000}
+    if cursor:
+        body["cursor"] = cursor
+    doc = session.post(base + "/cgi-bin/kf/sync_msg", params={"access_token": token},
+                       json=body).json()
+    now, rows, lines = time.time(), [], []
+    for m in doc["msg_list"]:
+        kind = m.get("msgtype", "")
+        search = m["text"].get("content", "").lower() + "\\n\\n" if kind == "text" else ""
+        line = json.dumps(m, ensure_ascii=False)
+        lines.append(line)
+        rows.append((1, 1, now, m["msgid"], m.get("external_userid", ""),
+                     m.get("servicer_userid", ""), m.get("origin", 0), kind,
+                     m.get("send_time", 0), line, search))
+    cursor = doc.get("next_cursor") or cursor
+    conn.execute("BEGIN IMMEDIATE")
+    row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'messages'").fetchone()
+    before = row[0] if row else 0
+    conn.executemany("INSERT OR IGNORE INTO messages (corp, account, stored_at, msgid, "
+                     "external_userid, servicer_userid, origin, msgtype, send_time, body, "
+                     "search) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    conn.execute("INSERT INTO messages_fts (rowid, search) SELECT seq, search FROM messages "
+                 "WHERE seq > ? AND search <> ''", (before,))
+    conn.executemany("INSERT OR IGNORE INTO media (seq, corp, media_id) VALUES (?, 1, ?)",
+                     [(before + i + 1, m[kind]["media_id"]) for i, m in
+                      enumerate(doc["msg_list"]) if (kind := m.get("msgtype")) in MEDIA])
+    conn.execute("UPDATE accounts SET cursor = ?, cursor_at = ?, last_pull_at = ? "
+                 "WHERE id = 1", (cursor, now, now))
+    conn.execute("COMMIT")
+    out.write("".join(line + "\\n" for line in lines))
+    if not doc.get("has_more"):
+        break
+"""
+
+
+def store_ddl(path: Path) -> str:
+    """The DDL of the messages, media and accounts tables of a store kfcli creates: the
+    tables, their indexes and the FTS table (not FTS's own shadow tables)."""
+    import sqlite3
+
+    from kfcli.core.store.sqlite import SqliteStore
+
+    SqliteStore(path).close()
+    conn = sqlite3.connect(path)
+    try:
+        rows = conn.execute("SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL "
+                            "AND tbl_name IN ('messages', 'media', 'accounts', 'messages_fts') "
+                            "AND type IN ('table', 'index') ORDER BY rowid").fetchall()
+    finally:
+        conn.close()
+    return "".join(f"{sql};\n" for kind, name, sql in rows)
+
 
 # Runs a command with stdout to /dev/null; prints its wall time and the sum over the process
 # tree (the command and all its descendants) of each process's peak RSS (VmHWM, KiB), sampled
@@ -233,7 +314,8 @@ def main() -> None:
     from kfcli.sandbox import start
 
     why_no_pg = pg_available()
-    commands = ["kfcli sqlite", "plain"] + ([] if why_no_pg else ["kfcli postgresql"])
+    commands = (["kfcli sqlite", "durable", "kfcli --no-save", "plain"]
+                + ([] if why_no_pg else ["kfcli postgresql"]))
     results: dict[int, dict[str, tuple[list[float], list[int]]]] = {}
     loads = [os.getloadavg()[0]]
     nprocs: dict[str, int] = {}  # processes seen in each command's tree
@@ -247,6 +329,10 @@ def main() -> None:
                 token, open_kfid = seed_sandbox(base, creds, count)
                 plain = Path(tmp) / "plain.py"
                 plain.write_text(PLAIN)
+                durable = Path(tmp) / "durable.py"
+                durable.write_text(DURABLE)
+                ddl = Path(tmp) / "store.sql"
+                ddl.write_text(store_ddl(Path(tmp) / "ddl.db"))
                 env = {**os.environ, "KFCLI_BASE_URL": base, "KFCLI_CORP_ID": creds["corp_id"],
                        "KFCLI_SECRET": creds["secret"], "XDG_CACHE_HOME": f"{tmp}/cache",
                        "KFCLI_CONFIG_DIR": f"{tmp}/cfg"}
@@ -262,6 +348,11 @@ def main() -> None:
                         env["XDG_STATE_HOME"] = f"{tmp}/state{run}"  # run journals: fresh too
                         if name == "plain":
                             cmd = [sys.executable, str(plain), base, token, open_kfid]
+                        elif name == "durable":
+                            cmd = [sys.executable, str(durable), base, token, open_kfid,
+                                   f"{tmp}/durable-{run}.db", str(ddl)]
+                        elif name == "kfcli --no-save":
+                            cmd = [*sync, "--no-save"]
                         elif name == "kfcli sqlite":
                             env["KFCLI_STORE"] = sqlite_url(f"{tmp}/store-{run}.db")
                             cmd = sync
@@ -298,16 +389,26 @@ def main() -> None:
             shown = "-" if name == "plain" else f"{ratio:.2f}x"
             print(f"{count:>9}  {name:<17}{count / t:>8.0f}{t:>10.2f}{shown:>10}"
                   f"{max(rsss) / 1024:>15.1f}MB{nprocs[name]:>7}")
-            if name != "plain" and count == max(results):
+            if name.startswith("kfcli") and count == max(results):
                 verdicts.append((name, ratio))
+    top = results[max(results)]
+    for name, base, target in (("kfcli --no-save", "plain", 1.05),
+                               ("kfcli sqlite", "durable", 1.15)):
+        ratios = sorted(a / b for a, b in zip(top[name][0], top[base][0], strict=True))
+        ratio = statistics.median(ratios)
+        verdict = "met" if ratio <= target else "MISSED"
+        print(f"budget at {max(results)} messages: {name} / {base}: {ratio:.2f}x "
+              f"(runs {ratios[0]:.2f}-{ratios[-1]:.2f}x), target <= {target}x: {verdict}")
     for name, ratio in verdicts:
+        if name == "kfcli --no-save":
+            continue
         verdict = "met" if ratio >= 0.8 else "MISSED"
         print(f"target {name} throughput >= 0.8x plain at {max(results)} messages: "
               f"{ratio:.2f}x, {verdict}")
     if len(results) > 1:
         lo, hi = min(results), max(results)
         for name in commands:
-            if name == "plain":
+            if not name.startswith("kfcli"):
                 continue
             a, b = max(results[lo][name][1]), max(results[hi][name][1])
             flat = "flat" if b <= a * 1.15 + 2048 else "GROWS"
