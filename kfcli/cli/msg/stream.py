@@ -443,7 +443,7 @@ def _pull_into_store(out, client, settings, open_kfid: str, *, token, cursor, al
 
 def _read_only(client, out, open_kfid: str, *, cursor, token, limit, voice) -> None:
     """--no-save: page from `cursor` and write everything, touching no store."""
-    from kfcli.core.store.base import Incoming, Row
+    from kfcli.core.store.base import Row, json_line
 
     rows = _Rows(out)
     stream = client.sync_messages(open_kfid, cursor=cursor or None, token=token, limit=limit,
@@ -451,7 +451,7 @@ def _read_only(client, out, open_kfid: str, *, cursor, token, limit, voice) -> N
     stream.keep_text = True
     for page in stream.pages():
         texts = page.msg_texts or [None] * len(page.msg_list)
-        rows.emit([Row(0, Incoming.from_api(doc, text).text)
+        rows.emit([Row(0, json_line(doc, text))
                    for doc, text in zip(page.msg_list, texts, strict=True)], None)
     rows.end()
     if out.fmt in ("table", "tsv"):

@@ -116,10 +116,7 @@ class Incoming(NamedTuple):
     def from_api(cls, doc: dict[str, Any], text: str | None = None) -> Incoming:
         get = doc.get
         msgtype = get("msgtype") or ""
-        if text is None:
-            text = _dumps(doc)
-        elif "\n" in text:  # pretty-printed by the server: one message stays one line
-            text = _dumps(json.loads(text))
+        text = json_line(doc, text)
         external, servicer = get("external_userid"), get("servicer_userid")
         if msgtype == "event" and (not external or not servicer):
             # Events carry the customer and servicer inside `event` (kf-api.md §3.1).
@@ -151,6 +148,16 @@ class Incoming(NamedTuple):
         return search_text(doc) if isinstance(doc, dict) else ""
 
 
+def json_line(doc: dict[str, Any], text: str | None = None) -> str:
+    """The message's JSON text on one line: `text` as received (see `Incoming.from_api`),
+    else `doc` encoded."""
+    if text is None:
+        return _dumps(doc)
+    if "\n" in text:  # pretty-printed by the server: one message stays one line
+        return _dumps(json.loads(text))
+    return text
+
+
 #: Message types whose `media_id` the archive fetches (kf-api.md §3.2).
 MEDIA_TYPES = ("image", "voice", "video", "file")
 
@@ -169,7 +176,16 @@ def search_text(doc: dict[str, Any]) -> str:
     """What `msg search` looks in: `search_pieces` lower-cased (case-insensitive for Latin
     script; CJK has no case), one line per piece. Empty for messages with nothing to read
     (images, most events)."""
+    if doc.get("msgtype") == "text":  # most messages: their content is all there is to read
+        body = doc.get("text")
+        if type(body) is dict and body.keys() <= _TEXT_KEYS:
+            content = body.get("content")
+            return content.lower() if isinstance(content, str) and content.strip() else ""
     return "\n".join(search_pieces(doc)).lower()
+
+
+#: The fields of a text message (kf-api.md §3.2): search_pieces reads only `content` of them.
+_TEXT_KEYS = frozenset(("content", "menu_id"))
 
 
 def search_pieces(doc: dict[str, Any]) -> list[str]:
