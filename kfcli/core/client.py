@@ -27,7 +27,6 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
@@ -65,6 +64,7 @@ from kfcli.core.models import (
     ServiceState,
     SyncPage,
 )
+from kfcli.core.records import record
 from kfcli.core.redact import redact, register_secret
 from kfcli.core.tokens import TokenCache
 
@@ -75,7 +75,7 @@ BACKOFF_ERRCODES = frozenset({-1, 45009, 45033})
 Trace = Callable[[str], None]
 
 
-@dataclass(frozen=True)
+@record
 class RetryPolicy:
     """How often and how long to retry. Delays are `base * 2**n` capped, each drawn at random
     from its upper half (jitter that still keeps a minimum wait)."""
@@ -91,7 +91,7 @@ class RetryPolicy:
         return random.uniform(ceiling / 2, ceiling)
 
 
-@dataclass(frozen=True)
+@record
 class Timeout:
     connect: float = 5.0
     read: float = 30.0

@@ -10,8 +10,9 @@ Codes missing from it keep their raw errcode and errmsg and raise plain `ApiErro
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
+
+from kfcli.core.records import record
 
 
 class KfError(Exception):
@@ -212,7 +213,7 @@ class TokenError(ApiError):
     kind = "token"
 
 
-@dataclass(frozen=True)
+@record
 class ErrorInfo:
     exc: type[ApiError]
     en: str
