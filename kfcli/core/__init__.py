@@ -12,7 +12,7 @@ too: `PullLoop` (pull accounts into the store exactly once), `Consumer` (read it
 with acknowledgement), `Replier` and `BatchSender` (replies that never go out twice); see
 the README's "kfcli from Python" and examples/library_bot.py.
 
-Nothing here imports Typer or rich; HTTP (`http.client`), SQLite and psycopg are imported on
+Nothing here imports Typer or rich; HTTP (urllib3), SQLite and psycopg are imported on
 first use.
 """
 
