@@ -40,15 +40,16 @@ AFTER_RESET = ("the next pull starts from the earliest message WeCom still keeps
 
 
 @contextmanager
-def _opened() -> Iterator[tuple[Store, str, str, str]]:
-    """(store, corp_id, the URL with its password masked, where the URL came from)."""
+def _opened(*, create: bool = True) -> Iterator[tuple[Store, str, str, str]]:
+    """(store, corp_id, the URL with its password masked, where the URL came from);
+    `create=False` for what only reads: no store there is exit 3, and none is made."""
     from kfcli.core.store import display_url, open_store, parse, resolve_url
 
     settings = state().settings()
     url, source = resolve_url(settings)
     parse(url)  # a bad URL is reported before anything else (exit 3)
     settings.require("corp_id")
-    with open_store(url) as store:
+    with open_store(url, create=create, source=source) as store:
         yield store, settings.corp_id, display_url(url), source
 
 
@@ -86,7 +87,7 @@ def status(
     if account is not None:
         limits.check_open_kfid(account)
     out = state().out
-    with _opened() as (store, corp_id, url, source):
+    with _opened(create=False) as (store, corp_id, url, source):
         version = store.schema_version()
         accounts = store.status(corp_id)
         consumers = store.consumers(corp_id)

@@ -61,6 +61,11 @@ class ConfigError(KfError):
     kind = "config"
 
 
+class StoreMissing(ConfigError):
+    """A command that only reads found no message store where the settings point (a typo
+    in KFCLI_STORE, another profile's path): exit 3, and nothing was created."""
+
+
 class UnsafeDirectory(ConfigError):
     """A directory kfcli keeps private files in is a symlink, another user's, or writable
     by group or others (kfcli.core.files.ensure_private_dir). Exit 3, never retried."""

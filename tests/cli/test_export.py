@@ -208,6 +208,7 @@ def test_missing_directory_and_directory_target(kf, stored, tmp_path: Path) -> N
 
 
 def test_export_to_dev_null_and_empty_store(kf, sandbox) -> None:
+    assert kf("msg", "sync", sandbox.account()).code == 0  # a store, with nothing in it
     r = kf("msg", "export", "--format", "html", "-O", "/dev/null")
     assert r.code == 2 and "a device" in r.err and "--force" in r.err  # nothing written
     r = kf("msg", "export", "--format", "html", "-O", "/dev/null", "--force")

@@ -79,7 +79,19 @@ def filled(sandbox, store) -> dict:
 # ---------------------------------------------------------------------- status
 
 
+def created(store: dict) -> dict:
+    """The store made, as a writer (msg sync, a receiver) makes it: reads never do."""
+    from kfcli.core.store import open_store
+
+    open_store(store["url"]).close()
+    return store
+
+
 def test_status_on_an_empty_store(kf, store):
+    r = kf("store", "status", env=store["env"])
+    assert r.code == 3 and f"no message store at {store['path']} (from KFCLI_STORE)" in r.err
+    assert not store["path"].exists()  # a read never creates one
+    created(store)
     r = kf("store", "status", env=store["env"])
     assert r.code == 0, r.err
     assert r.out == ""  # TSV when piped: no rows
@@ -138,7 +150,7 @@ def test_status_table_never_cuts_an_id(filled, sandbox):
 
 
 def test_status_with_the_embedded_sandbox(run, store):
-    r = run("--sandbox", "store", "status", "-o", "json", env=store["env"])
+    r = run("--sandbox", "store", "status", "-o", "json", env=created(store)["env"])
     assert r.code == 0, r.err
     assert r.json()["corp_id"].startswith("ww")
 
@@ -271,9 +283,13 @@ def test_store_setting_set_get_show_list_and_used(kf, run, home, tmp_path):
     assert run("config", "list", "-o", "json").json()[0]["store"] == sqlite_url(path)
     doc = kf("auth", "status", "-o", "json").json()
     assert doc["settings"]["store"] == {"value": sqlite_url(path), "source": "profile"}
-    r = kf("store", "status", "-o", "json")  # the profile's store is the one opened
+    r = kf("store", "status", "-o", "json")  # the profile's store is the one looked for
+    assert r.code == 3 and str(path) in r.err and "profile's `store` setting" in r.err
+    assert not path.exists()
+    created({"url": sqlite_url(path)})
+    r = kf("store", "status", "-o", "json")  # and opened
     assert r.code == 0, r.err
-    assert r.json()["url"] == sqlite_url(path) and path.exists()
+    assert r.json()["url"] == sqlite_url(path)
     # KFCLI_STORE wins over the profile
     other = sqlite_url(tmp_path / "env-store.db")
     doc = kf("auth", "status", "-o", "json", env={"KFCLI_STORE": other}).json()
@@ -284,7 +300,9 @@ def test_store_setting_default_is_the_sqlite_file_in_the_state_dir(kf, home):
     doc = kf("auth", "status", "-o", "json").json()
     default = sqlite_url(home / "state" / "kfcli" / "store.db")
     assert doc["settings"]["store"] == {"value": default, "source": "default"}
-    assert kf("store", "status", "-o", "json").json()["url"] == default
+    r = kf("store", "status", "-o", "json")
+    assert r.code == 3 and str(home / "state" / "kfcli" / "store.db") in r.err
+    assert "(the default)" in r.err
 
 
 def test_store_url_with_a_password_from_stdin_is_masked_everywhere(kf, run, home):

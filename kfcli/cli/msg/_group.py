@@ -65,3 +65,21 @@ def check_columns(out) -> None:
         from kfcli.core.transcript import ROW_COLUMNS, ROW_EXTRA
 
         out.columns_for(ROW_COLUMNS, extra=ROW_EXTRA)
+
+
+def note_unseen(out, store, corp_id: str, open_kfid: str | None, customer: str | None
+                ) -> None:
+    """After a read that found nothing: one line on stderr when the account or the
+    customer asked for is one the store has never seen, so that a mistyped id does not
+    look like an empty answer (exit 0 all the same)."""
+
+    def seen(**which) -> bool:
+        return next(iter(store.messages(corp_id, open_kfid, limit=1, **which)), None) \
+            is not None
+
+    if open_kfid is not None and not seen():
+        out.info(f"no stored messages for account {open_kfid} (`kfcli msg sync {open_kfid}` "
+                 "pulls them)")
+    elif customer is not None and not seen(customer=customer):
+        of = f" of account {open_kfid}" if open_kfid is not None else ""
+        out.info(f"no stored messages for customer {customer}{of}")

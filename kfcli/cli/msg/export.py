@@ -17,7 +17,7 @@ from typing import IO, Annotated
 import typer
 
 from kfcli.cli.context import state
-from kfcli.cli.msg._group import CustomerOpt, SinceOpt, UntilOpt, app, selection
+from kfcli.cli.msg._group import CustomerOpt, SinceOpt, UntilOpt, app, note_unseen, selection
 from kfcli.core import limits
 from kfcli.core.errors import Interrupted, KfError, UsageError, ValidationError
 
@@ -151,7 +151,8 @@ appears once it is complete (an interrupted export leaves no partial file), read
 only (it holds customers' words). Memory stays the same however many messages are exported.
 
 Exit status: 0 done, 2 invalid input, an existing file without --force or an unwritable
-path, 3 the store is misconfigured, 6 a PostgreSQL store is unreachable, 130 interrupted.""")
+path, 3 the store is misconfigured or does not exist (nothing is created), 6 a PostgreSQL
+store is unreachable, 130 interrupted.""")
 def export(
     fmt: Annotated[str, typer.Option(
         "--format", metavar="csv|jsonl|html", help="What to write: csv (for spreadsheets), "
@@ -196,7 +197,7 @@ def export(
 
     from kfcli.core.store import open_store
 
-    store = open_store(settings=settings)
+    store = open_store(settings=settings, create=False)
     target = None
     try:
         target = _Target(output_file, force=force)
@@ -208,6 +209,8 @@ def export(
         try:
             exporter.write(fmt, target.stream)
             target.finish()
+            if not exporter.count:
+                note_unseen(out, store, corp_id, account, customer)
         except BrokenPipeError:
             raise BrokenPipeError("stdout was closed") from None  # `| head`: exit 0
         except OSError as exc:

@@ -113,7 +113,7 @@ def media(
     settings = st.settings()
     settings.require("corp_id")
     corp_id = settings.corp_id or ""
-    with open_store(settings=settings) as store:
+    with open_store(settings=settings, create=False) as store:
         item, chunks = _content(st, store, corp_id, msgid)
         if into:  # under the file's own name, known now
             fallback = msgid + extension_for(item.content_type)

@@ -23,6 +23,7 @@ from kfcli.cli.msg._group import (
     app,
     check_columns,
     check_query,
+    note_unseen,
     selection,
 )
 from kfcli.core import limits
@@ -58,8 +59,8 @@ Text of three characters or more is looked up in the index; one or two character
 by reading the messages the other options select (narrow with --account, --customer, --since).
 
 Exit status: 0 done (also when nothing matches: "no messages match" on a terminal), 2 invalid
-input (empty TEXT, --since after --until), 3 the store is misconfigured, 6 a PostgreSQL store
-is unreachable.""")
+input (empty TEXT, --since after --until), 3 the store is misconfigured or does not exist
+(nothing is created), 6 a PostgreSQL store is unreachable.""")
 def search(
     text: Annotated[str, typer.Argument(metavar="TEXT", help="The text to look for.",
                                         show_default=False)],
@@ -93,7 +94,7 @@ def search(
     settings = st.settings()
     if not settings.corp_id:
         settings.require("corp_id")
-    store = open_store(settings=settings)
+    store = open_store(settings=settings, create=False)
     try:
         rows = store.search(settings.corp_id, text, open_kfid=account, customer=customer,
                             since=start, until=end, limit=None if cap is None else cap + 1)
@@ -102,6 +103,8 @@ def search(
         except BrokenPipeError:
             # The reader went away (`| head`): a quiet end (exit 0), as for msg history.
             raise BrokenPipeError("stdout was closed") from None
+        if count == 0:
+            note_unseen(out, store, settings.corp_id, account, customer)
     finally:
         store.close()
     if count == 0 and (out.fmt == "table" or out.stderr_tty):

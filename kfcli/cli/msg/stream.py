@@ -24,6 +24,7 @@ from kfcli.cli.msg._group import (
     app,
     check_columns,
     check_query,
+    note_unseen,
     selection,
 )
 from kfcli.cli.msg.media import archive_after_pull
@@ -266,13 +267,14 @@ def _store_outage(out) -> Outage:
     return Outage("the message store", out.warning, then="trying again")
 
 
-def _open_store(settings, outage: Outage | None):
+def _open_store(settings, outage: Outage | None, *, create: bool = True):
     """The store; a follower's (`outage` given) is waited for while it cannot be reached, and
-    its failures are raised as StoreUnavailable, to be ridden out."""
+    its failures are raised as StoreUnavailable, to be ridden out. `create=False` (a command
+    that only reads): a store that does not exist is exit 3, and is not created."""
     from kfcli.core.store import open_store
 
     if outage is None:
-        return open_store(settings=settings)
+        return open_store(settings=settings, create=create)
     from kfcli.core.outage import guarded, open_waiting
 
     return guarded(open_waiting(lambda: open_store(settings=settings), outage))
@@ -496,8 +498,9 @@ line on stderr when it begins and one when it ends; the follower goes on after t
 message it wrote, and a consumer records its position once the store is back.
 
 Exit status: 0 done (also when the reader closes the pipe), 1 the consumer NAME is already
-running, 2 invalid input, 3 the store is misconfigured, 6 a PostgreSQL store is unreachable
-(without --follow), 130 interrupted.""")
+running, 2 invalid input, 3 the store is misconfigured, or does not exist (without --follow
+or --consumer, nothing is created), 6 a PostgreSQL store is unreachable (without --follow),
+130 interrupted. An account or customer never stored: a note on stderr, exit 0.""")
 def history(
     open_kfid: Annotated[str | None, typer.Argument(
         help="The account's open_kfid (default: every account).", show_default=False)] = None,
@@ -548,7 +551,9 @@ def history(
         settings.require("corp_id")
     # A follower rides out store outages (a line on stderr when one begins and ends).
     outage = _store_outage(out) if follow else None
-    store = _open_store(settings, outage)
+    # Reads never create a store (a typo in KFCLI_STORE is exit 3, not an empty answer);
+    # a follower or a consumer waits for messages, so it may create it.
+    store = _open_store(settings, outage, create=follow or consumer is not None)
     try:
         if consumer is not None:
             _consume(store, out, corp_id, open_kfid, consumer, customer=customer, since=start,
@@ -609,6 +614,8 @@ def _list(store, rows: _Rows, out, corp_id: str, open_kfid: str | None, *, custo
     for row in matches:
         rows.emit([row], None)
     rows.end()
+    if not rows.count:
+        note_unseen(out, store, corp_id, open_kfid, customer)
     if customer is not None and open_kfid is not None and out.fmt == "table":
         window = store.reply_window(corp_id, open_kfid, customer)
         if window is not None:  # sends recorded by `msg send --batch` count

@@ -195,17 +195,23 @@ def wal_mb() -> float | None:
 
 
 def open_store(url: str | None = None, *, settings: Settings | None = None,
-               migrate: bool = True) -> Store:
+               migrate: bool = True, create: bool = True,
+               source: str | None = None) -> Store:
     """Open (and on first use create or upgrade) the store at `url` (default: resolved from
     KFCLI_STORE, the profile, then the default SQLite file). `migrate=False` opens it as it
     is (`kfcli store migrate --dry-run`): only `schema_version`, `schema_notes` and
-    `migrate` are meant for a store opened so."""
+    `migrate` are meant for a store opened so. `create=False` (what only reads): where no
+    store exists yet (no SQLite file; a PostgreSQL database without kfcli's tables),
+    StoreMissing (exit 3) naming where it looked (and `source`, where a given `url` came
+    from: "env", "profile" or "default"), and nothing is created."""
     if url is None:
-        url, _ = resolve_url(settings)
+        url, source = resolve_url(settings)
     backend, location = parse(url)
     if backend == "sqlite":
         from kfcli.core.store.sqlite import SqliteStore
 
+        if not create and not os.path.lexists(location):
+            raise _missing(location, source)
         return SqliteStore(Path(location), migrate=migrate, wal_mb=wal_mb())
     try:
         from kfcli.core.store.postgres import PostgresStore
@@ -214,4 +220,26 @@ def open_store(url: str | None = None, *, settings: Settings | None = None,
             raise
         raise ConfigError("a postgresql:// store needs psycopg, which is not installed",
                           hint="pip install 'kfcli[postgres]'") from None
-    return PostgresStore(location, migrate=migrate)
+    if create:
+        return PostgresStore(location, migrate=migrate)
+    store = PostgresStore(location, migrate=False)
+    try:
+        if not store.schema_version():
+            raise _missing(display_url(location), source)
+        if migrate:
+            store.migrate()
+    except BaseException:
+        store.close()
+        raise
+    return store
+
+
+def _missing(where: str, source: str | None) -> ConfigError:
+    from kfcli.core.errors import StoreMissing
+
+    came = {"env": f" (from {ENV_VAR})", "default": " (the default)",
+            "profile": " (the profile's `store` setting)"}.get(source or "", "")
+    return StoreMissing(f"no message store at {where}{came}; nothing was created",
+                        hint=f"check {ENV_VAR} and the profile's `store` setting; `kfcli msg "
+                        "sync OPEN_KFID` (or a receiver) creates the store with the first "
+                        "messages it pulls")
