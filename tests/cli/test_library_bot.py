@@ -239,8 +239,9 @@ def test_the_example_bot_killed_mid_reply_answers_each_message_once(kf, sandbox,
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         # The consumer exists (it starts at the newest message) before the customers write.
-        _wait(lambda: kf("store", "status", "-o", "json", env=store_env).json()["consumers"],
-              "the bot's consumer")
+        # (store status exits 3 until the bot's consumer has made the store: reads never do)
+        _wait(lambda: (lambda r: r.code == 0 and r.json()["consumers"])(
+            kf("store", "status", "-o", "json", env=store_env)), "the bot's consumer")
         for n, who in enumerate(customers):
             sandbox.say(open_kfid, f"问题 {n}", external_userid=who)
         sandbox.fault(fault="delay", path="/cgi-bin/kf/send_msg", seconds=3, after=1)

@@ -399,9 +399,11 @@ def test_the_sqlite_url_forms_name_the_same_file_every_time(run, corp, tmp_path)
     for url in ("sqlite:///" + quote(str(path).lstrip("/")),  # sqlite:///tmp/…
                 "sqlite:///" + quote(str(path)),  # sqlite:////tmp/… (SQLAlchemy's form)
                 str(path)):
-        for _ in range(2):  # the second open reads what the first created
-            r = run("msg", "history", open_kfid, env={**env, "KFCLI_STORE": url})
-            assert r.code == 0, (url, r.err)
+        # A writer creates the file (the first URL) and a read finds it by every form.
+        r = run("msg", "sync", open_kfid, env={**env, "KFCLI_STORE": url})
+        assert r.code == 0, (url, r.err)
+        r = run("msg", "history", open_kfid, env={**env, "KFCLI_STORE": url})
+        assert r.code == 0, (url, r.err)
     assert path.exists() and not (tmp_path / "odd").exists()
 
 
