@@ -18,9 +18,10 @@ the form each shell's script takes as is (see `_format`; bash's first line diffe
 `_bash_lines`).
 
 Values: profile names from the config file, setting keys and output formats from the tree,
-and open_kfids from the cache that `kfcli account list` writes (`completion/accounts` in the
-cache directory). Nothing here makes a request, and an unreadable file means no candidates, never a
-traceback.
+open_kfids from the cache that `kfcli account list` writes (`completion/accounts` in the
+cache directory), and customers' external_userids (with their nicknames) from a SQLite
+message store, opened read-only. Nothing here makes a request, and an unreadable file means
+no candidates, never a traceback.
 """
 
 from __future__ import annotations
@@ -227,13 +228,13 @@ def _values(kind, cur: str, prefix: str, ctx: dict[str, str]) -> tuple[str, str,
             return "files", prefix + "@", []
         return "words", prefix, []
     try:
-        items = _candidates(kind, ctx)
+        items = _candidates(kind, ctx, cur)
     except Exception:  # unreadable config or cache: no candidates
         items = []
     return "words", prefix, [(v, d) for v, d in items if v.startswith(cur)]
 
 
-def _candidates(kind, ctx: dict[str, str]) -> list[tuple[str, str]]:
+def _candidates(kind, ctx: dict[str, str], cur: str = "") -> list[tuple[str, str]]:
     if isinstance(kind, (tuple, list)):
         return [tuple(choice) for choice in kind]
     if kind == "format":
@@ -255,7 +256,76 @@ def _candidates(kind, ctx: dict[str, str]) -> list[tuple[str, str]]:
             return []
         entry = _read_json(os.path.join(cache_dir(), ACCOUNTS_FILE)).get("accounts", {})
         return [(str(kfid), str(name)) for kfid, name in entry.get(key, {}).get("items", [])]
+    if kind == "external_userid":
+        return _stored_customers(ctx, cur)
     return []  # free text: nothing to offer
+
+
+#: At most this many customer ids are offered for one TAB press.
+CUSTOMERS_MAX = 200
+
+
+def _stored_customers(ctx: dict[str, str], cur: str) -> list[tuple[str, str]]:
+    """The customers of the corp in the message store, with their nicknames where the store
+    has them: read straight from a SQLite store file, read-only (sqlite3, no kfcli store
+    code); a PostgreSQL store is not asked (a TAB press makes no connection)."""
+    import sqlite3
+    from urllib.parse import quote
+
+    path = _store_file(ctx)
+    if path is None or not os.path.isfile(path):
+        return []
+    key = _corp_key(ctx)
+    corp = "" if key == SANDBOX_KEY else " AND a.corp_id = ?"
+    args: tuple = () if key == SANDBOX_KEY or key is None else (key,)
+    if key is None:
+        corp = ""
+    conn = sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True, timeout=0.5)
+    try:
+        # Each account's range of the (account, external_userid) index from what is typed.
+        ids = [r[0] for r in conn.execute(
+            "SELECT DISTINCT m.external_userid FROM accounts a JOIN messages m ON m.account = "
+            f"a.id WHERE m.external_userid >= ? AND m.external_userid < ?{corp} LIMIT ?",
+            (cur or "", cur + "􏿿", *args, CUSTOMERS_MAX))]
+        ids = sorted(set(ids))
+        names: dict[str, str] = {}
+        try:
+            for i in range(0, len(ids), 500):
+                part = ids[i:i + 500]
+                names.update(conn.execute(
+                    "SELECT external_userid, nickname FROM nicknames WHERE external_userid IN "
+                    f"({', '.join('?' * len(part))})", part).fetchall())
+        except sqlite3.Error:  # a store of an older schema: ids alone
+            pass
+    finally:
+        conn.close()
+    return [(uid, _one_line(names.get(uid) or "")) for uid in ids]
+
+
+def _store_file(ctx: dict[str, str]) -> str | None:
+    """The SQLite file of the store the command being typed would use, by the rules of
+    kfcli.core.store.resolve_url: KFCLI_STORE; with --sandbox, the sandbox's own; else the
+    profile's `store`; else the default. None for a PostgreSQL store."""
+    from urllib.parse import unquote, urlsplit
+
+    from kfcli._xdg import user_dir
+
+    env = os.environ
+    sandbox = bool(ctx.get("sandbox")) or env.get("KFCLI_SANDBOX", "").strip().lower() in _TRUE
+    value = env.get("KFCLI_STORE")
+    if value is None and not sandbox:
+        doc = _config()
+        name = ctx.get("profile") or env.get("KFCLI_PROFILE") or doc.get("current") or "default"
+        prof = doc.get("profiles", {}).get(name)
+        value = prof.get("store") if isinstance(prof, dict) else None
+    if not value:
+        return os.path.join(user_dir("data"), "sandbox-store.db") if sandbox else \
+            os.path.join(user_dir("state"), "store.db")
+    if value.startswith("sqlite://"):
+        return "/" + unquote(urlsplit(value).path).lstrip("/")
+    if value.startswith("~") or value.startswith("/"):
+        return os.path.expanduser(value)
+    return None
 
 
 def _profile_help(prof: dict, current: bool) -> str:

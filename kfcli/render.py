@@ -695,7 +695,8 @@ class Transcript:
     kfcli's sends) and what was said. Untrusted text is cleaned of control characters; what
     a customer wrote never starts a line of its own."""
 
-    def __init__(self, out: Output, *, customer: str | None = None) -> None:
+    def __init__(self, out: Output, *, customer: str | None = None,
+                 nickname: str | None = None) -> None:
         from rich.text import Text
 
         self.console = rich_console(out)
@@ -704,10 +705,14 @@ class Transcript:
         if customer is not None:
             head = Text("conversation with customer ", style="bold")
             head.append(customer, style="bold green")
+            if nickname:
+                head.append(f" ({clean(nickname)})", style="bold")
             self.console.print(head)
 
-    def show(self, message: Any, media: Any = None) -> None:
-        """One message (`kfcli.core.sync.Message`), with its archived media entry if any."""
+    def show(self, message: Any, media: Any = None,
+             names: Mapping[str, str] | None = None) -> None:
+        """One message (`kfcli.core.sync.Message`), with its archived media entry if any;
+        `names`: customers' nicknames (the customer who speaks is named by theirs)."""
         import time
 
         from rich.text import Text
@@ -730,8 +735,9 @@ class Transcript:
         line.append(f"{clock}  ", style="dim")
         if self.customer is None and message.external_userid:
             line.append(clean(message.external_userid) + "  ", style="green")
-        speaker = clean(who(message))
         where = side(message)
+        nickname = (names or {}).get(message.external_userid) if where == "customer" else None
+        speaker = clean(nickname or who(message))
         style = {"customer": "bold green", "company": "bold cyan"}.get(where, "magenta")
         line.append(speaker.ljust(8) + "  ", style=style)
         event = where == "system"

@@ -296,7 +296,7 @@ TREE = {
                     ),
                     'args': (
                         ('open_kfid', 'open_kfid', 1),
-                        ('external_userid', 'text', 1),
+                        ('external_userid', 'external_userid', 1),
                     ),
                 },
                 'trans': {
@@ -310,7 +310,7 @@ TREE = {
                     ),
                     'args': (
                         ('open_kfid', 'open_kfid', 1),
-                        ('external_userid', 'text', 1),
+                        ('external_userid', 'external_userid', 1),
                         ('target', (('new', '0'), ('assistant', '1'), ('pool', '2'), ('servicer', '3'), ('ended', '4')), 1),
                     ),
                 },
@@ -356,7 +356,7 @@ TREE = {
                     ),
                     'args': (
                         ('open_kfid', 'open_kfid', 1),
-                        ('external_userid', 'text', 1),
+                        ('external_userid', 'external_userid', 1),
                     ),
                 },
                 'send-on-event': {
@@ -381,7 +381,7 @@ TREE = {
                         (('--format',), 'text', 'What to write: csv (for spreadsheets), jsonl (the raw messages) or html (a page…', False),
                         (('-O', '--output-file'), 'file', "Write to FILE ('-': stdout)", False),
                         (('--account',), 'open_kfid', 'Only this account (default: every account of the corp)', False),
-                        (('--customer',), 'text', "Only this customer's messages", False),
+                        (('--customer',), 'external_userid', "Only this customer's messages", False),
                         (('--since',), 'text', 'Messages sent at or after WHEN', False),
                         (('--until',), 'text', 'Messages sent before WHEN', False),
                         (('--force',), None, 'Replace an existing FILE', False),
@@ -407,7 +407,7 @@ TREE = {
                     'help': 'Find stored messages containing TEXT (Chinese or Latin), newest first',
                     'options': (
                         (('--account',), 'open_kfid', "Only this account's messages", False),
-                        (('--customer',), 'text', "Only this customer's messages", False),
+                        (('--customer',), 'external_userid', "Only this customer's messages", False),
                         (('--since',), 'text', 'Messages sent at or after WHEN', False),
                         (('--until',), 'text', 'Messages sent before WHEN', False),
                         (('--limit',), 'text', 'At most N matches, newest first (default 100)', False),
@@ -446,7 +446,7 @@ TREE = {
                 'history': {
                     'help': 'Messages from the store, oldest first: a conversation, or JSON lines',
                     'options': (
-                        (('--customer',), 'text', "Only this customer's messages", False),
+                        (('--customer',), 'external_userid', "Only this customer's messages", False),
                         (('--since',), 'text', 'Messages sent at or after WHEN', False),
                         (('--until',), 'text', 'Messages sent before WHEN', False),
                         (('--limit',), 'text', 'At most N messages: the newest N (still oldest first); with --consumer, N per r…', False),
@@ -573,7 +573,7 @@ TREE = {
                         (('--help', '-h'), None, 'Show help and exit', False),
                     ),
                     'args': (
-                        ('external_userids', 'text', -1),
+                        ('external_userids', 'external_userid', -1),
                     ),
                 },
             },
@@ -605,7 +605,7 @@ TREE = {
                     ),
                     'args': (
                         ('open_kfid', 'open_kfid', 1),
-                        ('external_userid', 'text', 1),
+                        ('external_userid', 'external_userid', 1),
                     ),
                 },
                 'group': {
@@ -620,7 +620,7 @@ TREE = {
                     ),
                     'args': (
                         ('open_kfid', 'open_kfid', 1),
-                        ('external_userid', 'text', 1),
+                        ('external_userid', 'external_userid', 1),
                     ),
                 },
                 'cancel': {
@@ -633,7 +633,7 @@ TREE = {
                     ),
                     'args': (
                         ('open_kfid', 'open_kfid', 1),
-                        ('external_userid', 'text', 1),
+                        ('external_userid', 'external_userid', 1),
                     ),
                 },
             },
@@ -993,7 +993,7 @@ TREE = {
                         (('--voice',), 'file', 'Send this AMR file as a voice message', False),
                         (('--video',), 'file', 'Send this MP4 file as a video message', False),
                         (('--file',), 'file', 'Send this file as a file message', False),
-                        (('--customer', '--external-userid'), 'text', "The customer's external_userid (default: a new customer)", False),
+                        (('--customer', '--external-userid'), 'external_userid', "The customer's external_userid (default: a new customer)", False),
                         (('--output', '-o'), 'format', 'Output format: table, wide (a table with every column), tsv, json or jsonl', False),
                         (('--json',), None, 'Short for --output json', False),
                         (('--columns',), 'text', 'Columns to show, comma-separated, in this order (table and tsv; JSON keeps ever…', False),
@@ -1030,7 +1030,7 @@ TREE = {
                 'enter': {
                     'help': "Make a simulated customer enter an account's chat from a link (welcome_code eve…",
                     'options': (
-                        (('--external-userid',), 'text', 'The customer (default: a new one)', False),
+                        (('--external-userid',), 'external_userid', 'The customer (default: a new one)', False),
                         (('--scene',), 'text', "The link's scene: up to 32 bytes of [0-9a-zA-Z_-]", False),
                         (('--scene-param',), 'text', "The link's scene_param (up to 128 bytes)", False),
                         (('--output', '-o'), 'format', 'Output format: table, wide (a table with every column), tsv, json or jsonl', False),
@@ -1053,7 +1053,7 @@ TREE = {
                     ),
                     'args': (
                         ('open_kfid', 'open_kfid', 1),
-                        ('external_userid', 'text', 1),
+                        ('external_userid', 'external_userid', 1),
                         ('text', 'text', 1),
                     ),
                 },

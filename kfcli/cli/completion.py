@@ -320,8 +320,8 @@ def build_tree() -> dict[str, Any]:
 
     A node: {"help", "options": ((names, kind, help, repeatable), ...),
     "args": ((name, kind, nargs), ...), "commands": {name: node}}. A kind is None (a flag),
-    "text", "profile", "key", "format", "open_kfid", "file", "dir", "@file" (JSON, - or
-    @FILE) or a tuple of (choice, help).
+    "text", "profile", "key", "format", "open_kfid", "external_userid", "file", "dir",
+    "@file" (JSON, - or @FILE) or a tuple of (choice, help).
     """
     import typer.main
 
@@ -384,6 +384,8 @@ def _kind(path: str, param, overrides, used) -> Any:
     names = set(param.opts)
     if param.name == "open_kfid" or names & {"--open-kfid", "--account"}:
         return "open_kfid"
+    if param.name in ("external_userid", "external_userids") or "--customer" in names:
+        return "external_userid"
     if "--output" in names:
         return "format"
     if "--profile" in names:

@@ -48,6 +48,9 @@ MEDIA_TYPES = ("image", "voice", "video", "file")
 FORMATS = ("csv", "jsonl", "html")
 CSV_COLUMNS = ("time", "account", "customer", "origin", "sender", "msgtype", "text", "msgid",
                "media_id")
+#: The last column of the CSV, filled per batch of lines once the batch's customers are
+#: looked up (never a look-up per message).
+NAME_COLUMN = "nickname"
 BOM = "\ufeff"
 
 class MediaSource(Protocol):
@@ -165,8 +168,12 @@ class Exporter:
 
     def __init__(self, store: Store, selection: Selection, *,
                  media: MediaSource | None = None, media_dir: MediaDir | None = None,
+                 names: Callable[[list[str]], dict[str, str]] | None = None,
                  progress: Callable[[int], None] | None = None, every: int = 10_000) -> None:
         self.store = store
+        #: Customers' nicknames (kfcli.core.names.Nicknames.get): the HTML page's names
+        #: and the CSV's nickname column; None: ids alone.
+        self.names = names
         self.selection = selection
         self.media = media or archived_media(store, selection.corp_id)
         self.media_dir = media_dir
@@ -211,7 +218,7 @@ class Exporter:
         # describe(); both kinds of text message share the code below. Lines
         # are built by hand with the csv module's rules (a field holding a quote, comma or
         # line break is quoted, its quotes doubled) and written a thousand at a time.
-        stream.write(BOM + ",".join(CSV_COLUMNS) + "\r\n")
+        stream.write(BOM + ",".join((*CSV_COLUMNS, NAME_COLUMN)) + "\r\n")
         clock = _Clock().iso
         special, careful, strip = _CSV_SPECIAL.search, _CAREFUL, _CSV_STRIP.sub
         lines: list[str] = []
@@ -221,6 +228,7 @@ class Exporter:
         last_time, stamp = None, ""
         sel = self.selection
         waiting: list[tuple[int, Message]] = []  # media messages of `lines`, by position
+        customers: list[Any] = []  # the customer of each of `lines`
         rows = self.store.export_rows(sel.corp_id, sel.open_kfid, customer=sel.customer,
                                       since=sel.since, until=sel.until)
         for text, sent, account, customer, servicer, origin, msgid, content in rows:
@@ -245,6 +253,7 @@ class Exporter:
                         fields = None
                     else:
                         fields = _described(m, clock)
+                    customer = m.external_userid
             if content is not None:  # a plain text message, from either path
                 # csv_text(content), inlined: most texts are printable and start plainly.
                 if not content.isprintable() or content[:1] in careful:
@@ -273,11 +282,14 @@ class Exporter:
             else:
                 line = _line(fields)
             lines.append(line)
+            customers.append(customer)
             count += 1
             if len(lines) == 1000:
                 if waiting:
                     self._media_lines(lines, waiting, clock)
                     waiting = []
+                self._name_column(lines, customers)
+                customers = []
                 lines.append("")
                 stream.write("\r\n".join(lines))
                 lines = []
@@ -289,8 +301,23 @@ class Exporter:
         if waiting:
             self._media_lines(lines, waiting, clock)
         if lines:
+            self._name_column(lines, customers)
             lines.append("")
             stream.write("\r\n".join(lines))
+
+    def _who(self, m: Message, where: str) -> str:
+        """Who speaks in a bubble: the customer's nickname where known."""
+        if where == "customer":
+            return getattr(self, "_nicknames", {}).get(m.external_userid) or who(m)
+        return who(m)
+
+    def _name_column(self, lines: list[str], customers: list[Any]) -> None:
+        """The nickname column of a batch of lines: one look-up for the batch's customers."""
+        known = self.names([c for c in set(customers) if type(c) is str]) \
+            if self.names is not None else {}
+        fields = {c: _field(csv_text(name)) for c, name in known.items()}
+        for i, customer in enumerate(customers):
+            lines[i] += "," + fields.get(customer, "")
 
     def _media_lines(self, lines: list[str], waiting: list[tuple[int, Message]],
                      clock: Callable[[int], str]) -> None:
@@ -312,10 +339,13 @@ class Exporter:
             conversations.setdefault((m.open_kfid, m.external_userid), None)
             top = row.seq
         stream.write(_page_head(self.selection))
+        self._nicknames = self.names([c for _, c in conversations]) \
+            if self.names is not None else {}
         if not conversations:
             stream.write('<p class="none">No messages.</p>\n')
         for open_kfid, customer in conversations:
-            stream.write(_conversation_head(open_kfid, customer))
+            stream.write(_conversation_head(open_kfid, customer,
+                                            self._nicknames.get(customer, "")))
             day = ""
             for row in self.selection.rows(self.store, open_kfid=open_kfid, customer=customer):
                 if row.seq > top:
@@ -363,7 +393,7 @@ class Exporter:
         if not body:
             body = _esc(describe(m, item))
         return (f'<div class="msg {kind}"><div class="head">{stamp} '
-                f'<span class="who">{_esc(who(m))}</span></div>'
+                f'<span class="who">{_esc(self._who(m, where))}</span></div>'
                 f'<div class="text">{body}</div></div>\n')
 
 
@@ -464,6 +494,11 @@ _CSV_SPECIAL = re.compile('[",;\r\n]')
 
 def _quote(field: str) -> str:
     return '"' + field.replace('"', '""') + '"'
+
+
+def _field(text: str) -> str:
+    """One CSV field: quoted when it holds a quote, a separator or a line break."""
+    return _quote(text) if _CSV_SPECIAL.search(text) else text
 
 
 def _line(fields: list[Any]) -> str:
@@ -571,8 +606,10 @@ def _page_head(selection: Selection) -> str:
             f"<p>{' · '.join(what)}</p></header>\n")
 
 
-def _conversation_head(open_kfid: str, customer: str) -> str:
+def _conversation_head(open_kfid: str, customer: str, nickname: str = "") -> str:
     title = f"customer <code>{_esc(customer)}</code>" if customer else "account events"
+    if customer and nickname:
+        title = f'<span class="nickname">{_esc(nickname)}</span> · {title}'
     return (f'<section class="conversation" data-account="{_esc(open_kfid)}" '
             f'data-customer="{_esc(customer)}">\n'
             f"<h2>{title} · account <code>{_esc(open_kfid)}</code></h2>\n")

@@ -465,3 +465,28 @@ def test_fish_completes_after_install(home, sandbox, kf, run):
     # fish finds ~/.config/fish/completions/kfcli.fish ($XDG_CONFIG_HOME here) on its own
     # (not with --no-config, which leaves that directory out; the test's config dir is empty)
     _interactive("fish", ["fish", "-i"], [], home, sandbox, kf, run)
+
+
+@pytest.mark.process
+def test_customer_ids_complete_from_the_store_with_their_nicknames(kf, sandbox, home):
+    """--customer (and customer get's ids) offer the customers in the SQLite store, named by
+    the nicknames the store has; TAB sends no request and opens the store read-only."""
+    from tests.cli.test_export import nickname
+
+    open_kfid = sandbox.account()
+    env = sandbox.env
+    assert values("bash", "msg", "history", "--customer", "", env=env) == []  # no store yet
+    for who in ("wmTabAlice000000000000000000001", "wmTabBob0000000000000000000002"):
+        sandbox.say(open_kfid, "hi", external_userid=who)
+    assert kf("msg", "sync", open_kfid).code == 0
+    requests_before = sandbox.stats()
+    assert values("bash", "msg", "history", "--customer", "", env=env) == [
+        "wmTabAlice000000000000000000001", "wmTabBob0000000000000000000002"]
+    assert values("bash", "msg", "search", "x", "--customer=wmTabB", env=env) == [
+        "wmTabBob0000000000000000000002"]
+    assert sandbox.stats() == requests_before  # TAB sent no request
+    # Once a view looked the names up (customer/batchget, cached in the store), TAB shows them.
+    assert kf("msg", "export", "--format", "csv", "-O", "/dev/null", "--force").code == 0
+    alice = nickname(kf, "wmTabAlice000000000000000000001")
+    assert ask("fish", "customer", "get", "wmTabA", env=env)[1:] == [
+        f"wmTabAlice000000000000000000001\t{alice}"]

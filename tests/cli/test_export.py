@@ -49,6 +49,14 @@ def stored(kf, sandbox):
     return support, sales, synced
 
 
+def nickname(kf, external_userid: str) -> str:
+    """What customer/batchget says the customer is called."""
+    r = kf("customer", "get", external_userid, "-o", "json")
+    assert r.code == 0, r.err
+    (customer,) = r.json()["customer_list"]
+    return customer["nickname"]
+
+
 def read_csv(path: Path) -> list[dict[str, str]]:
     data = path.read_bytes()
     assert data.startswith(b"\xef\xbb\xbf")  # the BOM Excel needs
@@ -65,7 +73,7 @@ def test_csv_opens_in_excel_with_chinese_and_line_breaks(kf, stored, tmp_path: P
     assert f"exported {total} messages to {out}" in r.err
     rows = read_csv(out)
     assert list(rows[0]) == ["time", "account", "customer", "origin", "sender", "msgtype",
-                             "text", "msgid", "media_id"]
+                             "text", "msgid", "media_id", "nickname"]
     assert len(rows) == total
     assert {r["account"] for r in rows} == {support, sales}
     by_text = {r["text"]: r for r in rows}
@@ -78,6 +86,10 @@ def test_csv_opens_in_excel_with_chinese_and_line_breaks(kf, stored, tmp_path: P
     assert "'=1+1" in by_text  # Excel would run it as a formula
     image = by_text[f"[image {len(PNG)} B]"]  # as every view says it: archived, its size
     assert image["msgtype"] == "image" and image["media_id"]
+    # Each customer's nickname (customer/batchget, one call for both), on every row of theirs.
+    names = {r["customer"]: r["nickname"] for r in rows if r["origin"] == "customer"}
+    assert names == {ALICE: nickname(kf, ALICE), BOB: nickname(kf, BOB)}
+    assert all(r["nickname"] == names.get(r["customer"], "") for r in rows)
     events = [r for r in rows if r["msgtype"] == "event"]
     assert events and all(r["origin"] == "system" for r in events)
     first = rows[0]["time"]
@@ -216,7 +228,7 @@ def test_export_to_dev_null_and_empty_store(kf, sandbox) -> None:
     assert "exported 0 messages to /dev/null" in r.err
     r = kf("msg", "export", "--format", "csv", "-O", "-")
     assert r.code == 0 and r.out.splitlines() == ["\ufefftime,account,customer,origin,sender,"
-                                                  "msgtype,text,msgid,media_id"]
+                                                  "msgtype,text,msgid,media_id,nickname"]
 
 
 def test_a_path_nobody_can_write_is_named(kf, stored) -> None:

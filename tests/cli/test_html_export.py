@@ -96,6 +96,16 @@ def test_media_dir_holds_the_files_the_page_links_to(kf, archived, tmp_path) -> 
     assert all(h.startswith("../chats-media/") for h in hrefs)
 
 
+def test_the_page_names_the_customer(kf, archived, tmp_path) -> None:
+    from tests.cli.test_export import nickname
+
+    page, _ = export(kf, tmp_path)
+    text = page.read_text(encoding="utf-8")
+    name = nickname(kf, ALICE)
+    assert f'<span class="nickname">{name}</span> · customer <code>{ALICE}</code>' in text
+    assert text.count(f'<span class="who">{name}</span>') == 4  # her four bubbles
+
+
 def test_without_media_dir_the_page_names_them_and_says_how(kf, archived, tmp_path) -> None:
     page = tmp_path / "plain.html"
     r = kf("msg", "export", "--format", "html", "-O", str(page))

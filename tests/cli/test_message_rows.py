@@ -75,3 +75,12 @@ def test_history_columns_on_a_terminal_is_a_table(stored, sandbox) -> None:
     lines = plain(r.out).splitlines()
     assert lines[0].split() == ["external_userid", "type", "text"]
     assert lines[1].split()[:2] == [ALICE, "enter_session"]
+
+
+def test_search_names_the_customer(kf, stored, sandbox) -> None:
+    from tests.cli.test_export import nickname
+
+    r = on_terminal_in_process(["msg", "search", "退款"], sandbox.env, columns=160)
+    assert r.code == 0, r.err
+    (row,) = [line for line in plain(r.out).splitlines() if ALICE in line]
+    assert nickname(kf, ALICE) in row.split()

@@ -9,6 +9,7 @@ import re
 
 import pytest
 
+from tests.cli.test_export import nickname
 from tests.conftest import PNG, on_terminal_in_process
 
 
@@ -50,13 +51,14 @@ def conversation(kf, sandbox):
     return open_kfid, [json.loads(line) for line in r.out.splitlines()]
 
 
-def test_one_customer_reads_as_a_conversation(conversation, sandbox) -> None:
+def test_one_customer_reads_as_a_conversation(kf, conversation, sandbox) -> None:
     open_kfid, _ = conversation
+    alice = nickname(kf, ALICE)  # what customer/batchget calls her
     r = on_terminal_in_process(["msg", "history", open_kfid, "--customer", ALICE], sandbox.env)
     assert r.code == 0, r.err
     r.out = plain(r.out)
     lines = r.out.splitlines()
-    assert lines[0] == f"conversation with customer {ALICE}"
+    assert lines[0] == f"conversation with customer {ALICE} ({alice})"
     assert r.out.count(ALICE) == 1  # named once, not on every line
     assert "hi" not in r.out.split()  # Bob's message is not in Alice's conversation
     days = [line for line in lines if line.startswith("── ")]
@@ -67,27 +69,35 @@ def test_one_customer_reads_as_a_conversation(conversation, sandbox) -> None:
         return any(line[10:].split(None, 1) == [who, what] for line in body)
 
     assert said("system", "entered from scene spring_sale, with a welcome_code")
-    assert said("customer", "你好，我要退款")
+    assert said(alice, "你好，我要退款")  # the customer speaks under her nickname
     assert said("system", "picked from the queue by user001")
     assert said("user001", "好的，请稍等")
     assert said("system", "transferred to user002")
     assert said("user002", "我来处理")
-    assert said("customer", f"[image {len(PNG)} B]")  # archived when synced: its size
+    assert said(alice, f"[image {len(PNG)} B]")  # archived when synced: its size
     # Every message line starts with its local time; two lines of text go below, indented.
     at = next(i for i, line in enumerate(lines) if line.strip() == "第一行")
     assert lines[at].startswith("    ") and lines[at + 1] == "    第二行"
-    assert lines[at - 1][8:].split() == ["customer"]
+    assert lines[at - 1][8:].split() == [alice]
     assert all(line[:2].isdigit() and line[2] == ":" for line in body if line[0] != " ")
 
 
-def test_without_customer_each_message_names_its_customer(conversation, sandbox) -> None:
+def test_without_customer_each_message_names_its_customer(kf, conversation, sandbox) -> None:
     open_kfid, synced = conversation
+    bob = nickname(kf, BOB)
+    before = sandbox.stats().get("/cgi-bin/kf/customer/batchget", 0)
     r = on_terminal_in_process(["msg", "history", open_kfid], sandbox.env)
     assert r.code == 0, r.err
     lines = [line for line in plain(r.out).splitlines() if line[:1].isdigit()]
-    assert any(line.split()[1:] == [BOB, "customer", "hi"] for line in lines)
+    assert any(line.split()[1:] == [BOB, bob, "hi"] for line in lines)
     assert any(line.split()[1:3] == [ALICE, "user001"] for line in lines)
     assert len(lines) == len(synced)  # one header line per message (the 2-line text below)
+    # Both customers' names in one customer/batchget call, cached in the store: the next
+    # view asks WeCom nothing.
+    assert sandbox.stats()["/cgi-bin/kf/customer/batchget"] == before + 1
+    again = on_terminal_in_process(["msg", "history", open_kfid], sandbox.env)
+    assert plain(again.out) == plain(r.out)
+    assert sandbox.stats()["/cgi-bin/kf/customer/batchget"] == before + 1
 
 
 def test_piped_or_jsonl_is_the_raw_objects(kf, conversation, sandbox) -> None:

@@ -57,7 +57,7 @@ def test_csv_fields_read_back_exactly() -> None:
     got = [r[6] for r in rows[1:]]
     want = ["'" + t if t.startswith(("=", "-x", "@", "\t", "\r")) else t for t in NASTY]
     assert got == want  # "+1" is plainly a number: left as it is
-    assert all(len(r) == 9 for r in rows)
+    assert all(len(r) == 10 for r in rows)  # the last: the nickname
 
 
 # Each is what a customer can type to get a formula run by a spreadsheet (the attack), and
@@ -73,7 +73,7 @@ NOT_FORMULAS = ["+86 138 0013 8000", "+86-138-0013-8000", "-5", "+1 (555) 010-99
 def csv_texts(contents: list[str]) -> list[str]:
     data = export([text(t, i) for i, t in enumerate(contents)])
     rows = list(csv.reader(io.StringIO(data[1:], newline="")))
-    assert all(len(r) == 9 for r in rows)
+    assert all(len(r) == 10 for r in rows)  # the last: the nickname
     return [r[6] for r in rows[1:]]
 
 

@@ -3,7 +3,7 @@ from, and the upgrade that adds where each consumer started."""
 
 from __future__ import annotations
 
-from kfcli.core.store import Incoming, open_store
+from kfcli.core.store import SCHEMA_VERSION, Incoming, open_store
 from tests.core.test_store import is_pg, raw
 
 CORP = "wwReplies"
@@ -59,7 +59,7 @@ def test_consumers_of_a_version_2_store_start_at_0(store_url):
             "ALTER TABLE consumers DROP COLUMN first_position",
             "UPDATE meta SET value = '2' WHERE key = 'schema_version'")
     with open_store(store_url) as store:
-        assert store.schema_version() == 4
+        assert store.schema_version() == SCHEMA_VERSION
         assert store.consumer_position(CORP, "bot", KFID) == 1
         assert store.unanswered(CORP, "bot", KFID, upto=1, since=0) == 1
         store.ack_replies(CORP, KFID, ["q1"])

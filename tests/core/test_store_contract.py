@@ -10,7 +10,8 @@ import pytest
 from kfcli.core.store import base
 
 PARTS = (base.CursorStore, base.OutboxStore, base.Locks, base.PullStateStore,
-         base.MessageStore, base.ConsumerStore, base.MediaStore, base.StoreAdmin)
+         base.MessageStore, base.ConsumerStore, base.MediaStore, base.NameStore,
+         base.StoreAdmin)
 
 
 def _methods(cls: type) -> set[str]:

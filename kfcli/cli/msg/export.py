@@ -204,6 +204,7 @@ def export(
         exporter = Exporter(store, Selection(corp_id, account, customer, start, end),
                             media_dir=_media_dir(media_dir, output_file)
                             if media_dir is not None else None,
+                            names=_nicknames(st, store, corp_id, out, fmt),
                             every=PROGRESS_EVERY,
                             progress=lambda n: out.status(f"exporting: {n:,} messages"))
         try:
@@ -233,6 +234,17 @@ def export(
         out.info(f"{exporter.media_unlinked:,} archived voice, video or file message"
                  f"{' is' if exporter.media_unlinked == 1 else 's are'} named but not linked: "
                  "--media-dir DIR copies them beside the page")
+
+
+def _nicknames(st, store, corp_id: str, out, fmt: str):
+    """Customers' nicknames for CSV and HTML (kfcli.core.names): from the store's cache,
+    refreshed from WeCom at most once a day per customer; JSON lines keep the raw objects."""
+    if fmt == "jsonl":
+        return None
+    from kfcli.core.names import Nicknames
+
+    return Nicknames(store, corp_id, client=st.client, now=st.env.clock,
+                     warn=out.warning).get
 
 
 def _media_dir(name: str, output_file: str):

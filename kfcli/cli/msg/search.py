@@ -99,7 +99,7 @@ def search(
         rows = store.search(settings.corp_id, text, open_kfid=account, customer=customer,
                             since=start, until=end, limit=None if cap is None else cap + 1)
         try:
-            count = _render(out, rows, text, cap)
+            count = _render(out, rows, text, cap, names=_names(st, store, out))
         except BrokenPipeError:
             # The reader went away (`| head`): a quiet end (exit 0), as for msg history.
             raise BrokenPipeError("stdout was closed") from None
@@ -111,7 +111,17 @@ def search(
         out.info(f"no messages match {text.strip()!r}")
 
 
-def _render(out, rows, query: str, cap: int | None) -> int:
+def _names(st, store, out):
+    """Customers' nicknames for the table on a terminal (kfcli.core.names)."""
+    if out.fmt != "table":
+        return None
+    from kfcli.core.names import Nicknames
+
+    return Nicknames(store, st.settings().corp_id or "", client=st.client, now=st.env.clock,
+                     warn=out.warning).get
+
+
+def _render(out, rows, query: str, cap: int | None, names=None) -> int:
     """Write the matches; returns how many. One more than `cap` is asked of the store, to
     say on a terminal that there are more."""
     from kfcli.core.transcript import ROW_COLUMNS, ROW_EXTRA, row
@@ -146,6 +156,11 @@ def _render(out, rows, query: str, cap: int | None) -> int:
             stream.add("[]\n" if not count else "\n]\n")
         stream.flush()
     elif table:
+        if names is not None:  # a customer is named by their nickname where it is known
+            known = names([r["external_userid"] for r in table])
+            for r in table:
+                if r["origin"] == "customer" and known.get(r["external_userid"]):
+                    r["from"] = known[r["external_userid"]]
         # The shared fitter: ids whole, the text shortened to fit, the account (then the
         # sender, then the time) hidden on a narrow terminal, and said so on stderr.
         extra = [k for k in (*ROW_COLUMNS, *ROW_EXTRA) if k not in TABLE]

@@ -62,8 +62,12 @@ class _Rows:
                  on_settle: Callable[[list[int]], None] | None = None,
                  customer: str | None = None,
                  media: Callable[[int], MediaItem | None] | None = None,
-                 live: bool = False) -> None:
+                 live: bool = False,
+                 names: Callable[[list[str]], dict[str, str]] | None = None) -> None:
         self.out = out
+        #: Customers' nicknames (kfcli.core.names), asked once per batch of messages: the
+        #: transcript names the customer who speaks.
+        self.names = names
         #: On a terminal with --columns or -o wide: rows for a table (kfcli.render's
         #: fitter) instead of the transcript, printed at the end, or with `live` (--follow)
         #: as each batch comes.
@@ -110,12 +114,14 @@ class _Rows:
                 self._table()
         elif self.fmt == "table":
             try:
-                for row in rows:
-                    message = Message.from_api(json.loads(row.text))
+                messages = [(Message.from_api(json.loads(row.text)), row) for row in rows]
+                names = {} if self.names is None else self.names(
+                    [m.external_userid for m, _ in messages] + [self.customer or ""])
+                for message, row in messages:
                     media = None
                     if self.media is not None and message.msgtype in _MEDIA_TYPES:
                         media = self.media(row.seq)
-                    self._human(message, media)
+                    self._human(message, media, names)
             except BrokenPipeError:
                 raise BrokenPipeError("stdout was closed") from None
         elif rows:
@@ -219,13 +225,16 @@ class _Rows:
             with contextlib.suppress(BrokenPipeError):
                 self._writer.close()
 
-    def _human(self, message: Message, media: MediaItem | None = None) -> None:
-        """The transcript view, from the renderer (`kfcli.render.Transcript`)."""
+    def _human(self, message: Message, media: MediaItem | None = None,
+               names: dict[str, str] | None = None) -> None:
+        """The transcript view, from the renderer (`kfcli.render.Transcript`); `names`:
+        customers' nicknames."""
         if self._console is None:
             from kfcli.render import Transcript
 
-            self._console = Transcript(self.out, customer=self.customer)
-        self._console.show(message, media)
+            self._console = Transcript(self.out, customer=self.customer,
+                                       nickname=(names or {}).get(self.customer or ""))
+        self._console.show(message, media, names)
 
 
 def _callback_tokens(source: str, open_kfid: str):
@@ -561,7 +570,8 @@ def history(
                      ack=ack is not None, outage=outage)
             return
         rows = _Rows(out, customer=customer, live=follow,
-                     media=lambda seq: store.media_items(corp_id, [seq]).get(seq))
+                     media=lambda seq: store.media_items(corp_id, [seq]).get(seq),
+                     names=_nicknames(st, store, corp_id, out))
         if outage is not None:
             from kfcli.core.consume import follow as follow_store
 
@@ -598,6 +608,17 @@ def _check_reading(consumer: str | None, ack: str | None, grep: str | None,
             raise UsageError("--grep reads what is stored: not with --follow or --consumer")
 
 
+def _nicknames(st, store, corp_id: str, out):
+    """Customers' nicknames for the conversation view on a terminal (None elsewhere: JSON
+    and TSV carry ids)."""
+    if out.fmt != "table":
+        return None
+    from kfcli.core.names import Nicknames
+
+    return Nicknames(store, corp_id, client=st.client, now=st.env.clock,
+                     warn=out.warning).get
+
+
 def _list(store, rows: _Rows, out, corp_id: str, open_kfid: str | None, *, customer, since,
           until, limit, grep) -> None:
     """`msg history` without --follow/--consumer: what is stored (or what --grep finds),
@@ -611,8 +632,16 @@ def _list(store, rows: _Rows, out, corp_id: str, open_kfid: str | None, *, custo
     else:
         matches = store.messages(corp_id, open_kfid, customer=customer, since=start,
                                  until=end, limit=limit, newest=limit is not None)
+    # A few hundred rows at a time: the conversation view names the customers of a batch
+    # with one look-up (kfcli.core.names), not one per message.
+    batch = []
     for row in matches:
-        rows.emit([row], None)
+        batch.append(row)
+        if len(batch) == 500:
+            rows.emit(batch, None)
+            batch = []
+    if batch:
+        rows.emit(batch, None)
     rows.end()
     if not rows.count:
         note_unseen(out, store, corp_id, open_kfid, customer)

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple, Protocol, TypeVar
@@ -60,6 +60,8 @@ SCHEMA_STEPS: dict[int, tuple[str, int]] = {
     3: ("the media archive, and the replies and sends of msg send --batch", 3),
     4: ("the receiver's pull bookkeeping and the callbacks taken (tables pulls, "
         "seen_callbacks: builds of schema 3 never use them)", 3),
+    5: ("customers' nicknames from customer/batchget (table nicknames: builds of schema 4 "
+        "never use it)", 4),
 }
 
 
@@ -895,11 +897,27 @@ class StoreAdmin(Locks, Protocol):
         self.close()
 
 
-class Store(PullStore, PullStateStore, MessageStore, ConsumerStore, MediaStore,
+class NameStore(StorePart, Protocol):
+    """Customers' nicknames (customer/batchget), cached so that the views ask WeCom at most
+    once a day per customer (kfcli.core.names)."""
+
+    @abstractmethod
+    def nicknames(self, corp_id: str, external_userids: Collection[str]
+                  ) -> dict[str, tuple[str, float]]:
+        """The cached nickname and when it was fetched (unix seconds) of each of these
+        customers the cache holds ("" where WeCom gave none)."""
+
+    @abstractmethod
+    def save_nicknames(self, corp_id: str, names: Mapping[str, str], fetched_at: float
+                       ) -> None:
+        """Keep these nicknames (external_userid -> nickname), fetched at `fetched_at`."""
+
+
+class Store(PullStore, PullStateStore, MessageStore, ConsumerStore, MediaStore, NameStore,
             StoreAdmin, Protocol):
     """One store: every part of the contract, for callers that need several (`open_store`
     returns one). Callers that need one part take it (`PullStore`, `PullStateStore`,
-    `MessageStore`, `ConsumerStore`, `MediaStore`, `StoreAdmin`). Thread-safe; a forked
+    `MessageStore`, `ConsumerStore`, `MediaStore`, `NameStore`, `StoreAdmin`). Thread-safe; a forked
     child reconnects on first use. The backends subclass it:
     `kfcli.core.store.sqlite.SqliteStore` and `kfcli.core.store.postgres.PostgresStore`."""
 

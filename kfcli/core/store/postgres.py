@@ -33,7 +33,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any, BinaryIO
@@ -298,6 +298,16 @@ MIGRATIONS: dict[int, tuple[Operation[psycopg.Connection], ...]] = {
         # What msg send --batch delivered, for stores of builds of schema 3 that did not
         # have it yet (its statements in step 3).
         *_SENT,
+    ),
+    # Customers' nicknames from customer/batchget, and when each was fetched
+    # (kfcli.core.names).
+    5: (
+        """CREATE TABLE IF NOT EXISTS nicknames (
+            corp_id text NOT NULL,
+            external_userid text NOT NULL,
+            nickname text NOT NULL,
+            fetched_at double precision NOT NULL,
+            PRIMARY KEY (corp_id, external_userid))""",
     ),
 }
 check_steps(MIGRATIONS)
@@ -1043,6 +1053,24 @@ class PostgresStore(Store):
             cur.executemany("INSERT INTO replies (corp_id, open_kfid, msgid, status, acked_at) "
                             "VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
                             [(corp_id, open_kfid, _text(m), status, now) for m in msgids])
+
+    def nicknames(self, corp_id: str, external_userids: Collection[str]
+                  ) -> dict[str, tuple[str, float]]:
+        if not external_userids:
+            return {}
+        rows = self._read("SELECT external_userid, nickname, fetched_at FROM nicknames WHERE "
+                          "corp_id = %s AND external_userid = ANY(%s::text[])",
+                          (corp_id, [_text(i) for i in external_userids]))
+        return {r[0]: (r[1], r[2]) for r in rows}
+
+    def save_nicknames(self, corp_id: str, names: Mapping[str, str], fetched_at: float
+                       ) -> None:
+        with self._connection() as conn:
+            conn.cursor().executemany(
+                "INSERT INTO nicknames (corp_id, external_userid, nickname, fetched_at) "
+                "VALUES (%s, %s, %s, %s) ON CONFLICT (corp_id, external_userid) DO UPDATE "
+                "SET nickname = EXCLUDED.nickname, fetched_at = EXCLUDED.fetched_at",
+                [(corp_id, _text(uid), _text(name), fetched_at) for uid, name in names.items()])
 
     def record_sent(self, corp_id: str, open_kfid: str, customer: str, msgid: str) -> None:
         with self._connection() as conn:

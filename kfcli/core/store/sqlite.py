@@ -17,7 +17,7 @@ import sqlite3
 import stat
 import threading
 import time
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, BinaryIO, cast
@@ -233,6 +233,18 @@ SENT_SCHEMA = [
 ]
 
 
+# Customers' nicknames (schema version 5): what customer/batchget answered, and when, so
+# that the views ask WeCom at most once a day per customer (kfcli.core.names).
+NAMES_SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS nicknames (
+        corp_id TEXT NOT NULL,
+        external_userid TEXT NOT NULL,
+        nickname TEXT NOT NULL,
+        fetched_at REAL NOT NULL,
+        PRIMARY KEY (corp_id, external_userid))""",
+]
+
+
 def _add_column(conn: sqlite3.Connection, table: str, column: str) -> None:
     """ALTER TABLE … ADD COLUMN, unless the table has the column already: PostgreSQL's
     ADD COLUMN IF NOT EXISTS, which SQLite lacks."""
@@ -281,6 +293,7 @@ MIGRATIONS: dict[int, tuple[Operation[sqlite3.Connection], ...]] = {
     2: (_add_search_text, *SEARCH_SCHEMA, _index_search_text),
     3: (_add_first_position, *MEDIA_SCHEMA, *REPLIES_SCHEMA, *SENT_SCHEMA, _add_media),
     4: (*OPERATIONS_SCHEMA, *SENT_SCHEMA),
+    5: (*NAMES_SCHEMA,),
 }
 check_steps(MIGRATIONS)
 
@@ -1081,6 +1094,25 @@ class SqliteStore(Store):
                          "MAX(seq) FROM messages WHERE account = ? AND external_userid = ? "
                          "AND origin = 3), 0))",
                          (corp_id, open_kfid, customer, msgid, time.time(), account, customer))
+
+    def nicknames(self, corp_id: str, external_userids: Collection[str]
+                  ) -> dict[str, tuple[str, float]]:
+        ids = list(external_userids)
+        found: dict[str, tuple[str, float]] = {}
+        for i in range(0, len(ids), 500):
+            part = ids[i:i + 500]
+            rows = self._read("SELECT external_userid, nickname, fetched_at FROM nicknames "
+                              f"WHERE corp_id = ? AND external_userid IN "
+                              f"({', '.join('?' * len(part))})", (corp_id, *part))
+            found.update((r[0], (r[1], r[2])) for r in rows)
+        return found
+
+    def save_nicknames(self, corp_id: str, names: Mapping[str, str], fetched_at: float
+                       ) -> None:
+        with self._write() as conn:
+            conn.executemany("INSERT OR REPLACE INTO nicknames (corp_id, external_userid, "
+                             "nickname, fetched_at) VALUES (?, ?, ?, ?)",
+                             [(corp_id, uid, name, fetched_at) for uid, name in names.items()])
 
     def was_sent(self, corp_id: str, open_kfid: str, msgid: str) -> bool:
         return bool(self._read("SELECT 1 FROM sent WHERE corp_id = ? AND open_kfid = ? AND "
