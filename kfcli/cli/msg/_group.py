@@ -83,3 +83,19 @@ def note_unseen(out, store, corp_id: str, open_kfid: str | None, customer: str |
     elif customer is not None and not seen(customer=customer):
         of = f" of account {open_kfid}" if open_kfid is not None else ""
         out.info(f"no stored messages for customer {customer}{of}")
+
+
+def nicknames(st, store, corp_id: str, out):
+    """Customers' nicknames for a view (`kfcli.core.names.Nicknames.get`): the store's cache,
+    refreshed from WeCom with one try per call and a short connect timeout (a view never
+    waits out an outage, or retries, for names: it shows the ids instead)."""
+    from kfcli.core.names import Nicknames
+
+    def client():
+        from kfcli.core.client import KfClient, RetryPolicy, Timeout
+
+        return KfClient.from_settings(st.settings(), retry=RetryPolicy(max_retries=0),
+                                      timeout=Timeout(connect=3.0, read=10.0),
+                                      notify=st.notice)
+
+    return Nicknames(store, corp_id, client=client, now=st.env.clock, warn=out.warning).get

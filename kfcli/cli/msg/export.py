@@ -17,7 +17,15 @@ from typing import IO, Annotated
 import typer
 
 from kfcli.cli.context import state
-from kfcli.cli.msg._group import CustomerOpt, SinceOpt, UntilOpt, app, note_unseen, selection
+from kfcli.cli.msg._group import (
+    CustomerOpt,
+    SinceOpt,
+    UntilOpt,
+    app,
+    nicknames,
+    note_unseen,
+    selection,
+)
 from kfcli.core import limits
 from kfcli.core.errors import Interrupted, KfError, UsageError, ValidationError
 
@@ -204,7 +212,9 @@ def export(
         exporter = Exporter(store, Selection(corp_id, account, customer, start, end),
                             media_dir=_media_dir(media_dir, output_file)
                             if media_dir is not None else None,
-                            names=_nicknames(st, store, corp_id, out, fmt),
+                            # CSV and HTML name customers; JSON lines are the raw objects
+                            names=nicknames(st, store, corp_id, out)
+                            if fmt != "jsonl" else None,
                             every=PROGRESS_EVERY,
                             progress=lambda n: out.status(f"exporting: {n:,} messages"))
         try:
@@ -234,17 +244,6 @@ def export(
         out.info(f"{exporter.media_unlinked:,} archived voice, video or file message"
                  f"{' is' if exporter.media_unlinked == 1 else 's are'} named but not linked: "
                  "--media-dir DIR copies them beside the page")
-
-
-def _nicknames(st, store, corp_id: str, out, fmt: str):
-    """Customers' nicknames for CSV and HTML (kfcli.core.names): from the store's cache,
-    refreshed from WeCom at most once a day per customer; JSON lines keep the raw objects."""
-    if fmt == "jsonl":
-        return None
-    from kfcli.core.names import Nicknames
-
-    return Nicknames(store, corp_id, client=st.client, now=st.env.clock,
-                     warn=out.warning).get
 
 
 def _media_dir(name: str, output_file: str):

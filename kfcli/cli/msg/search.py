@@ -23,6 +23,7 @@ from kfcli.cli.msg._group import (
     app,
     check_columns,
     check_query,
+    nicknames,
     note_unseen,
     selection,
 )
@@ -99,7 +100,9 @@ def search(
         rows = store.search(settings.corp_id, text, open_kfid=account, customer=customer,
                             since=start, until=end, limit=None if cap is None else cap + 1)
         try:
-            count = _render(out, rows, text, cap, names=_names(st, store, out))
+            names = nicknames(st, store, settings.corp_id, out) if out.fmt == "table" \
+                else None  # the table names customers; TSV and JSON carry ids
+            count = _render(out, rows, text, cap, names=names)
         except BrokenPipeError:
             # The reader went away (`| head`): a quiet end (exit 0), as for msg history.
             raise BrokenPipeError("stdout was closed") from None
@@ -109,16 +112,6 @@ def search(
         store.close()
     if count == 0 and (out.fmt == "table" or out.stderr_tty):
         out.info(f"no messages match {text.strip()!r}")
-
-
-def _names(st, store, out):
-    """Customers' nicknames for the table on a terminal (kfcli.core.names)."""
-    if out.fmt != "table":
-        return None
-    from kfcli.core.names import Nicknames
-
-    return Nicknames(store, st.settings().corp_id or "", client=st.client, now=st.env.clock,
-                     warn=out.warning).get
 
 
 def _render(out, rows, query: str, cap: int | None, names=None) -> int:

@@ -24,6 +24,7 @@ from kfcli.cli.msg._group import (
     app,
     check_columns,
     check_query,
+    nicknames,
     note_unseen,
     selection,
 )
@@ -571,7 +572,8 @@ def history(
             return
         rows = _Rows(out, customer=customer, live=follow,
                      media=lambda seq: store.media_items(corp_id, [seq]).get(seq),
-                     names=_nicknames(st, store, corp_id, out))
+                     # the conversation view names customers (JSON and TSV: ids)
+                     names=nicknames(st, store, corp_id, out) if out.fmt == "table" else None)
         if outage is not None:
             from kfcli.core.consume import follow as follow_store
 
@@ -606,17 +608,6 @@ def _check_reading(consumer: str | None, ack: str | None, grep: str | None,
         check_query(grep, "--grep")
         if follow or consumer is not None:
             raise UsageError("--grep reads what is stored: not with --follow or --consumer")
-
-
-def _nicknames(st, store, corp_id: str, out):
-    """Customers' nicknames for the conversation view on a terminal (None elsewhere: JSON
-    and TSV carry ids)."""
-    if out.fmt != "table":
-        return None
-    from kfcli.core.names import Nicknames
-
-    return Nicknames(store, corp_id, client=st.client, now=st.env.clock,
-                     warn=out.warning).get
 
 
 def _list(store, rows: _Rows, out, corp_id: str, open_kfid: str | None, *, customer, since,
