@@ -49,10 +49,13 @@ def test_the_archive_end_to_end(kf, sandbox, store_env, tmp_path):
                        {**sandbox.env, **store_env}, columns=100)
     assert view.code == 0, view.err
     lines = plain(view.out).splitlines()
-    assert lines[0] == "conversation with customer wmZhang"
+    # The customer is named by the nickname WeCom gives her (customer/batchget).
+    name = run("customer", "get", "wmZhang", "-o", "json").json()["customer_list"][0][
+        "nickname"]
+    assert lines[0] == f"conversation with customer wmZhang ({name})"
     assert any(line.startswith("── ") for line in lines)
-    assert any("customer" in line and "想申请退款" in line for line in lines)
-    assert any("customer" in line and f"[image {PHOTO.stat().st_size} B]" in line
+    assert any(name in line and "想申请退款" in line for line in lines)
+    assert any(name in line and f"[image {PHOTO.stat().st_size} B]" in line
                for line in lines)
     assert "发票" not in view.out  # another customer's conversation
 
@@ -69,6 +72,7 @@ def test_the_archive_end_to_end(kf, sandbox, store_env, tmp_path):
     assert [(r["customer"], r["msgtype"]) for r in rows] == [
         ("wmZhang", "text"), ("wmZhang", "image"), ("wmLi", "text")]
     assert rows[0]["text"] == "你好，我的订单还没到，想申请退款"
+    assert rows[0]["nickname"] == name
     run("msg", "export", "--since", "7d", "--format", "html", "-O", str(tmp_path / "week.html"))
     page = (tmp_path / "week.html").read_text(encoding="utf-8")
     assert 'src="data:image/png;base64,' + base64.b64encode(PHOTO.read_bytes()).decode() \
