@@ -739,7 +739,8 @@ class Transcript:
         nickname = (names or {}).get(message.external_userid) if where == "customer" else None
         speaker = clean(nickname or who(message))
         style = {"customer": "bold green", "company": "bold cyan"}.get(where, "magenta")
-        line.append(speaker.ljust(8) + "  ", style=style)
+        # Padded in terminal cells: a Chinese nickname's characters are two cells wide.
+        line.append(speaker + " " * max(0, 8 - cell_width(speaker)) + "  ", style=style)
         event = where == "system"
         # What a customer wrote never starts a line of its own: text that has line breaks or
         # does not fit goes below, every line indented, so it cannot pass for a message.

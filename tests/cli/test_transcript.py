@@ -72,6 +72,13 @@ def test_one_customer_reads_as_a_conversation(kf, conversation, sandbox) -> None
     assert said(alice, "你好，我要退款")  # the customer speaks under her nickname
     assert said("system", "picked from the queue by user001")
     assert said("user001", "好的，请稍等")
+    # The text starts in the same terminal column whoever speaks (a Chinese nickname's
+    # characters are two cells wide).
+    from rich.cells import cell_len
+
+    starts = {cell_len(line.split(text)[0]) for line in body
+              for text in ("你好，我要退款", "好的，请稍等") if text in line}
+    assert len(starts) == 1, body
     assert said("system", "transferred to user002")
     assert said("user002", "我来处理")
     assert said(alice, f"[image {len(PNG)} B]")  # archived when synced: its size
