@@ -39,9 +39,11 @@ class Links(HTMLParser):
 
 
 @pytest.fixture
-def archived(kf, sandbox):
+def archived(kf, sandbox, store_env, monkeypatch):
     """Alice sends a photo, a contract (a file) and a voice note; a servicer answers;
-    synced, so their media are archived."""
+    synced, so their media are archived (in a SQLite or a PostgreSQL store)."""
+    for name, value in store_env.items():  # every command of the test uses that store
+        monkeypatch.setenv(name, value)
     open_kfid = sandbox.account()
     ok = lambda doc: doc["errcode"] == 0 or pytest.fail(str(doc))  # noqa: E731
     ok(sandbox.api("POST", "/cgi-bin/kf/servicer/add",
