@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from kfcli.core.sync import Message
@@ -59,3 +61,33 @@ def test_who_and_iso() -> None:
     assert (who(servicer), who(customer)) == ("user001", "customer")
     stamp = iso(1_790_000_000)
     assert stamp[10] == "T" and stamp[-6] in "+-" and stamp[-3] == ":"
+
+
+def test_a_new_origin_is_one_entry(monkeypatch) -> None:
+    """kfcli's own sends (a recorded origin WeCom never uses) need one entry in ORIGINS:
+    every view then puts them on the company's side under that name."""
+    import io
+
+    from kfcli.core import origins
+    from kfcli.core.export import Exporter, Selection
+    from kfcli.core.transcript import origin_name, row, side
+
+    monkeypatch.setitem(origins.ORIGINS, 9, origins.Origin(9, "kfcli", "company"))
+    sent = Message.from_api({"msgid": "s1", "origin": 9, "msgtype": "text", "send_time": 1,
+                             "open_kfid": "wk1", "external_userid": "wm1",
+                             "text": {"content": "收到"}})
+    assert (who(sent), side(sent), origin_name(sent), sent.sender) == \
+        ("kfcli", "company", "kfcli", "kfcli")
+    assert row(sent)["origin"] == "kfcli" and row(sent)["text"] == "收到"
+    unknown = Message.from_api({"msgid": "u", "origin": 7, "msgtype": "text", "send_time": 1})
+    assert (side(unknown), origin_name(unknown)) == ("system", "7")
+
+    class Store:  # what an export reads: one stored message
+        def messages(self, *args, **kwargs):
+            from kfcli.core.store.base import Row
+
+            yield Row(1, json.dumps(sent.raw))
+
+    page = io.StringIO()
+    Exporter(Store(), Selection("ww1")).write("html", page)  # type: ignore[arg-type]
+    assert '<div class="msg company kfcli">' in page.getvalue()
