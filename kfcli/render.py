@@ -696,11 +696,14 @@ class Transcript:
     a customer wrote never starts a line of its own."""
 
     def __init__(self, out: Output, *, customer: str | None = None,
-                 nickname: str | None = None) -> None:
+                 nickname: str | None = None, accounts: bool = False) -> None:
         from rich.text import Text
 
         self.console = rich_console(out)
         self.customer = customer
+        #: A view of several accounts: a line names the account where it changes.
+        self.accounts = accounts
+        self._account = ""
         self._day = ""
         if customer is not None:
             head = Text("conversation with customer ", style="bold")
@@ -729,6 +732,9 @@ class Transcript:
             clock = time.strftime("%H:%M:%S", stamp)
         else:
             clock = "--:--:--"
+        if self.accounts and message.open_kfid != self._account:
+            self._account = message.open_kfid
+            console.print(Text(f"── account {clean(self._account)} ──", style="dim"))
         # The time alone is dim: a style given to Text() itself would be the whole line's
         # base style, and dim every message that fits on its line.
         line = Text()

@@ -181,3 +181,21 @@ def test_one_wording_in_every_view(kf, sandbox, tmp_path) -> None:
         assert wanted in shown
     # Every TSV row names its account and customer, the event's too.
     assert {tuple(line.split("\t")[1:3]) for line in tsv.splitlines()} == {(open_kfid, ALICE)}
+
+
+def test_a_view_of_every_account_names_each_account(kf, sandbox) -> None:
+    support, sales = sandbox.account("Support"), sandbox.account("Sales")
+    for open_kfid, text, who in ((support, "support question", ALICE),
+                                 (sales, "sales question", BOB),
+                                 (support, "support again", ALICE)):
+        sandbox.say(open_kfid, text, external_userid=who)
+        assert kf("msg", "sync", open_kfid).code == 0  # stored in this order
+    r = on_terminal_in_process(["msg", "history"], sandbox.env, columns=120)
+    assert r.code == 0, r.err
+    lines = [line for line in plain(r.out).splitlines() if not line.startswith("── 20")]
+    marks = [i for i, line in enumerate(lines) if line.startswith("── account ")]
+    assert [lines[i] for i in marks] == [f"── account {support} ──", f"── account {sales} ──",
+                                         f"── account {support} ──"]  # in stored order
+    assert "support question" in lines[marks[0] + 1] and "sales" in lines[marks[1] + 1]
+    one = on_terminal_in_process(["msg", "history", support], sandbox.env, columns=60)
+    assert "── account" not in plain(one.out)  # one account's view: named by the command

@@ -64,8 +64,11 @@ class _Rows:
                  customer: str | None = None,
                  media: Callable[[int], MediaItem | None] | None = None,
                  live: bool = False,
-                 names: Callable[[list[str]], dict[str, str]] | None = None) -> None:
+                 names: Callable[[list[str]], dict[str, str]] | None = None,
+                 accounts: bool = False) -> None:
         self.out = out
+        #: The view is of every account: the conversation view names each one's messages.
+        self.accounts = accounts
         #: Customers' nicknames (kfcli.core.names), asked once per batch of messages: the
         #: transcript names the customer who speaks.
         self.names = names
@@ -234,6 +237,7 @@ class _Rows:
             from kfcli.render import Transcript
 
             self._console = Transcript(self.out, customer=self.customer,
+                                       accounts=self.accounts,
                                        nickname=(names or {}).get(self.customer or ""))
         self._console.show(message, media, names)
 
@@ -570,7 +574,7 @@ def history(
                      until=end, limit=limit, follow=follow, interval=interval,
                      ack=ack is not None, outage=outage)
             return
-        rows = _Rows(out, customer=customer, live=follow,
+        rows = _Rows(out, customer=customer, live=follow, accounts=open_kfid is None,
                      media=lambda seq: store.media_items(corp_id, [seq]).get(seq),
                      # the conversation view names customers (JSON and TSV: ids)
                      names=nicknames(st, store, corp_id, out) if out.fmt == "table" else None)
