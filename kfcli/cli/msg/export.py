@@ -181,28 +181,16 @@ def export(
         show_default=False)] = None,
 ) -> None:
     """Write stored messages to a CSV, JSON lines or HTML file."""
-    from kfcli.core.export import FORMATS, Exporter, Selection
+    from kfcli.core.export import Exporter, Selection
 
     st = state()
     out = st.out
-    fmt = fmt.strip().lower()
-    if fmt not in FORMATS:
-        raise ValidationError("--format", f"{fmt!r} is not one of {', '.join(FORMATS)}")
-    if account is not None:
-        limits.check_open_kfid(account)
+    fmt = _check_export(fmt, account, output_file, media_dir)
     start, end = selection(customer, since, until, state().env.clock())
-    if not output_file:
-        raise UsageError("-O: give a file name, or - for stdout")
-    if media_dir is not None and fmt != "html":
-        raise UsageError("--media-dir goes with --format html (CSV and JSON lines name each "
-                         "message's media_id; `kfcli msg media MSGID` writes one out)")
-    if media_dir is not None and not media_dir:
-        raise UsageError("--media-dir: give a directory")
     settings = st.settings()
     corp_id = settings.corp_id or ""
     if not corp_id:
         settings.require("corp_id")
-
     from kfcli.core.store import open_store
 
     store = open_store(settings=settings, create=False)
@@ -235,8 +223,33 @@ def export(
         if target is not None:
             target.abort()
         store.close()
+    _exported(out, exporter, target.shown, media_dir)
+
+
+def _check_export(fmt: str, account: str | None, output_file: str,
+                  media_dir: str | None) -> str:
+    """`msg export`'s options checked together; the format, normalised."""
+    from kfcli.core.export import FORMATS
+
+    fmt = fmt.strip().lower()
+    if fmt not in FORMATS:
+        raise ValidationError("--format", f"{fmt!r} is not one of {', '.join(FORMATS)}")
+    if account is not None:
+        limits.check_open_kfid(account)
+    if not output_file:
+        raise UsageError("-O: give a file name, or - for stdout")
+    if media_dir is not None and fmt != "html":
+        raise UsageError("--media-dir goes with --format html (CSV and JSON lines name each "
+                         "message's media_id; `kfcli msg media MSGID` writes one out)")
+    if media_dir is not None and not media_dir:
+        raise UsageError("--media-dir: give a directory")
+    return fmt
+
+
+def _exported(out, exporter, shown: str, media_dir: str | None) -> None:
+    """What `msg export` wrote, on stderr."""
     count = exporter.count
-    out.info(f"exported {count:,} message{'' if count == 1 else 's'} to {target.shown}")
+    out.info(f"exported {count:,} message{'' if count == 1 else 's'} to {shown}")
     if exporter.media_written:
         out.info(f"copied {exporter.media_written:,} media file"
                  f"{'' if exporter.media_written == 1 else 's'} to {media_dir}")

@@ -96,20 +96,7 @@ def media(
 
     st = state()
     out = st.out
-    limits.check_msgid(msgid)
-    if output_file == "":
-        raise UsageError("-O: give a file or directory name, or - for stdout")
-    into = names_directory(output_file) if output_file else False
-    if into:
-        check_directory(str(output_file))
-    if output_file is None or output_file == "-":
-        if out.stdout.isatty():
-            raise UsageError("refusing to write binary data to a terminal: use -O FILE or a "
-                             "pipe")
-        if st.output_format in ("json", "jsonl"):
-            raise UsageError(f"-o {st.output_format} describes the file written with -O "
-                             "FILE; without -O the media's bytes are the output")
-        output_file = "-"
+    output_file, into = _check_media_target(st, msgid, output_file)
     settings = st.settings()
     settings.require("corp_id")
     corp_id = settings.corp_id or ""
@@ -120,24 +107,7 @@ def media(
             path = in_directory(str(output_file), item.filename, fallback, force=force)
             output_file = str(path)
         target = _Target(output_file, force=force)
-        written = 0
-        try:
-            for chunk in chunks:
-                target.raw.write(chunk)
-                written += len(chunk)
-            target.finish()
-        except KeyboardInterrupt:
-            target.abort()
-            raise Interrupted("interrupted: nothing was written") from None
-        except BrokenPipeError:
-            target.abort()
-            raise
-        except OSError as exc:  # a full disk, /dev/full: the environment, not the input
-            target.abort()
-            raise EnvironmentProblem(f"cannot write {target.shown} ({exc.strerror})") from None
-        except BaseException:
-            target.abort()
-            raise
+        written = _write_all(target, chunks)
     if target.path is None:
         return
     from kfcli.core.transcript import size_text
@@ -148,6 +118,48 @@ def media(
              f"wrote the {item.msgtype} of message {msgid} ({size_text(written)}"
              f"{', ' + item.content_type if item.content_type else ''}"
              f"{', ' + item.filename if item.filename else ''}) to {target.path}")
+
+
+def _check_media_target(st, msgid: str, output_file):
+    """`msg media`'s MSGID and -O checked: (the target, whether it names a directory)."""
+    limits.check_msgid(msgid)
+    if output_file == "":
+        raise UsageError("-O: give a file or directory name, or - for stdout")
+    into = names_directory(output_file) if output_file else False
+    if into:
+        check_directory(str(output_file))
+    if output_file is None or output_file == "-":
+        if st.out.stdout.isatty():
+            raise UsageError("refusing to write binary data to a terminal: use -O FILE or a "
+                             "pipe")
+        if st.output_format in ("json", "jsonl"):
+            raise UsageError(f"-o {st.output_format} describes the file written with -O "
+                             "FILE; without -O the media's bytes are the output")
+        output_file = "-"
+    return output_file, into
+
+
+def _write_all(target, chunks) -> int:
+    """The media's bytes into `target`, whole or not at all; the number written."""
+    written = 0
+    try:
+        for chunk in chunks:
+            target.raw.write(chunk)
+            written += len(chunk)
+        target.finish()
+    except KeyboardInterrupt:
+        target.abort()
+        raise Interrupted("interrupted: nothing was written") from None
+    except BrokenPipeError:
+        target.abort()
+        raise
+    except OSError as exc:  # a full disk, /dev/full: the environment, not the input
+        target.abort()
+        raise EnvironmentProblem(f"cannot write {target.shown} ({exc.strerror})") from None
+    except BaseException:
+        target.abort()
+        raise
+    return written
 
 
 def _content(st, store, corp_id: str, msgid: str):
