@@ -16,7 +16,7 @@ import sys
 
 from kfcli.core import Consumer, KfClient, Replier, open_store
 
-CUSTOMER = 3  # origin of a customer's message (4: system, 5: servicer)
+CUSTOMER = 3  # origin of a customer's message (4: system, 5: servicer, 100: kfcli's sends)
 
 
 def main(open_kfid: str) -> None:

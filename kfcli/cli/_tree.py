@@ -389,6 +389,39 @@ TREE = {
                         (('--help', '-h'), None, 'Show help and exit', False),
                     ),
                 },
+                'inbox': {
+                    'help': 'Conversations waiting for an answer, most urgent first',
+                    'options': (
+                        (('--output', '-o'), 'format', 'Output format: table, wide (a table with every column), tsv, json or jsonl', False),
+                        (('--json',), None, 'Short for --output json', False),
+                        (('--columns',), 'text', 'Columns to show, comma-separated, in this order (table and tsv; JSON keeps ever…', False),
+                        (('--help', '-h'), None, 'Show help and exit', False),
+                    ),
+                    'args': (
+                        ('open_kfid', 'open_kfid', 1),
+                    ),
+                },
+                'reply': {
+                    'help': 'Answer a stored customer message: its account and customer, a derived msgid',
+                    'options': (
+                        (('--text',), '@file', 'Text, up to 2048 bytes; @FILE or - (stdin) to read it, @@ for a leading @', False),
+                        (('--image',), 'file', 'Image file (JPG/PNG)', False),
+                        (('--voice',), 'file', 'Voice file (AMR, 2 MB)', False),
+                        (('--video',), 'file', 'Video file (MP4, 10 MB)', False),
+                        (('--file',), 'file', 'Any file, up to 20 MB', False),
+                        (('--menu',), '@file', 'Menu JSON: @FILE, - (stdin) or the JSON itself', False),
+                        (('--payload',), '@file', 'Raw body {"msgtype": …, <msgtype>: {…}} as JSON, @FILE or -', False),
+                        (('--reply-number',), 'text', 'Which answer to that message this is (WeCom allows 5)', False),
+                        (('--dry-run',), None, 'Print the request body and send nothing', False),
+                        (('--output', '-o'), 'format', 'Output format: table, wide (a table with every column), tsv, json or jsonl', False),
+                        (('--json',), None, 'Short for --output json', False),
+                        (('--columns',), 'text', 'Columns to show, comma-separated, in this order (table and tsv; JSON keeps ever…', False),
+                        (('--help', '-h'), None, 'Show help and exit', False),
+                    ),
+                    'args': (
+                        ('msgid', 'text', 1),
+                    ),
+                },
                 'media': {
                     'help': "Write a stored message's archived image, voice, video or file",
                     'options': (

@@ -60,6 +60,7 @@ _EXPORTS = {
     "Replier": "batch",
     "Outcome": "batch",
     "BatchSender": "batch",
+    "SendRecorder": "sends",
     "PullLoop": "pull",
     "Puller": "pull",
 }
@@ -118,4 +119,5 @@ __all__ = [
     "PullLoop",
     "Puller",
     "Replier",
+    "SendRecorder",
 ]

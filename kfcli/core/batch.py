@@ -13,8 +13,11 @@ customer with one send: a backlog answered within WeCom's 5 sends per customer m
 A line without `msgid` gets one derived from what it is (`derive_msgid`): from `reply_to` and
 the reply's position among this batch's replies to that message (reply #1 to message X always
 has the same msgid, whatever its text: a bot that words its answer differently when run again
-still cannot answer twice), otherwise from the line's number and content. WeCom refuses a
-msgid it has seen, so a line sent before is reported `already_sent`, never delivered twice.
+still cannot answer twice), otherwise from the line's number and content and the conversation
+turn it is sent in: the latest message the customer sent (origin 3) in the store when the
+line is sent. The same file run again in the same turn is never delivered twice; run after
+the customer wrote again, it is a new send. WeCom refuses a msgid it has seen, so a line
+sent before is reported `already_sent` (saying which earlier send it matches).
 
 Lines are sent as they are read (a pipe that stays open works), by `parallel` workers; the
 lines of one customer always go through the same worker, in input order. A rate limit (45009)
@@ -34,6 +37,7 @@ import hashlib
 import json
 import queue
 import threading
+import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -42,9 +46,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from kfcli.core import limits, messages
 from kfcli.core.errors import ApiError, KfError, UsageError
 from kfcli.core.limits import Where
+from kfcli.core.sends import record, send_record
+from kfcli.core.store.base import StoreUnwritable
 
 if TYPE_CHECKING:
     from kfcli.core.client import KfClient
+    from kfcli.core.sends import SendJournal
 
 T = TypeVar("T")
 
@@ -60,16 +67,19 @@ _KEYS = {"open_kfid", "external_userid", "touser", "msgtype", "msgid", "reply_to
 
 def derive_msgid(open_kfid: str, customer: str, *, reply_to: str | None = None,
                  position: int = 1, line: int | None = None,
-                 content: Any = None) -> str:
+                 content: Any = None, turn: str = "") -> str:
     """A msgid (32 characters of [0-9a-f] after a prefix) that the same reply, or the same
     line, always gets: `kfr…` from the inbound msgid answered and the reply's position,
-    `kfb…` from the line's number and its message."""
+    `kfb…` from the line's number, its message and `turn` (the msgid of the customer's
+    latest message when it is sent; "" when the store has none)."""
     if reply_to is not None:
         seed = ["reply", open_kfid, customer, reply_to, str(position)]
         prefix = "kfr"
     else:
         seed = ["line", open_kfid, customer, str(line),
                 json.dumps(content, ensure_ascii=False, sort_keys=True)]
+        if turn:
+            seed.append(turn)
         prefix = "kfb"
     digest = hashlib.sha256("\0".join(seed).encode("utf-8")).hexdigest()
     return prefix + digest[:limits.MSGID_BYTES - len(prefix)]
@@ -89,6 +99,8 @@ class Line:
     no_reply: bool
     #: Every customer message the line answers (`reply_to`, or each of its list).
     answers: tuple[str, ...] = ()
+    #: The msgid is derived from the conversation turn, decided when the line is sent.
+    by_turn: bool = False
 
 
 @dataclass
@@ -183,9 +195,17 @@ def parse(number: int, text: str, replies: dict[tuple[str, str], int]) -> Line:
         pair = (open_kfid, key)
         replies[pair] = replies.get(pair, 0) + 1
         msgid = derive_msgid(open_kfid, customer, reply_to=key, position=replies[pair])
-    else:
+    else:  # the turn is known when the line is sent (`turn_msgid`)
         msgid = derive_msgid(open_kfid, customer, line=number, content=[msgtype, content])
+        return Line(number, open_kfid, customer, msgtype, content, msgid, reply_to, False,
+                    answers, by_turn=True)
     return Line(number, open_kfid, customer, msgtype, content, msgid, reply_to, False, answers)
+
+
+def turn_msgid(line: Line, turn: str) -> str:
+    """The msgid of a line without msgid and reply_to, sent in the turn `turn`."""
+    return derive_msgid(line.open_kfid, line.customer, line=line.number,
+                        content=[line.msgtype, line.content], turn=turn)
 
 
 def _reply_to(value: Any, where: Where) -> tuple[str, ...]:
@@ -232,19 +252,26 @@ class Ledger:
     def __init__(self, open_store: Callable[[], Any], corp_id: str,
                  warn: Callable[[str], None], *, now: Callable[[], float] | None = None,
                  clock: Callable[[], float] | None = None,
-                 sleep: Callable[[float], None] | None = None) -> None:
-        import time
-
+                 sleep: Callable[[float], None] | None = None,
+                 journal: SendJournal | None = None) -> None:
         from kfcli.core.outage import Outage
 
         self._open = open_store
         self.corp_id = corp_id
+        self.warn = warn
+        #: The store was found read-only: it is read, records are not written.
+        self.unwritable = False
         self.now = now or time.time
         self.clock = clock or time.monotonic
         self.sleep = sleep or time.sleep
+        #: Where sends wait while the store is away (`kfcli.core.sends`): a kill loses none.
+        self.journal = journal
+        #: Sends kept in the journal by this ledger.
+        self.kept = 0
+        where = f" (kept in {journal.path} meanwhile)" if journal is not None else ""
         self.outage = Outage("the message store", warn, clock=self.clock,
                              then="sending goes on (WeCom decides each line) and what is sent "
-                             "is recorded once the store is back; trying again")
+                             f"is recorded once the store is back{where}; trying again")
         self.store: Any = None
         #: Records not yet written (the store is away), oldest first.
         self.backlog: list[Callable[[Any], Any]] = []
@@ -257,12 +284,26 @@ class Ledger:
         from kfcli.core.errors import ConfigError
 
         try:
-            self._store()
+            store = self._store()
+            if self.journal is not None:
+                self.journal.replay(store)
+        except StoreUnwritable as exc:  # a send is never held back for it: journaled
+            with self._lock:
+                if self.store is None:  # not even opened: away
+                    self._failed(exc)
+                else:
+                    self._read_only(exc)
         except ConfigError:
             raise
         except KfError as exc:
             with self._lock:
                 self._failed(exc)
+
+    def _read_only(self, exc: KfError) -> None:
+        if not self.unwritable:
+            self.unwritable = True
+            self.warn(f"{exc.message}: what is sent is kept and recorded on the next run; "
+                      "acknowledgements (no_reply, replied) are not recorded")
 
     def _store(self) -> Any:
         with self._lock:
@@ -285,6 +326,8 @@ class Ledger:
                 self.backlog[0](store)
                 self.backlog.pop(0)
                 done += 1
+            if self.journal is not None:
+                done += self.journal.replay(store)
         except KfError as exc:
             self._failed(exc)
             return False
@@ -303,6 +346,13 @@ class Ledger:
                 return None
         try:
             return what(self._store())
+        except StoreUnwritable as exc:
+            # Read, not written (a read-only file or server): the store still decides lines;
+            # sends go to the journal (`sent`), an acknowledgement is left out (its message
+            # may come round again: its answer is then already_sent, never sent twice).
+            with self._lock:
+                self._read_only(exc)
+            return None
         except KfError as exc:
             with self._lock:
                 if keep:
@@ -316,23 +366,52 @@ class Ledger:
         it is back; Ctrl-C stops)."""
         while True:
             with self._lock:
-                if not self.outage.active or self._catch_up():
-                    return
+                if not self.outage.active or self._catch_up() or not self.backlog:
+                    return  # (sends kept in the journal are safe: a later run records them)
                 wait = max(0.0, (self._retry_at or 0.0) - self.clock())
             self.sleep(wait)
 
     def check(self, line: Line) -> tuple[str, int | None, str | None] | None:
+        """How the store decides `line` without a request (None: send it). A line whose
+        msgid comes from the conversation turn gets it here; while the store is away such a
+        line fails (which turn it answers cannot be told, and a guess could send twice)."""
         def decide(store: Any) -> tuple[str, int | None, str | None] | None:
-            if store.was_sent(self.corp_id, line.open_kfid, line.msgid):
-                return "already_sent", None, None
             window = store.reply_window(self.corp_id, line.open_kfid, line.customer)
+            if line.by_turn:
+                line.msgid = turn_msgid(line, window.last_msgid if window is not None else "")
+                line.by_turn = False
+            if store.was_sent(self.corp_id, line.open_kfid, line.msgid):
+                return "already_sent", None, self._earlier(store, line)
             refusal = window.refusal(self.now()) if window is not None else None
             if refusal is not None:
                 errcode, reason = refusal
                 return "skipped", errcode, f"not sent: {reason} ({errcode})"
             return None
 
-        return self._guard(decide)
+        decided = self._guard(decide)
+        if decided is None and line.by_turn:
+            return "failed", None, ("not sent: the store is away, so which conversation turn "
+                                    "this line answers is unknown; run it again once the "
+                                    "store is back (or give the line a msgid or reply_to)")
+        return decided
+
+    def _earlier(self, store: Any, line: Line) -> str:
+        """Which earlier send `line` matches (its msgid is recorded as sent)."""
+        found = store.message(self.corp_id, line.msgid)
+        what = ""
+        if found is not None:
+            try:
+                doc = json.loads(found[0].text)
+                when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(doc["send_time"]))
+                body = doc.get(doc.get("msgtype")) or {}
+                text = body.get("content") if isinstance(body, dict) else None
+                what = f" at {when}" + (f": {text[:60]!r}" if isinstance(text, str) else
+                                        f" ({doc.get('msgtype')})")
+            except (ValueError, KeyError, TypeError, AttributeError):
+                what = ""
+        rule = (f"the same reply to {line.reply_to}" if line.reply_to is not None else
+                "the same line and text in this turn of the conversation")
+        return f"already sent: matches the send of msgid {line.msgid}{what} ({rule})"
 
     def foreign_reply(self, line: Line) -> str | None:
         """Why `line.reply_to` is not the line's customer's message, per the store (None: it
@@ -369,8 +448,24 @@ class Ledger:
         return None
 
     def sent(self, line: Line) -> None:
-        self._guard(lambda store: store.record_sent(self.corp_id, line.open_kfid,
-                                                     line.customer, line.msgid), keep=True)
+        """Record a delivered line with its conversation; while the store is away, in the
+        journal (synced now: a kill loses nothing), recorded when it is back."""
+        rec = send_record(self.corp_id, line.open_kfid, line.customer, line.msgid,
+                          line.msgtype or "", line.content)
+        def write(store: Any) -> bool:
+            record(store, rec)
+            return True
+
+        if not self._guard(write):
+            if self.journal is not None:
+                try:
+                    self.journal.keep(rec)
+                    self.kept += 1
+                    return
+                except OSError:  # the journal's disk is full too: kept in memory, as acks
+                    pass
+            with self._lock:
+                self.backlog.append(lambda store: record(store, rec))
 
     def ack(self, line: Line, status: str) -> None:
         assert line.reply_to is not None
@@ -477,14 +572,16 @@ class BatchSender:
         known = self.ledger.check(line) if self.ledger is not None else None
         if known is not None:  # decided from the store, without a request
             status, errcode, reason = known
-            self._ack(line, "replied" if status == "already_sent" else "skipped")
-            self._result(line.number, line.msgid, status, errcode, reason)
+            if status != "failed":
+                self._ack(line, "replied" if status == "already_sent" else "skipped")
+            self._result(line.number, "" if status == "failed" else line.msgid, status,
+                         errcode, reason)
             return
         try:
             result = self.client.send_message(open_kfid=line.open_kfid,
                                               external_userid=line.customer,
                                               msgtype=line.msgtype, content=line.content,
-                                              msgid=line.msgid)
+                                              msgid=line.msgid, record=self.ledger is None)
         except ApiError as exc:
             self._result(line.number, line.msgid, "failed", exc.errcode, exc.message)
             return
@@ -497,7 +594,9 @@ class BatchSender:
         if self.ledger is not None:
             self.ledger.sent(line)
         self._ack(line, "replied")
-        self._result(line.number, result.msgid, status, None, None)
+        self._result(line.number, result.msgid, status, None,
+                     f"already sent: WeCom already has msgid {line.msgid} (an earlier send "
+                     "of this line)" if status == "already_sent" else None)
 
     def _ack(self, line: Line, status: str) -> None:
         if line.reply_to is not None and self.ledger is not None:
@@ -554,8 +653,11 @@ class Replier:
 
     def __init__(self, client: KfClient, store: Any, corp_id: str | None = None, *,
                  warn: Callable[[str], None] | None = None) -> None:
+        from kfcli.core.sends import SendJournal
+
         self.ledger = Ledger(lambda: store, corp_id or str(client.corp_id),
-                             warn or (lambda _text: None))
+                             warn or (lambda _text: None),
+                             journal=SendJournal(str(store.display_url)))
         self._sender = BatchSender(client, self._keep, parallel=1, ledger=self.ledger)
         self._replies: dict[tuple[str, str], int] = {}
         self._numbers = 0

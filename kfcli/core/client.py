@@ -52,6 +52,7 @@ from kfcli.core.http import (
 )
 
 if TYPE_CHECKING:
+    from kfcli.core.sends import SendRecorder
     from kfcli.core.sync import MessageStream
 
 from kfcli.core.models import (
@@ -151,6 +152,7 @@ class KfClient:
         ca_bundle: str | CaBundle | None = None,
         transport: Transport | None = None,
         notify: notices.Notify | None = None,
+        recorder: SendRecorder | None = None,
     ) -> None:
         for field, value in (("corp_id", corp_id), ("secret", secret)):
             if not isinstance(value, str) or not value:
@@ -185,6 +187,9 @@ class KfClient:
             self._new_http()  # a bad base_url fails here, not at the first call
         self.tokens = token_cache or TokenCache(corp_id, secret, self._fetch_token,
                                                 notify=notify)
+        #: Where delivered sends are recorded (`kfcli.core.sends.SendRecorder`: the store,
+        #: whole conversations); None: not recorded.
+        self.recorder = recorder
 
     @classmethod
     def from_settings(cls, settings: Settings, **kwargs: Any) -> KfClient:
@@ -685,7 +690,7 @@ class KfClient:
 
     def send_message(self, *, open_kfid: str, external_userid: str | None = None,
                      msgtype: str, content: dict[str, Any], msgid: str | None = None,
-                     touser: str | None = None) -> SendResult:
+                     touser: str | None = None, record: bool = True) -> SendResult:
         """Send one message; returns its whole outcome (`SendResult`).
 
         `external_userid` is the customer (WeCom's field `touser`; `touser=` is accepted as
@@ -693,6 +698,11 @@ class KfClient:
         text (`kfcli.core.messages` builds them). A msgid is always sent (generated when not
         given): WeCom keeps msgids unique per account, so the network retry this enables can
         never deliver twice.
+
+        With a `recorder` (a store configured: `KfClient(recorder=SendRecorder(store, …))`)
+        the message, once delivered, is recorded with its conversation (`kfcli.core.sends`;
+        `result.recorded` is False when it was kept in the journal instead); `record=False`
+        leaves that to the caller (`BatchSender` records through its ledger).
         """
         customer = _one_customer(external_userid, touser)
         limits.check_open_kfid(open_kfid)
@@ -701,7 +711,12 @@ class KfClient:
         msgid = limits.check_msgid(msgid) if msgid is not None else new_msgid()
         body = {"touser": customer, "open_kfid": open_kfid, "msgid": msgid, "msgtype": msgtype,
                 msgtype: content}
-        return self._send_idempotent("/cgi-bin/kf/send_msg", body)
+        result = self._send_idempotent("/cgi-bin/kf/send_msg", body)
+        if record and self.recorder is not None:
+            result = SendResult(result.msgid, result.already_delivered, result.retried,
+                                self.recorder.sent(open_kfid, customer, result.msgid, msgtype,
+                                                   content))
+        return result
 
     def send_msg(self, *, open_kfid: str, external_userid: str | None = None, msgtype: str,
                  content: dict[str, Any], msgid: str | None = None,
@@ -720,12 +735,19 @@ class KfClient:
 
     def send_message_on_event(self, code: str, msgtype: str, content: dict[str, Any], *,
                               msgid: str | None = None) -> SendResult:
-        """Answer an event code (welcome, queue, closing words); returns the whole outcome."""
+        """Answer an event code (welcome, queue, closing words); returns the whole outcome.
+        With a `recorder`, recorded in the conversation of the stored event that gave out
+        the code (see `send_message`)."""
         limits.check_text("code", code, max_bytes=128)
         messages.validate(msgtype, content, on_event=True)
         msgid = limits.check_msgid(msgid) if msgid is not None else new_msgid()
         body = {"code": code, "msgid": msgid, "msgtype": msgtype, msgtype: content}
-        return self._send_idempotent("/cgi-bin/kf/send_msg_on_event", body)
+        result = self._send_idempotent("/cgi-bin/kf/send_msg_on_event", body)
+        if self.recorder is not None:
+            result = SendResult(result.msgid, result.already_delivered, result.retried,
+                                self.recorder.sent_on_event(code, result.msgid, msgtype,
+                                                            content))
+        return result
 
     def send_msg_on_event(self, code: str, msgtype: str, content: dict[str, Any], *,
                           msgid: str | None = None) -> str:

@@ -145,8 +145,12 @@ class SendResult:
     `retried`: the request was sent again after a failure that may have reached WeCom (a
     dropped connection, a timeout, an HTTP 5xx). Retries after failures that cannot have
     reached it (refused connection, rejected token, rate limit) do not count.
+    `recorded`: with a recorder (a store configured), whether the send is in the store
+    (False: kept in the journal, recorded on the next run; `kfcli.core.sends`); None
+    without one.
     """
 
     msgid: str
     already_delivered: bool = False
     retried: bool = False
+    recorded: bool | None = None

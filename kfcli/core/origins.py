@@ -24,11 +24,15 @@ class Origin(NamedTuple):
 
 
 CUSTOMER, SYSTEM, SERVICER = 3, 4, 5
+#: A message kfcli sent (msg send, --batch, send-on-event, reply, the library's sends),
+#: recorded in the store: WeCom's sync_msg never returns them, and never uses this value.
+KFCLI = 100
 
 ORIGINS: dict[int, Origin] = {
     CUSTOMER: Origin(CUSTOMER, "customer", "customer"),
     SYSTEM: Origin(SYSTEM, "system", "system"),
     SERVICER: Origin(SERVICER, "servicer", "company"),
+    KFCLI: Origin(KFCLI, "kfcli", "company"),
 }
 
 

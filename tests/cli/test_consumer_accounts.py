@@ -90,5 +90,7 @@ def test_every_account_bot_loop_answers_each_message_once(kf, sandbox, spawn, st
     r = kf("msg", "send", "--batch", "-", input=line + "\n", env=env)
     assert r.code == 0, r.err
     r = kf("msg", "history", "--consumer", "bot", "--ack", "replies", "-o", "jsonl", env=env)
-    assert texts([json.loads(x) for x in r.out.splitlines()]) == ["q1", "q2"]
+    # (and the answer a2, stored with its conversation: origin 100, which a bot skips)
+    again = [json.loads(x) for x in r.out.splitlines()]
+    assert texts(again) == ["q1", "q2", "a2"] and [m["origin"] for m in again] == [3, 3, 100]
     assert "never answered" in r.err

@@ -7,6 +7,8 @@ import socket
 
 import pytest
 
+from kfcli.core.store.base import SCHEMA_VERSION
+
 CHECKS = ["config", "config_permissions", "cache_permissions", "state_permissions",
           "credentials", "reachability", "token", "callback", "store"]
 
@@ -280,7 +282,7 @@ def test_store_ok_shows_the_schema_version_and_file_mode(kf, home):
     assert r.code == 0, r.err
     assert statuses(r)["store"] == "ok"
     text = detail(r, "store")["detail"]
-    assert "sqlite" in text and "(default)" in text and "schema version 5" in text
+    assert "sqlite" in text and "(default)" in text and f"schema version {SCHEMA_VERSION}" in text
     assert "0600" in text
 
 

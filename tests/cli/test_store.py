@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from kfcli.core.store.base import SCHEMA_VERSION
 from tests.conftest import on_pty
 
 K1 = "wkStoreAccount000000000000000001"
@@ -95,10 +96,10 @@ def test_status_on_an_empty_store(kf, store):
     r = kf("store", "status", env=store["env"])
     assert r.code == 0, r.err
     assert r.out == ""  # TSV when piped: no rows
-    assert r.err.startswith(f"store: sqlite {store['url']} (env), schema version 5")
+    assert r.err.startswith(f"store: sqlite {store['url']} (env), schema version {SCHEMA_VERSION}")
     doc = kf("store", "status", "-o", "json", env=store["env"]).json()
     assert doc["accounts"] == [] and doc["backend"] == "sqlite"
-    assert doc["url"] == store["url"] and doc["schema_version"] == 5
+    assert doc["url"] == store["url"] and doc["schema_version"] == SCHEMA_VERSION
     assert stat.S_IMODE(store["path"].stat().st_mode) == 0o600
 
 

@@ -89,7 +89,9 @@ def test_a_closed_window_is_skipped_without_a_request(tmp_path):
     early = Ledger(lambda: store, "wwB", print, now=lambda: 1_000_000 + 3600)
     assert early.check(line) is None
     early.sent(line)
-    assert early.check(line) == ("already_sent", None, None)
+    status, errcode, reason = early.check(line)
+    assert (status, errcode) == ("already_sent", None)
+    assert f"matches the send of msgid {line.msgid}" in reason and "'hi'" in reason
     window = store.reply_window("wwB", K, "wmA")
     assert window is not None and window.describe(1_000_000 + 3600) == \
         "reply window: 4 of 5 left, closes in 47 h"  # the send recorded counts
@@ -129,7 +131,7 @@ class _FlakyStore:
         self._up()
         return None
 
-    def record_sent(self, corp_id, open_kfid, customer, msgid):
+    def record_sent(self, corp_id, open_kfid, customer, msgid, message=None, *, sent_at=None):
         self._up()
         self.sent.append(msgid)
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 # isort: off
 # `kfcli msg --help` lists the commands in the order they are registered: sending first.
 from kfcli.cli.msg import send
-from kfcli.cli.msg import export, media, search, stream
+from kfcli.cli.msg import export, inbox, media, search, stream
 # isort: on
 from kfcli.cli.msg._group import app
 
-__all__ = ["app", "export", "media", "search", "send", "stream"]
+__all__ = ["app", "export", "inbox", "media", "search", "send", "stream"]

@@ -290,11 +290,38 @@ def send(
         out.document(request)
         return
     content = _resolve(body, False)
-    result = state().client().send_message(open_kfid=open_kfid, external_userid=external_userid,
-                                           msgtype=msgtype, content=content, msgid=msgid)
+    result = recording_client().send_message(open_kfid=open_kfid,
+                                             external_userid=external_userid,
+                                             msgtype=msgtype, content=content, msgid=msgid)
     _note_delivered_before(out, result, msgid)
     out.value({"msgid": result.msgid, "open_kfid": open_kfid, "touser": external_userid,
                "msgtype": msgtype}, "msgid")
+
+
+def send_journal():
+    """The journal of sends the store could not take (`kfcli.core.sends`), of the store
+    this command uses."""
+    from kfcli.core.sends import SendJournal
+    from kfcli.core.store import display_url, resolve_url
+
+    return SendJournal(display_url(resolve_url(state().settings())[0]))
+
+
+def recording_client():
+    """The client, recording each send in the store (DESIGN.md §9): the store is opened
+    first (a misconfigured one stops the command before anything is sent; one that cannot
+    be written now is not waited for: sends are journaled and recorded on a later run)."""
+    from kfcli.core.sends import SendRecorder
+    from kfcli.core.store import open_store
+
+    st = state()
+    settings = st.settings()
+    recorder = SendRecorder(lambda: open_store(settings=settings), settings.corp_id or "",
+                            journal=send_journal(), warn=st.out.warning)
+    recorder.open()
+    client = st.client()
+    client.recorder = recorder
+    return client
 
 
 def _refuse_with_batch(open_kfid, external_userid, msgid, reply_to, dry_run,
@@ -337,7 +364,7 @@ def _send_batch(source: str, parallel: int) -> None:
 
         return open_store(settings=settings)
 
-    ledger = Ledger(open_store, settings.corp_id or "", out.warning)
+    ledger = Ledger(open_store, settings.corp_id or "", out.warning, journal=send_journal())
     sender = BatchSender(client, out.line, parallel=parallel, ledger=ledger)
     try:
         with stream, contextlib.closing(ledger):
@@ -347,11 +374,17 @@ def _send_batch(source: str, parallel: int) -> None:
     except KeyboardInterrupt:
         done = sender.summary
         unrecorded = len(ledger.backlog)
+        kept = ledger.journal.pending() if ledger.journal is not None else 0
         raise Interrupted(f"interrupted after {done.sent + done.already_sent} sent"
                           + (f" ({unrecorded} results not recorded: the store was away)"
                              if unrecorded else "")
+                          + (f" ({kept} sends kept in {ledger.journal.path}, recorded on the "
+                             "next run)" if kept and ledger.journal is not None else "")
                           + "; running the same batch again sends only what is missing"
                           ) from None
+    if ledger.kept and ledger.journal is not None:
+        out.warning(f"{ledger.kept} send{'s' if ledger.kept != 1 else ''} could not be recorded "
+                    f"in the store: kept in {ledger.journal.path}, recorded on the next run")
     total = summary.sent + summary.already_sent + summary.failed + summary.skipped + \
         summary.invalid
     text = (f"{total} line{'s' if total != 1 else ''}: {summary.sent} sent, "
@@ -473,6 +506,6 @@ def send_on_event(
         out.document({"code": code, "msgid": msgid or "<generated>", "msgtype": msgtype,
                    msgtype: body})
         return
-    result = state().client().send_message_on_event(code, msgtype, body, msgid=msgid)
+    result = recording_client().send_message_on_event(code, msgtype, body, msgid=msgid)
     _note_delivered_before(out, result, msgid)
     out.value({"msgid": result.msgid, "msgtype": msgtype}, "msgid")

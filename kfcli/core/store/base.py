@@ -62,12 +62,21 @@ SCHEMA_STEPS: dict[int, tuple[str, int]] = {
         "seen_callbacks: builds of schema 3 never use them)", 3),
     5: ("customers' nicknames from customer/batchget (table nicknames: builds of schema 4 "
         "never use it)", 4),
+    6: ("kfcli's own sends in the archive (origin 100) and an index of each conversation's "
+        "turns (msg inbox); builds of schema 5 keep working (what they send meanwhile counts "
+        "in the reply window but is not archived)", 5),
 }
 
 
 def compatible_from(version: int) -> int:
     """The oldest schema whose builds can keep using a store of schema `version`."""
     return max((SCHEMA_STEPS.get(k, ("", k))[1] for k in range(1, version + 1)), default=0)
+
+
+class StoreUnwritable(ConfigError):
+    """The store cannot be written (a read-only file or database): a configuration error
+    (exit 3) for commands that write it, but a send is never held back for it: what was
+    sent is kept and recorded on a later run (`kfcli.core.sends`)."""
 
 
 class SchemaTooNew(ConfigError):
@@ -374,6 +383,19 @@ class MediaSummary:
                 "bytes": self.bytes}
 
 
+def sent_document(open_kfid: str, customer: str, msgid: str, message: dict[str, Any],
+                  send_time: int) -> dict[str, Any]:
+    """A message kfcli sent, as the store keeps it: the envelope of a `sync_msg` message
+    (msgid, open_kfid, external_userid, send_time, origin 100: `kfcli.core.origins.KFCLI`)
+    around the object as sent (`{"msgtype": T, T: {…}}`)."""
+    from kfcli.core.origins import KFCLI
+
+    msgtype = str(message.get("msgtype") or "")
+    return {"msgid": msgid, "open_kfid": open_kfid, "external_userid": customer,
+            "send_time": int(send_time), "origin": KFCLI, "msgtype": msgtype,
+            msgtype: message.get(msgtype)}
+
+
 #: Media parts are read and written this many bytes at a time.
 MEDIA_CHUNK = 1 << 20
 
@@ -384,19 +406,35 @@ WINDOW_SECONDS = 48 * 3600
 WINDOW_SENDS = 5
 
 
+#: Session states (kf-api.md §1.5) in which WeCom refuses send_msg (95018).
+CLOSED_STATES = {2: "queued for a servicer", 3: "with a servicer", 4: "ended"}
+
+
 @dataclass(frozen=True)
 class ReplyWindow:
     """A customer's reply window as the store knows it: their last stored message (its
-    send_time, WeCom's clock) and how many sends were recorded since."""
+    send_time, WeCom's clock, and msgid), how many sends were recorded since (by any
+    command, process or host), `clock`: the latest time WeCom is known to have reached (the
+    newest send_time stored for the account: WeCom's clock, never this host's), and the
+    session state where the store's events tell it (None: not known, or open)."""
 
     last_message: int
     sent: int
+    last_msgid: str = ""
+    clock: int = 0
+    state: int | None = None
 
     def closes(self) -> int:
         return self.last_message + WINDOW_SECONDS
 
+    def now(self, local: float, skew: float = 0.0) -> float:
+        """WeCom's time now, estimated: this host's clock corrected by `skew`, never before
+        what the store has seen WeCom reach."""
+        return max(local + skew, float(self.clock), float(self.last_message))
+
     def refusal(self, now: float) -> tuple[int, str] | None:
         """(the errcode WeCom would answer, why) when a send now would break the window."""
+        now = max(now, float(self.clock))
         if now >= self.closes():
             hours = int((now - self.last_message) // 3600)
             return 95002, (f"the customer's last message was {hours} h ago; WeCom allows "
@@ -406,14 +444,61 @@ class ReplyWindow:
                            f"message; WeCom allows {WINDOW_SENDS}")
         return None
 
+    def left(self, now: float) -> int:
+        """Sends left now (0 once the window closed)."""
+        now = max(now, float(self.clock))
+        return 0 if now >= self.closes() else max(0, WINDOW_SENDS - self.sent)
+
     def describe(self, now: float) -> str:
-        """"reply window: 3 of 5 left, closes in 41 h" (or that it is closed)."""
+        """"reply window: 3 of 5 left, closes in 41 h" (or that it is closed, or that the
+        session is in a state where WeCom refuses sends)."""
+        now = max(now, float(self.clock))
+        if self.state in CLOSED_STATES:
+            return (f"reply window: session {CLOSED_STATES[self.state]} (state {self.state}): "
+                    "WeCom refuses sends (95018) until the customer writes again" if
+                    self.state == 4 else
+                    f"reply window: session {CLOSED_STATES[self.state]} (state "
+                    f"{self.state}): WeCom refuses sends from kfcli (95018)")
         if now >= self.closes():
             return (f"reply window: closed (the customer's last message was "
                     f"{int((now - self.last_message) // 3600)} h ago)")
         left = max(0, WINDOW_SENDS - self.sent)
         hours = max(1, int((self.closes() - now + 3599) // 3600))
         return f"reply window: {left} of {WINDOW_SENDS} left, closes in {hours} h"
+
+
+def session_state(events: Iterable[tuple[int, str]], last_customer_seq: int) -> int | None:
+    """The session state the store's events tell, from a customer's latest events (seq and
+    JSON text, newest first): a servicer picked, was transferred or re-opened the session
+    (session_status_change 1, 2, 4: state 3) or ended it (3: state 4, until the customer
+    writes again). None: no such event, or the customer wrote after the session ended."""
+    for seq, text in events:
+        try:
+            event = json.loads(text).get("event") or {}
+        except (ValueError, AttributeError):
+            continue
+        if not isinstance(event, dict) or event.get("event_type") != "session_status_change":
+            continue
+        change = event.get("change_type")
+        if change in (1, 2, 4):
+            return 3
+        if change == 3:
+            return None if last_customer_seq > seq else 4
+        return None
+    return None
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """A conversation waiting for an answer (`msg inbox`): the customer's last message (its
+    msgid and send_time, WeCom's clock) is followed by no send and no servicer message."""
+
+    open_kfid: str
+    external_userid: str
+    msgid: str
+    send_time: int
+    window: ReplyWindow
+    seq: int = 0  # the message's place in the store (ties of send_time: the store's order)
 
 
 @dataclass(frozen=True)
@@ -768,11 +853,29 @@ class ConsumerStore(StorePart, Protocol):
         to `upto`, sent at or after `since`; None when all are answered."""
 
     @abstractmethod
-    def record_sent(self, corp_id: str, open_kfid: str, customer: str, msgid: str) -> None:
-        """Note a message `msg send --batch` delivered (or found delivered), now."""
+    def record_sent(self, corp_id: str, open_kfid: str, customer: str, msgid: str,
+                    message: dict[str, Any] | None = None, *,
+                    sent_at: float | None = None) -> None:
+        """Note a message kfcli delivered (or found delivered): it counts in the reply
+        window. With `message` (`{"msgtype": T, T: {…}}`, as sent) it is also stored with
+        its conversation (origin 100, `kfcli.core.origins.KFCLI`: history, search, export,
+        consumers and inbox show it), its send_time on WeCom's clock as the store knows it
+        (`sent_at`, this host's clock, never before the account's newest message), and
+        followers and consumers wake as for any commit. Recording the same msgid again
+        changes nothing."""
 
     @abstractmethod
     def was_sent(self, corp_id: str, open_kfid: str, msgid: str) -> bool: ...
+
+    @abstractmethod
+    def event_customer(self, corp_id: str, code: str) -> tuple[str, str] | None:
+        """(open_kfid, external_userid) of the stored event that gave out `code` (a
+        welcome_code or msg_code, for `send_msg_on_event`); None when none is stored."""
+
+    @abstractmethod
+    def waiting(self, corp_id: str, open_kfid: str | None = None) -> list[Waiting]:
+        """The conversations whose customer's last message has no later send (recorded by
+        any kfcli) and no later servicer message, of one account or of every one."""
 
     @abstractmethod
     def reply_window(self, corp_id: str, open_kfid: str, customer: str) -> ReplyWindow | None:

@@ -65,6 +65,8 @@ from kfcli.core.store.base import (
     ReplyWindow,
     Row,
     Store,
+    StoreUnwritable,
+    Waiting,
     Watch,
     callback_row,
     derived,
@@ -74,6 +76,8 @@ from kfcli.core.store.base import (
     one_row,
     search_query,
     search_text,
+    sent_document,
+    session_state,
     usable_schema,
 )
 from kfcli.core.store.migrations import Migrator, Operation, check_steps
@@ -85,6 +89,11 @@ POOL_TIMEOUT = 15.0  # seconds to wait for a pooled connection before giving up
 PROBE_AFTER = 2.0  # seconds without a pooled connection before checking the server directly
 LOCK_POLL = 0.05  # seconds between two attempts at a taken lock
 FETCH = 1000  # rows per round trip when streaming messages
+#: The latest time WeCom is known to have reached for an account: its newest message's
+#: send_time, kfcli's own sends (origin 100, this host's clock) left out.
+_CLOCK = ("SELECT send_time FROM messages WHERE corp_id = %s AND open_kfid = %s AND "
+          "origin <> 100 ORDER BY send_time DESC LIMIT 1")
+EVENT_SCAN = 200_000  # event_customer looks for a code among this many of the newest messages
 
 # Keys of the transaction advisory locks kfcli takes itself (named locks use
 # hashtextextended(name, 0), a different function of the name).
@@ -308,6 +317,12 @@ MIGRATIONS: dict[int, tuple[Operation[psycopg.Connection], ...]] = {
             nickname text NOT NULL,
             fetched_at double precision NOT NULL,
             PRIMARY KEY (corp_id, external_userid))""",
+    ),
+    # Whole conversations: kfcli's sends are stored as messages (origin 100); each
+    # conversation's turns (the reply window, msg inbox) are read from this index.
+    6: (
+        """CREATE INDEX IF NOT EXISTS messages_turns
+            ON messages (corp_id, open_kfid, external_userid, origin, seq)""",
     ),
 }
 check_steps(MIGRATIONS)
@@ -556,7 +571,7 @@ class PostgresStore(Store):
                                "creates its tables on first use: GRANT CREATE ON SCHEMA "
                                "public TO USER), or use another user")
         if sqlstate == "25006":
-            return ConfigError(f"the store {self.display_url} is on a read-only server "
+            return StoreUnwritable(f"the store {self.display_url} is on a read-only server "
                                f"({text})", hint="point the store URL at the primary server")
         if sqlstate in ("40P01", "40001"):  # a deadlock or a serialization failure
             return KfError(f"the PostgreSQL store at {self._target} gave up a transaction "
@@ -1072,36 +1087,112 @@ class PostgresStore(Store):
                 "SET nickname = EXCLUDED.nickname, fetched_at = EXCLUDED.fetched_at",
                 [(corp_id, _text(uid), _text(name), fetched_at) for uid, name in names.items()])
 
-    def record_sent(self, corp_id: str, open_kfid: str, customer: str, msgid: str) -> None:
-        with self._connection() as conn:
+    def record_sent(self, corp_id: str, open_kfid: str, customer: str, msgid: str,
+                    message: dict[str, Any] | None = None, *,
+                    sent_at: float | None = None) -> None:
+        now = time.time()
+        args = {"corp_id": corp_id, "open_kfid": open_kfid, "customer": _text(customer),
+                "msgid": _text(msgid), "now": now}
+        with self._transaction() as conn:
             # after_seq: see SqliteStore.record_sent.
             conn.execute("INSERT INTO sent (corp_id, open_kfid, external_userid, msgid, sent_at, "
                          "after_seq) VALUES (%(corp_id)s, %(open_kfid)s, %(customer)s, "
                          "%(msgid)s, %(now)s, COALESCE((SELECT MAX(seq) FROM messages WHERE "
                          "corp_id = %(corp_id)s AND open_kfid = %(open_kfid)s AND "
                          "external_userid = %(customer)s AND origin = 3), 0)) "
-                         "ON CONFLICT DO NOTHING",
-                         {"corp_id": corp_id, "open_kfid": open_kfid,
-                          "customer": _text(customer), "msgid": _text(msgid),
-                          "now": time.time()})
+                         "ON CONFLICT DO NOTHING", args)
+            if message is None:
+                return
+            conn.execute(_ENSURE_ACCOUNT, (corp_id, open_kfid))
+            # Seqs are handed out in commit order, as by commit_page (consumers never skip).
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (_COMMIT_LOCK + corp_id,))
+            clock = conn.execute(_CLOCK, (corp_id, open_kfid)).fetchone()
+            doc = sent_document(open_kfid, customer, msgid, message,
+                                max(int(sent_at or now), int(clock[0] if clock else 0)))
+            m = Incoming.from_api(doc)
+            row = conn.execute(
+                "INSERT INTO messages (corp_id, open_kfid, msgid, external_userid, "
+                "servicer_userid, origin, msgtype, send_time, stored_at, body, search_text) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+                "ON CONFLICT (corp_id, msgid) DO NOTHING RETURNING seq",
+                (corp_id, open_kfid, _text(m.msgid), _text(m.external_userid),
+                 _text(m.servicer_userid), m.origin, _text(m.msgtype), m.send_time, now,
+                 _text(m.text), _text(m.searchable()))).fetchone()
+            if row is None:
+                return
+            if m.media_id:  # what was sent is archived like what was received
+                conn.execute("INSERT INTO media (seq, corp_id, media_id) VALUES (%s, %s, %s) "
+                             "ON CONFLICT DO NOTHING", (row[0], corp_id, _text(m.media_id)))
+            conn.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, corp_id))
 
     def was_sent(self, corp_id: str, open_kfid: str, msgid: str) -> bool:
         return bool(self._read("SELECT 1 FROM sent WHERE corp_id = %s AND open_kfid = %s AND "
                                "msgid = %s", (corp_id, open_kfid, _text(msgid))))
 
     def reply_window(self, corp_id: str, open_kfid: str, customer: str) -> ReplyWindow | None:
-        rows = self._read(
-            """SELECT m.last, (SELECT COUNT(*) FROM sent WHERE corp_id = %(corp_id)s
-                              AND open_kfid = %(open_kfid)s AND external_userid = %(customer)s
-                              AND after_seq >= m.last_seq)
-               FROM (SELECT MAX(send_time) AS last, MAX(seq) AS last_seq FROM messages
-                     WHERE corp_id = %(corp_id)s
-                     AND open_kfid = %(open_kfid)s AND external_userid = %(customer)s
-                     AND origin = 3) m""",
-            {"corp_id": corp_id, "open_kfid": open_kfid, "customer": _text(customer)})
-        if not rows or rows[0][0] is None:
+        rows = self._read("SELECT seq, send_time, msgid FROM messages WHERE corp_id = %s AND "
+                          "open_kfid = %s AND external_userid = %s AND origin = 3 "
+                          "ORDER BY seq DESC LIMIT 1", (corp_id, open_kfid, _text(customer)))
+        if not rows:
             return None
-        return ReplyWindow(int(rows[0][0]), int(rows[0][1]))
+        return self._window(corp_id, open_kfid, customer, *rows[0])
+
+    def _window(self, corp_id: str, open_kfid: str, customer: str, last_seq: int, last: int,
+                last_msgid: str, *, sent: int | None = None,
+                clock: int | None = None) -> ReplyWindow:
+        args = {"corp_id": corp_id, "open_kfid": open_kfid, "customer": _text(customer),
+                "last_seq": last_seq}
+        if sent is None:
+            sent = self._read("SELECT COUNT(*) FROM sent WHERE corp_id = %(corp_id)s AND "
+                              "open_kfid = %(open_kfid)s AND external_userid = %(customer)s "
+                              "AND after_seq >= %(last_seq)s", args)[0][0]
+        if clock is None:
+            clock = self._clock(corp_id, open_kfid)
+        events = self._read("SELECT seq, body FROM messages WHERE corp_id = %(corp_id)s AND "
+                            "open_kfid = %(open_kfid)s AND external_userid = %(customer)s "
+                            "AND origin = 4 ORDER BY seq DESC LIMIT 20", args)
+        return ReplyWindow(int(last), int(sent), last_msgid, int(clock),
+                           session_state(events, last_seq))
+
+    def _clock(self, corp_id: str, open_kfid: str) -> int:
+        rows = self._read(_CLOCK, (corp_id, open_kfid))
+        return int(rows[0][0]) if rows else 0
+
+    def event_customer(self, corp_id: str, code: str) -> tuple[str, str] | None:
+        # Codes live 20 s to 48 h: the latest events are enough (a scan of the newest ones).
+        rows = self._read(
+            "SELECT open_kfid, external_userid FROM messages WHERE seq > (SELECT "
+            "COALESCE(MAX(seq), 0) - %s FROM messages) AND corp_id = %s AND origin = 4 AND "
+            "strpos(body, %s) > 0 ORDER BY seq DESC LIMIT 1",
+            (EVENT_SCAN, corp_id, _text(f'"{code}"')))
+        return (rows[0][0], rows[0][1]) if rows and rows[0][1] else None
+
+    def waiting(self, corp_id: str, open_kfid: str | None = None) -> list[Waiting]:
+        where, args = "corp_id = %s", [corp_id]
+        if open_kfid is not None:
+            where, args = "corp_id = %s AND open_kfid = %s", [corp_id, open_kfid]
+        rows = self._read(
+            f"""SELECT t.open_kfid, t.external_userid, t.seq, m.send_time, m.msgid
+                FROM (SELECT open_kfid, external_userid, MAX(seq) AS seq FROM messages
+                      WHERE {where} AND origin = 3 GROUP BY open_kfid, external_userid) t
+                JOIN messages m ON m.seq = t.seq
+                WHERE NOT EXISTS (SELECT 1 FROM messages r WHERE r.corp_id = m.corp_id
+                                  AND r.open_kfid = t.open_kfid
+                                  AND r.external_userid = t.external_userid
+                                  AND r.origin IN (5, 100) AND r.seq > t.seq)
+                  AND NOT EXISTS (SELECT 1 FROM sent s WHERE s.corp_id = m.corp_id
+                                  AND s.open_kfid = t.open_kfid
+                                  AND s.external_userid = t.external_userid
+                                  AND s.after_seq >= t.seq)""", args)
+        clocks: dict[str, int] = {}
+        found = []
+        for kfid, customer, seq, send_time, msgid in rows:
+            if kfid not in clocks:
+                clocks[kfid] = self._clock(corp_id, kfid)
+            window = self._window(corp_id, kfid, customer, seq, send_time, msgid, sent=0,
+                                  clock=clocks[kfid])
+            found.append(Waiting(kfid, customer, msgid, int(send_time), window, int(seq)))
+        return found
 
     def unanswered(self, corp_id: str, name: str, open_kfid: str, *, upto: int,
                    since: int) -> int | None:

@@ -43,6 +43,8 @@ from kfcli.core.store.base import (
     ReplyWindow,
     Row,
     Store,
+    StoreUnwritable,
+    Waiting,
     Watch,
     callback_row,
     derived,
@@ -50,6 +52,8 @@ from kfcli.core.store.base import (
     media_id_of,
     search_query,
     search_text,
+    sent_document,
+    session_state,
     usable_schema,
 )
 from kfcli.core.store.migrations import Migrator, Operation, check_steps
@@ -287,6 +291,13 @@ def _add_media(conn: sqlite3.Connection) -> None:
                      derived(rows, media_id_of))
 
 
+# Whole conversations (schema version 5): kfcli's sends are stored as messages (origin 100);
+# each conversation's turns (a customer's latest message, the sends and servicer messages
+# after it: the reply window, msg inbox) are read from this index.
+TURNS_SCHEMA = [
+    "CREATE INDEX IF NOT EXISTS messages_turns ON messages (account, external_userid, origin)",
+]
+
 #: Step N brings a store of schema N-1 to N (kfcli.core.store.migrations runs them).
 MIGRATIONS: dict[int, tuple[Operation[sqlite3.Connection], ...]] = {
     1: (*SCHEMA,),
@@ -294,6 +305,7 @@ MIGRATIONS: dict[int, tuple[Operation[sqlite3.Connection], ...]] = {
     3: (_add_first_position, *MEDIA_SCHEMA, *REPLIES_SCHEMA, *SENT_SCHEMA, _add_media),
     4: (*OPERATIONS_SCHEMA, *SENT_SCHEMA),
     5: (*NAMES_SCHEMA,),
+    6: (*TURNS_SCHEMA,),
 }
 check_steps(MIGRATIONS)
 
@@ -362,6 +374,14 @@ def _older(path: Path, than: float) -> bool:
 
 def _padded(text: str) -> str:
     return text + PAD if text else ""
+
+#: The latest time WeCom is known to have reached for an account: its newest message's
+#: send_time, kfcli's own sends (origin 100, this host's clock) left out.
+_CLOCK = ("SELECT send_time FROM messages WHERE account = ? AND origin <> 100 "
+          "ORDER BY send_time DESC LIMIT 1")
+
+#: event_customer looks for a code among this many of the newest messages.
+EVENT_SCAN = 200_000
 
 #: Queries shorter than this (in characters) are not in the trigram index: scanned instead.
 TRIGRAM = 3
@@ -437,7 +457,7 @@ class SqliteStore(Store):
         if not os.access(self.path, os.W_OK) or not os.access(self.path.parent, os.W_OK):
             # Checked up front: a store found read-only halfway through a pull would fail
             # after WeCom was asked (the pull is repeated, but the user deserves it now).
-            raise ConfigError(f"cannot write to the store {self.path} (read-only)",
+            raise StoreUnwritable(f"cannot write to the store {self.path} (read-only)",
                               hint="check the file's and its directory's permissions")
         if migrate:
             self._migrate()
@@ -522,7 +542,7 @@ class SqliteStore(Store):
                                "left untouched", hint="move it away, or set KFCLI_STORE to "
                                "another file")
         if "readonly" in text or "read-only" in text or "unable to open" in text:
-            return ConfigError(f"cannot write to the store {self.path} ({text})",
+            return StoreUnwritable(f"cannot write to the store {self.path} ({text})",
                                hint="check the file's and its directory's permissions")
         if "disk is full" in text or "disk I/O error" in text:
             return KfError(f"the store {self.path} cannot be written: {text}",
@@ -1084,16 +1104,41 @@ class SqliteStore(Store):
                              "status, acked_at) VALUES (?, ?, ?, ?, ?)",
                              [(corp_id, open_kfid, m, status, now) for m in msgids])
 
-    def record_sent(self, corp_id: str, open_kfid: str, customer: str, msgid: str) -> None:
-        # after_seq: the customer's last stored message when it was sent, so that the
-        # window counts it by order, never by comparing this machine's clock with WeCom's.
-        account = self._account(corp_id, open_kfid)
+    def record_sent(self, corp_id: str, open_kfid: str, customer: str, msgid: str,
+                    message: dict[str, Any] | None = None, *,
+                    sent_at: float | None = None) -> None:
+        now = time.time()
         with self._write() as conn:
+            ids = self._ids(conn, corp_id, open_kfid, create=True)
+            assert ids is not None  # created
+            corp, account = ids
+            # after_seq: the customer's last stored message when it was sent, so that the
+            # window counts it by order, never by comparing this machine's clock with WeCom's.
             conn.execute("INSERT OR IGNORE INTO sent (corp_id, open_kfid, external_userid, "
                          "msgid, sent_at, after_seq) VALUES (?, ?, ?, ?, ?, COALESCE((SELECT "
                          "MAX(seq) FROM messages WHERE account = ? AND external_userid = ? "
                          "AND origin = 3), 0))",
-                         (corp_id, open_kfid, customer, msgid, time.time(), account, customer))
+                         (corp_id, open_kfid, customer, msgid, now, account, customer))
+            if message is None:
+                return
+            clock = conn.execute(_CLOCK, (account,)).fetchone()
+            doc = sent_document(open_kfid, customer, msgid, message,
+                                max(int(sent_at or now), int(clock[0] if clock else 0)))
+            m = Incoming.from_api(doc)
+            cur = conn.execute(
+                "INSERT OR IGNORE INTO messages (corp, account, stored_at, msgid, "
+                "external_userid, servicer_userid, origin, msgtype, send_time, body, search) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (corp, account, now, *m[:7], _padded(m.searchable())))
+            if not cur.rowcount:
+                return
+            seq = cur.lastrowid
+            if m.search:
+                conn.execute("INSERT INTO messages_fts (rowid, search) VALUES (?, ?)",
+                             (seq, _padded(m.search)))
+            if m.media_id:  # what was sent is archived like what was received
+                conn.execute("INSERT OR IGNORE INTO media (seq, corp, media_id) VALUES "
+                             "(?, ?, ?)", (seq, corp, m.media_id))
 
     def nicknames(self, corp_id: str, external_userids: Collection[str]
                   ) -> dict[str, tuple[str, float]]:
@@ -1122,15 +1167,71 @@ class SqliteStore(Store):
         account = self._account(corp_id, open_kfid)
         if account is None:
             return None
-        rows = self._read("SELECT MAX(seq), MAX(send_time) FROM messages WHERE account = ? "
-                          "AND external_userid = ? AND origin = 3", (account, customer))
-        if not rows or rows[0][0] is None:
+        rows = self._read("SELECT seq, send_time, msgid FROM messages WHERE account = ? "
+                          "AND external_userid = ? AND origin = 3 ORDER BY seq DESC LIMIT 1",
+                          (account, customer))
+        if not rows:
             return None
-        last_seq, last = rows[0]
-        sent = self._read("SELECT COUNT(*) FROM sent WHERE corp_id = ? AND open_kfid = ? AND "
-                          "external_userid = ? AND after_seq >= ?",
-                          (corp_id, open_kfid, customer, last_seq))[0][0]
-        return ReplyWindow(last, sent)
+        return self._window(corp_id, open_kfid, account, customer, *rows[0])
+
+    def _window(self, corp_id: str, open_kfid: str, account: int, customer: str,
+                last_seq: int, last: int, last_msgid: str, *, sent: int | None = None,
+                clock: int | None = None) -> ReplyWindow:
+        if sent is None:
+            sent = self._read("SELECT COUNT(*) FROM sent WHERE corp_id = ? AND open_kfid = ? "
+                              "AND external_userid = ? AND after_seq >= ?",
+                              (corp_id, open_kfid, customer, last_seq))[0][0]
+        if clock is None:
+            clock = self._clock(account)
+        events = self._read("SELECT seq, body FROM messages WHERE account = ? AND "
+                            "external_userid = ? AND origin = 4 ORDER BY seq DESC LIMIT 20",
+                            (account, customer))
+        return ReplyWindow(last, sent, last_msgid, int(clock),
+                           session_state(events, last_seq))
+
+    def _clock(self, account: int) -> int:
+        rows = self._read(_CLOCK, (account,))
+        return int(rows[0][0]) if rows else 0
+
+    def event_customer(self, corp_id: str, code: str) -> tuple[str, str] | None:
+        # Codes live 20 s to 48 h: the latest events are enough (a scan of the newest ones).
+        rows = self._read(
+            "SELECT a.open_kfid, m.external_userid FROM messages m JOIN accounts a ON a.id = "
+            "m.account WHERE m.seq > (SELECT COALESCE(MAX(seq), 0) - ? FROM messages) AND "
+            "m.corp = (SELECT id FROM corps WHERE corp_id = ?) AND m.origin = 4 AND "
+            "instr(m.body, ?) > 0 ORDER BY m.seq DESC LIMIT 1",
+            (EVENT_SCAN, corp_id, f'"{code}"'))
+        return (rows[0][0], rows[0][1]) if rows and rows[0][1] else None
+
+    def waiting(self, corp_id: str, open_kfid: str | None = None) -> list[Waiting]:
+        where = "corp = (SELECT id FROM corps WHERE corp_id = ?)"
+        args: list[Any] = [corp_id]
+        if open_kfid is not None:
+            account = self._account(corp_id, open_kfid)
+            if account is None:
+                return []
+            where, args = "account = ?", [account]
+        rows = self._read(
+            f"""SELECT t.account, a.open_kfid, t.external_userid, t.seq, m.send_time, m.msgid
+                FROM (SELECT account, external_userid, MAX(seq) AS seq FROM messages
+                      WHERE {where} AND origin = 3 GROUP BY account, external_userid) t
+                JOIN messages m ON m.seq = t.seq JOIN accounts a ON a.id = t.account
+                WHERE NOT EXISTS (SELECT 1 FROM messages r WHERE r.account = t.account
+                                  AND r.external_userid = t.external_userid
+                                  AND r.origin IN (5, 100) AND r.seq > t.seq)
+                  AND NOT EXISTS (SELECT 1 FROM sent s WHERE s.corp_id = ?
+                                  AND s.open_kfid = a.open_kfid
+                                  AND s.external_userid = t.external_userid
+                                  AND s.after_seq >= t.seq)""", [*args, corp_id])
+        clocks: dict[int, int] = {}
+        found = []
+        for account, kfid, customer, seq, send_time, msgid in rows:
+            if account not in clocks:
+                clocks[account] = self._clock(account)
+            window = self._window(corp_id, kfid, account, customer, seq, send_time, msgid,
+                                  sent=0, clock=clocks[account])
+            found.append(Waiting(kfid, customer, msgid, send_time, window, seq))
+        return found
 
     def unanswered(self, corp_id: str, name: str, open_kfid: str, *, upto: int,
                    since: int) -> int | None:
