@@ -78,3 +78,22 @@ def test_only_the_renderer_writes_stdout() -> None:
             if isinstance(node, ast.Call):
                 name = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
                 assert name not in ("print", "Console", "rich_console"), (path, node.lineno)
+
+
+def test_command_bodies_are_short() -> None:
+    """A command is an adapter: parse -> core -> render, at most 40 lines of body (its
+    docstring and signature aside); the work is in kfcli.core or the group's helpers."""
+    long = []
+    for path in (ROOT / "cli").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.FunctionDef) or not any(
+                    isinstance(d, ast.Call) and getattr(d.func, "attr", "") == "command"
+                    for d in node.decorator_list):
+                continue
+            body = node.body
+            if isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+                body = body[1:] or body
+            lines = (node.end_lineno or 0) - body[0].lineno + 1
+            if lines > 40:
+                long.append(f"{path.relative_to(ROOT)}:{node.name} ({lines} lines)")
+    assert not long, long

@@ -58,6 +58,14 @@ def check_query(text: str, option: str = "TEXT") -> str:
     return text
 
 
+def stream_output(st, output: str | None, json_: bool, columns: str | None):
+    """The output of a message stream (JSON lines when piped), --columns checked first."""
+    st.set_output(output, json_, columns)
+    out = st.stream_out()
+    check_columns(out)
+    return out
+
+
 def check_columns(out) -> None:
     """--columns checked before anything is done: a usage error (exit 2) names the known
     columns."""
@@ -99,3 +107,9 @@ def nicknames(st, store, corp_id: str, out):
                                       notify=st.notice)
 
     return Nicknames(store, corp_id, client=client, now=st.env.clock, warn=out.warning).get
+
+
+def corp_of(settings) -> str:
+    """The corp_id the store's rows are kept under (ConfigError, exit 3, when unset)."""
+    settings.require("corp_id")
+    return str(settings.corp_id)

@@ -22,6 +22,7 @@ from kfcli.cli.msg._group import (
     SinceOpt,
     UntilOpt,
     app,
+    corp_of,
     nicknames,
     note_unseen,
     selection,
@@ -182,18 +183,14 @@ def export(
 ) -> None:
     """Write stored messages to a CSV, JSON lines or HTML file."""
     from kfcli.core.export import Exporter, Selection
+    from kfcli.core.store import open_store
 
     st = state()
     out = st.out
     fmt = _check_export(fmt, account, output_file, media_dir)
     start, end = selection(customer, since, until, state().env.clock())
-    settings = st.settings()
-    corp_id = settings.corp_id or ""
-    if not corp_id:
-        settings.require("corp_id")
-    from kfcli.core.store import open_store
-
-    store = open_store(settings=settings, create=False)
+    corp_id = corp_of(st.settings())
+    store = open_store(settings=st.settings(), create=False)
     target = None
     try:
         target = _Target(output_file, force=force)

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from kfcli.cli.context import state, with_output
-from kfcli.cli.msg._group import app
+from kfcli.cli.msg._group import app, corp_of
 from kfcli.cli.text import plural
 from kfcli.core import limits
 from kfcli.core.errors import (
@@ -98,8 +98,7 @@ def media(
     out = st.out
     output_file, into = _check_media_target(st, msgid, output_file)
     settings = st.settings()
-    settings.require("corp_id")
-    corp_id = settings.corp_id or ""
+    corp_id = corp_of(settings)
     with open_store(settings=settings, create=False) as store:
         item, chunks = _content(st, store, corp_id, msgid)
         if into:  # under the file's own name, known now

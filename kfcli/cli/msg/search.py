@@ -21,11 +21,11 @@ from kfcli.cli.msg._group import (
     StreamOutputOpt,
     UntilOpt,
     app,
-    check_columns,
     check_query,
     nicknames,
     note_unseen,
     selection,
+    stream_output,
 )
 from kfcli.core import limits
 from kfcli.core.sync import Message
@@ -81,9 +81,7 @@ def search(
 ) -> None:
     """Find stored messages containing TEXT (Chinese or Latin), newest first."""
     st = state()
-    st.set_output(output, json_, columns)
-    out = st.stream_out()
-    check_columns(out)
+    out = stream_output(st, output, json_, columns)
     check_query(text)
     if account is not None:
         limits.check_open_kfid(account)

@@ -236,48 +236,13 @@ def send(
                            name=name, address=address)
         _send_batch(batch, parallel)
         return
-    if open_kfid is None or external_userid is None:
-        raise UsageError("give OPEN_KFID and EXTERNAL_USERID (or --batch FILE)")
-    limits.check_open_kfid(open_kfid)
-    limits.check_external_userid(external_userid)
-    if reply_to is not None:
-        limits.check_msgid(reply_to)
-        if msgid is not None:
-            raise UsageError("give --msgid or --reply-to, not both: --reply-to derives the "
-                             "msgid")
-    given = [flag for flag, value in (
-        ("--text", text), ("--image", image), ("--voice", voice), ("--video", video),
-        ("--file", file), ("--link", link), ("--miniprogram", miniprogram), ("--menu", menu),
-        ("--location", location), ("--ca-link", ca_link), ("--payload", payload))
-        if value is not None]
-    if len(given) != 1:
-        raise UsageError("give exactly one message: --text, --image, --voice, --video, --file, "
-                         "--link, --miniprogram, --menu, --location, --ca-link or --payload"
-                         + (f" (got {', '.join(given)})" if given else ""))
-    option = given[0]
-    _refuse_details(option, {"--title": title, "--desc": desc, "--pagepath": pagepath,
-                             "--thumb": thumb, "--thumb-media-id": thumb_media_id,
-                             "--name": name, "--address": address})
-    if msgid is not None:
-        limits.check_msgid(msgid)
-    if payload is not None:
-        # The payload's own routing fields must agree with the command line, and its msgid is
-        # kept (a rerun of the same file must not get a new msgid and deliver twice).
-        doc = load_payload(payload)
-        for key, value in (("touser", external_userid), ("open_kfid", open_kfid),
-                           ("msgid", msgid)):
-            if value is not None and key in doc and doc[key] != value:
-                raise ValidationError("--payload", f"{key} {doc[key]!r} differs from the "
-                                      f"command line's {value!r}")
-        if msgid is None and "msgid" in doc:
-            msgid = limits.check_msgid(doc["msgid"])
-        msgtype, body = doc["msgtype"], doc[doc["msgtype"]]
-    else:
-        msgtype, body = _build(text=text, image=image, voice=voice, video=video, file=file,
-                               link=link, miniprogram=miniprogram, menu=menu,
-                               location=location, ca_link=ca_link, title=title, desc=desc,
-                               pagepath=pagepath, thumb=thumb, thumb_media_id=thumb_media_id,
-                               name=name, address=address)
+    _check_ids(open_kfid, external_userid, msgid, reply_to)
+    assert open_kfid is not None and external_userid is not None
+    msgtype, body, msgid = _message(
+        msgid, open_kfid, external_userid, text=text, image=image, voice=voice, video=video,
+        file=file, link=link, miniprogram=miniprogram, menu=menu, location=location,
+        ca_link=ca_link, payload=payload, title=title, desc=desc, pagepath=pagepath,
+        thumb=thumb, thumb_media_id=thumb_media_id, name=name, address=address)
     if reply_to is not None:
         from kfcli.core.batch import derive_msgid
 
@@ -322,6 +287,62 @@ def recording_client():
     client = st.client()
     client.recorder = recorder
     return client
+
+
+def _check_ids(open_kfid: str | None, external_userid: str | None, msgid: str | None,
+               reply_to: str | None) -> None:
+    """`msg send`'s account, customer, --msgid and --reply-to checked together."""
+    if open_kfid is None or external_userid is None:
+        raise UsageError("give OPEN_KFID and EXTERNAL_USERID (or --batch FILE)")
+    limits.check_open_kfid(open_kfid)
+    limits.check_external_userid(external_userid)
+    if reply_to is not None:
+        limits.check_msgid(reply_to)
+        if msgid is not None:
+            raise UsageError("give --msgid or --reply-to, not both: --reply-to derives the "
+                             "msgid")
+
+
+def _message(msgid: str | None, open_kfid: str, external_userid: str, *, text, image, voice,
+             video, file, link, miniprogram, menu, location, ca_link, payload, title, desc,
+             pagepath, thumb, thumb_media_id, name,
+             address) -> tuple[str, dict[str, Any], str | None]:
+    """The one message of `msg send`'s options: (msgtype, its object, the msgid: --msgid,
+    or a --payload's own)."""
+    given = [flag for flag, value in (
+        ("--text", text), ("--image", image), ("--voice", voice), ("--video", video),
+        ("--file", file), ("--link", link), ("--miniprogram", miniprogram), ("--menu", menu),
+        ("--location", location), ("--ca-link", ca_link), ("--payload", payload))
+        if value is not None]
+    if len(given) != 1:
+        raise UsageError("give exactly one message: --text, --image, --voice, --video, --file, "
+                         "--link, --miniprogram, --menu, --location, --ca-link or --payload"
+                         + (f" (got {', '.join(given)})" if given else ""))
+    option = given[0]
+    _refuse_details(option, {"--title": title, "--desc": desc, "--pagepath": pagepath,
+                             "--thumb": thumb, "--thumb-media-id": thumb_media_id,
+                             "--name": name, "--address": address})
+    if msgid is not None:
+        limits.check_msgid(msgid)
+    if payload is not None:
+        # The payload's own routing fields must agree with the command line, and its msgid is
+        # kept (a rerun of the same file must not get a new msgid and deliver twice).
+        doc = load_payload(payload)
+        for key, value in (("touser", external_userid), ("open_kfid", open_kfid),
+                           ("msgid", msgid)):
+            if value is not None and key in doc and doc[key] != value:
+                raise ValidationError("--payload", f"{key} {doc[key]!r} differs from the "
+                                      f"command line's {value!r}")
+        if msgid is None and "msgid" in doc:
+            msgid = limits.check_msgid(doc["msgid"])
+        msgtype, body = doc["msgtype"], doc[doc["msgtype"]]
+    else:
+        msgtype, body = _build(text=text, image=image, voice=voice, video=video, file=file,
+                               link=link, miniprogram=miniprogram, menu=menu,
+                               location=location, ca_link=ca_link, title=title, desc=desc,
+                               pagepath=pagepath, thumb=thumb, thumb_media_id=thumb_media_id,
+                               name=name, address=address)
+    return msgtype, body, msgid
 
 
 def _refuse_with_batch(open_kfid, external_userid, msgid, reply_to, dry_run,

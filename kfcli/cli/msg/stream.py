@@ -22,11 +22,12 @@ from kfcli.cli.msg._group import (
     StreamOutputOpt,
     UntilOpt,
     app,
-    check_columns,
     check_query,
+    corp_of,
     nicknames,
     note_unseen,
     selection,
+    stream_output,
 )
 from kfcli.cli.msg.media import archive_after_pull
 from kfcli.cli.text import plural
@@ -375,9 +376,7 @@ def sync(
 ) -> None:
     """Pull messages and events with sync_msg into the store, writing out each new one once."""
     st = state()
-    st.set_output(output, json_, columns)
-    out = st.stream_out()
-    check_columns(out)
+    out = stream_output(st, output, json_, columns)
     limits.check_open_kfid(open_kfid)
     limits.check_limit(limit, limits.SYNC_LIMIT)
     if voice_format is not None and voice_format not in VOICE_FORMATS:
@@ -548,21 +547,12 @@ def history(
     columns: ColumnsOpt = None,
 ) -> None:
     """Messages from the store, oldest first: a conversation, or JSON lines."""
-
     st = state()
-    st.set_output(output, json_, columns)
-    out = st.stream_out()
-    check_columns(out)
-    if open_kfid is not None:
-        if all_accounts:
-            raise UsageError("give an OPEN_KFID or --all-accounts, not both")
-        limits.check_open_kfid(open_kfid)
+    out = stream_output(st, output, json_, columns)
     start, end = selection(customer, since, until, st.env.clock())
-    _check_reading(consumer, ack, grep, follow)
+    _check_reading(open_kfid, all_accounts, consumer, ack, grep, follow)
     settings = st.settings()
-    corp_id = settings.corp_id or ""
-    if not corp_id:
-        settings.require("corp_id")
+    corp_id = corp_of(settings)
     # A follower rides out store outages (a line on stderr when one begins and ends).
     outage = _store_outage(out) if follow else None
     # Reads never create a store (a typo in KFCLI_STORE is exit 3, not an empty answer);
@@ -598,9 +588,13 @@ def history(
 _WAITING = "waiting for new messages in the store (Ctrl-C stops)"
 
 
-def _check_reading(consumer: str | None, ack: str | None, grep: str | None,
-                   follow: bool) -> None:
-    """`msg history`'s --consumer, --ack and --grep, checked together."""
+def _check_reading(open_kfid: str | None, all_accounts: bool, consumer: str | None,
+                   ack: str | None, grep: str | None, follow: bool) -> None:
+    """`msg history`'s OPEN_KFID, --consumer, --ack and --grep, checked together."""
+    if open_kfid is not None:
+        if all_accounts:
+            raise UsageError("give an OPEN_KFID or --all-accounts, not both")
+        limits.check_open_kfid(open_kfid)
     if consumer is not None:
         limits.check_consumer(consumer)
     if ack is not None:
