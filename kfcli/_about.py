@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 
 #: The store schema this kfcli writes (kfcli.core.store.base.SCHEMA_VERSION is this one).
-STORE_SCHEMA = 6
+STORE_SCHEMA = 7
 
 
 def commit() -> str | None:

@@ -60,6 +60,13 @@ PARALLEL = 4
 MAX_PARALLEL = 16
 #: The longest input line read (a menu of 10 items is a few KB).
 MAX_LINE = 64 * 1024
+#: A batch archives its sends (each recorded at once, its message kept with it) every
+#: ARCHIVE_EVERY sends, and when one has waited ARCHIVE_AFTER seconds (the input quiet):
+#: a message's row, indexes and search entry are most of what recording costs on SQLite.
+ARCHIVE_EVERY = 200
+ARCHIVE_AFTER = 0.5
+#: Seconds a ledger keeps an account's clock (`Store.clock`) before asking again.
+CLOCK_TTL = 10.0
 #: The most messages one line may answer (`reply_to` as a list).
 MAX_REPLY_TO = 100
 _KEYS = {"open_kfid", "external_userid", "touser", "msgtype", "msgid", "reply_to", "no_reply"}
@@ -261,6 +268,11 @@ class Ledger:
         self.warn = warn
         #: The store was found read-only: it is read, records are not written.
         self.unwritable = False
+        self._clocks: dict[str, tuple[float, int]] = {}
+        #: Record sends to be archived later, many at once (`archive_due`).
+        self.archive_later = False
+        self._unarchived = 0
+        self._unarchived_since: float | None = None
         self.now = now or time.time
         self.clock = clock or time.monotonic
         self.sleep = sleep or time.sleep
@@ -287,6 +299,7 @@ class Ledger:
             store = self._store()
             if self.journal is not None:
                 self.journal.replay(store)
+            store.archive_sends(self.corp_id)  # what a killed batch left to archive
         except StoreUnwritable as exc:  # a send is never held back for it: journaled
             with self._lock:
                 if self.store is None:  # not even opened: away
@@ -361,9 +374,21 @@ class Ledger:
                     self._failed(exc)
             return None
 
+    def archive_due(self, *, now: bool = False) -> None:
+        """Archive the sends recorded `later` (`Store.archive_sends`), when ARCHIVE_EVERY of
+        them wait or the first has waited ARCHIVE_AFTER seconds (`now`: whatever waits)."""
+        with self._lock:
+            if not self._unarchived or not (
+                    now or self._unarchived >= ARCHIVE_EVERY
+                    or self.clock() - (self._unarchived_since or 0.0) >= ARCHIVE_AFTER):
+                return
+            self._unarchived, self._unarchived_since = 0, None
+        self._guard(lambda store: store.archive_sends(self.corp_id))
+
     def finish(self) -> None:
         """Wait until every record is written (the store may still be away: back off until
         it is back; Ctrl-C stops)."""
+        self.archive_due(now=True)
         while True:
             with self._lock:
                 if not self.outage.active or self._catch_up() or not self.backlog:
@@ -376,7 +401,8 @@ class Ledger:
         msgid comes from the conversation turn gets it here; while the store is away such a
         line fails (which turn it answers cannot be told, and a guess could send twice)."""
         def decide(store: Any) -> tuple[str, int | None, str | None] | None:
-            window = store.reply_window(self.corp_id, line.open_kfid, line.customer)
+            window = store.reply_window(self.corp_id, line.open_kfid, line.customer,
+                                        clock=self._clock(store, line.open_kfid), state=False)
             if line.by_turn:
                 line.msgid = turn_msgid(line, window.last_msgid if window is not None else "")
                 line.by_turn = False
@@ -394,6 +420,15 @@ class Ledger:
                                     "this line answers is unknown; run it again once the "
                                     "store is back (or give the line a msgid or reply_to)")
         return decided
+
+    def _clock(self, store: Any, open_kfid: str) -> int:
+        """The account's `Store.clock` (WeCom's time as the store knows it), asked again
+        after CLOCK_TTL seconds: not a query per line."""
+        now = self.clock()
+        known = self._clocks.get(open_kfid)
+        if known is None or now - known[0] > CLOCK_TTL:
+            known = self._clocks[open_kfid] = (now, store.clock(self.corp_id, open_kfid))
+        return known[1]
 
     def _earlier(self, store: Any, line: Line) -> str:
         """Which earlier send `line` matches (its msgid is recorded as sent)."""
@@ -448,24 +483,34 @@ class Ledger:
         return None
 
     def sent(self, line: Line) -> None:
-        """Record a delivered line with its conversation; while the store is away, in the
-        journal (synced now: a kill loses nothing), recorded when it is back."""
+        """Record a delivered line with its conversation, and the messages it answers as
+        replied; while the store is away, in the journal (synced now: a kill loses nothing),
+        recorded when it is back."""
         rec = send_record(self.corp_id, line.open_kfid, line.customer, line.msgid,
-                          line.msgtype or "", line.content)
+                          line.msgtype or "", line.content,
+                          answered=line.answers or ((line.reply_to,) if line.reply_to else ()))
+        later = self.archive_later
+
         def write(store: Any) -> bool:
-            record(store, rec)
+            record(store, rec, later=later)
             return True
 
-        if not self._guard(write):
-            if self.journal is not None:
-                try:
-                    self.journal.keep(rec)
-                    self.kept += 1
-                    return
-                except OSError:  # the journal's disk is full too: kept in memory, as acks
-                    pass
-            with self._lock:
-                self.backlog.append(lambda store: record(store, rec))
+        if self._guard(write):
+            if later:
+                with self._lock:
+                    self._unarchived += 1
+                    self._unarchived_since = self._unarchived_since or self.clock()
+                self.archive_due()
+            return
+        if self.journal is not None:
+            try:
+                self.journal.keep(rec)
+                self.kept += 1
+                return
+            except OSError:  # the journal's disk is full too: kept in memory, as acks
+                pass
+        with self._lock:
+            self.backlog.append(lambda store: record(store, rec))
 
     def ack(self, line: Line, status: str) -> None:
         assert line.reply_to is not None
@@ -500,6 +545,9 @@ class BatchSender:
         """Send every line of `lines` (read as they come) and wait for the last result."""
         replies: dict[tuple[str, str], int] = {}
         workers: list[tuple[queue.Queue[Any], threading.Thread]] = []
+        if self.ledger is not None and self.parallel > 1:
+            # Workers archive what was sent together (and when the input is quiet).
+            self.ledger.archive_later = True
         if self.parallel > 1:
             for _ in range(self.parallel):
                 q: queue.Queue[Any] = queue.Queue(maxsize=64)
@@ -543,7 +591,12 @@ class BatchSender:
 
     def _work(self, q: queue.Queue[Any]) -> None:
         while True:
-            line = q.get()
+            try:
+                line = q.get(timeout=ARCHIVE_AFTER if self.ledger is not None else None)
+            except queue.Empty:  # the input is quiet: what was sent is archived
+                assert self.ledger is not None
+                self.ledger.archive_due()
+                continue
             if line is None:
                 return
             if self._failure is not None or self._stopped:
@@ -592,8 +645,7 @@ class BatchSender:
         # delivered by this very send.
         status = "already_sent" if result.already_delivered and not result.retried else "sent"
         if self.ledger is not None:
-            self.ledger.sent(line)
-        self._ack(line, "replied")
+            self.ledger.sent(line)  # with the messages it answers, in one transaction
         self._result(line.number, result.msgid, status, None,
                      f"already sent: WeCom already has msgid {line.msgid} (an earlier send "
                      "of this line)" if status == "already_sent" else None)

@@ -23,7 +23,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,17 +32,24 @@ from kfcli.core.store.base import StoreUnwritable
 
 
 def send_record(corp_id: str, open_kfid: str, customer: str, msgid: str, msgtype: str,
-                content: Any, sent_at: float | None = None) -> dict[str, Any]:
-    """One send as the journal keeps it (and `record` writes it)."""
-    return {"corp_id": corp_id, "open_kfid": open_kfid, "external_userid": customer,
-            "msgid": msgid, "message": {"msgtype": msgtype, msgtype: content},
-            "sent_at": time.time() if sent_at is None else sent_at}
+                content: Any, sent_at: float | None = None,
+                answered: Sequence[str] = ()) -> dict[str, Any]:
+    """One send as the journal keeps it (and `record` writes it); `answered`: the customer
+    messages it answers (acknowledged with it)."""
+    rec = {"corp_id": corp_id, "open_kfid": open_kfid, "external_userid": customer,
+           "msgid": msgid, "message": {"msgtype": msgtype, msgtype: content},
+           "sent_at": time.time() if sent_at is None else sent_at}
+    if answered:
+        rec["answered"] = list(answered)
+    return rec
 
 
-def record(store: Any, rec: dict[str, Any]) -> None:
-    """Write one send record into the store (KfError when it cannot)."""
+def record(store: Any, rec: dict[str, Any], *, later: bool = False) -> None:
+    """Write one send record into the store (KfError when it cannot); `later`: archived
+    with others by `Store.archive_sends`."""
     store.record_sent(rec["corp_id"], rec["open_kfid"], rec["external_userid"], rec["msgid"],
-                      rec["message"], sent_at=rec["sent_at"])
+                      rec["message"], sent_at=rec["sent_at"], answered=rec.get("answered", ()),
+                      later=later)
 
 
 class SendJournal:
@@ -189,6 +196,7 @@ class SendRecorder:
         """Write the journal's sends to `store` (once per recorder); how many."""
         if self._replayed:
             return 0
+        store.archive_sends(self.corp_id)  # what a batch killed mid-way left to archive
         done = self.journal.replay(store)
         self._replayed = True
         if done:

@@ -109,11 +109,11 @@ def test_a_bot_that_dies_between_sending_and_recording_is_not_answered_twice(
     class Died(BaseException):
         pass
 
-    def dies(self, line, status):
+    def dies(self, line):
         raise Died
 
     with monkeypatch.context() as m:
-        m.setattr(Ledger, "ack", dies)
+        m.setattr(Ledger, "sent", dies)  # records the send and the answered message
         failure: list[BaseException] = []
         thread = threading.Thread(target=lambda: _catch(failure, _answer_all, client, url,
                                                         open_kfid))

@@ -127,11 +127,20 @@ class _FlakyStore:
         self._up()
         return msgid in self.sent
 
-    def reply_window(self, corp_id, open_kfid, customer):
+    def reply_window(self, corp_id, open_kfid, customer, *, clock=None, state=True):
         self._up()
         return None
 
-    def record_sent(self, corp_id, open_kfid, customer, msgid, message=None, *, sent_at=None):
+    def clock(self, corp_id, open_kfid):
+        self._up()
+        return 0
+
+    def archive_sends(self, corp_id):
+        self._up()
+        return 0
+
+    def record_sent(self, corp_id, open_kfid, customer, msgid, message=None, *, sent_at=None,
+                    answered=(), later=False):
         self._up()
         self.sent.append(msgid)
 

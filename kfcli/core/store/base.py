@@ -65,6 +65,8 @@ SCHEMA_STEPS: dict[int, tuple[str, int]] = {
     6: ("kfcli's own sends in the archive (origin 100) and an index of each conversation's "
         "turns (msg inbox); builds of schema 5 keep working (what they send meanwhile counts "
         "in the reply window but is not archived)", 5),
+    7: ("a send's message kept with it until archived (sent.body: a batch archives its sends "
+        "together; builds of schema 6 archive each at once)", 5),
 }
 
 
@@ -855,14 +857,24 @@ class ConsumerStore(StorePart, Protocol):
     @abstractmethod
     def record_sent(self, corp_id: str, open_kfid: str, customer: str, msgid: str,
                     message: dict[str, Any] | None = None, *,
-                    sent_at: float | None = None) -> None:
+                    sent_at: float | None = None, answered: Collection[str] = (),
+                    later: bool = False) -> None:
         """Note a message kfcli delivered (or found delivered): it counts in the reply
         window. With `message` (`{"msgtype": T, T: {…}}`, as sent) it is also stored with
         its conversation (origin 100, `kfcli.core.origins.KFCLI`: history, search, export,
         consumers and inbox show it), its send_time on WeCom's clock as the store knows it
         (`sent_at`, this host's clock, never before the account's newest message), and
-        followers and consumers wake as for any commit. Recording the same msgid again
-        changes nothing."""
+        followers and consumers wake as for any commit. `answered`: the customer messages it
+        answers, acknowledged ("replied", as `ack_replies`) in the same transaction.
+        `later=True`: the message is kept with the send (durably) and archived by
+        `archive_sends`, many in one transaction (a batch's sends: on SQLite a message's
+        row, indexes and search entry are most of a send's cost); it counts in the window
+        at once. Recording the same msgid again changes nothing."""
+
+    @abstractmethod
+    def archive_sends(self, corp_id: str) -> int:
+        """Archive the sends recorded with `later=True` (by any process) as messages of their
+        conversations, in one transaction: how many."""
 
     @abstractmethod
     def was_sent(self, corp_id: str, open_kfid: str, msgid: str) -> bool: ...
@@ -878,9 +890,17 @@ class ConsumerStore(StorePart, Protocol):
         any kfcli) and no later servicer message, of one account or of every one."""
 
     @abstractmethod
-    def reply_window(self, corp_id: str, open_kfid: str, customer: str) -> ReplyWindow | None:
+    def reply_window(self, corp_id: str, open_kfid: str, customer: str, *,
+                     clock: int | None = None, state: bool = True) -> ReplyWindow | None:
         """What the store knows of WeCom's reply window for the customer: their last stored
-        message and the sends recorded since; None when no message of theirs is stored."""
+        message and the sends recorded since; None when no message of theirs is stored.
+        `clock`: the account's `clock()` when the caller knows it (not asked again);
+        `state=False` leaves the session state out (one query less)."""
+
+    @abstractmethod
+    def clock(self, corp_id: str, open_kfid: str) -> int:
+        """The latest time WeCom is known to have reached for the account: the newest
+        send_time of its messages from WeCom (kfcli's sends left out); 0 without any."""
 
 
 class MediaStore(StorePart, Protocol):

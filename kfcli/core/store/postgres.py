@@ -324,6 +324,12 @@ MIGRATIONS: dict[int, tuple[Operation[psycopg.Connection], ...]] = {
         """CREATE INDEX IF NOT EXISTS messages_turns
             ON messages (corp_id, open_kfid, external_userid, origin, seq)""",
     ),
+    # A send's message waiting to be archived (SQLite defers; here always NULL: the same
+    # schema on both).
+    7: (
+        "ALTER TABLE sent ADD COLUMN IF NOT EXISTS body text",
+        "CREATE INDEX IF NOT EXISTS sent_unarchived ON sent (corp_id) WHERE body IS NOT NULL",
+    ),
 }
 check_steps(MIGRATIONS)
 
@@ -1089,11 +1095,20 @@ class PostgresStore(Store):
 
     def record_sent(self, corp_id: str, open_kfid: str, customer: str, msgid: str,
                     message: dict[str, Any] | None = None, *,
-                    sent_at: float | None = None) -> None:
+                    sent_at: float | None = None, answered: Collection[str] = (),
+                    later: bool = False) -> None:
+        # Archived at once, `later` or not: a row costs PostgreSQL's commit little more
+        # than the sent row alone (SQLite defers, see SqliteStore.archive_sends).
         now = time.time()
         args = {"corp_id": corp_id, "open_kfid": open_kfid, "customer": _text(customer),
                 "msgid": _text(msgid), "now": now}
         with self._transaction() as conn:
+            if answered:
+                with conn.cursor() as cur:
+                    cur.executemany("INSERT INTO replies (corp_id, open_kfid, msgid, status, "
+                                    "acked_at) VALUES (%s, %s, %s, 'replied', %s) "
+                                    "ON CONFLICT DO NOTHING",
+                                    [(corp_id, open_kfid, _text(m), now) for m in answered])
             # after_seq: see SqliteStore.record_sent.
             conn.execute("INSERT INTO sent (corp_id, open_kfid, external_userid, msgid, sent_at, "
                          "after_seq) VALUES (%(corp_id)s, %(open_kfid)s, %(customer)s, "
@@ -1106,7 +1121,10 @@ class PostgresStore(Store):
             conn.execute(_ENSURE_ACCOUNT, (corp_id, open_kfid))
             # Seqs are handed out in commit order, as by commit_page (consumers never skip).
             conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (_COMMIT_LOCK + corp_id,))
-            clock = conn.execute(_CLOCK, (corp_id, open_kfid)).fetchone()
+            # Never before the conversation's previous message (see SqliteStore.record_sent).
+            clock = conn.execute("SELECT send_time FROM messages WHERE corp_id = %s AND "
+                                 "open_kfid = %s AND external_userid = %s ORDER BY seq DESC "
+                                 "LIMIT 1", (corp_id, open_kfid, _text(customer))).fetchone()
             doc = sent_document(open_kfid, customer, msgid, message,
                                 max(int(sent_at or now), int(clock[0] if clock else 0)))
             m = Incoming.from_api(doc)
@@ -1125,21 +1143,25 @@ class PostgresStore(Store):
                              "ON CONFLICT DO NOTHING", (row[0], corp_id, _text(m.media_id)))
             conn.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, corp_id))
 
+    def archive_sends(self, corp_id: str) -> int:
+        return 0  # every send is archived as it is recorded
+
     def was_sent(self, corp_id: str, open_kfid: str, msgid: str) -> bool:
         return bool(self._read("SELECT 1 FROM sent WHERE corp_id = %s AND open_kfid = %s AND "
                                "msgid = %s", (corp_id, open_kfid, _text(msgid))))
 
-    def reply_window(self, corp_id: str, open_kfid: str, customer: str) -> ReplyWindow | None:
+    def reply_window(self, corp_id: str, open_kfid: str, customer: str, *,
+                     clock: int | None = None, state: bool = True) -> ReplyWindow | None:
         rows = self._read("SELECT seq, send_time, msgid FROM messages WHERE corp_id = %s AND "
                           "open_kfid = %s AND external_userid = %s AND origin = 3 "
                           "ORDER BY seq DESC LIMIT 1", (corp_id, open_kfid, _text(customer)))
         if not rows:
             return None
-        return self._window(corp_id, open_kfid, customer, *rows[0])
+        return self._window(corp_id, open_kfid, customer, *rows[0], clock=clock, state=state)
 
     def _window(self, corp_id: str, open_kfid: str, customer: str, last_seq: int, last: int,
                 last_msgid: str, *, sent: int | None = None,
-                clock: int | None = None) -> ReplyWindow:
+                clock: int | None = None, state: bool = True) -> ReplyWindow:
         args = {"corp_id": corp_id, "open_kfid": open_kfid, "customer": _text(customer),
                 "last_seq": last_seq}
         if sent is None:
@@ -1147,14 +1169,16 @@ class PostgresStore(Store):
                               "open_kfid = %(open_kfid)s AND external_userid = %(customer)s "
                               "AND after_seq >= %(last_seq)s", args)[0][0]
         if clock is None:
-            clock = self._clock(corp_id, open_kfid)
+            clock = self.clock(corp_id, open_kfid)
+        if not state:
+            return ReplyWindow(int(last), int(sent), last_msgid, int(clock))
         events = self._read("SELECT seq, body FROM messages WHERE corp_id = %(corp_id)s AND "
                             "open_kfid = %(open_kfid)s AND external_userid = %(customer)s "
                             "AND origin = 4 ORDER BY seq DESC LIMIT 20", args)
         return ReplyWindow(int(last), int(sent), last_msgid, int(clock),
                            session_state(events, last_seq))
 
-    def _clock(self, corp_id: str, open_kfid: str) -> int:
+    def clock(self, corp_id: str, open_kfid: str) -> int:
         rows = self._read(_CLOCK, (corp_id, open_kfid))
         return int(rows[0][0]) if rows else 0
 
@@ -1188,7 +1212,7 @@ class PostgresStore(Store):
         found = []
         for kfid, customer, seq, send_time, msgid in rows:
             if kfid not in clocks:
-                clocks[kfid] = self._clock(corp_id, kfid)
+                clocks[kfid] = self.clock(corp_id, kfid)
             window = self._window(corp_id, kfid, customer, seq, send_time, msgid, sent=0,
                                   clock=clocks[kfid])
             found.append(Waiting(kfid, customer, msgid, int(send_time), window, int(seq)))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import re
 import sqlite3
@@ -22,6 +23,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
+from kfcli.core import jsontext
 from kfcli.core.errors import ConfigError, KfError
 from kfcli.core.store.base import (
     MEDIA_CHUNK,
@@ -298,6 +300,14 @@ TURNS_SCHEMA = [
     "CREATE INDEX IF NOT EXISTS messages_turns ON messages (account, external_userid, origin)",
 ]
 
+
+def _add_sent_body(conn: sqlite3.Connection) -> None:
+    """Version 7: a send's message waits in `sent.body` until it is archived (a batch
+    archives its sends together: one transaction for many)."""
+    _add_column(conn, "sent", "body TEXT")
+    conn.execute("CREATE INDEX IF NOT EXISTS sent_unarchived ON sent (corp_id) "
+                 "WHERE body IS NOT NULL")
+
 #: Step N brings a store of schema N-1 to N (kfcli.core.store.migrations runs them).
 MIGRATIONS: dict[int, tuple[Operation[sqlite3.Connection], ...]] = {
     1: (*SCHEMA,),
@@ -306,6 +316,7 @@ MIGRATIONS: dict[int, tuple[Operation[sqlite3.Connection], ...]] = {
     4: (*OPERATIONS_SCHEMA, *SENT_SCHEMA),
     5: (*NAMES_SCHEMA,),
     6: (*TURNS_SCHEMA,),
+    7: (_add_sent_body,),
 }
 check_steps(MIGRATIONS)
 
@@ -1106,39 +1117,88 @@ class SqliteStore(Store):
 
     def record_sent(self, corp_id: str, open_kfid: str, customer: str, msgid: str,
                     message: dict[str, Any] | None = None, *,
-                    sent_at: float | None = None) -> None:
+                    sent_at: float | None = None, answered: Collection[str] = (),
+                    later: bool = False) -> None:
         now = time.time()
         with self._write() as conn:
+            if answered:
+                conn.executemany("INSERT OR IGNORE INTO replies (corp_id, open_kfid, msgid, "
+                                 "status, acked_at) VALUES (?, ?, ?, 'replied', ?)",
+                                 [(corp_id, open_kfid, m, now) for m in answered])
             ids = self._ids(conn, corp_id, open_kfid, create=True)
             assert ids is not None  # created
             corp, account = ids
+            text = None
+            if message is not None:
+                # Never before the conversation's previous message: every view's order by
+                # time is the order of the conversation.
+                clock = conn.execute("SELECT send_time FROM messages WHERE account = ? AND "
+                                     "external_userid = ? ORDER BY seq DESC LIMIT 1",
+                                     (account, customer)).fetchone()
+                text = jsontext.dumps(sent_document(open_kfid, customer, msgid, message, max(
+                    int(sent_at or now), int(clock[0] if clock else 0))))
             # after_seq: the customer's last stored message when it was sent, so that the
             # window counts it by order, never by comparing this machine's clock with WeCom's.
+            # body: the message, until it is archived (`later`: by archive_sends).
             conn.execute("INSERT OR IGNORE INTO sent (corp_id, open_kfid, external_userid, "
-                         "msgid, sent_at, after_seq) VALUES (?, ?, ?, ?, ?, COALESCE((SELECT "
-                         "MAX(seq) FROM messages WHERE account = ? AND external_userid = ? "
-                         "AND origin = 3), 0))",
-                         (corp_id, open_kfid, customer, msgid, now, account, customer))
-            if message is None:
-                return
-            clock = conn.execute(_CLOCK, (account,)).fetchone()
-            doc = sent_document(open_kfid, customer, msgid, message,
-                                max(int(sent_at or now), int(clock[0] if clock else 0)))
-            m = Incoming.from_api(doc)
-            cur = conn.execute(
+                         "msgid, sent_at, after_seq, body) VALUES (?, ?, ?, ?, ?, COALESCE(("
+                         "SELECT MAX(seq) FROM messages WHERE account = ? AND external_userid "
+                         "= ? AND origin = 3), 0), ?)",
+                         (corp_id, open_kfid, customer, msgid, now, account, customer,
+                          text if later else None))
+            if text is not None and not later:
+                self._archive_send(conn, corp, account, now, text)
+
+    def _archive_send(self, conn: sqlite3.Connection, corp: int, account: int, now: float,
+                      text: str) -> None:
+        """Store one send (its JSON text) as a message of its conversation, searchable, its
+        media to be archived."""
+        m = Incoming.from_api(json.loads(text), text)
+        search = _padded(m.searchable())
+        cur = conn.execute(
+            "INSERT OR IGNORE INTO messages (corp, account, stored_at, msgid, "
+            "external_userid, servicer_userid, origin, msgtype, send_time, body, search) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (corp, account, now, *m[:7], search))
+        if not cur.rowcount:
+            return
+        seq = cur.lastrowid
+        if search:
+            conn.execute("INSERT INTO messages_fts (rowid, search) VALUES (?, ?)",
+                         (seq, search))
+        if m.media_id:  # what was sent is archived like what was received
+            conn.execute("INSERT OR IGNORE INTO media (seq, corp, media_id) VALUES "
+                         "(?, ?, ?)", (seq, corp, m.media_id))
+
+    def archive_sends(self, corp_id: str) -> int:
+        now = time.time()
+        with self._write() as conn:
+            rows = conn.execute("SELECT rowid, open_kfid, body FROM sent WHERE corp_id = ? AND "
+                                "body IS NOT NULL ORDER BY rowid", (corp_id,)).fetchall()
+            if not rows:
+                return 0
+            before = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM messages").fetchone()[0]
+            page = []
+            for _rowid, open_kfid, text in rows:
+                ids = self._ids(conn, corp_id, open_kfid, create=True)
+                assert ids is not None  # created
+                m = Incoming.from_api(json.loads(text), text)
+                page.append((*ids, now, *m[:7], _padded(m.searchable()), m.media_id))
+            # As commit_page: the rows in one statement, their search entries in another.
+            conn.executemany(
                 "INSERT OR IGNORE INTO messages (corp, account, stored_at, msgid, "
                 "external_userid, servicer_userid, origin, msgtype, send_time, body, search) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (corp, account, now, *m[:7], _padded(m.searchable())))
-            if not cur.rowcount:
-                return
-            seq = cur.lastrowid
-            if m.search:
-                conn.execute("INSERT INTO messages_fts (rowid, search) VALUES (?, ?)",
-                             (seq, _padded(m.search)))
-            if m.media_id:  # what was sent is archived like what was received
-                conn.execute("INSERT OR IGNORE INTO media (seq, corp, media_id) VALUES "
-                             "(?, ?, ?)", (seq, corp, m.media_id))
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [p[:-1] for p in page])
+            conn.execute("INSERT INTO messages_fts (rowid, search) SELECT seq, search FROM "
+                         "messages WHERE seq > ? AND search <> ''", (before,))
+            media = [(p[3], p[-1]) for p in page if p[-1]]  # (msgid, media_id)
+            if media:  # what was sent is archived like what was received
+                conn.executemany("INSERT OR IGNORE INTO media (seq, corp, media_id) SELECT "
+                                 "seq, corp, ? FROM messages WHERE seq > ? AND msgid = ?",
+                                 [(media_id, before, msgid) for msgid, media_id in media])
+            conn.executemany("UPDATE sent SET body = NULL WHERE rowid = ?",
+                             [(r[0],) for r in rows])
+        return len(rows)
 
     def nicknames(self, corp_id: str, external_userids: Collection[str]
                   ) -> dict[str, tuple[str, float]]:
@@ -1163,7 +1223,8 @@ class SqliteStore(Store):
         return bool(self._read("SELECT 1 FROM sent WHERE corp_id = ? AND open_kfid = ? AND "
                                "msgid = ?", (corp_id, open_kfid, msgid)))
 
-    def reply_window(self, corp_id: str, open_kfid: str, customer: str) -> ReplyWindow | None:
+    def reply_window(self, corp_id: str, open_kfid: str, customer: str, *,
+                     clock: int | None = None, state: bool = True) -> ReplyWindow | None:
         account = self._account(corp_id, open_kfid)
         if account is None:
             return None
@@ -1172,22 +1233,29 @@ class SqliteStore(Store):
                           (account, customer))
         if not rows:
             return None
-        return self._window(corp_id, open_kfid, account, customer, *rows[0])
+        return self._window(corp_id, open_kfid, account, customer, *rows[0], clock=clock,
+                            state=state)
 
     def _window(self, corp_id: str, open_kfid: str, account: int, customer: str,
                 last_seq: int, last: int, last_msgid: str, *, sent: int | None = None,
-                clock: int | None = None) -> ReplyWindow:
+                clock: int | None = None, state: bool = True) -> ReplyWindow:
         if sent is None:
             sent = self._read("SELECT COUNT(*) FROM sent WHERE corp_id = ? AND open_kfid = ? "
                               "AND external_userid = ? AND after_seq >= ?",
                               (corp_id, open_kfid, customer, last_seq))[0][0]
         if clock is None:
             clock = self._clock(account)
+        if not state:
+            return ReplyWindow(last, sent, last_msgid, int(clock))
         events = self._read("SELECT seq, body FROM messages WHERE account = ? AND "
                             "external_userid = ? AND origin = 4 ORDER BY seq DESC LIMIT 20",
                             (account, customer))
         return ReplyWindow(last, sent, last_msgid, int(clock),
                            session_state(events, last_seq))
+
+    def clock(self, corp_id: str, open_kfid: str) -> int:
+        account = self._account(corp_id, open_kfid)
+        return 0 if account is None else self._clock(account)
 
     def _clock(self, account: int) -> int:
         rows = self._read(_CLOCK, (account,))
