@@ -27,6 +27,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
@@ -65,7 +66,6 @@ from kfcli.core.models import (
     ServiceState,
     SyncPage,
 )
-from kfcli.core.records import record
 from kfcli.core.redact import redact, register_secret
 from kfcli.core.tokens import TokenCache
 
@@ -76,7 +76,7 @@ BACKOFF_ERRCODES = frozenset({-1, 45009, 45033})
 Trace = Callable[[str], None]
 
 
-@record
+@dataclass(frozen=True)
 class RetryPolicy:
     """How often and how long to retry. Delays are `base * 2**n` capped, each drawn at random
     from its upper half (jitter that still keeps a minimum wait)."""
@@ -92,7 +92,7 @@ class RetryPolicy:
         return random.uniform(ceiling / 2, ceiling)
 
 
-@record
+@dataclass(frozen=True)
 class Timeout:
     connect: float = 5.0
     read: float = 30.0

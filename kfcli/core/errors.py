@@ -10,9 +10,8 @@ Codes missing from it keep their raw errcode and errmsg and raise plain `ApiErro
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
-
-from kfcli.core.records import record
 
 
 class KfError(Exception):
@@ -218,7 +217,7 @@ class TokenError(ApiError):
     kind = "token"
 
 
-@record
+@dataclass(frozen=True)
 class ErrorInfo:
     exc: type[ApiError]
     en: str

@@ -6,16 +6,15 @@ Each model has the fields kfcli relies on as attributes and keeps the API's own 
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
-
-from kfcli.core.records import field, record
 
 
 def _without_status(doc: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in doc.items() if k not in ("errcode", "errmsg")}
 
 
-@record
+@dataclass(frozen=True)
 class Model:
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -23,7 +22,7 @@ class Model:
         return _without_status(self.raw)
 
 
-@record
+@dataclass(frozen=True)
 class Account(Model):
     open_kfid: str = ""
     name: str = ""
@@ -41,7 +40,7 @@ class Account(Model):
         )
 
 
-@record
+@dataclass(frozen=True)
 class MediaUpload(Model):
     type: str = ""
     media_id: str = ""
@@ -57,7 +56,7 @@ class MediaUpload(Model):
         )
 
 
-@record
+@dataclass(frozen=True)
 class Servicer(Model):
     """A servicer: a member (`userid`, `status` 0 receiving / 1 stopped, `stop_type`) or a
     department (`department_id`)."""
@@ -73,7 +72,7 @@ class Servicer(Model):
                    status=doc.get("status"), stop_type=doc.get("stop_type"))
 
 
-@record
+@dataclass(frozen=True)
 class ServicerResult(Model):
     """One entry of servicer add/del `result_list`: its own errcode (0 = success)."""
 
@@ -95,7 +94,7 @@ class ServicerResult(Model):
         return self.errcode == 0
 
 
-@record
+@dataclass(frozen=True)
 class ServiceState(Model):
     service_state: int = 0
     servicer_userid: str = ""  # the API's name; one peer SDK reads "service_userid" by mistake
@@ -106,7 +105,7 @@ class ServiceState(Model):
                    servicer_userid=str(doc.get("servicer_userid", "")))
 
 
-@record
+@dataclass(frozen=True)
 class SyncPage(Model):
     next_cursor: str = ""
     has_more: bool = False
@@ -122,7 +121,7 @@ class SyncPage(Model):
                    msg_texts=texts)
 
 
-@record
+@dataclass(frozen=True)
 class CustomerBatch(Model):
     customer_list: list[dict[str, Any]] = field(default_factory=list)
     invalid_external_userid: list[str] = field(default_factory=list)
@@ -133,7 +132,7 @@ class CustomerBatch(Model):
                    invalid_external_userid=list(doc.get("invalid_external_userid", [])))
 
 
-@record
+@dataclass(frozen=True)
 class SendResult:
     """The whole outcome of one send (`KfClient.send_message` / `send_message_on_event`).
 

@@ -21,12 +21,12 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from kfcli.core import paths
 from kfcli.core.files import ensure_private_dir, write_private
 from kfcli.core.notices import Notify
-from kfcli.core.records import record
 from kfcli.core.redact import register_secret
 
 #: Refresh this long before WeCom's expiry, so a token never dies in flight.
@@ -35,7 +35,7 @@ REFRESH_MARGIN = 300
 LOCK_TIMEOUT = 60
 
 
-@record
+@dataclass(frozen=True)
 class CachedToken:
     access_token: str
     expires_at: float
