@@ -435,3 +435,19 @@ def test_a_downloaded_file_name_with_a_semicolon_is_kept(sandbox, tmp_path) -> N
         size, _, filename = client.media_download(doc["media_id"], sink)
         sink.seek(0)
         assert (sink.read(), size, filename) == (b"%PDF-1.4 tiny", 13, "quote;v2 final.pdf")
+
+
+def test_result_types_are_dataclasses_python_code_can_convert():
+    """The library's result types stay dataclasses: integrators `asdict()` and `replace()`
+    them (a start-up shortcut that imitated dataclasses broke both)."""
+    import dataclasses
+
+    from kfcli.core import models
+    from kfcli.core.client import RetryPolicy, Timeout
+
+    for cls in (models.Account, models.SendResult, models.Servicer, models.SyncPage,
+                RetryPolicy, Timeout):
+        assert dataclasses.is_dataclass(cls), cls
+    account = models.Account(open_kfid="wkA", name="Support", avatar="")
+    assert dataclasses.asdict(account)["open_kfid"] == "wkA"
+    assert dataclasses.replace(account, name="Sales").name == "Sales"
