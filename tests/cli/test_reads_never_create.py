@@ -16,6 +16,8 @@ ALICE = "wmReadsAlice0000000000000000001"
     ["msg", "export", "--format", "csv", "-O", "-"],
     ["store", "status"],
     ["msg", "media", "msgNone", "-O", "-"],
+    ["msg", "inbox"],
+    ["msg", "inbox", "wkReadsNone000000000000000000001"],
 ])
 def test_a_read_of_a_mistyped_store_path_is_exit_3_and_creates_nothing(kf, sandbox, tmp_path,
                                                                        command) -> None:

@@ -31,8 +31,9 @@ answer, then closed windows. Answer one with `kfcli msg reply MSGID --text …`.
 -o json/jsonl: open_kfid, external_userid, msgid, send_time, waited and closes_in (seconds),
 window_left, state (null when open or unknown), answerable, text.
 
-Exit status: 0 done (also when nobody waits), 2 invalid input, 3 the store is misconfigured,
-6 a PostgreSQL store is unreachable.""")
+Exit status: 0 done (also when nobody waits), 2 invalid input, 3 no store where the
+settings point (a read creates none) or it is misconfigured, 6 a PostgreSQL store is
+unreachable.""")
 @with_output
 def inbox(
     open_kfid: Annotated[str | None, typer.Argument(
@@ -49,7 +50,7 @@ def inbox(
     settings = st.settings()
     if not settings.corp_id:
         settings.require("corp_id")
-    with open_store(settings=settings) as store:
+    with open_store(settings=settings, create=False) as store:
         entries = inbox(store, settings.corp_id or "", open_kfid, now=st.env.clock())
     if out.machine:
         out.rows([{k: e[k] for k in FIELDS} for e in entries], FIELDS)
