@@ -313,3 +313,12 @@ def test_the_librarys_sends_are_recorded_with_a_recorder(sandbox, tmp_path, monk
     assert texts == ["one", "two", "three"]
     assert "recorded 1 earlier send" in warnings[-1]
     store.close()
+
+
+def test_inbox_and_reply_never_create_a_store(kf, sandbox, tmp_path):
+    where = tmp_path / "nowhere" / "store.db"
+    env = {"KFCLI_STORE": f"sqlite:///{where}"}
+    r = kf("msg", "inbox", "-o", "json", env=env)
+    assert r.code == 3 and str(where) in r.err
+    r = kf("msg", "reply", "somemsgid", "--text", "x", env=env)
+    assert r.code == 3 and not where.parent.exists()

@@ -115,7 +115,7 @@ def reply(
     settings = state().settings()
     if not settings.corp_id:
         settings.require("corp_id")
-    with open_store(settings=settings) as store:
+    with open_store(settings=settings, create=False) as store:
         open_kfid, customer = answered(store, settings.corp_id or "", msgid)
     send.__wrapped__(open_kfid, customer, text=text, image=image, voice=voice,  # type: ignore[attr-defined]
                      video=video, file=file, menu=menu, payload=payload, reply_to=msgid,
