@@ -79,6 +79,10 @@ def trans(
     msg_code = app_state().client().service_state_trans(
         open_kfid=open_kfid, external_userid=external_userid, service_state=service_state,
         servicer_userid=servicer)
+    if msg_code:  # `msg send-on-event` records its send with this conversation
+        from kfcli.core.sends import remember_code
+
+        remember_code(msg_code, open_kfid, external_userid)
     out = app_state().out
     doc = {"open_kfid": open_kfid, "external_userid": external_userid,
            "service_state": service_state, "msg_code": msg_code}

@@ -684,7 +684,12 @@ class KfClient:
         if servicer_userid:
             body["servicer_userid"] = limits.check_userid(servicer_userid, "servicer_userid")
         doc = self.call("POST", "/cgi-bin/kf/service_state/trans", body)
-        return str(doc.get("msg_code", ""))
+        code = str(doc.get("msg_code", ""))
+        if code and self.recorder is not None:  # a send on it is recorded with the session
+            from kfcli.core.sends import remember_code
+
+            remember_code(code, open_kfid, external_userid, directory=self.recorder.journal.dir)
+        return code
 
     # ------------------------------------------------------------------ messages
 

@@ -137,6 +137,63 @@ class SendJournal:
             return done  # the empty file stays: another process may append to it now
 
 
+#: How long a msg_code from service_state/trans is remembered (its longest life: 48 h).
+CODE_LIFE = 48 * 3600
+
+
+def remember_code(code: str, open_kfid: str, customer: str, *,
+                  directory: Path | None = None) -> None:
+    """Note which conversation a msg_code of `service_state/trans` belongs to (WeCom says
+    nothing of it when the code is used), so that a send on it is recorded with that
+    conversation: `<state dir>/sends/codes.json`, codes older than 48 h dropped. Best effort:
+    a file that cannot be written leaves the code unknown (its send is then not recorded,
+    and says so)."""
+    import fcntl
+
+    from kfcli.core import paths
+    from kfcli.core.files import ensure_private_dir
+
+    if not code:
+        return
+    path = (directory or paths.state_dir() / "sends") / "codes.json"
+    now = time.time()
+    try:
+        ensure_private_dir(path.parent)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            with os.fdopen(os.dup(fd), "rb") as file:
+                try:
+                    codes = json.loads(file.read() or b"{}")
+                except ValueError:
+                    codes = {}
+            codes = {k: v for k, v in codes.items()
+                     if isinstance(v, list) and len(v) == 3 and now - v[2] < CODE_LIFE}
+            codes[code] = [open_kfid, customer, now]
+            data = json.dumps(codes, ensure_ascii=False).encode()
+            os.lseek(fd, 0, os.SEEK_SET)
+            os.ftruncate(fd, 0)
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+    except OSError:
+        pass
+
+
+def code_customer(code: str, *, directory: Path | None = None) -> tuple[str, str] | None:
+    """(open_kfid, external_userid) of a msg_code `remember_code` noted, if still alive."""
+    from kfcli.core import paths
+
+    path = (directory or paths.state_dir() / "sends") / "codes.json"
+    try:
+        found = json.loads(path.read_bytes() or b"{}").get(code)
+    except (OSError, ValueError, AttributeError):
+        return None
+    if isinstance(found, list) and len(found) == 3 and time.time() - found[2] < CODE_LIFE:
+        return str(found[0]), str(found[1])
+    return None
+
+
 class SendRecorder:
     """Records what a client sends in a store (`KfClient(recorder=…)`), and in the journal
     when the store cannot be written then; `warn` says so (once per outage, with the
@@ -232,15 +289,19 @@ class SendRecorder:
 
     def sent_on_event(self, code: str, msgid: str, msgtype: str, content: Any) -> bool:
         """Record a send that answered an event code: its conversation is the stored event
-        that gave out the code. False when it could not be recorded (said on `warn`)."""
-        try:
-            found = self.store().event_customer(self.corp_id, code)
-        except KfError as exc:
-            self._away(exc)
-            return False
+        that gave out the code, or of the `service_state/trans` that did (`remember_code`).
+        False when it could not be recorded (said on `warn`)."""
+        found = code_customer(code, directory=self.journal.dir)
         if found is None:
-            self.warn(f"msgid {msgid} is not in the store: no stored event gave out code "
-                      f"{code} (run `kfcli msg sync` first to archive such sends)")
+            try:
+                found = self.store().event_customer(self.corp_id, code)
+            except KfError as exc:
+                self._away(exc)
+                return False
+        if found is None:
+            self.warn(f"msgid {msgid} is not in the store: neither a stored event nor "
+                      f"`kfcli state trans` on this host gave out code {code} (run `kfcli "
+                      "msg sync` before sending on an event's code)")
             return False
         return self.sent(found[0], found[1], msgid, msgtype, content)
 

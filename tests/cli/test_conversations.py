@@ -322,3 +322,18 @@ def test_inbox_and_reply_never_create_a_store(kf, sandbox, tmp_path):
     assert r.code == 3 and str(where) in r.err
     r = kf("msg", "reply", "somemsgid", "--text", "x", env=env)
     assert r.code == 3 and not where.parent.exists()
+
+
+def test_a_send_on_a_code_from_state_trans_is_in_the_conversation(kf, sandbox, store_env):
+    k = sandbox.account()
+    sandbox.say(k, "有人吗", external_userid="wmQ")
+    synced(kf, k, store_env)
+    r = kf("state", "trans", k, "wmQ", "pool", "-o", "json", env=store_env)
+    assert r.code == 0, r.err
+    code = r.json()["msg_code"]
+    assert code
+    r = kf("msg", "send-on-event", code, "--text", "您已进入排队", env=store_env)
+    assert r.code == 0, r.err
+    assert "not in the store" not in r.err
+    assert [said(d) for d in history(kf, k, store_env, "--customer", "wmQ")] == [
+        (3, "有人吗"), (KFCLI, "您已进入排队")]
