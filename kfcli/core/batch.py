@@ -315,8 +315,8 @@ class Ledger:
     def _read_only(self, exc: KfError) -> None:
         if not self.unwritable:
             self.unwritable = True
-            self.warn(f"{exc.message}: what is sent is kept and recorded on the next run; "
-                      "acknowledgements (no_reply, replied) are not recorded")
+            self.warn(f"{exc.message}: what is sent is kept (with the messages it answers) and "
+                      "recorded on the next run; no_reply acknowledgements are not recorded")
 
     def _store(self) -> Any:
         with self._lock:
@@ -361,8 +361,8 @@ class Ledger:
             return what(self._store())
         except StoreUnwritable as exc:
             # Read, not written (a read-only file or server): the store still decides lines;
-            # sends go to the journal (`sent`), an acknowledgement is left out (its message
-            # may come round again: its answer is then already_sent, never sent twice).
+            # sends go to the journal (`sent`, with the messages they answer); a no_reply
+            # acknowledgement is left out (its message may come round again).
             with self._lock:
                 self._read_only(exc)
             return None
