@@ -1192,19 +1192,40 @@ class PostgresStore(Store):
         return (rows[0][0], rows[0][1]) if rows and rows[0][1] else None
 
     def waiting(self, corp_id: str, open_kfid: str | None = None) -> list[Waiting]:
-        where, args = "corp_id = %s", [corp_id]
+        # Each conversation's last customer message, found by walking the customers of each
+        # account through messages_turns (one index seek per customer: a loose index scan,
+        # not a scan of every message), then the answered ones left out.
+        accounts, args = "corp_id = %s", [corp_id]
         if open_kfid is not None:
-            where, args = "corp_id = %s AND open_kfid = %s", [corp_id, open_kfid]
+            accounts, args = "corp_id = %s AND open_kfid = %s", [corp_id, open_kfid]
         rows = self._read(
-            f"""SELECT t.open_kfid, t.external_userid, t.seq, m.send_time, m.msgid
-                FROM (SELECT open_kfid, external_userid, MAX(seq) AS seq FROM messages
-                      WHERE {where} AND origin = 3 GROUP BY open_kfid, external_userid) t
-                JOIN messages m ON m.seq = t.seq
-                WHERE NOT EXISTS (SELECT 1 FROM messages r WHERE r.corp_id = m.corp_id
+            f"""WITH RECURSIVE
+                acct(corp_id, open_kfid) AS (
+                    SELECT corp_id, open_kfid FROM accounts WHERE {accounts}),
+                cust(corp_id, open_kfid, external_userid) AS (
+                    SELECT corp_id, open_kfid,
+                           (SELECT MIN(external_userid) FROM messages
+                            WHERE corp_id = acct.corp_id AND open_kfid = acct.open_kfid)
+                    FROM acct
+                    UNION ALL
+                    SELECT corp_id, open_kfid,
+                           (SELECT MIN(external_userid) FROM messages
+                            WHERE corp_id = cust.corp_id AND open_kfid = cust.open_kfid
+                              AND external_userid > cust.external_userid)
+                    FROM cust WHERE external_userid IS NOT NULL),
+                t(corp_id, open_kfid, external_userid, seq) AS (
+                    SELECT corp_id, open_kfid, external_userid,
+                           (SELECT MAX(seq) FROM messages WHERE corp_id = cust.corp_id
+                              AND open_kfid = cust.open_kfid
+                              AND external_userid = cust.external_userid AND origin = 3)
+                    FROM cust WHERE external_userid IS NOT NULL)
+                SELECT t.open_kfid, t.external_userid, t.seq, m.send_time, m.msgid
+                FROM t JOIN messages m ON m.seq = t.seq
+                WHERE NOT EXISTS (SELECT 1 FROM messages r WHERE r.corp_id = t.corp_id
                                   AND r.open_kfid = t.open_kfid
                                   AND r.external_userid = t.external_userid
                                   AND r.origin IN (5, 100) AND r.seq > t.seq)
-                  AND NOT EXISTS (SELECT 1 FROM sent s WHERE s.corp_id = m.corp_id
+                  AND NOT EXISTS (SELECT 1 FROM sent s WHERE s.corp_id = t.corp_id
                                   AND s.open_kfid = t.open_kfid
                                   AND s.external_userid = t.external_userid
                                   AND s.after_seq >= t.seq)""", args)

@@ -1272,18 +1272,30 @@ class SqliteStore(Store):
         return (rows[0][0], rows[0][1]) if rows and rows[0][1] else None
 
     def waiting(self, corp_id: str, open_kfid: str | None = None) -> list[Waiting]:
-        where = "corp = (SELECT id FROM corps WHERE corp_id = ?)"
-        args: list[Any] = [corp_id]
+        # Each conversation's last customer message, found by walking the customers of each
+        # account through messages_turns (one index seek per customer: a loose index scan,
+        # not a scan of every message), then the answered ones left out.
+        accounts, args = "corp_id = ?", [corp_id]
         if open_kfid is not None:
-            account = self._account(corp_id, open_kfid)
-            if account is None:
-                return []
-            where, args = "account = ?", [account]
+            accounts, args = "corp_id = ? AND open_kfid = ?", [corp_id, open_kfid]
         rows = self._read(
-            f"""SELECT t.account, a.open_kfid, t.external_userid, t.seq, m.send_time, m.msgid
-                FROM (SELECT account, external_userid, MAX(seq) AS seq FROM messages
-                      WHERE {where} AND origin = 3 GROUP BY account, external_userid) t
-                JOIN messages m ON m.seq = t.seq JOIN accounts a ON a.id = t.account
+            f"""WITH RECURSIVE
+                acct(id) AS (SELECT id FROM accounts WHERE {accounts}),
+                cust(account, external_userid) AS (
+                    SELECT id, (SELECT MIN(external_userid) FROM messages
+                                WHERE account = acct.id) FROM acct
+                    UNION ALL
+                    SELECT account, (SELECT MIN(external_userid) FROM messages
+                                     WHERE account = cust.account
+                                       AND external_userid > cust.external_userid)
+                    FROM cust WHERE external_userid IS NOT NULL),
+                t(account, external_userid, seq) AS (
+                    SELECT account, external_userid,
+                           (SELECT MAX(seq) FROM messages WHERE account = cust.account
+                              AND external_userid = cust.external_userid AND origin = 3)
+                    FROM cust WHERE external_userid IS NOT NULL)
+                SELECT t.account, a.open_kfid, t.external_userid, t.seq, m.send_time, m.msgid
+                FROM t JOIN messages m ON m.seq = t.seq JOIN accounts a ON a.id = t.account
                 WHERE NOT EXISTS (SELECT 1 FROM messages r WHERE r.account = t.account
                                   AND r.external_userid = t.external_userid
                                   AND r.origin IN (5, 100) AND r.seq > t.seq)
