@@ -392,6 +392,8 @@ TREE = {
                 'inbox': {
                     'help': 'Conversations waiting for an answer, most urgent first',
                     'options': (
+                        (('--limit',), 'text', 'At most N conversations, most urgent first (default 100)', False),
+                        (('--all',), None, 'Every waiting conversation', False),
                         (('--output', '-o'), 'format', 'Output format: table, wide (a table with every column), tsv, json or jsonl', False),
                         (('--json',), None, 'Short for --output json', False),
                         (('--columns',), 'text', 'Columns to show, comma-separated, in this order (table and tsv; JSON keeps ever…', False),

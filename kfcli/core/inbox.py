@@ -24,15 +24,19 @@ COLUMNS = ("external_userid", "open_kfid", "waited", "window", "state", "text")
 HEADERS = ("customer", "account", "waited", "window", "state", "last message")
 
 
-def inbox(store: Any, corp_id: str, open_kfid: str | None, *, now: float
-          ) -> list[dict[str, Any]]:
-    """The conversations waiting for an answer, most urgent first. `now`: this host's
-    clock (WeCom's is estimated from what the store holds, never earlier than it)."""
+def inbox(store: Any, corp_id: str, open_kfid: str | None, *, now: float,
+          limit: int | None = None) -> tuple[list[dict[str, Any]], int]:
+    """The conversations waiting for an answer, most urgent first (the first `limit` of
+    them; None: all), and how many wait in all. `now`: this host's clock (WeCom's is
+    estimated from what the store holds, never earlier than it). Only the entries returned
+    read their last message's text."""
     entries = [_entry(store, corp_id, w, now) for w in store.waiting(corp_id, open_kfid)]
     entries.sort(key=_urgency)
-    for entry in entries:
+    shown = entries if limit is None else entries[:limit]
+    for entry in shown:
         del entry["seq"]
-    return entries
+        entry["text"] = _summary(store, corp_id, entry["msgid"])
+    return shown, len(entries)
 
 
 def _entry(store: Any, corp_id: str, waiting: Waiting, local: float) -> dict[str, Any]:
@@ -45,8 +49,7 @@ def _entry(store: Any, corp_id: str, waiting: Waiting, local: float) -> dict[str
             "msgid": waiting.msgid, "send_time": waiting.send_time,
             "waited": max(0, int(now - waiting.send_time)), "window_left": left,
             "closes_in": closes_in, "state": state,
-            "answerable": state is None and left > 0, "seq": waiting.seq,
-            "text": _summary(store, corp_id, waiting.msgid)}
+            "answerable": state is None and left > 0, "seq": waiting.seq, "text": ""}
 
 
 def _urgency(entry: dict[str, Any]) -> tuple[int, int, int]:

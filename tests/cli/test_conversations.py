@@ -238,6 +238,15 @@ def test_the_inbox_lists_exactly_the_customers_still_waiting(kf, sandbox, store_
     assert waiting["msgid"] == inbound["wmWaiting"] and waiting["text"] == "wmWaiting asks"
     assert waiting["window_left"] == 5 and waiting["answerable"] is True
     assert 47 * 3600 < waiting["closes_in"] <= 48 * 3600 and waiting["state"] is None
+    # --limit N: the N most urgent, the rest counted on stderr; --all: every one.
+    msgids = [e["msgid"] for e in entries]
+    r = kf("msg", "inbox", k, "--limit", "1", "-o", "json", env=store_env)
+    assert r.code == 0 and [e["msgid"] for e in json.loads(r.out)] == msgids[:1], r.text
+    assert json.loads(r.out)[0]["text"] == "wmWaiting asks" and "1 more waiting" in r.err
+    r = kf("msg", "inbox", k, "--all", "-o", "json", env=store_env)
+    assert r.code == 0 and [e["msgid"] for e in json.loads(r.out)] == msgids
+    assert "more waiting" not in r.err
+    assert kf("msg", "inbox", k, "--all", "--limit", "1", env=store_env).code == 2
     r = kf("msg", "inbox", "-o", "jsonl", env=store_env)
     assert sorted(json.loads(x)["external_userid"] for x in r.out.splitlines()) == \
         ["wmAgain", "wmElse", "wmWaiting"]

@@ -8,17 +8,22 @@ from typing import Annotated
 
 import typer
 
-from kfcli.cli.context import state, with_output
+from kfcli.cli.context import exclusive, state, with_output
 from kfcli.cli.msg._group import app
 from kfcli.cli.strict import StrictCommand
 from kfcli.core import limits
 
+#: Conversations listed when neither --limit nor --all is given (most urgent first).
+DEFAULT_LIMIT = 100
 
-@app.command("inbox", epilog="""Examples:
+
+@app.command("inbox", epilog=f"""Examples:
 
   kfcli msg inbox
 
   kfcli msg inbox wkAbC123 -o json
+
+  kfcli msg inbox --all -o jsonl
 
 The conversations waiting for an answer, from the message store (what `msg sync` or the
 receiver pulled, and every send kfcli recorded): the customer's last message is followed by
@@ -26,7 +31,8 @@ no send and no servicer message. For each: how long the customer has waited, wha
 WeCom's reply window (5 sends within 48 h of their last message, on WeCom's clock), and the
 session state where the store's events tell it (3 with a servicer, 4 ended: WeCom refuses
 sends then). Most urgent first: the windows closing soonest, then sessions kfcli cannot
-answer, then closed windows. Answer one with `kfcli msg reply MSGID --text …`.
+answer, then closed windows; at most {DEFAULT_LIMIT} unless --limit N or --all (stderr says
+how many more wait). Answer one with `kfcli msg reply MSGID --text …`.
 
 -o json/jsonl: open_kfid, external_userid, msgid, send_time, waited and closes_in (seconds),
 window_left, state (null when open or unknown), answerable, text.
@@ -38,6 +44,10 @@ unreachable.""")
 def inbox(
     open_kfid: Annotated[str | None, typer.Argument(
         help="The account's open_kfid (default: every account).", show_default=False)] = None,
+    limit: Annotated[int | None, typer.Option(
+        "--limit", metavar="N", help=f"At most N conversations, most urgent first (default "
+        f"{DEFAULT_LIMIT}).", min=1, max=10**9, show_default=False)] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Every waiting conversation.")] = False,
 ) -> None:
     """Conversations waiting for an answer, most urgent first."""
     from kfcli.core.inbox import COLUMNS, FIELDS, HEADERS, inbox, table_row
@@ -45,13 +55,18 @@ def inbox(
 
     if open_kfid is not None:
         limits.check_open_kfid(open_kfid)
+    exclusive(**{"--limit": limit, "--all": all_})
+    cap = None if all_ else (limit or DEFAULT_LIMIT)
     st = state()
     out = st.out
     settings = st.settings()
     if not settings.corp_id:
         settings.require("corp_id")
     with open_store(settings=settings, create=False) as store:
-        entries = inbox(store, settings.corp_id or "", open_kfid, now=st.env.clock())
+        entries, waiting = inbox(store, settings.corp_id or "", open_kfid, now=st.env.clock(),
+                                 limit=cap)
+    if waiting > len(entries):
+        out.info(f"{waiting - len(entries)} more waiting (--limit N or --all shows them)")
     if out.machine:
         out.rows([{k: e[k] for k in FIELDS} for e in entries], FIELDS)
         return
