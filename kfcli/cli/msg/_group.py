@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -20,6 +21,24 @@ ColumnsOpt = Annotated[str | None, typer.Option(
     "--columns", metavar="NAME,…", help="Columns of -o tsv and tables, comma-separated, in "
     "this order: time, open_kfid, external_userid, origin, sender, type, text, msgid, from, "
     "send_time, servicer_userid, media_id (JSON keeps each message whole).",
+    show_default=False)]
+
+# The message options `msg send` and `msg reply` share (one declaration each).
+TextOpt = Annotated[str | None, typer.Option(
+    "--text", help="Text, up to 2048 bytes; @FILE or - (stdin) to read it, @@ for a "
+    "leading @.", show_default=False)]
+ImageOpt = Annotated[Path | None, typer.Option("--image", help="Image file (JPG/PNG).",
+                                               dir_okay=False, show_default=False)]
+VoiceOpt = Annotated[Path | None, typer.Option("--voice", help="Voice file (AMR, 2 MB).",
+                                               dir_okay=False, show_default=False)]
+VideoOpt = Annotated[Path | None, typer.Option("--video", help="Video file (MP4, 10 MB).",
+                                               dir_okay=False, show_default=False)]
+AttachmentOpt = Annotated[Path | None, typer.Option("--file", help="Any file, up to 20 MB.",
+                                                    dir_okay=False, show_default=False)]
+MenuOpt = Annotated[str | None, typer.Option(
+    "--menu", help="Menu JSON: @FILE, - (stdin) or the JSON itself.", show_default=False)]
+PayloadOpt = Annotated[str | None, typer.Option(
+    "--payload", help='Raw body {"msgtype": …, <msgtype>: {…}} as JSON, @FILE or -.',
     show_default=False)]
 
 CustomerOpt = Annotated[str | None, typer.Option(

@@ -9,7 +9,16 @@ from typing import Annotated
 import typer
 
 from kfcli.cli.context import exclusive, state, with_output
-from kfcli.cli.msg._group import app
+from kfcli.cli.msg._group import (
+    AttachmentOpt,
+    ImageOpt,
+    MenuOpt,
+    PayloadOpt,
+    TextOpt,
+    VideoOpt,
+    VoiceOpt,
+    app,
+)
 from kfcli.cli.strict import StrictCommand
 from kfcli.core import limits
 
@@ -98,23 +107,13 @@ the store (run `kfcli msg sync` first); 6 the network.""")
 def reply(
     msgid: Annotated[str, typer.Argument(metavar="MSGID", help="The customer message answered.",
                                          show_default=False)],
-    text: Annotated[str | None, typer.Option(
-        "--text", help="Text, up to 2048 bytes; @FILE or - (stdin) to read it, @@ for a "
-        "leading @.", show_default=False)] = None,
-    image: Annotated[Path | None, typer.Option("--image", help="Image file (JPG/PNG).",
-                                               dir_okay=False, show_default=False)] = None,
-    voice: Annotated[Path | None, typer.Option("--voice", help="Voice file (AMR, 2 MB).",
-                                               dir_okay=False, show_default=False)] = None,
-    video: Annotated[Path | None, typer.Option("--video", help="Video file (MP4, 10 MB).",
-                                               dir_okay=False, show_default=False)] = None,
-    file: Annotated[Path | None, typer.Option("--file", help="Any file, up to 20 MB.",
-                                              dir_okay=False, show_default=False)] = None,
-    menu: Annotated[str | None, typer.Option(
-        "--menu", help="Menu JSON: @FILE, - (stdin) or the JSON itself.",
-        show_default=False)] = None,
-    payload: Annotated[str | None, typer.Option(
-        "--payload", help='Raw body {"msgtype": …, <msgtype>: {…}} as JSON, @FILE or -.',
-        show_default=False)] = None,
+    text: TextOpt = None,
+    image: ImageOpt = None,
+    voice: VoiceOpt = None,
+    video: VideoOpt = None,
+    file: AttachmentOpt = None,
+    menu: MenuOpt = None,
+    payload: PayloadOpt = None,
     reply_number: Annotated[int, typer.Option(
         "--reply-number", metavar="N", min=1, max=5, help="Which answer to that message "
         "this is (WeCom allows 5).")] = 1,

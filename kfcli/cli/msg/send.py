@@ -9,7 +9,16 @@ import typer
 
 from kfcli.cli.context import exclusive, state, with_output
 from kfcli.cli.media import upload_file
-from kfcli.cli.msg._group import app
+from kfcli.cli.msg._group import (
+    AttachmentOpt,
+    ImageOpt,
+    MenuOpt,
+    PayloadOpt,
+    TextOpt,
+    VideoOpt,
+    VoiceOpt,
+    app,
+)
 from kfcli.cli.strict import StrictCommand
 from kfcli.core import limits, messages
 from kfcli.core.errors import (
@@ -169,32 +178,22 @@ def send(
         help="The account's open_kfid (not with --batch).", show_default=False)] = None,
     external_userid: Annotated[str | None, typer.Argument(
         help="The customer's external_userid (not with --batch).", show_default=False)] = None,
-    text: Annotated[str | None, typer.Option(
-        "--text", help="Text, up to 2048 bytes; @FILE or - (stdin) to read it, @@ for a "
-        "leading @.", show_default=False)] = None,
-    image: Annotated[Path | None, typer.Option("--image", help="Image file (JPG/PNG).",
-                                               dir_okay=False, show_default=False)] = None,
-    voice: Annotated[Path | None, typer.Option("--voice", help="Voice file (AMR, 2 MB).",
-                                               dir_okay=False, show_default=False)] = None,
-    video: Annotated[Path | None, typer.Option("--video", help="Video file (MP4, 10 MB).",
-                                               dir_okay=False, show_default=False)] = None,
-    file: Annotated[Path | None, typer.Option("--file", help="Any file, up to 20 MB.",
-                                              dir_okay=False, show_default=False)] = None,
+    text: TextOpt = None,
+    image: ImageOpt = None,
+    voice: VoiceOpt = None,
+    video: VideoOpt = None,
+    file: AttachmentOpt = None,
     link: Annotated[str | None, typer.Option("--link", help="Link URL (with --title, --thumb, "
                                              "--desc).", show_default=False)] = None,
     miniprogram: Annotated[str | None, typer.Option(
         "--miniprogram", help="Mini program appid (with --title, --pagepath, --thumb).",
         show_default=False)] = None,
-    menu: Annotated[str | None, typer.Option(
-        "--menu", help="Menu JSON: @FILE, - (stdin) or the JSON itself.",
-        show_default=False)] = None,
+    menu: MenuOpt = None,
     location: Annotated[str | None, typer.Option(
         "--location", help="LAT,LNG (with --name, --address).", show_default=False)] = None,
     ca_link: Annotated[str | None, typer.Option(
         "--ca-link", help="Customer-acquisition link URL (获客链接).", show_default=False)] = None,
-    payload: Annotated[str | None, typer.Option(
-        "--payload", help='Raw body {"msgtype": …, <msgtype>: {…}} as JSON, @FILE or -.',
-        show_default=False)] = None,
+    payload: PayloadOpt = None,
     title: Annotated[str | None, typer.Option("--title", help="Title for --link / "
                                               "--miniprogram.", show_default=False)] = None,
     desc: Annotated[str | None, typer.Option("--desc", help="Description for --link.",
@@ -503,9 +502,7 @@ events. Each code is single use.""")
 @with_output
 def send_on_event(
     code: Annotated[str, typer.Argument(help="The event's code.")],
-    text: Annotated[str | None, typer.Option(
-        "--text", help="Text, up to 2048 bytes; @FILE or - (stdin) to read it, @@ for a "
-        "leading @.", show_default=False)] = None,
+    text: TextOpt = None,
     menu: Annotated[str | None, typer.Option("--menu", help="Menu JSON: @FILE, - or JSON.",
                                              show_default=False)] = None,
     msgid: MsgidOpt = None,
