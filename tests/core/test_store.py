@@ -790,3 +790,34 @@ def test_sqlite_a_read_only_store_is_a_config_error(tmp_path):
         assert result["code"] == 3 and result["type"] == "config", result
     finally:
         directory.chmod(0o700)
+
+
+def _open_fresh(path: str, barrier, results) -> None:
+    barrier.wait()
+    try:
+        from kfcli.core.store import open_store
+
+        open_store(path).close()
+        results.put("ok")
+    except Exception as exc:  # noqa: BLE001 - handed to the test
+        results.put(repr(exc))
+
+
+@pytest.mark.process
+def test_processes_creating_one_sqlite_store_at_once_all_succeed(tmp_path):
+    """gunicorn's workers start together on a store that does not exist yet: the switch to
+    WAL, which needs the database to itself, was answered SQLITE_BUSY at once (not after the
+    busy timeout) to all but one, and a worker failed to boot ("stayed locked for 60 s")."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    for round_ in range(12):
+        path = str(tmp_path / f"store{round_}.db")
+        barrier, results = context.Barrier(4), context.Queue()
+        workers = [context.Process(target=_open_fresh, args=(path, barrier, results))
+                   for _ in range(4)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join(timeout=120)
+        assert [results.get(timeout=10) for _ in workers] == ["ok"] * 4

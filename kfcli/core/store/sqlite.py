@@ -517,7 +517,7 @@ class SqliteStore(Store):
             try:
                 conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT,
                                        isolation_level=None, check_same_thread=False)
-                conn.execute("PRAGMA journal_mode=WAL")
+                _wal(conn)
                 conn.execute("PRAGMA synchronous=NORMAL")
                 conn.execute(f"PRAGMA wal_autocheckpoint={self._wal_pages}")
                 conn.execute(f"PRAGMA journal_size_limit={self._wal_bytes}")
@@ -1812,6 +1812,30 @@ _PLAIN_FIELDS = """CASE WHEN plain THEN send_time END,
     CASE WHEN plain THEN body ->> '$.text.content' END"""
 
 
+
+
+def _busy(exc: sqlite3.Error) -> bool:
+    """SQLITE_BUSY or SQLITE_LOCKED (by its code where Python gives it: 3.11+)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return bool(code & 0xFF in (5, 6))  # SQLITE_BUSY, SQLITE_LOCKED (and extended codes)
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
+def _wal(conn: sqlite3.Connection) -> None:
+    """Switch a connection's database to WAL. A brand-new store opened by several processes
+    at once (gunicorn's workers starting) races for the switch, which needs the database to
+    itself: SQLite answers SQLITE_BUSY at once rather than through the busy timeout, so the
+    switch is tried again until it is done or BUSY_TIMEOUT has passed."""
+    deadline = time.monotonic() + BUSY_TIMEOUT
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if not _busy(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 class _ChangeCounter(Watch):
