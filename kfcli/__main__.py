@@ -53,10 +53,33 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         gc.freeze()
         gc.enable()
+    import signal
+
+    signal.signal(signal.SIGINT, interrupt)
     code = run(args).code
     gc.collect()
     gc.freeze()
     sys.exit(code)
+
+
+def interrupt(signum: int, frame: object) -> None:
+    """Ctrl-C (SIGINT): KeyboardInterrupt, as Python's own handler raises it. Python swallows
+    an exception raised inside a finalizer ("Exception ignored in: ... __del__"), so a Ctrl-C
+    landing while one runs (a released file lock being freed, many times a second in a
+    follower) would be lost and `msg sync --follow` would run on: there it is sent again a
+    moment later, to land outside."""
+    current = frame
+    while current is not None:
+        if getattr(getattr(current, "f_code", None), "co_name", "") == "__del__":
+            import os
+            import threading
+
+            timer = threading.Timer(0.02, os.kill, (os.getpid(), signum))
+            timer.daemon = True
+            timer.start()
+            return
+        current = getattr(current, "f_back", None)
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

@@ -225,7 +225,8 @@ def test_follow_outlives_rate_limits_and_network_trouble(sandbox, home):
     open_kfid = sandbox.account()
     env = {**os.environ, **sandbox.env}
     proc = subprocess.Popen([sys.executable, "-m", "kfcli", "msg", "sync", open_kfid,
-                             "--follow", "--interval", "0.1"], env=env,
+                             "--follow", "--interval", "0.1"],
+                            env={**env, "PYTHONFAULTHANDLER": "1"},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         # 1 try + 3 retries exhaust the client's own backoff: the follower must carry on.
@@ -235,10 +236,15 @@ def test_follow_outlives_rate_limits_and_network_trouble(sandbox, home):
         assert line["text"]["content"] == "still here"
     finally:
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=20) == 130
+        try:
+            code = proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:  # what was it doing? (faulthandler's dump on SIGABRT)
+            proc.send_signal(signal.SIGABRT)
+            code = proc.wait(timeout=60)
         err = proc.stderr.read()
         proc.stdout.close()
         proc.stderr.close()
+    assert code == 130, err
     assert "pulling again" in err and "Traceback" not in err
 
 
