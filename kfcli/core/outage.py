@@ -27,9 +27,11 @@ from kfcli.core.errors import KfError, NetworkError
 if TYPE_CHECKING:
     from kfcli.core.store.base import Store
 
-#: Back-off between two tries: from FIRST, doubling, to at most LONGEST seconds.
+#: Back-off between two tries: from FIRST, doubling, to at most LONGEST seconds. A store
+#: that is back is used again within LONGEST seconds (a bot's answers wait no longer); one
+#: connection attempt every few seconds costs a recovering server nothing.
 FIRST = 0.5
-LONGEST = 30.0
+LONGEST = 5.0
 
 
 def backoff(tries: int, *, first: float = FIRST, longest: float = LONGEST) -> float:

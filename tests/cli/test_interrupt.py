@@ -21,7 +21,7 @@ class Finalized:
         time.sleep(0.05)
 
 try:
-    for _ in range(200):
+    for _ in range(30):
         Finalized()
         time.sleep(0.01)
     print("ran on")

@@ -811,7 +811,7 @@ def test_processes_creating_one_sqlite_store_at_once_all_succeed(tmp_path):
     import multiprocessing
 
     context = multiprocessing.get_context("spawn")
-    for round_ in range(12):
+    for round_ in range(6):
         path = str(tmp_path / f"store{round_}.db")
         barrier, results = context.Barrier(4), context.Queue()
         workers = [context.Process(target=_open_fresh, args=(path, barrier, results))
