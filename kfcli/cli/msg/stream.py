@@ -266,18 +266,6 @@ def _tokens_in(stream, open_kfid: str):
                 yield str(doc["Token"])
 
 
-def _take_lock(take, what: str, out, *, wait_note: str):
-    """Take a store lock, waiting as long as it takes (Ctrl-C interrupts); says once on
-    stderr that it is waiting."""
-    lock = take(0.0)
-    if lock is not None:
-        return lock
-    out.info(f"waiting: {what} {wait_note}")
-    while lock is None:
-        lock = take(1.0)
-    return lock
-
-
 def _store_outage(out) -> Outage:
     return Outage("the message store", out.warning, then="trying again")
 
